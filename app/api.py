@@ -1,0 +1,55 @@
+"""Shared API pieces: the problem-detail schema for OpenAPI, pagination parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import msgspec
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import QueryParameter
+
+from app.errors import PROBLEM_JSON
+
+
+class ProblemDetail(msgspec.Struct):
+    """RFC 9457 problem details, as every error of this API is rendered."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    instance: str
+    request_id: str | None = None
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request (bad JSON, wrong types, unknown or missing fields)",
+    401: "Missing or invalid credential",
+    403: "Authenticated but not allowed (role, operator-only, suspended tenant)",
+    404: "No such resource in this tenant",
+    409: "Conflicts with an existing resource",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Well-formed but semantically invalid input",
+    503: "A region's database or another dependency is unavailable",
+}
+_ALWAYS = (400, 401, 403, 413, 503)
+
+
+def problem_responses(*codes: int) -> dict[int, ResponseSpec]:
+    return {
+        code: ResponseSpec(
+            data_container=ProblemDetail, description=_DESCRIPTIONS[code], media_type=PROBLEM_JSON
+        )
+        for code in sorted({*_ALWAYS, *codes})
+    }
+
+
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size (1-500).")]
+Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000, description="Items to skip.")]
+
+
+def next_offset(items: Sequence[Any], *, limit: int, offset: int) -> int | None:
+    return offset + limit if len(items) == limit else None

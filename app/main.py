@@ -1,0 +1,95 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from litestar.plugins.prometheus import PrometheusConfig
+
+from app import __version__
+from app.errors import EXCEPTION_HANDLERS
+from app.health import HealthController, MetricsController
+from app.observability import (
+    add_request_id_header,
+    configure_logging,
+    configure_tracing,
+    request_context_middleware,
+)
+from app.runtime import Runtime
+from app.settings import Settings, get_settings
+from auth.controllers import (
+    AdminApiKeyController,
+    AdminGroupController,
+    AdminUserController,
+    MeController,
+    OperatorTenantAdminController,
+)
+from auth.middleware import EXCLUDE_FROM_AUTH, BearerAuthMiddleware
+from tenants.controllers import TenantController
+
+BEARER = "BearerAuth"
+SECURED = [{BEARER: []}]
+
+TENANT_ROUTES = [AdminUserController, AdminGroupController, AdminApiKeyController, MeController]
+OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings.observability)
+    tracer_provider = configure_tracing(settings.observability)
+    runtime = Runtime.build(settings)
+    for controller in (*TENANT_ROUTES, *OPERATOR_ROUTES):
+        controller.security = SECURED
+
+    async def dispose_runtime() -> None:
+        await runtime.dispose()
+
+    prometheus = PrometheusConfig(
+        app_name="bulwark", group_path=True, exclude_unhandled_paths=True, exclude=["^/metrics"]
+    )
+    app = Litestar(
+        route_handlers=[HealthController, MetricsController, *OPERATOR_ROUTES, *TENANT_ROUTES],
+        middleware=[
+            request_context_middleware,
+            prometheus.middleware,
+            DefineMiddleware(
+                BearerAuthMiddleware, exclude_from_auth_key=EXCLUDE_FROM_AUTH, exclude=["^/schema"]
+            ),
+        ],
+        plugins=[
+            OpenTelemetryPlugin(
+                OpenTelemetryConfig(
+                    tracer_provider=tracer_provider, exclude=["/metrics", "/healthz"]
+                )
+            )
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[add_request_id_header],
+        on_shutdown=[dispose_runtime],
+        request_max_body_size=settings.server.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Bulwark",
+            version=__version__,
+            description="Multi-tenant enterprise RAG backend.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    BEARER: SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="A tenant API key (bwk_...) or the operator token.",
+                    )
+                }
+            ),
+        ),
+        debug=False,
+        logging_config=None,
+    )
+    app.state.runtime = runtime
+    return app

@@ -1,0 +1,49 @@
+"""The process-wide objects a running app holds (databases, registry, authenticator)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.settings import Settings, resolve_secret
+from auth.services import AuthenticationService
+from residency.database import Database
+from residency.registry import RegionRegistry
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    control: Database
+    registry: RegionRegistry
+    authenticator: AuthenticationService
+    pepper: str
+    operator_token: str
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        control = Database(
+            "control",
+            settings.control_url,
+            pool_size=settings.database.pool_size,
+            echo=settings.database.echo,
+        )
+        registry = RegionRegistry.from_settings(settings)
+        pepper = resolve_secret(settings, settings.security.secret_key, "secret_key")
+        operator_token = resolve_secret(
+            settings, settings.security.operator_token, "operator_token"
+        )
+        authenticator = AuthenticationService(
+            control, registry, operator_token=operator_token, pepper=pepper
+        )
+        return cls(
+            settings=settings,
+            control=control,
+            registry=registry,
+            authenticator=authenticator,
+            pepper=pepper,
+            operator_token=operator_token,
+        )
+
+    async def dispose(self) -> None:
+        await self.control.dispose()
+        await self.registry.dispose()

@@ -1,0 +1,194 @@
+"""Settings, grouped by concern, read from ``BULWARK_*`` variables and an optional TOML file.
+
+Precedence (highest first): explicit constructor arguments, environment variables
+(``BULWARK_SERVER__PORT=9000``; nested groups use ``__``), the TOML file named by
+``BULWARK_CONFIG_FILE``, then the embedded defaults. The embedded default writes everything
+under ``BULWARK_DATA_DIR`` (``./var``) and ships two regions, ``eu`` and ``us``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+REGION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+DEFAULT_REGIONS = ("eu", "us")
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Group):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    workers: int = Field(default=1, ge=1)
+
+
+class SecuritySettings(_Group):
+    # Unset in the embedded default: generated once into the data dir (see ``resolve_secret``).
+    operator_token: SecretStr | None = None
+    # Keys the HMAC under which API-key secrets are stored; losing it invalidates every key.
+    secret_key: SecretStr | None = None
+
+
+class KmsSettings(_Group):
+    provider: Literal["local", "aws-kms"] = "local"
+    key_file: str | None = None
+    key_id: str | None = None
+    aws_region: str | None = None
+    endpoint_url: str | None = None
+
+
+class ModelEndpointSettings(_Group):
+    name: str
+    tier: Literal["small", "mid", "frontier"]
+    base_url: str
+    model: str
+
+
+class RegionSettings(_Group):
+    """One region's data plane. Nothing here may point into another region."""
+
+    database_url: str
+    # The schema owner used by ``bulwark migrate``; the app itself connects as ``database_url``,
+    # which on PostgreSQL must be a role that does not own the tables (so FORCE RLS applies).
+    migrate_database_url: str | None = None
+    vector_store: str
+    object_store: str
+    kms: KmsSettings = KmsSettings()
+    models: tuple[ModelEndpointSettings, ...] = ()
+
+    @property
+    def owner_database_url(self) -> str:
+        return self.migrate_database_url or self.database_url
+
+
+class DatabaseSettings(_Group):
+    control_url: str | None = None
+    control_migrate_url: str | None = None
+    pool_size: int = Field(default=10, ge=1)
+    echo: bool = False
+
+
+class ObservabilitySettings(_Group):
+    service_name: str = "bulwark"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    otlp_endpoint: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BULWARK_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Path("./var")
+    environment: Literal["development", "production", "test"] = "development"
+    server: ServerSettings = ServerSettings()
+    security: SecuritySettings = SecuritySettings()
+    database: DatabaseSettings = DatabaseSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
+    regions: dict[str, RegionSettings] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("BULWARK_CONFIG_FILE")
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise ValueError(f"BULWARK_CONFIG_FILE={config_file} does not exist")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @field_validator("regions")
+    @classmethod
+    def _region_names(cls, value: dict[str, RegionSettings]) -> dict[str, RegionSettings]:
+        for name in value:
+            if not REGION_NAME.match(name):
+                raise ValueError(f"invalid region name {name!r}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _embedded_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data_dir = Path(data.get("data_dir") or "./var")
+        if not data.get("regions"):
+            data["regions"] = {name: embedded_region(data_dir, name) for name in DEFAULT_REGIONS}
+        database = dict(data.get("database") or {})
+        if not database.get("control_url"):
+            database["control_url"] = f"sqlite+aiosqlite:///{data_dir.absolute() / 'control.db'}"
+            data["database"] = database
+        return data
+
+    @property
+    def control_url(self) -> str:
+        assert self.database.control_url is not None  # filled by _embedded_defaults
+        return self.database.control_url
+
+    @property
+    def control_owner_url(self) -> str:
+        return self.database.control_migrate_url or self.control_url
+
+
+def embedded_region(data_dir: Path, name: str) -> dict[str, Any]:
+    """The embedded default for one region: all of its state in its own directory."""
+    root = data_dir.absolute() / "regions" / name
+    return {
+        "database_url": f"sqlite+aiosqlite:///{root / 'bulwark.db'}",
+        "vector_store": str(root / "vectors"),
+        "object_store": str(root / "objects"),
+        "kms": {"provider": "local", "key_file": str(root / "kms.key")},
+    }
+
+
+def resolve_secret(settings: Settings, configured: SecretStr | None, name: str) -> str:
+    """Return a configured secret, or (embedded default only) one kept in the data dir.
+
+    Production deployments must set the secret explicitly: there, a missing secret is an error,
+    never a generated value that would differ between replicas.
+    """
+    if configured is not None and configured.get_secret_value():
+        return configured.get_secret_value()
+    if settings.environment == "production":
+        raise RuntimeError(f"BULWARK_SECURITY__{name.upper()} must be set in production")
+    path = settings.data_dir.absolute() / f"{name}.secret"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

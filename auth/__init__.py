@@ -1,0 +1,1 @@
+"""Identity and access: API keys, principals, roles, and the only constructor of TenantContext."""

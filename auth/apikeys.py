@@ -1,0 +1,49 @@
+"""API-key format and hashing (pure functions).
+
+A key reads ``bwk_<tenant-id>_<key-id>_<secret>``: the tenant id routes the lookup to the tenant's
+region without any global index of keys, the key id finds the row, and only the HMAC-SHA256 of the
+secret (keyed with the deployment secret, so a leaked database alone cannot be brute-forced
+offline) is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+
+PREFIX = "bwk_"
+_FORMAT = re.compile(r"^bwk_([0-9a-f]{32})_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedKey:
+    tenant_id: uuid.UUID
+    key_id: uuid.UUID
+    secret: str
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)  # 43 characters, 256 bits
+
+
+def format_key(tenant_id: uuid.UUID, key_id: uuid.UUID, secret: str) -> str:
+    return f"{PREFIX}{tenant_id.hex}_{key_id.hex}_{secret}"
+
+
+def parse_key(raw: str) -> ParsedKey | None:
+    match = _FORMAT.fullmatch(raw)
+    if match is None:
+        return None
+    return ParsedKey(uuid.UUID(hex=match.group(1)), uuid.UUID(hex=match.group(2)), match.group(3))
+
+
+def hash_secret(secret: str, pepper: str) -> str:
+    return hmac.new(pepper.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def verify_secret(secret: str, stored_hash: str, pepper: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret, pepper), stored_hash)

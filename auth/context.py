@@ -1,0 +1,123 @@
+"""Who is asking: ``TenantContext`` for tenant principals, ``OperatorPrincipal`` for the operator.
+
+``TenantContext`` is the capability every tenant-owned repository, store and cache requires. Only
+this package may construct one: the constructor checks a module-private token, so code elsewhere
+cannot forge a context for a tenant it did not authenticate (a test also forbids the call outside
+``auth/``). Everything in it is resolved server-side at authentication time; nothing comes from
+the request body.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, Literal
+
+_CONSTRUCTION_TOKEN = object()
+
+AuthMethod = Literal["api_key", "system"]
+
+
+class Role(StrEnum):
+    TENANT_ADMIN = "tenant_admin"
+    COMPLIANCE_OFFICER = "compliance_officer"
+    MEMBER = "member"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantContext:
+    tenant_id: uuid.UUID
+    tenant_slug: str
+    region: str
+    user_id: uuid.UUID | None
+    roles: frozenset[Role]
+    group_ids: frozenset[uuid.UUID]
+    auth_method: AuthMethod
+    credential_id: uuid.UUID | None = None
+    clearance: int = 0
+    attributes: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+    _token: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._token is not _CONSTRUCTION_TOKEN:
+            raise TypeError("TenantContext can only be built by the auth package")
+
+    def has_role(self, *roles: Role) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    @property
+    def is_system(self) -> bool:
+        return self.auth_method == "system"
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorPrincipal:
+    """The platform operator: manages tenants on the control plane, never reads tenant data."""
+
+    name: str = "operator"
+
+
+Principal = TenantContext | OperatorPrincipal
+
+
+class TenantRoute:
+    """The control-plane facts a context is built from (id, slug, region, status)."""
+
+    __slots__ = ("id", "region", "slug", "status")
+
+    def __init__(self, id: uuid.UUID, slug: str, region: str, status: str) -> None:
+        self.id, self.slug, self.region, self.status = id, slug, region, status
+
+
+def _build(
+    tenant: TenantRoute,
+    *,
+    user_id: uuid.UUID | None,
+    roles: Iterable[Role],
+    group_ids: Iterable[uuid.UUID],
+    auth_method: AuthMethod,
+    credential_id: uuid.UUID | None = None,
+) -> TenantContext:
+    return TenantContext(
+        tenant_id=tenant.id,
+        tenant_slug=tenant.slug,
+        region=tenant.region,
+        user_id=user_id,
+        roles=frozenset(roles),
+        group_ids=frozenset(group_ids),
+        auth_method=auth_method,
+        credential_id=credential_id,
+        _token=_CONSTRUCTION_TOKEN,
+    )
+
+
+def system_context(tenant: TenantRoute) -> TenantContext:
+    """A context for trusted internal work on one tenant (CLI seeding, jobs, credential lookup).
+
+    It carries no user and no roles, so no role-guarded API accepts it; repositories still scope
+    everything it touches to this one tenant.
+    """
+    return _build(tenant, user_id=None, roles=(), group_ids=(), auth_method="system")
+
+
+def user_context(
+    tenant: TenantRoute,
+    *,
+    user_id: uuid.UUID,
+    roles: Iterable[str],
+    group_ids: Iterable[uuid.UUID],
+    auth_method: AuthMethod,
+    credential_id: uuid.UUID | None,
+) -> TenantContext:
+    known = {role.value for role in Role}
+    return _build(
+        tenant,
+        user_id=user_id,
+        roles=(Role(role) for role in roles if role in known),
+        group_ids=group_ids,
+        auth_method=auth_method,
+        credential_id=credential_id,
+    )

@@ -1,0 +1,158 @@
+"""Tenant-scoped identity repositories.
+
+Each repository is bound to one ``TenantContext`` and every statement it issues filters on that
+tenant (on PostgreSQL, RLS enforces the same underneath). A row of another tenant is simply not
+found, which the services turn into 404.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth.context import TenantContext
+from auth.models import ApiKey, Group, Membership, User
+
+
+class _TenantScoped:
+    model: Any
+
+    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
+        if not isinstance(ctx, TenantContext):  # fail closed on a missing or forged scope
+            raise TypeError("a TenantContext is required")
+        self.session = session
+        self.ctx = ctx
+
+    def _select(self) -> Select[Any]:
+        return select(self.model).where(self.model.tenant_id == self.ctx.tenant_id)
+
+    async def get(self, row_id: uuid.UUID) -> Any:
+        result = await self.session.execute(self._select().where(self.model.id == row_id))
+        return result.scalar_one_or_none()
+
+    async def add(self, row: Any) -> Any:
+        row.tenant_id = self.ctx.tenant_id
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+
+class UserRepository(_TenantScoped):
+    model = User
+
+    async def get_by_email(self, email: str) -> User | None:
+        result = await self.session.execute(self._select().where(User.email == email))
+        return result.scalar_one_or_none()
+
+    async def page(self, *, limit: int, offset: int) -> Sequence[User]:
+        result = await self.session.execute(
+            self._select().order_by(User.created_at, User.id).limit(limit).offset(offset)
+        )
+        return result.scalars().all()
+
+    async def group_ids_of(self, user_id: uuid.UUID) -> list[uuid.UUID]:
+        result = await self.session.execute(
+            select(Membership.group_id).where(
+                Membership.tenant_id == self.ctx.tenant_id, Membership.user_id == user_id
+            )
+        )
+        return list(result.scalars().all())
+
+    async def group_ids_of_many(
+        self, user_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[uuid.UUID]]:
+        groups: dict[uuid.UUID, list[uuid.UUID]] = {user_id: [] for user_id in user_ids}
+        if not user_ids:
+            return groups
+        result = await self.session.execute(
+            select(Membership.user_id, Membership.group_id)
+            .where(
+                Membership.tenant_id == self.ctx.tenant_id, Membership.user_id.in_(list(user_ids))
+            )
+            .order_by(Membership.created_at)
+        )
+        for user_id, group_id in result.all():
+            groups[user_id].append(group_id)
+        return groups
+
+
+class GroupRepository(_TenantScoped):
+    model = Group
+
+    async def get_by_name(self, name: str) -> Group | None:
+        result = await self.session.execute(self._select().where(Group.name == name))
+        return result.scalar_one_or_none()
+
+    async def page(self, *, limit: int, offset: int) -> Sequence[Group]:
+        result = await self.session.execute(
+            self._select().order_by(Group.created_at, Group.id).limit(limit).offset(offset)
+        )
+        return result.scalars().all()
+
+    async def member_ids(self, group_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+        members: dict[uuid.UUID, list[uuid.UUID]] = {group_id: [] for group_id in group_ids}
+        if not group_ids:
+            return members
+        result = await self.session.execute(
+            select(Membership.group_id, Membership.user_id)
+            .where(
+                Membership.tenant_id == self.ctx.tenant_id, Membership.group_id.in_(list(group_ids))
+            )
+            .order_by(Membership.created_at)
+        )
+        for group_id, user_id in result.all():
+            members[group_id].append(user_id)
+        return members
+
+    async def has_member(self, group_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        result = await self.session.execute(
+            select(Membership.user_id).where(
+                Membership.tenant_id == self.ctx.tenant_id,
+                Membership.group_id == group_id,
+                Membership.user_id == user_id,
+            )
+        )
+        return result.first() is not None
+
+    async def add_member(self, group_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        self.session.add(
+            Membership(tenant_id=self.ctx.tenant_id, group_id=group_id, user_id=user_id)
+        )
+        await self.session.flush()
+
+    async def remove_member(self, group_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        result = await self.session.execute(
+            delete(Membership).where(
+                Membership.tenant_id == self.ctx.tenant_id,
+                Membership.group_id == group_id,
+                Membership.user_id == user_id,
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
+class ApiKeyRepository(_TenantScoped):
+    model = ApiKey
+
+    async def page(self, *, limit: int, offset: int) -> Sequence[ApiKey]:
+        result = await self.session.execute(
+            self._select().order_by(ApiKey.created_at, ApiKey.id).limit(limit).offset(offset)
+        )
+        return result.scalars().all()
+
+    async def revoke(self, key_id: uuid.UUID, when: datetime) -> bool:
+        result = await self.session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.tenant_id == self.ctx.tenant_id,
+                ApiKey.id == key_id,
+                ApiKey.revoked_at.is_(None),
+            )
+            .values(revoked_at=when)
+        )
+        return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from auth.context import Role
+
+Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$", max_length=320)]
+DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+
+
+class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    display_name: DisplayName
+    roles: Annotated[list[Role], msgspec.Meta(min_length=1, max_length=3)] = msgspec.field(
+        default_factory=lambda: [Role.MEMBER]
+    )
+
+
+class UserRead(msgspec.Struct):
+    id: uuid.UUID
+    email: str
+    display_name: str
+    roles: list[Role]
+    active: bool
+    group_ids: list[uuid.UUID]
+    created_at: datetime
+
+
+class UserPage(msgspec.Struct):
+    items: list[UserRead]
+    next_offset: int | None
+
+
+class GroupCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+
+
+class GroupRead(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    member_ids: list[uuid.UUID]
+    created_at: datetime
+
+
+class GroupPage(msgspec.Struct):
+    items: list[GroupRead]
+    next_offset: int | None
+
+
+class ApiKeyCreate(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: uuid.UUID
+    name: Name
+
+
+class ApiKeyRead(msgspec.Struct):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    hint: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(msgspec.Struct):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    hint: str
+    created_at: datetime
+    key: str = msgspec.field(name="key")
+
+
+class ApiKeyPage(msgspec.Struct):
+    items: list[ApiKeyRead]
+    next_offset: int | None
+
+
+class MeTenant(msgspec.Struct):
+    id: uuid.UUID
+    slug: str
+    region: str
+
+
+class MeUser(msgspec.Struct):
+    id: uuid.UUID
+    email: str
+    display_name: str
+
+
+class MeRead(msgspec.Struct):
+    tenant: MeTenant
+    user: MeUser
+    roles: list[Role]
+    group_ids: list[uuid.UUID]
+    auth_method: str
+
+
+class AdminBootstrap(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    display_name: DisplayName
+
+
+class AdminBootstrapped(msgspec.Struct):
+    user: UserRead
+    api_key: ApiKeyCreated

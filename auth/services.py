@@ -1,0 +1,273 @@
+"""Identity services: users, groups, API keys, and turning a credential into a principal.
+
+Services hold the rules and never commit; the request's unit of work does. Everything a
+``TenantContext`` carries (roles, groups) is read from the tenant's own region at authentication
+time, so a role or membership change applies to the very next request.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from app.db import utcnow
+from auth import apikeys
+from auth.context import (
+    OperatorPrincipal,
+    Principal,
+    TenantContext,
+    TenantRoute,
+    system_context,
+    user_context,
+)
+from auth.errors import (
+    ApiKeyNotFound,
+    EmailTaken,
+    GroupNameTaken,
+    GroupNotFound,
+    InvalidCredentials,
+    MembershipNotFound,
+    UserNotFound,
+)
+from auth.models import ApiKey, Group, User
+from auth.repositories import ApiKeyRepository, GroupRepository, UserRepository
+from residency.database import Database
+from residency.registry import RegionRegistry
+from tenants.errors import TenantNotFound, TenantSuspended
+from tenants.repositories import TenantRepository
+from tenants.schemas import TenantStatus
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+class UserService:
+    def __init__(self, users: UserRepository) -> None:
+        self.users = users
+
+    async def create(self, *, email: str, display_name: str, roles: Sequence[str]) -> User:
+        email = normalize_email(email)
+        if await self.users.get_by_email(email) is not None:
+            raise EmailTaken()
+        user = User(
+            id=uuid.uuid4(),
+            email=email,
+            display_name=display_name.strip(),
+            roles=sorted(set(roles)),
+            active=True,
+        )
+        try:
+            async with self.users.session.begin_nested():
+                return await self.users.add(user)  # type: ignore[no-any-return]
+        except IntegrityError:
+            raise EmailTaken() from None
+
+    async def get(self, user_id: uuid.UUID) -> User:
+        user = await self.users.get(user_id)
+        if user is None:
+            raise UserNotFound()
+        return user  # type: ignore[no-any-return]
+
+    async def get_by_email(self, email: str) -> User | None:
+        return await self.users.get_by_email(normalize_email(email))
+
+    async def page(self, *, limit: int, offset: int) -> Sequence[User]:
+        return await self.users.page(limit=limit, offset=offset)
+
+    async def group_ids(self, users: Sequence[User]) -> dict[uuid.UUID, list[uuid.UUID]]:
+        return await self.users.group_ids_of_many([user.id for user in users])
+
+
+class GroupService:
+    def __init__(self, groups: GroupRepository, users: UserRepository) -> None:
+        self.groups = groups
+        self.users = users
+
+    async def create(self, name: str) -> Group:
+        name = name.strip()
+        if await self.groups.get_by_name(name) is not None:
+            raise GroupNameTaken()
+        group = Group(id=uuid.uuid4(), name=name)
+        try:
+            async with self.groups.session.begin_nested():
+                return await self.groups.add(group)  # type: ignore[no-any-return]
+        except IntegrityError:
+            raise GroupNameTaken() from None
+
+    async def get(self, group_id: uuid.UUID) -> Group:
+        group = await self.groups.get(group_id)
+        if group is None:
+            raise GroupNotFound()
+        return group  # type: ignore[no-any-return]
+
+    async def get_by_name(self, name: str) -> Group | None:
+        return await self.groups.get_by_name(name.strip())
+
+    async def page(self, *, limit: int, offset: int) -> Sequence[Group]:
+        return await self.groups.page(limit=limit, offset=offset)
+
+    async def member_ids(self, groups: Sequence[Group]) -> dict[uuid.UUID, list[uuid.UUID]]:
+        return await self.groups.member_ids([group.id for group in groups])
+
+    async def add_member(self, group_id: uuid.UUID, user_id: uuid.UUID) -> Group:
+        """Idempotent: adding an existing member changes nothing."""
+        group = await self.get(group_id)
+        if await self.users.get(user_id) is None:
+            raise UserNotFound()
+        if not await self.groups.has_member(group_id, user_id):
+            await self.groups.add_member(group_id, user_id)
+        return group
+
+    async def remove_member(self, group_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        await self.get(group_id)
+        if not await self.groups.remove_member(group_id, user_id):
+            raise MembershipNotFound()
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    row: ApiKey
+    secret: str
+
+
+class ApiKeyService:
+    def __init__(self, keys: ApiKeyRepository, users: UserRepository, pepper: str) -> None:
+        self.keys = keys
+        self.users = users
+        self.pepper = pepper
+
+    async def issue(self, *, user_id: uuid.UUID, name: str) -> IssuedKey:
+        if await self.users.get(user_id) is None:
+            raise UserNotFound()
+        key_id = uuid.uuid4()
+        secret = apikeys.new_secret()
+        row = ApiKey(
+            id=key_id,
+            user_id=user_id,
+            name=name.strip(),
+            secret_hash=apikeys.hash_secret(secret, self.pepper),
+            hint=secret[-4:],
+        )
+        await self.keys.add(row)
+        return IssuedKey(
+            row=row, secret=apikeys.format_key(self.keys.ctx.tenant_id, key_id, secret)
+        )
+
+    async def verify(self, raw_key: str) -> bool:
+        """Whether a full key string is a live key of this tenant (used by the demo seeder)."""
+        parsed = apikeys.parse_key(raw_key)
+        if parsed is None or parsed.tenant_id != self.keys.ctx.tenant_id:
+            return False
+        row = await self.keys.get(parsed.key_id)
+        return (
+            row is not None
+            and row.revoked_at is None
+            and apikeys.verify_secret(parsed.secret, row.secret_hash, self.pepper)
+        )
+
+    async def page(self, *, limit: int, offset: int) -> Sequence[ApiKey]:
+        return await self.keys.page(limit=limit, offset=offset)
+
+    async def revoke(self, key_id: uuid.UUID) -> None:
+        if not await self.keys.revoke(key_id, utcnow()):
+            raise ApiKeyNotFound()
+
+
+class AuthenticationService:
+    """Turns an ``Authorization: Bearer`` credential into a principal, or refuses it (401/403).
+
+    API keys name their tenant; the tenant's control-plane record gives its status and region, and
+    the key, its user, roles and groups are then read from that region only, in a transaction
+    scoped to that tenant.
+    """
+
+    def __init__(
+        self, control: Database, registry: RegionRegistry, *, operator_token: str, pepper: str
+    ) -> None:
+        self.control = control
+        self.registry = registry
+        self.operator_token = operator_token
+        self.pepper = pepper
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        scheme, _, credential = (authorization or "").partition(" ")
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
+            raise InvalidCredentials("Send 'Authorization: Bearer <API key or operator token>'.")
+        if credential.startswith(apikeys.PREFIX):
+            return await self._authenticate_api_key(credential)
+        if hmac.compare_digest(credential.encode(), self.operator_token.encode()):
+            return OperatorPrincipal()
+        raise InvalidCredentials()
+
+    async def tenant_route(self, tenant_id: uuid.UUID) -> TenantRoute | None:
+        async with self.control.transaction(None) as session:
+            tenant = await TenantRepository(session).get(tenant_id)
+            if tenant is None:
+                return None
+            return TenantRoute(tenant.id, tenant.slug, tenant.region, tenant.status)
+
+    async def _authenticate_api_key(self, raw: str) -> TenantContext:
+        parsed = apikeys.parse_key(raw)
+        if parsed is None:
+            raise InvalidCredentials()
+        route = await self.tenant_route(parsed.tenant_id)
+        if route is None:
+            raise InvalidCredentials()
+        lookup = system_context(route)
+        async with self.registry.tenant_transaction(lookup) as session:
+            key = await ApiKeyRepository(session, lookup).get(parsed.key_id)
+            if (
+                key is None
+                or key.revoked_at is not None
+                or not apikeys.verify_secret(parsed.secret, key.secret_hash, self.pepper)
+            ):
+                raise InvalidCredentials()
+            users = UserRepository(session, lookup)
+            user = await users.get(key.user_id)
+            if user is None or not user.active:
+                raise InvalidCredentials()
+            group_ids = await users.group_ids_of(user.id)
+        # Checked after the key so that a suspended tenant's status is only told to its own users.
+        if route.status != TenantStatus.ACTIVE.value:
+            raise TenantSuspended()
+        return user_context(
+            route,
+            user_id=user.id,
+            roles=user.roles,
+            group_ids=group_ids,
+            auth_method="api_key",
+            credential_id=key.id,
+        )
+
+
+class TenantAdminBootstrap:
+    """The operator's one way into a tenant: create its first tenant admin and an API key.
+
+    It owns its unit of work in the tenant's region (the operator's request otherwise touches only
+    the control plane) and acts through a system context scoped to that one tenant.
+    """
+
+    def __init__(self, authenticator: AuthenticationService) -> None:
+        self.authenticator = authenticator
+
+    async def run(
+        self, tenant_id: uuid.UUID, *, email: str, display_name: str
+    ) -> tuple[User, IssuedKey]:
+        route = await self.authenticator.tenant_route(tenant_id)
+        if route is None:
+            raise TenantNotFound()
+        ctx = system_context(route)
+        async with self.authenticator.registry.tenant_transaction(ctx) as session:
+            users = UserRepository(session, ctx)
+            user = await UserService(users).create(
+                email=email, display_name=display_name, roles=["tenant_admin"]
+            )
+            keys = ApiKeyService(ApiKeyRepository(session, ctx), users, self.authenticator.pepper)
+            issued = await keys.issue(user_id=user.id, name="bootstrap admin key")
+        return user, issued

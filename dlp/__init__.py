@@ -1,0 +1,1 @@
+"""Data-loss prevention: Presidio redaction in and out, injection guard (issue 6)."""

@@ -1,0 +1,1 @@
+"""Envelope encryption over a pluggable, customer-held KMS (issue 3)."""

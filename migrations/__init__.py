@@ -1,0 +1,1 @@
+"""Alembic trees: `control` (tenant routing) and `regional` (tenant-owned data, per region)."""

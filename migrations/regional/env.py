@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from app.db import RegionalBase
+from auth import models  # noqa: F401  (registers the tables)
+from migrations.env_common import run_migrations
+
+run_migrations(RegionalBase.metadata)

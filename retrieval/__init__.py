@@ -1,0 +1,1 @@
+"""Retrieval and context: ingest, chunk, embed, hybrid search with the ABAC filter (issue 5)."""

@@ -1,0 +1,82 @@
+"""Operator API: create, list, read and suspend tenants (control plane only)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api import Limit, Offset, next_offset, problem_responses
+from app.deps import CONTROL_DEPENDENCIES, get_runtime
+from auth.guards import requires_operator
+from tenants.models import Tenant
+from tenants.repositories import TenantRepository
+from tenants.schemas import TenantCreate, TenantPage, TenantRead, TenantStatus, TenantUpdate
+from tenants.services import TenantService
+
+
+def provide_tenant_service(
+    request: Request[Any, Any, Any], control_db: NamedDependency[AsyncSession]
+) -> TenantService:
+    return TenantService(TenantRepository(control_db), get_runtime(request).registry)
+
+
+def tenant_read(tenant: Tenant) -> TenantRead:
+    return TenantRead(
+        id=tenant.id,
+        slug=tenant.slug,
+        name=tenant.name,
+        region=tenant.region,
+        status=TenantStatus(tenant.status),
+        created_at=tenant.created_at,
+        updated_at=tenant.updated_at,
+    )
+
+
+class TenantController(Controller):
+    path = "/v1/tenants"
+    tags = ["operator"]
+    guards = [requires_operator]
+    dependencies = {
+        **CONTROL_DEPENDENCIES,
+        "tenants": Provide(provide_tenant_service, sync_to_thread=False),
+    }
+
+    @post("/", responses=problem_responses(409, 422), summary="Create a tenant pinned to a region")
+    async def create_tenant(
+        self, tenants: NamedDependency[TenantService], data: JSONBody[TenantCreate]
+    ) -> TenantRead:
+        return tenant_read(await tenants.create(data))
+
+    @get("/", responses=problem_responses(), summary="List tenants")
+    async def list_tenants(
+        self, tenants: NamedDependency[TenantService], limit: Limit = 100, offset: Offset = 0
+    ) -> TenantPage:
+        rows = await tenants.page(limit=limit, offset=offset)
+        return TenantPage(
+            items=[tenant_read(t) for t in rows],
+            next_offset=next_offset(rows, limit=limit, offset=offset),
+        )
+
+    @get("/{tenant_id:uuid}", responses=problem_responses(404), summary="Read a tenant")
+    async def get_tenant(
+        self, tenants: NamedDependency[TenantService], tenant_id: FromPath[uuid.UUID]
+    ) -> TenantRead:
+        return tenant_read(await tenants.get(tenant_id))
+
+    @patch(
+        "/{tenant_id:uuid}",
+        responses=problem_responses(404),
+        summary="Suspend, reactivate or rename a tenant",
+    )
+    async def update_tenant(
+        self,
+        tenants: NamedDependency[TenantService],
+        tenant_id: FromPath[uuid.UUID],
+        data: JSONBody[TenantUpdate],
+    ) -> TenantRead:
+        return tenant_read(await tenants.update(tenant_id, data))

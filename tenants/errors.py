@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from app.errors import Conflict, Forbidden, NotFound
+
+
+class TenantNotFound(NotFound):
+    code = "tenant_not_found"
+    title = "Tenant not found"
+
+    def __init__(self) -> None:
+        super().__init__("No such tenant.")
+
+
+class TenantSlugTaken(Conflict):
+    code = "tenant_slug_taken"
+    title = "Tenant slug taken"
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"A tenant with slug {slug!r} already exists.", slug=slug)
+
+
+class TenantSuspended(Forbidden):
+    code = "tenant_suspended"
+    title = "Tenant suspended"
+
+    def __init__(self) -> None:
+        super().__init__("This tenant is suspended; contact the platform operator.")

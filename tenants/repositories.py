@@ -1,0 +1,34 @@
+"""Control-plane repository. Operator-scoped: tenants are the one table without a tenant filter."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenants.models import Tenant
+
+
+class TenantRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, tenant_id: uuid.UUID) -> Tenant | None:
+        return await self.session.get(Tenant, tenant_id)
+
+    async def get_by_slug(self, slug: str) -> Tenant | None:
+        result = await self.session.execute(select(Tenant).where(Tenant.slug == slug))
+        return result.scalar_one_or_none()
+
+    async def page(self, *, limit: int, offset: int) -> Sequence[Tenant]:
+        result = await self.session.execute(
+            select(Tenant).order_by(Tenant.created_at, Tenant.id).limit(limit).offset(offset)
+        )
+        return result.scalars().all()
+
+    async def add(self, tenant: Tenant) -> Tenant:
+        self.session.add(tenant)
+        await self.session.flush()
+        return tenant

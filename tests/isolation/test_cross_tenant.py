@@ -1,0 +1,153 @@
+"""Tenant B, authenticated as its admin, against tenant A's resources: 404s and empty lists.
+
+B is in A's own region (so only repository scoping and RLS stand between them) and C is in the
+other region. Every tenant route of the app must appear in ``ISOLATION_ROUTES`` below (see
+``test_every_route_is_covered``), so a new route cannot ship without joining this suite.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from litestar import Litestar
+
+from tests.conftest import Api, TenantHandle, assert_problem, bearer
+
+# (method, path template) of every route reachable with a tenant credential.
+ISOLATION_ROUTES = {
+    ("GET", "/v1/me"),
+    ("GET", "/v1/admin/users"),
+    ("POST", "/v1/admin/users"),
+    ("GET", "/v1/admin/users/{user_id:uuid}"),
+    ("GET", "/v1/admin/groups"),
+    ("POST", "/v1/admin/groups"),
+    ("GET", "/v1/admin/groups/{group_id:uuid}"),
+    ("PUT", "/v1/admin/groups/{group_id:uuid}/members/{user_id:uuid}"),
+    ("DELETE", "/v1/admin/groups/{group_id:uuid}/members/{user_id:uuid}"),
+    ("GET", "/v1/admin/api-keys"),
+    ("POST", "/v1/admin/api-keys"),
+    ("DELETE", "/v1/admin/api-keys/{key_id:uuid}"),
+}
+# Routes with no tenant data: health, metrics, the schema, and the operator's control plane
+# (covered by tests/integration/test_tenants.py, which shows tenant keys get 403 there).
+NON_TENANT_ROUTES = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/v1/tenants"),
+    ("POST", "/v1/tenants"),
+    ("GET", "/v1/tenants/{tenant_id:uuid}"),
+    ("PATCH", "/v1/tenants/{tenant_id:uuid}"),
+    ("POST", "/v1/tenants/{tenant_id:uuid}/admins"),
+}
+
+
+def test_every_route_is_covered(app: Litestar) -> None:
+    routes = set()
+    for route in app.routes:
+        if route.path.startswith("/schema"):
+            continue
+        for method in getattr(route, "methods", ()):
+            if method not in ("HEAD", "OPTIONS"):
+                routes.add((method, route.path))
+    assert routes - ISOLATION_ROUTES - NON_TENANT_ROUTES == set()
+    assert routes <= ISOLATION_ROUTES | NON_TENANT_ROUTES
+
+
+@pytest.fixture
+async def world(api: Api) -> dict[str, Any]:
+    a = await api.new_tenant("eu")
+    b = await api.new_tenant("eu")
+    c = await api.new_tenant("us")
+    user = await api.new_user(a)
+    group = await api.new_group(a, "finance")
+    await api.client.put(f"/v1/admin/groups/{group['id']}/members/{user['id']}", headers=a.admin)
+    key = await api.new_key(a, user["id"])
+    return {"a": a, "b": b, "c": c, "user": user, "group": group, "key": key}
+
+
+@pytest.mark.parametrize("intruder", ["b", "c"])
+async def test_reads_of_another_tenant_are_404_or_empty(
+    api: Api, world: dict[str, Any], intruder: str
+) -> None:
+    other: TenantHandle = world[intruder]
+    user, group, key = world["user"], world["group"], world["key"]
+    assert_problem(
+        await api.client.get(f"/v1/admin/users/{user['id']}", headers=other.admin),
+        404,
+        "user_not_found",
+    )
+    assert_problem(
+        await api.client.get(f"/v1/admin/groups/{group['id']}", headers=other.admin),
+        404,
+        "group_not_found",
+    )
+    for path, own_id in (
+        ("/v1/admin/users", other.admin_id),
+        ("/v1/admin/groups", None),
+        ("/v1/admin/api-keys", None),
+    ):
+        listed = await api.client.get(path, headers=other.admin)
+        ids = {item["id"] for item in listed.json()["items"]}
+        assert not ids & {user["id"], group["id"], key["id"], world["a"].admin_id}
+        if own_id:
+            assert ids == {own_id}
+    me = await api.client.get("/v1/me", headers=other.admin)
+    assert me.json()["tenant"]["id"] == other.id
+
+
+@pytest.mark.parametrize("intruder", ["b", "c"])
+async def test_writes_to_another_tenant_are_404_and_change_nothing(
+    api: Api, world: dict[str, Any], intruder: str
+) -> None:
+    a: TenantHandle = world["a"]
+    other: TenantHandle = world[intruder]
+    user, group, key = world["user"], world["group"], world["key"]
+    member = f"/v1/admin/groups/{group['id']}/members/{user['id']}"
+    assert_problem(await api.client.put(member, headers=other.admin), 404, "group_not_found")
+    assert_problem(await api.client.delete(member, headers=other.admin), 404, "group_not_found")
+
+    own_group = await api.new_group(other)
+    assert_problem(
+        await api.client.put(
+            f"/v1/admin/groups/{own_group['id']}/members/{user['id']}", headers=other.admin
+        ),
+        404,
+        "user_not_found",
+    )
+    assert_problem(
+        await api.client.post(
+            "/v1/admin/api-keys", json={"user_id": user["id"], "name": "steal"}, headers=other.admin
+        ),
+        404,
+        "user_not_found",
+    )
+    assert_problem(
+        await api.client.delete(f"/v1/admin/api-keys/{key['id']}", headers=other.admin),
+        404,
+        "api_key_not_found",
+    )
+
+    # A's data is intact and A's key still works.
+    me = await api.client.get("/v1/me", headers=bearer(key["key"]))
+    assert me.status_code == 200 and me.json()["group_ids"] == [group["id"]]
+    read = await api.client.get(f"/v1/admin/groups/{group['id']}", headers=a.admin)
+    assert read.json()["member_ids"] == [user["id"]]
+
+
+async def test_same_names_in_two_tenants_do_not_collide(api: Api, world: dict[str, Any]) -> None:
+    b: TenantHandle = world["b"]
+    await api.new_group(b, "finance")
+    await api.new_user(b, email=world["user"]["email"])
+
+
+async def test_a_key_cannot_be_replayed_against_another_tenant(
+    api: Api, world: dict[str, Any]
+) -> None:
+    a: TenantHandle = world["a"]
+    b: TenantHandle = world["b"]
+    forged = a.admin_key.replace(a.id.replace("-", ""), b.id.replace("-", ""))
+    assert_problem(
+        await api.client.get("/v1/me", headers=bearer(forged)), 401, "invalid_credentials"
+    )

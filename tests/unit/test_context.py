@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from auth.context import Role, TenantContext, TenantRoute, system_context, user_context
+
+ROUTE = TenantRoute(uuid.uuid4(), "acme", "eu", "active")
+
+
+def test_tenant_context_cannot_be_forged_outside_auth() -> None:
+    with pytest.raises(TypeError, match="only be built by the auth package"):
+        TenantContext(
+            tenant_id=uuid.uuid4(),
+            tenant_slug="x",
+            region="eu",
+            user_id=None,
+            roles=frozenset({Role.TENANT_ADMIN}),
+            group_ids=frozenset(),
+            auth_method="api_key",
+        )
+
+
+def test_system_context_has_no_user_and_no_roles() -> None:
+    ctx = system_context(ROUTE)
+    assert (ctx.tenant_id, ctx.region, ctx.user_id, ctx.roles) == (
+        ROUTE.id,
+        "eu",
+        None,
+        frozenset(),
+    )
+    assert ctx.is_system
+
+
+def test_user_context_drops_unknown_roles_and_is_immutable() -> None:
+    ctx = user_context(
+        ROUTE,
+        user_id=uuid.uuid4(),
+        roles=["member", "superuser"],
+        group_ids=[],
+        auth_method="api_key",
+        credential_id=None,
+    )
+    assert ctx.roles == frozenset({Role.MEMBER})
+    assert not ctx.has_role(Role.TENANT_ADMIN)
+    with pytest.raises(AttributeError):
+        ctx.region = "us"  # type: ignore[misc]
