@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 from litestar import Litestar
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Schema, SecurityScheme
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
@@ -92,4 +95,43 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
     )
     app.state.runtime = runtime
+    _forbid_unknown_fields_in_schema(app)
+    _document_configured_regions(app, runtime.registry.names)
     return app
+
+
+def _document_configured_regions(app: Litestar, regions: list[str]) -> None:
+    """The region a tenant may be pinned to is configuration; publish the choices."""
+    schema = (app.openapi_schema.components.schemas or {}).get("TenantCreate")
+    region = (schema.properties or {}).get("region") if isinstance(schema, Schema) else None
+    if isinstance(region, Schema):
+        region.enum = list(regions)
+        region.description = "One of the regions this deployment configures."
+
+
+def _forbid_unknown_fields_in_schema(app: Litestar) -> None:
+    """Request bodies reject unknown fields (``forbid_unknown_fields``); say so in the OpenAPI
+    document too (``additionalProperties: false``) so clients and fuzzers see the real contract."""
+    strict = {
+        struct.__name__
+        for handler in app.route_handler_method_map.values()
+        for struct in _request_structs(handler)
+    }
+    schemas = app.openapi_schema.components.schemas or {}
+    for name, schema in schemas.items():
+        if name.rsplit("_", 1)[-1] in strict and isinstance(schema, Schema):
+            schema.additional_properties = False
+
+
+def _request_structs(handlers: Any) -> list[type[msgspec.Struct]]:
+    found = []
+    for handler in handlers.values():
+        data = handler.parsed_fn_signature.parameters.get("data")
+        annotation = getattr(data, "annotation", None)
+        if (
+            isinstance(annotation, type)
+            and issubclass(annotation, msgspec.Struct)
+            and annotation.__struct_config__.forbid_unknown_fields
+        ):
+            found.append(annotation)
+    return found

@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 import structlog
+import structlog.tracebacks
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from opentelemetry import trace
@@ -52,7 +53,10 @@ def configure_logging(settings: ObservabilitySettings) -> None:
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.dict_tracebacks,
+            # Tracebacks as data, without frame locals: locals hold headers, keys and bodies.
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
             renderer,
         ],
     )

@@ -14,20 +14,26 @@ from auth.errors import OperatorRequired, RoleRequired, TenantPrincipalRequired
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
 
 
+def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> object:
+    return connection.scope.get("user")
+
+
 def requires_operator(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    if not isinstance(connection.user, OperatorPrincipal):
+    if not isinstance(_principal(connection), OperatorPrincipal):
         raise OperatorRequired()
 
 
 def requires_tenant(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    if not isinstance(connection.user, TenantContext) or connection.user.user_id is None:
+    principal = _principal(connection)
+    if not isinstance(principal, TenantContext) or principal.user_id is None:
         raise TenantPrincipalRequired()
 
 
 def requires_role(*roles: Role) -> Guard:
     def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
         requires_tenant(connection, handler)
-        if not connection.user.has_role(*roles):
+        principal = _principal(connection)
+        if not isinstance(principal, TenantContext) or not principal.has_role(*roles):
             raise RoleRequired([role.value for role in roles])
 
     return guard

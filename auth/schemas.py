@@ -8,9 +8,16 @@ import msgspec
 
 from auth.context import Role
 
-Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$", max_length=320)]
-DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+# Explicit code-point classes rather than \s / \S: Python's and ECMAScript's whitespace sets
+# differ, and the OpenAPI document must promise exactly what the server enforces.
+_ADDR = r"[^@\x00-\x20\x7f-\x9f]"
+# Printable text: no control characters (PostgreSQL refuses NUL), at least one visible character.
+VISIBLE = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f-\x9f][^\x00-\x1f\x7f]*$"
+Email = Annotated[
+    str, msgspec.Meta(pattern=rf"^{_ADDR}{{1,64}}@{_ADDR}+\.{_ADDR}+$", max_length=320)
+]
+DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=VISIBLE)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=VISIBLE)]
 
 
 class UserCreate(msgspec.Struct, forbid_unknown_fields=True):

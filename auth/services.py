@@ -41,9 +41,12 @@ from tenants.errors import TenantNotFound, TenantSuspended
 from tenants.repositories import TenantRepository
 from tenants.schemas import TenantStatus
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
 
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    # ASCII-only folding: Unicode lower() can lengthen a string past the column's limit.
+    return email.translate(_ASCII_LOWER)
 
 
 class UserService:
@@ -57,7 +60,7 @@ class UserService:
         user = User(
             id=uuid.uuid4(),
             email=email,
-            display_name=display_name.strip(),
+            display_name=display_name,
             roles=sorted(set(roles)),
             active=True,
         )
@@ -89,7 +92,6 @@ class GroupService:
         self.users = users
 
     async def create(self, name: str) -> Group:
-        name = name.strip()
         if await self.groups.get_by_name(name) is not None:
             raise GroupNameTaken()
         group = Group(id=uuid.uuid4(), name=name)
@@ -106,7 +108,7 @@ class GroupService:
         return group  # type: ignore[no-any-return]
 
     async def get_by_name(self, name: str) -> Group | None:
-        return await self.groups.get_by_name(name.strip())
+        return await self.groups.get_by_name(name)
 
     async def page(self, *, limit: int, offset: int) -> Sequence[Group]:
         return await self.groups.page(limit=limit, offset=offset)
@@ -149,7 +151,7 @@ class ApiKeyService:
         row = ApiKey(
             id=key_id,
             user_id=user_id,
-            name=name.strip(),
+            name=name,
             secret_hash=apikeys.hash_secret(secret, self.pepper),
             hint=secret[-4:],
         )

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import msgspec
 
+from auth.schemas import VISIBLE
+
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 
 Slug = Annotated[
@@ -18,7 +20,7 @@ Slug = Annotated[
         description="Lower-case letters, digits and dashes.",
     ),
 ]
-TenantName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+TenantName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=VISIBLE)]
 RegionName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,31}$", max_length=32)]
 
 

@@ -26,7 +26,7 @@ class TenantService:
         tenant = Tenant(
             id=uuid.uuid4(),
             slug=data.slug,
-            name=data.name.strip(),
+            name=data.name,
             region=region,
             status=TenantStatus.ACTIVE.value,
         )
@@ -57,6 +57,6 @@ class TenantService:
         if data.status is not None:
             tenant.status = data.status.value
         if data.name is not None:
-            tenant.name = data.name.strip()
+            tenant.name = data.name
         await self.repository.session.flush()
         return tenant

@@ -65,3 +65,18 @@ async def test_request_id_is_echoed_or_generated(api: Api) -> None:
     assert len(hostile.headers["x-request-id"]) == 32
     problem = await api.client.get("/v1/me", headers={"X-Request-ID": "trace-me"})
     assert assert_problem(problem, 401)["request_id"] == "trace-me"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"email": "nul@x.example", "display_name": "a\u0000b"},
+        {"email": "ctl@x.example", "display_name": "\u001c"},
+        {"email": "\u0130" * 300 + "@x.example", "display_name": "Long"},
+        {"email": "sp ace@x.example", "display_name": "Space"},
+    ],
+)
+async def test_hostile_strings_are_refused_cleanly(api: Api, payload: dict[str, str]) -> None:
+    tenant = await api.new_tenant()
+    response = await api.client.post("/v1/admin/users", json=payload, headers=tenant.admin)
+    assert_problem(response, 400)
