@@ -11,6 +11,10 @@ from litestar.params import QueryParameter
 
 from app.errors import PROBLEM_JSON
 
+BEARER = "BearerAuth"
+# Declared on every controller that needs a credential, so the OpenAPI document says so.
+SECURED: list[dict[str, list[str]]] = [{BEARER: []}]
+
 
 class ProblemDetail(msgspec.Struct):
     """RFC 9457 problem details, as every error of this API is rendered."""

@@ -8,12 +8,13 @@ import msgspec
 from litestar import Litestar
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, Schema, SecurityScheme
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
 from app import __version__
+from app.api import BEARER
 from app.errors import EXCEPTION_HANDLERS
 from app.health import HealthController, MetricsController
 from app.observability import (
@@ -34,9 +35,6 @@ from auth.controllers import (
 from auth.middleware import EXCLUDE_FROM_AUTH, BearerAuthMiddleware
 from tenants.controllers import TenantController
 
-BEARER = "BearerAuth"
-SECURED = [{BEARER: []}]
-
 TENANT_ROUTES = [AdminUserController, AdminGroupController, AdminApiKeyController, MeController]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
 
@@ -46,8 +44,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     configure_logging(settings.observability)
     tracer_provider = configure_tracing(settings.observability)
     runtime = Runtime.build(settings)
-    for controller in (*TENANT_ROUTES, *OPERATOR_ROUTES):
-        controller.security = SECURED
 
     async def dispose_runtime() -> None:
         await runtime.dispose()
@@ -80,7 +76,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version=__version__,
             description="Multi-tenant enterprise RAG backend.",
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=[JsonRenderPlugin()],
             components=Components(
                 security_schemes={
                     BEARER: SecurityScheme(

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 import structlog.tracebacks
 from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -92,7 +93,7 @@ def configure_tracing(settings: ObservabilitySettings) -> TracerProvider:
 
 def ensure_request_id(scope: Scope) -> str:
     """The request id: the caller's ``X-Request-ID`` when well-formed, otherwise a new one."""
-    state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    state = scope.setdefault("state", {})
     request_id: str | None = state.get("request_id")
     if request_id is None:
         for key, value in scope.get("headers", ()):
@@ -108,7 +109,7 @@ def ensure_request_id(scope: Scope) -> str:
 
 async def add_request_id_header(message: Message, scope: Scope) -> None:
     """``before_send`` hook: every HTTP response, errors and 404s included, echoes the id."""
-    if message["type"] == "http.response.start" and scope["type"] == "http":
+    if message["type"] == "http.response.start" and scope["type"] == ScopeType.HTTP:
         headers = MutableScopeHeaders.from_message(message)
         headers[REQUEST_ID_HEADER] = ensure_request_id(scope)
 
@@ -120,7 +121,7 @@ def current_trace_id() -> str | None:
 
 def request_context_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         structlog.contextvars.clear_contextvars()

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import Limit, Offset, next_offset, problem_responses
+from app.api import SECURED, Limit, Offset, next_offset, problem_responses
 from app.deps import TENANT_DEPENDENCIES, get_runtime
 from auth.context import Role, TenantContext
 from auth.guards import requires_operator, requires_role, requires_tenant
@@ -111,6 +111,7 @@ _ADMIN = [requires_role(Role.TENANT_ADMIN)]
 class AdminUserController(Controller):
     path = "/v1/admin/users"
     tags = ["tenant admin"]
+    security = SECURED
     guards = _ADMIN
     dependencies = {
         **TENANT_DEPENDENCIES,
@@ -150,6 +151,7 @@ class AdminUserController(Controller):
 class AdminGroupController(Controller):
     path = "/v1/admin/groups"
     tags = ["tenant admin"]
+    security = SECURED
     guards = _ADMIN
     dependencies = {
         **TENANT_DEPENDENCIES,
@@ -211,6 +213,7 @@ class AdminGroupController(Controller):
 class AdminApiKeyController(Controller):
     path = "/v1/admin/api-keys"
     tags = ["tenant admin"]
+    security = SECURED
     guards = _ADMIN
     dependencies = {
         **TENANT_DEPENDENCIES,
@@ -247,6 +250,7 @@ class AdminApiKeyController(Controller):
 class MeController(Controller):
     path = "/v1/me"
     tags = ["identity"]
+    security = SECURED
     guards = [requires_tenant]
     dependencies = {
         **TENANT_DEPENDENCIES,
@@ -275,6 +279,7 @@ def provide_bootstrap(request: Request[Any, Any, Any]) -> TenantAdminBootstrap:
 class OperatorTenantAdminController(Controller):
     path = "/v1/tenants/{tenant_id:uuid}/admins"
     tags = ["operator"]
+    security = SECURED
     guards = [requires_operator]
     dependencies = {"bootstrap": Provide(provide_bootstrap, sync_to_thread=False)}
 

@@ -10,17 +10,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import RegionalBase
 from auth.context import TenantContext
 from auth.models import ApiKey, Group, Membership, User
 
+M = TypeVar("M", bound=RegionalBase)
 
-class _TenantScoped:
-    model: Any
+
+class _TenantScoped(Generic[M]):
+    model: type[M]
 
     def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
         if not isinstance(ctx, TenantContext):  # fail closed on a missing or forged scope
@@ -28,21 +31,23 @@ class _TenantScoped:
         self.session = session
         self.ctx = ctx
 
-    def _select(self) -> Select[Any]:
-        return select(self.model).where(self.model.tenant_id == self.ctx.tenant_id)
+    def _select(self) -> Select[M]:
+        model: Any = self.model
+        return select(self.model).where(model.tenant_id == self.ctx.tenant_id)
 
-    async def get(self, row_id: uuid.UUID) -> Any:
-        result = await self.session.execute(self._select().where(self.model.id == row_id))
+    async def get(self, row_id: uuid.UUID) -> M | None:
+        model: Any = self.model
+        result = await self.session.execute(self._select().where(model.id == row_id))
         return result.scalar_one_or_none()
 
-    async def add(self, row: Any) -> Any:
-        row.tenant_id = self.ctx.tenant_id
+    async def add(self, row: M) -> M:
+        row.tenant_id = self.ctx.tenant_id  # type: ignore[attr-defined]
         self.session.add(row)
         await self.session.flush()
         return row
 
 
-class UserRepository(_TenantScoped):
+class UserRepository(_TenantScoped[User]):
     model = User
 
     async def get_by_email(self, email: str) -> User | None:
@@ -81,7 +86,7 @@ class UserRepository(_TenantScoped):
         return groups
 
 
-class GroupRepository(_TenantScoped):
+class GroupRepository(_TenantScoped[Group]):
     model = Group
 
     async def get_by_name(self, name: str) -> Group | None:
@@ -136,7 +141,7 @@ class GroupRepository(_TenantScoped):
         return bool(getattr(result, "rowcount", 0))
 
 
-class ApiKeyRepository(_TenantScoped):
+class ApiKeyRepository(_TenantScoped[ApiKey]):
     model = ApiKey
 
     async def page(self, *, limit: int, offset: int) -> Sequence[ApiKey]:

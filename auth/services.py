@@ -66,7 +66,7 @@ class UserService:
         )
         try:
             async with self.users.session.begin_nested():
-                return await self.users.add(user)  # type: ignore[no-any-return]
+                return await self.users.add(user)
         except IntegrityError:
             raise EmailTaken() from None
 
@@ -74,7 +74,7 @@ class UserService:
         user = await self.users.get(user_id)
         if user is None:
             raise UserNotFound()
-        return user  # type: ignore[no-any-return]
+        return user
 
     async def get_by_email(self, email: str) -> User | None:
         return await self.users.get_by_email(normalize_email(email))
@@ -97,7 +97,7 @@ class GroupService:
         group = Group(id=uuid.uuid4(), name=name)
         try:
             async with self.groups.session.begin_nested():
-                return await self.groups.add(group)  # type: ignore[no-any-return]
+                return await self.groups.add(group)
         except IntegrityError:
             raise GroupNameTaken() from None
 
@@ -105,7 +105,7 @@ class GroupService:
         group = await self.groups.get(group_id)
         if group is None:
             raise GroupNotFound()
-        return group  # type: ignore[no-any-return]
+        return group
 
     async def get_by_name(self, name: str) -> Group | None:
         return await self.groups.get_by_name(name)

@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import NullPool
 
 from app.db import TENANT_SETTING
 from residency.errors import DatabaseUnavailable
@@ -43,7 +42,9 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         engine = create_async_engine(
             url,
             echo=echo,
-            poolclass=NullPool,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=30,
             connect_args={"timeout": 15},
             hide_parameters=True,
         )

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import Limit, Offset, next_offset, problem_responses
+from app.api import SECURED, Limit, Offset, next_offset, problem_responses
 from app.deps import CONTROL_DEPENDENCIES, get_runtime
 from auth.guards import requires_operator
 from tenants.models import Tenant
@@ -40,6 +40,7 @@ def tenant_read(tenant: Tenant) -> TenantRead:
 class TenantController(Controller):
     path = "/v1/tenants"
     tags = ["operator"]
+    security = SECURED
     guards = [requires_operator]
     dependencies = {
         **CONTROL_DEPENDENCIES,

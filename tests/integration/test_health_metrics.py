@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -9,6 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from app.main import create_app
 from app.settings import Settings
+from migrations.runner import migrate
 from tests.conftest import Api, assert_problem, base_settings, bearer
 
 UNREACHABLE = "postgresql+asyncpg://nobody@127.0.0.1:9/none"
@@ -29,13 +31,8 @@ def _settings_with_broken_us(tmp_path: Path) -> Settings:
 
 
 async def test_readyz_is_503_naming_the_failing_region(tmp_path: Path) -> None:
+    await asyncio.to_thread(migrate, Settings(**base_settings(tmp_path)))
     settings = _settings_with_broken_us(tmp_path)
-    from migrations.runner import migrate
-
-    healthy = Settings(**base_settings(tmp_path))
-    import asyncio
-
-    await asyncio.to_thread(migrate, healthy)
     async with AsyncTestClient(app=create_app(settings)) as client:
         response = await client.get("/readyz")
         body = assert_problem(response, 503, "not_ready")
@@ -96,3 +93,15 @@ async def test_logs_are_json_with_ids_and_no_bodies(api: Api) -> None:
     joined = stream.getvalue()
     assert secret_email not in joined and "Private Person" not in joined
     assert tenant.admin_key not in joined
+
+
+async def test_openapi_document_describes_auth_and_strict_bodies(api: Api) -> None:
+    schema = (await api.client.get("/schema/openapi.json")).json()
+    assert schema["components"]["securitySchemes"]["BearerAuth"]["scheme"] == "bearer"
+    assert schema["paths"]["/v1/me"]["get"]["security"] == [{"BearerAuth": []}]
+    assert "security" not in schema["paths"]["/healthz"]["get"]
+    create = schema["components"]["schemas"]["TenantCreate"]
+    assert create["additionalProperties"] is False
+    assert create["properties"]["region"]["enum"] == ["eu", "us"]
+    responses = schema["paths"]["/v1/admin/users/{user_id}"]["get"]["responses"]
+    assert {"200", "401", "403", "404"} <= set(responses)

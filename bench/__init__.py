@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print JSON. Never imported by the app or asserted on in tests."""
