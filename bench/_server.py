@@ -39,7 +39,7 @@ def embedded_server(extra_env: dict[str, str] | None = None) -> Iterator[dict[st
         subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
         subprocess.run([*cli, "demo"], env=env, check=True, capture_output=True)
         port = free_port()
-        server = subprocess.Popen(  # noqa: S603 - our own CLI
+        server = subprocess.Popen(
             [*cli, "serve", "--port", str(port)],
             env=env,
             stdout=subprocess.DEVNULL,
