@@ -84,6 +84,20 @@ class DatabaseSettings(_Group):
     echo: bool = False
 
 
+class KeysSettings(_Group):
+    # Unwrapped DEKs stay in memory at most this long: a revoked KMS key takes effect within it.
+    dek_cache_ttl_seconds: float = Field(default=60.0, ge=0.0, le=3600.0)
+    dek_cache_size: int = Field(default=4096, ge=1)
+    # Between an operator's DELETE of a tenant and the destruction of its keys.
+    shred_grace_seconds: int = Field(default=7 * 24 * 3600, ge=0)
+
+
+class AuditSettings(_Group):
+    # Ed25519 private key (PEM) that signs chain checkpoints. Generated into the data dir
+    # outside production.
+    signing_key_file: Path | None = None
+
+
 class ObservabilitySettings(_Group):
     service_name: str = "bulwark"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -105,6 +119,8 @@ class Settings(BaseSettings):
     security: SecuritySettings = SecuritySettings()
     database: DatabaseSettings = DatabaseSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    keys: KeysSettings = KeysSettings()
+    audit: AuditSettings = AuditSettings()
     regions: dict[str, RegionSettings] = Field(default_factory=dict)
 
     @classmethod
