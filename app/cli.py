@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import click
 
@@ -55,6 +56,69 @@ def demo() -> None:
     output = asyncio.run(seed_demo(settings))
     click.echo(json.dumps(output, indent=2))
     click.echo(f"written to {credentials_path(settings)}", err=True)
+
+
+@main.group()
+def tenants() -> None:
+    """Tenant lifecycle jobs."""
+
+
+@tenants.command("purge")
+def tenants_purge() -> None:
+    """Crypto-shred every deleted tenant whose grace period has passed."""
+    from app.runtime import Runtime
+    from tenants.services import purge_due_tenants
+
+    async def run() -> list[str]:
+        runtime = Runtime.build(get_settings())
+        try:
+            ids = await purge_due_tenants(runtime.control, runtime.registry, runtime.keyring)
+        finally:
+            await runtime.dispose()
+        return [str(tenant_id) for tenant_id in ids]
+
+    click.echo(json.dumps({"purged": asyncio.run(run())}))
+
+
+@main.group()
+def kms() -> None:
+    """The embedded default's local KMS (a key file per region)."""
+
+
+def _local_kms(region: str) -> Any:
+    from pathlib import Path
+
+    from keys.adapters.local import LocalKms
+
+    settings = get_settings()
+    if region not in settings.regions or not settings.regions[region].kms.key_file:
+        raise click.BadParameter(f"no local KMS key file in region {region!r}")
+    return LocalKms(Path(settings.regions[region].kms.key_file or ""))
+
+
+@kms.command("create-key")
+@click.option("--region", required=True)
+@click.option("--owner", "owner", default=None, help="Tenant id the key is reserved to.")
+def kms_create_key(region: str, owner: str | None) -> None:
+    """Create a key in the region's local key file and print its id."""
+    local = _local_kms(region)
+    click.echo(local.create_key_sync("created with bulwark kms create-key", owner).key_id)
+
+
+@kms.command("disable-key")
+@click.option("--region", required=True)
+@click.argument("key_id")
+def kms_disable_key(region: str, key_id: str) -> None:
+    """Disable a key (a customer revoking access): its tenant's data becomes unreadable."""
+    _local_kms(region).set_state(key_id, "disabled")
+
+
+@kms.command("enable-key")
+@click.option("--region", required=True)
+@click.argument("key_id")
+def kms_enable_key(region: str, key_id: str) -> None:
+    """Re-enable a disabled key."""
+    _local_kms(region).set_state(key_id, "enabled")
 
 
 @main.command()

@@ -66,11 +66,13 @@ async def seed_demo(settings: Settings) -> dict[str, Any]:
     try:
         for slug, name, region in DEMO_TENANTS:
             async with runtime.control.transaction(None) as session:
-                tenants = TenantService(TenantRepository(session), runtime.registry)
+                tenants = TenantService(
+                    TenantRepository(session), runtime.registry, runtime.keyring
+                )
                 tenant = await tenants.repository.get_by_slug(slug) or await tenants.create(
                     TenantCreate(slug=slug, name=name, region=region)
                 )
-                route = TenantRoute(tenant.id, tenant.slug, tenant.region, tenant.status)
+                route = TenantRoute.of(tenant)
             ctx = system_context(route)
             users_out = []
             async with runtime.registry.tenant_transaction(ctx) as session:

@@ -34,6 +34,18 @@ def provide_tenant_context(request: Request[Any, Any, Any]) -> TenantContext:
 async def provide_tenant_session(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
 ) -> AsyncIterator[AsyncSession]:
+    """The tenant's unit of work, opened only while the tenant's key works (fail closed)."""
+    runtime = get_runtime(request)
+    read_only = request.method in ("GET", "HEAD")
+    async with runtime.registry.tenant_transaction(ctx, read_only=read_only) as session:
+        await runtime.keyring.for_tenant(session, ctx).require_usable()
+        yield session
+
+
+async def provide_key_admin_session(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
+) -> AsyncIterator[AsyncSession]:
+    """The tenant's unit of work without the key gate (KMS administration only)."""
     async with get_runtime(request).registry.tenant_transaction(ctx) as session:
         yield session
 
@@ -46,5 +58,9 @@ async def provide_control_session(request: Request[Any, Any, Any]) -> AsyncItera
 TENANT_DEPENDENCIES = {
     "ctx": Provide(provide_tenant_context, sync_to_thread=False),
     "db": Provide(provide_tenant_session),
+}
+KEY_ADMIN_DEPENDENCIES = {
+    "ctx": Provide(provide_tenant_context, sync_to_thread=False),
+    "db": Provide(provide_key_admin_session),
 }
 CONTROL_DEPENDENCIES = {"control_db": Provide(provide_control_session)}

@@ -33,9 +33,16 @@ from auth.controllers import (
     OperatorTenantAdminController,
 )
 from auth.middleware import EXCLUDE_FROM_AUTH, BearerAuthMiddleware
+from keys.controllers import KmsController
 from tenants.controllers import TenantController
 
-TENANT_ROUTES = [AdminUserController, AdminGroupController, AdminApiKeyController, MeController]
+TENANT_ROUTES = [
+    AdminUserController,
+    AdminGroupController,
+    AdminApiKeyController,
+    MeController,
+    KmsController,
+]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
 
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.settings import Settings, resolve_secret
+from auth.context import TenantContext
 from auth.services import AuthenticationService
+from keys.services import Keyring
 from residency.database import Database
+from residency.objects import TenantObjects
 from residency.registry import RegionRegistry
 
 
@@ -15,6 +20,7 @@ class Runtime:
     settings: Settings
     control: Database
     registry: RegionRegistry
+    keyring: Keyring
     authenticator: AuthenticationService
     pepper: str
     operator_token: str
@@ -39,9 +45,16 @@ class Runtime:
             settings=settings,
             control=control,
             registry=registry,
+            keyring=Keyring.from_settings(settings, registry),
             authenticator=authenticator,
             pepper=pepper,
             operator_token=operator_token,
+        )
+
+    def tenant_objects(self, session: AsyncSession, ctx: TenantContext) -> TenantObjects:
+        """The tenant's sealed objects in its own region's object store."""
+        return TenantObjects(
+            self.registry.for_tenant(ctx).objects, self.keyring.for_tenant(session, ctx), ctx
         )
 
     async def dispose(self) -> None:

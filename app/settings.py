@@ -68,7 +68,10 @@ class RegionSettings(_Group):
     # which on PostgreSQL must be a role that does not own the tables (so FORCE RLS applies).
     migrate_database_url: str | None = None
     vector_store: str
+    # A directory, or ``s3://bucket`` with the bucket's AWS region (created there by migrate).
     object_store: str
+    object_store_region: str | None = None
+    object_store_endpoint_url: str | None = None
     kms: KmsSettings = KmsSettings()
     models: tuple[ModelEndpointSettings, ...] = ()
 

@@ -66,10 +66,24 @@ Principal = TenantContext | OperatorPrincipal
 class TenantRoute:
     """The control-plane facts a context is built from (id, slug, region, status)."""
 
-    __slots__ = ("id", "region", "slug", "status")
+    __slots__ = ("deleted", "id", "region", "slug", "status")
 
-    def __init__(self, id: uuid.UUID, slug: str, region: str, status: str) -> None:
+    def __init__(
+        self, id: uuid.UUID, slug: str, region: str, status: str, deleted: bool = False
+    ) -> None:
         self.id, self.slug, self.region, self.status = id, slug, region, status
+        self.deleted = deleted
+
+    @classmethod
+    def of(cls, tenant: Any) -> TenantRoute:
+        """From a control-plane tenant row."""
+        return cls(
+            tenant.id,
+            tenant.slug,
+            tenant.region,
+            tenant.status,
+            deleted=tenant.deleted_at is not None,
+        )
 
 
 def _build(

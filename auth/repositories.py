@@ -161,3 +161,9 @@ class ApiKeyRepository(_TenantScoped[ApiKey]):
             .values(revoked_at=when)
         )
         return bool(getattr(result, "rowcount", 0))
+
+
+async def purge_identity(session: AsyncSession, ctx: TenantContext) -> None:
+    """Delete every identity row of one tenant (used when a deleted tenant is purged)."""
+    for model in (ApiKey, Membership, Group, User):
+        await session.execute(delete(model).where(model.tenant_id == ctx.tenant_id))

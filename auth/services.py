@@ -37,7 +37,7 @@ from auth.models import ApiKey, Group, User
 from auth.repositories import ApiKeyRepository, GroupRepository, UserRepository
 from residency.database import Database
 from residency.registry import RegionRegistry
-from tenants.errors import TenantNotFound, TenantSuspended
+from tenants.errors import TenantDeleted, TenantNotFound, TenantSuspended
 from tenants.repositories import TenantRepository
 from tenants.schemas import TenantStatus
 
@@ -208,11 +208,11 @@ class AuthenticationService:
         raise InvalidCredentials()
 
     async def tenant_route(self, tenant_id: uuid.UUID) -> TenantRoute | None:
-        async with self.control.transaction(None) as session:
+        async with self.control.transaction(None, read_only=True) as session:
             tenant = await TenantRepository(session).get(tenant_id)
             if tenant is None:
                 return None
-            return TenantRoute(tenant.id, tenant.slug, tenant.region, tenant.status)
+            return TenantRoute.of(tenant)
 
     async def _authenticate_api_key(self, raw: str) -> TenantContext:
         parsed = apikeys.parse_key(raw)
@@ -222,7 +222,7 @@ class AuthenticationService:
         if route is None:
             raise InvalidCredentials()
         lookup = system_context(route)
-        async with self.registry.tenant_transaction(lookup) as session:
+        async with self.registry.tenant_transaction(lookup, read_only=True) as session:
             key = await ApiKeyRepository(session, lookup).get(parsed.key_id)
             if (
                 key is None
@@ -236,6 +236,8 @@ class AuthenticationService:
                 raise InvalidCredentials()
             group_ids = await users.group_ids_of(user.id)
         # Checked after the key so that a suspended tenant's status is only told to its own users.
+        if route.deleted:
+            raise TenantDeleted()
         if route.status != TenantStatus.ACTIVE.value:
             raise TenantSuspended()
         return user_context(

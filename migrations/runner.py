@@ -20,6 +20,7 @@ from sqlalchemy.pool import NullPool
 
 from app.settings import Settings
 from residency.database import ensure_sqlite_directory
+from residency.objects import blob_store_for
 
 HERE = Path(__file__).parent
 _ROW_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"  # never TRUNCATE, never ownership
@@ -59,6 +60,8 @@ def migrate(settings: Settings, revision: str = "head") -> list[str]:
         command.upgrade(alembic_config(target.tree, target.owner_url), revision)
         asyncio.run(_grant_app_role(target))
         done.append(target.name)
+    for region in settings.regions.values():
+        asyncio.run(blob_store_for(region).ensure_ready())
     return done
 
 

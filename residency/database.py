@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from app.db import TENANT_SETTING
 from residency.errors import DatabaseUnavailable
 
 _OUTAGE_ERRORS = (OperationalError, InterfaceError, OSError, TimeoutError)
+_read_only: ContextVar[bool] = ContextVar("bulwark_db_read_only", default=False)
 
 
 def ensure_sqlite_directory(url: str) -> None:
@@ -55,7 +57,20 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=15000")
+            # Deleted rows are overwritten, not left in free pages (erasure, purge).
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
+            # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin: the
+            # module's legacy mode defers BEGIN to the first write, so a SAVEPOINT issued
+            # before any write would open (and its RELEASE commit) the outer transaction.
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(connection: Any) -> None:
+            # IMMEDIATE takes the write lock up front (waiting up to busy_timeout), so a
+            # transaction that reads and then writes cannot fail on a stale snapshot.
+            if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+                connection.exec_driver_sql("BEGIN" if _read_only.get() else "BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(
@@ -81,12 +96,16 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
-    async def transaction(self, tenant_id: uuid.UUID | None) -> AsyncIterator[AsyncSession]:
+    async def transaction(
+        self, tenant_id: uuid.UUID | None, *, read_only: bool = False
+    ) -> AsyncIterator[AsyncSession]:
         """A unit of work: committed when the block succeeds, rolled back when it raises.
 
         ``tenant_id=None`` is only for the control plane and for health checks; on a regional
         PostgreSQL database RLS then hides every tenant-owned row (fail closed).
+        ``read_only`` lets SQLite readers run beside a writer instead of queueing behind it.
         """
+        token = _read_only.set(read_only)
         try:
             async with self._sessions() as session, session.begin():
                 if tenant_id is not None and self.is_postgres:
@@ -97,11 +116,26 @@ class Database:
                 yield session
         except _OUTAGE_ERRORS as exc:
             raise DatabaseUnavailable(self.name) from exc
+        finally:
+            _read_only.reset(token)
 
     async def ping(self) -> None:
         try:
             async with self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
+        except _OUTAGE_ERRORS as exc:
+            raise DatabaseUnavailable(self.name) from exc
+
+    async def scrub(self) -> None:
+        """After deleting data: on SQLite, fold the WAL into the database and truncate it, so
+        no older page image of deleted rows survives in the WAL file. (PostgreSQL reclaims
+        dead tuples through autovacuum.)"""
+        if self.is_postgres:
+            return
+        try:
+            async with self.engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await autocommit.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
         except _OUTAGE_ERRORS as exc:
             raise DatabaseUnavailable(self.name) from exc
 

@@ -7,7 +7,6 @@ no default region and no fallback: an unknown region raises ``RegionUnavailable`
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.settings import KmsSettings, ModelEndpointSettings, RegionSettings, Settings
 from residency.database import Database
 from residency.errors import RegionUnavailable, UnknownRegion
+from residency.objects import BlobStore, blob_store_for
 
 if TYPE_CHECKING:
     from auth.context import TenantContext
@@ -30,7 +30,7 @@ class RegionDataPlane:
     name: str
     database: Database
     vector_store: str
-    object_store: str
+    objects: BlobStore
     kms: KmsSettings
     models: tuple[ModelEndpointSettings, ...]
 
@@ -44,7 +44,7 @@ class RegionRegistry:
                 name=name,
                 database=Database(name, cfg.database_url, pool_size=pool_size, echo=echo),
                 vector_store=cfg.vector_store,
-                object_store=cfg.object_store,
+                objects=blob_store_for(cfg),
                 kms=cfg.kms,
                 models=cfg.models,
             )
@@ -77,17 +77,12 @@ class RegionRegistry:
         return self.region(ctx.region)
 
     @asynccontextmanager
-    async def tenant_transaction(self, ctx: TenantContext) -> AsyncIterator[AsyncSession]:
-        """The tenant's unit of work in its own region's database, RLS-scoped to the tenant."""
-        async with self.for_tenant(ctx).database.transaction(ctx.tenant_id) as session:
-            yield session
-
-    @asynccontextmanager
-    async def bootstrap_transaction(
-        self, region: str, tenant_id: uuid.UUID
+    async def tenant_transaction(
+        self, ctx: TenantContext, *, read_only: bool = False
     ) -> AsyncIterator[AsyncSession]:
-        """Pre-authentication lookups (``auth/`` only): scoped to the tenant a credential names."""
-        async with self.region(region).database.transaction(tenant_id) as session:
+        """The tenant's unit of work in its own region's database, RLS-scoped to the tenant."""
+        database = self.for_tenant(ctx).database
+        async with database.transaction(ctx.tenant_id, read_only=read_only) as session:
             yield session
 
     def planes(self) -> list[RegionDataPlane]:

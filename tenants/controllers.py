@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,11 +23,15 @@ from tenants.services import TenantService
 def provide_tenant_service(
     request: Request[Any, Any, Any], control_db: NamedDependency[AsyncSession]
 ) -> TenantService:
-    return TenantService(TenantRepository(control_db), get_runtime(request).registry)
+    runtime = get_runtime(request)
+    return TenantService(TenantRepository(control_db), runtime.registry, runtime.keyring)
 
 
 def tenant_read(tenant: Tenant) -> TenantRead:
     return TenantRead(
+        deleted_at=tenant.deleted_at,
+        purge_after=tenant.purge_after,
+        purged_at=tenant.purged_at,
         id=tenant.id,
         slug=tenant.slug,
         name=tenant.name,
@@ -81,3 +86,18 @@ class TenantController(Controller):
         data: JSONBody[TenantUpdate],
     ) -> TenantRead:
         return tenant_read(await tenants.update(tenant_id, data))
+
+    @delete(
+        "/{tenant_id:uuid}",
+        status_code=202,
+        responses=problem_responses(404),
+        summary="Delete a tenant: it stops now; its keys are destroyed after the grace period",
+    )
+    async def delete_tenant(
+        self,
+        request: Request[Any, Any, Any],
+        tenants: NamedDependency[TenantService],
+        tenant_id: FromPath[uuid.UUID],
+    ) -> TenantRead:
+        grace = timedelta(seconds=get_runtime(request).settings.keys.shred_grace_seconds)
+        return tenant_read(await tenants.delete(tenant_id, grace))

@@ -25,3 +25,21 @@ class TenantSuspended(Forbidden):
 
     def __init__(self) -> None:
         super().__init__("This tenant is suspended; contact the platform operator.")
+
+
+class TenantDeleted(Forbidden):
+    code = "tenant_deleted"
+    title = "Tenant deleted"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This tenant has been deleted; its keys are destroyed after the grace period."
+        )
+
+
+class TenantAlreadyDeleted(Conflict):
+    code = "tenant_deleted"
+    title = "Tenant deleted"
+
+    def __init__(self) -> None:
+        super().__init__("This tenant is deleted and can no longer be changed.")

@@ -21,6 +21,10 @@ class Tenant(Timestamped, ControlBase):
     # Pinned at creation; no code path updates it (see TenantService).
     region: Mapped[str] = mapped_column(String(32), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
+    # Set by the operator's DELETE; the keys are destroyed (crypto-shredding) after purge_after.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    purge_after: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,3 +33,13 @@ class TenantRepository:
         self.session.add(tenant)
         await self.session.flush()
         return tenant
+
+    async def due_for_purge(self, now: datetime) -> Sequence[Tenant]:
+        result = await self.session.execute(
+            select(Tenant).where(
+                Tenant.deleted_at.is_not(None),
+                Tenant.purged_at.is_(None),
+                Tenant.purge_after <= now,
+            )
+        )
+        return result.scalars().all()

@@ -48,6 +48,9 @@ class TenantRead(msgspec.Struct):
     status: TenantStatus
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None = None
+    purge_after: datetime | None = None
+    purged_at: datetime | None = None
 
 
 class TenantPage(msgspec.Struct):

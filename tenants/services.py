@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
+from app.db import utcnow
+from auth.context import TenantRoute, system_context
+from auth.repositories import purge_identity
+from keys.services import Keyring
+from residency.database import Database
 from residency.registry import RegionRegistry
-from tenants.errors import TenantNotFound, TenantSlugTaken
+from tenants.errors import TenantAlreadyDeleted, TenantNotFound, TenantSlugTaken
 from tenants.models import Tenant
 from tenants.repositories import TenantRepository
 from tenants.schemas import TenantCreate, TenantStatus, TenantUpdate
 
 
 class TenantService:
-    def __init__(self, repository: TenantRepository, registry: RegionRegistry) -> None:
+    def __init__(
+        self, repository: TenantRepository, registry: RegionRegistry, keyring: Keyring
+    ) -> None:
         self.repository = repository
         self.registry = registry
+        self.keyring = keyring
 
     async def create(self, data: TenantCreate) -> Tenant:
         region = self.registry.validate_new_region(data.region)
@@ -32,10 +41,23 @@ class TenantService:
         )
         try:
             async with self.repository.session.begin_nested():
-                return await self.repository.add(tenant)
+                await self.repository.add(tenant)
         except IntegrityError:
             # Lost a race with a concurrent create of the same slug.
             raise TenantSlugTaken(data.slug) from None
+        await self._provision(tenant)
+        return tenant
+
+    async def _provision(self, tenant: Tenant) -> None:
+        """Create the tenant's KMS key and first data key in its own region.
+
+        This is the region's own transaction, committed before the control plane's: if the
+        control-plane commit then fails, the region keeps an unused key for an id nothing
+        routes to, never a tenant without keys.
+        """
+        ctx = system_context(TenantRoute.of(tenant))
+        async with self.registry.tenant_transaction(ctx) as session:
+            await self.keyring.for_tenant(session, ctx).provision()
 
     async def page(self, *, limit: int, offset: int) -> Sequence[Tenant]:
         return await self.repository.page(limit=limit, offset=offset)
@@ -54,9 +76,51 @@ class TenantService:
 
     async def update(self, tenant_id: uuid.UUID, data: TenantUpdate) -> Tenant:
         tenant = await self.get(tenant_id)
+        if tenant.deleted_at is not None:
+            raise TenantAlreadyDeleted()
         if data.status is not None:
             tenant.status = data.status.value
         if data.name is not None:
             tenant.name = data.name
         await self.repository.session.flush()
         return tenant
+
+    async def delete(self, tenant_id: uuid.UUID, grace: timedelta) -> Tenant:
+        """Schedule deletion: the tenant stops at once; its keys are shredded after ``grace``.
+
+        Idempotent: deleting a deleted tenant keeps the original schedule.
+        """
+        tenant = await self.get(tenant_id)
+        if tenant.deleted_at is None:
+            now = utcnow()
+            tenant.deleted_at, tenant.purge_after = now, now + grace
+            tenant.status = TenantStatus.SUSPENDED.value
+            await self.repository.session.flush()
+        return tenant
+
+
+async def purge_due_tenants(
+    control: Database, registry: RegionRegistry, keyring: Keyring, now: datetime | None = None
+) -> list[uuid.UUID]:
+    """Crypto-shred every deleted tenant whose grace period has passed (``bulwark tenants purge``).
+
+    Per tenant: destroy its data keys and platform-managed KMS key, delete its identity rows, then
+    mark it purged. Sealed data anywhere (object store, database backups) is unreadable after.
+    Resumable: a tenant is marked purged only after its region has been purged.
+    """
+    now = now or utcnow()
+    async with control.transaction(None) as session:
+        due = [TenantRoute.of(t) for t in await TenantRepository(session).due_for_purge(now)]
+    purged = []
+    for route in due:
+        ctx = system_context(route)
+        async with registry.tenant_transaction(ctx) as session:
+            await keyring.for_tenant(session, ctx).shred()
+            await purge_identity(session, ctx)
+        await registry.region(route.region).database.scrub()
+        async with control.transaction(None) as session:
+            tenant = await TenantRepository(session).get(route.id)
+            if tenant is not None:
+                tenant.purged_at = utcnow()
+        purged.append(route.id)
+    return purged

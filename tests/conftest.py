@@ -28,7 +28,9 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.engine import make_url
 
 from app.main import create_app
+from app.runtime import Runtime
 from app.settings import Settings, embedded_region
+from auth.context import TenantContext, TenantRoute, system_context
 from migrations.runner import migrate
 
 PG_DSN = os.environ.get("BULWARK_TEST_POSTGRES_DSN")
@@ -75,6 +77,8 @@ def base_settings(data_dir: Path, **overrides: Any) -> dict[str, Any]:
         "environment": "test",
         "security": {"operator_token": OPERATOR_TOKEN, "secret_key": "test-pepper-" + "x" * 20},
         "observability": {"log_json": True, "log_level": "INFO"},
+        # A short DEK cache so revocation tests see the KMS refuse within a second.
+        "keys": {"dek_cache_ttl_seconds": 1.0},
         **overrides,
     }
 
@@ -246,3 +250,20 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("BULWARK_") and not key.startswith("BULWARK_TEST_"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture
+async def runtime(deployment: Deployment) -> AsyncIterator[Runtime]:
+    """A second runtime over the same stores, for direct service-level work in a test.
+
+    (The app under the test client serves from its own event loop; its pooled PostgreSQL
+    connections cannot be used from the test's loop.)
+    """
+    direct = Runtime.build(deployment.settings)
+    yield direct
+    await direct.dispose()
+
+
+def context_of(tenant: TenantHandle) -> TenantContext:
+    """A system context for a test tenant, built the only way there is: through ``auth``."""
+    return system_context(TenantRoute(uuid.UUID(tenant.id), tenant.slug, tenant.region, "active"))

@@ -39,22 +39,26 @@ async def test_readyz_is_503_naming_the_failing_region(tmp_path: Path) -> None:
         assert body["failing"] == ["us"]
         assert body["regions"] == {"eu": "ok", "us": "unavailable"}
 
-        # A tenant pinned to the broken region gets a clear 503, never another region's data.
+        # A tenant cannot be created in the broken region (its keys live there): a clear 503
+        # naming the region, and nothing half-created in the control plane.
         api = Api(client)
         created = await client.post(
             "/v1/tenants",
             json={"slug": "usco", "name": "US Co", "region": "us"},
             headers=api.operator,
         )
-        assert created.status_code == 201
-        boot = await client.post(
-            f"/v1/tenants/{created.json()['id']}/admins",
-            json={"email": "a@us.example", "display_name": "A"},
+        problem = assert_problem(created, 503, "database_unavailable")
+        assert problem["region"] == "us"
+        assert "nobody" not in created.text  # no connection string or driver message leaks
+        listed = await client.get("/v1/tenants", headers=api.operator)
+        assert "usco" not in {t["slug"] for t in listed.json()["items"]}
+        # The healthy region still works.
+        created = await client.post(
+            "/v1/tenants",
+            json={"slug": "euco", "name": "EU Co", "region": "eu"},
             headers=api.operator,
         )
-        problem = assert_problem(boot, 503, "database_unavailable")
-        assert problem["region"] == "us"
-        assert "nobody" not in boot.text  # no connection string or driver message leaks
+        assert created.status_code == 201
 
 
 async def test_metrics_count_requests_by_route_template(api: Api) -> None:

@@ -28,6 +28,9 @@ ISOLATION_ROUTES = {
     ("GET", "/v1/admin/api-keys"),
     ("POST", "/v1/admin/api-keys"),
     ("DELETE", "/v1/admin/api-keys/{key_id:uuid}"),
+    ("GET", "/v1/admin/kms"),
+    ("PUT", "/v1/admin/kms"),
+    ("POST", "/v1/admin/kms/rotate"),
 }
 # Routes with no tenant data: health, metrics, the schema, and the operator's control plane
 # (covered by tests/integration/test_tenants.py, which shows tenant keys get 403 there).
@@ -39,6 +42,7 @@ NON_TENANT_ROUTES = {
     ("POST", "/v1/tenants"),
     ("GET", "/v1/tenants/{tenant_id:uuid}"),
     ("PATCH", "/v1/tenants/{tenant_id:uuid}"),
+    ("DELETE", "/v1/tenants/{tenant_id:uuid}"),
     ("POST", "/v1/tenants/{tenant_id:uuid}/admins"),
 }
 
@@ -151,3 +155,21 @@ async def test_a_key_cannot_be_replayed_against_another_tenant(
     assert_problem(
         await api.client.get("/v1/me", headers=bearer(forged)), 401, "invalid_credentials"
     )
+
+
+async def test_kms_settings_are_per_tenant(api: Api, world: dict[str, Any]) -> None:
+    a: TenantHandle = world["a"]
+    b: TenantHandle = world["b"]
+    a_kms = (await api.client.get("/v1/admin/kms", headers=a.admin)).json()
+    b_kms = (await api.client.get("/v1/admin/kms", headers=b.admin)).json()
+    assert a_kms["key_id"] != b_kms["key_id"]
+    # B cannot adopt A's key (the key serves A's contexts only), nor rotate A's keys.
+    response = await api.client.put(
+        "/v1/admin/kms",
+        json={"provider": "local", "key_id": a_kms["key_id"], "region": "eu"},
+        headers=b.admin,
+    )
+    assert_problem(response, 422, "kms_key_rejected")
+    await api.client.post("/v1/admin/kms/rotate", headers=b.admin)
+    after = (await api.client.get("/v1/admin/kms", headers=a.admin)).json()
+    assert after["current_version"] == a_kms["current_version"]

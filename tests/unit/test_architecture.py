@@ -89,7 +89,36 @@ def test_layers_below_controllers_know_nothing_of_http() -> None:
         for path, tree in modules()
         for module, _ in imported(tree)
         if module.startswith("litestar")
-        and (path.name in lower or path.parts[0] in ("residency", "keys"))
+        and (
+            path.name in lower
+            or (path.parts[0] in ("residency", "keys") and path.name != "controllers.py")
+        )
         and str(path) != "app/errors.py"
     ]
     assert offenders == []
+
+
+def test_only_residency_opens_region_stores() -> None:
+    """Every call site that touches tenant data goes through the region registry."""
+    allowed = {"residency", "migrations"}
+    offenders = [
+        f"{path}: {module}.{name}"
+        for path, tree in modules()
+        for module, name in imported(tree)
+        if path.parts[0] not in allowed
+        and (
+            name in {"create_async_engine", "create_engine", "LocalBlobStore", "S3BlobStore"}
+            or module.startswith("residency.adapters")
+        )
+    ]
+    assert offenders == []
+    reads_regions = [
+        str(path)
+        for path, tree in modules()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr == "regions"
+        and path.parts[0] not in allowed
+        and str(path) not in {"app/settings.py", "app/cli.py"}
+    ]
+    assert reads_regions == []

@@ -1,0 +1,1 @@
+"""KMS adapters: the only modules that talk to a key-management service."""

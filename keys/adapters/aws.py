@@ -1,0 +1,178 @@
+"""AWS KMS through boto3: the customer's key (BYOK) or a per-tenant platform key, in the
+tenant's region only.
+
+Every call carries an EncryptionContext (tenant id, purpose, DEK version), so a wrapped data key
+is useless outside the row it belongs to. With a ``role_arn`` the adapter assumes that role in
+the customer's account (with their external id) and calls KMS with the temporary credentials.
+boto3 is synchronous: calls run in a worker thread so they never block the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from keys.kms import Context, DataKey, KeyAccessDenied, KeyInvalid, KeyRef, KmsUnreachable
+
+T = TypeVar("T")
+
+_DENIED = {
+    "DisabledException",
+    "NotFoundException",
+    "KMSInvalidStateException",
+    "AccessDeniedException",
+    "AccessDenied",
+    "InvalidCiphertextException",
+    "IncorrectKeyException",
+    "KeyUnavailableException",
+    "InvalidKeyUsageException",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+}
+_INVALID = {"ValidationException", "InvalidArnException"}
+_BOTO_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2})
+
+
+def arn_region(key_id: str) -> str | None:
+    """The region written in a key ARN (``arn:aws:kms:REGION:ACCOUNT:key/ID``), if it is one."""
+    parts = key_id.split(":")
+    return parts[3] if len(parts) >= 6 and parts[0] == "arn" and parts[2] == "kms" else None
+
+
+class AwsKms:
+    def __init__(self, *, default_region: str | None, endpoint_url: str | None = None) -> None:
+        self.default_region = default_region
+        self.endpoint_url = endpoint_url
+        self._clients: dict[tuple[str, str | None], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _client(self, key: KeyRef) -> Any:
+        region = key.aws_region or self.default_region
+        if not region:
+            raise KeyInvalid("no AWS region for this key")
+        cache_key = (region, key.role_arn)
+        with self._lock:
+            cached = self._clients.get(cache_key)
+            if cached and cached[0] > time.monotonic():
+                return cached[1]
+        credentials: dict[str, str] = {}
+        expires = float("inf")
+        if key.role_arn:
+            sts = boto3.client(
+                "sts", region_name=region, endpoint_url=self.endpoint_url, config=_BOTO_CONFIG
+            )
+            assume: dict[str, Any] = {
+                "RoleArn": key.role_arn,
+                "RoleSessionName": "bulwark-envelope",
+            }
+            if key.external_id:
+                assume["ExternalId"] = key.external_id
+            creds = sts.assume_role(**assume)["Credentials"]
+            credentials = {
+                "aws_access_key_id": creds["AccessKeyId"],
+                "aws_secret_access_key": creds["SecretAccessKey"],
+                "aws_session_token": creds["SessionToken"],
+            }
+            expires = time.monotonic() + 15 * 60
+        client = boto3.client(
+            "kms",
+            region_name=region,
+            endpoint_url=self.endpoint_url,
+            config=_BOTO_CONFIG,
+            **credentials,
+        )
+        with self._lock:
+            self._clients[cache_key] = (expires, client)
+        return client
+
+    async def _call(self, key: KeyRef, fn: Callable[[Any], T]) -> T:
+        def run() -> T:
+            try:
+                return fn(self._client(key))
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code in _DENIED:
+                    raise KeyAccessDenied(code) from None
+                if code in _INVALID:
+                    raise KeyInvalid(code) from None
+                raise KmsUnreachable(code or "client error") from None
+            except (EndpointConnectionError, BotoCoreError) as exc:
+                raise KmsUnreachable(type(exc).__name__) from None
+
+        return await asyncio.to_thread(run)
+
+    async def generate_data_key(self, key: KeyRef, context: Context) -> DataKey:
+        response = await self._call(
+            key,
+            lambda kms: kms.generate_data_key(
+                KeyId=key.key_id, KeySpec="AES_256", EncryptionContext=context
+            ),
+        )
+        return DataKey(plaintext=response["Plaintext"], wrapped=response["CiphertextBlob"])
+
+    async def encrypt(self, key: KeyRef, plaintext: bytes, context: Context) -> bytes:
+        response = await self._call(
+            key,
+            lambda kms: kms.encrypt(
+                KeyId=key.key_id, Plaintext=plaintext, EncryptionContext=context
+            ),
+        )
+        return bytes(response["CiphertextBlob"])
+
+    async def decrypt(self, key: KeyRef, wrapped: bytes, context: Context) -> bytes:
+        response = await self._call(
+            key,
+            lambda kms: kms.decrypt(
+                KeyId=key.key_id, CiphertextBlob=wrapped, EncryptionContext=context
+            ),
+        )
+        return bytes(response["Plaintext"])
+
+    async def re_encrypt(
+        self, source: KeyRef, wrapped: bytes, context: Context, destination: KeyRef
+    ) -> bytes:
+        if (source.role_arn, source.aws_region) != (destination.role_arn, destination.aws_region):
+            # Different accounts or credentials: unwrap with one, wrap with the other.
+            plaintext = await self.decrypt(source, wrapped, context)
+            return await self.encrypt(destination, plaintext, context)
+        response = await self._call(
+            destination,
+            lambda kms: kms.re_encrypt(
+                CiphertextBlob=wrapped,
+                SourceKeyId=source.key_id,
+                SourceEncryptionContext=context,
+                DestinationKeyId=destination.key_id,
+                DestinationEncryptionContext=context,
+            ),
+        )
+        return bytes(response["CiphertextBlob"])
+
+    async def create_key(self, *, description: str, owner: str | None) -> KeyRef:
+        probe = KeyRef(provider="aws-kms", key_id="", aws_region=self.default_region)
+        tags = [{"TagKey": "bulwark:tenant", "TagValue": owner}] if owner else []
+        response = await self._call(
+            probe,
+            lambda kms: kms.create_key(
+                Description=description,
+                KeyUsage="ENCRYPT_DECRYPT",
+                KeySpec="SYMMETRIC_DEFAULT",
+                Tags=tags,
+            ),
+        )
+        return KeyRef(
+            provider="aws-kms",
+            key_id=response["KeyMetadata"]["Arn"],
+            aws_region=self.default_region,
+        )
+
+    async def destroy_key(self, key: KeyRef) -> None:
+        await self._call(
+            key, lambda kms: kms.schedule_key_deletion(KeyId=key.key_id, PendingWindowInDays=7)
+        )

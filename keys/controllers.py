@@ -1,0 +1,94 @@
+"""Tenant-admin KMS settings: bring your own key, rotate data keys.
+
+These routes run without the key gate the other tenant routes have: an admin must be able to
+see and replace a key that has stopped working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post, put
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api import SECURED, problem_responses
+from app.deps import KEY_ADMIN_DEPENDENCIES, get_runtime
+from auth.context import Role, TenantContext
+from auth.guards import requires_role
+from keys.kms import KeyRef
+from keys.schemas import KmsConfigRead, KmsConfigUpdate, KmsRotated
+from keys.services import KmsStatus, TenantKeys
+
+
+def provide_tenant_keys(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    ctx: NamedDependency[TenantContext],
+) -> TenantKeys:
+    return get_runtime(request).keyring.for_tenant(db, ctx)
+
+
+def kms_read(status: KmsStatus, ctx: TenantContext) -> KmsConfigRead:
+    config = status.config
+    return KmsConfigRead(
+        provider=config.provider,
+        key_id=config.key_id,
+        region=config.aws_region or ctx.region,
+        role_arn=config.role_arn,
+        managed=config.managed,
+        current_version=status.current_version,
+        versions=status.versions,
+        updated_at=config.updated_at,
+    )
+
+
+class KmsController(Controller):
+    path = "/v1/admin/kms"
+    tags = ["tenant admin"]
+    security = SECURED
+    guards = [requires_role(Role.TENANT_ADMIN)]
+    dependencies = {
+        **KEY_ADMIN_DEPENDENCIES,
+        "keys": Provide(provide_tenant_keys, sync_to_thread=False),
+    }
+
+    @get("/", responses=problem_responses(), summary="The tenant's KMS key and data-key versions")
+    async def get_kms(
+        self, keys: NamedDependency[TenantKeys], ctx: NamedDependency[TenantContext]
+    ) -> KmsConfigRead:
+        return kms_read(await keys.status(), ctx)
+
+    @put(
+        "/",
+        responses=problem_responses(422),
+        summary="Use another KMS key (validated by a wrap/unwrap round trip first)",
+    )
+    async def put_kms(
+        self,
+        keys: NamedDependency[TenantKeys],
+        ctx: NamedDependency[TenantContext],
+        data: JSONBody[KmsConfigUpdate],
+    ) -> KmsConfigRead:
+        ref = KeyRef(
+            provider=data.provider,
+            key_id=data.key_id,
+            aws_region=data.region,
+            role_arn=data.role_arn,
+            external_id=data.external_id,
+        )
+        status, _ = await keys.configure(ref)
+        return kms_read(status, ctx)
+
+    @post(
+        "/rotate",
+        status_code=200,
+        responses=problem_responses(),
+        summary="New data-key version; re-wrap older versions under the current KMS key",
+    )
+    async def rotate_kms(
+        self, keys: NamedDependency[TenantKeys], ctx: NamedDependency[TenantContext]
+    ) -> KmsRotated:
+        status, rewrapped = await keys.rotate()
+        return KmsRotated(config=kms_read(status, ctx), rewrapped=rewrapped)

@@ -1,0 +1,1 @@
+"""Object-store adapters: the only modules that touch a region's object storage."""
