@@ -157,8 +157,8 @@ class TenantKeys:
             return await call(self.keyring.kms(self.ctx.region, provider))
         except (KeyAccessDenied, KeyInvalid):
             raise TenantKeyUnavailable() from None
-        except KmsUnreachable:
-            raise KmsUnavailable(self.ctx.region) from None
+        except KmsUnreachable as exc:
+            raise KmsUnavailable(self.ctx.region) from exc
 
     # provisioning --------------------------------------------------------------------------
     async def provision(self) -> TenantKms:
