@@ -63,7 +63,7 @@ async def test_each_regions_raw_stores_hold_only_its_own_tenants(tmp_path: Path)
 
     for region, other in (("eu", "us"), ("us", "eu")):
         stores = raw_bytes(tmp_path / "regions" / region)  # database, WAL, objects, key file
-        own_tenant, own_secret, own_email = written[region]
+        own_tenant, own_secret, _ = written[region]
         assert own_tenant.id.encode() in stores or uuid.UUID(own_tenant.id).hex.encode() in stores
         assert own_secret not in stores  # sealed
         for mark in fingerprints(*written[other]):
