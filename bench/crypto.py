@@ -44,10 +44,11 @@ def envelope_throughput(sizes: list[int], seconds: float = 0.5) -> list[dict[str
         payload = os.urandom(size)
         blob = envelope.seal(dek, 1, tenant, "document", "bench", payload)
         row: dict[str, Any] = {"bytes": size}
-        for name, fn in (
-            ("seal", lambda: envelope.seal(dek, 1, tenant, "document", "bench", payload)),
-            ("open", lambda: envelope.open_(dek, tenant, "document", "bench", blob)),
-        ):
+        operations = {
+            "seal": lambda p=payload: envelope.seal(dek, 1, tenant, "document", "bench", p),
+            "open": lambda b=blob: envelope.open_(dek, tenant, "document", "bench", b),
+        }
+        for name, fn in operations.items():
             count, started = 0, time.perf_counter()
             while time.perf_counter() - started < seconds:
                 fn()
@@ -124,19 +125,21 @@ def moto_server() -> Iterator[str]:
 
 def settings_for(data_dir: Path, kms: dict[str, Any]) -> Settings:
     root = data_dir / "regions" / "eu"
-    return Settings(
-        data_dir=data_dir,
-        environment="test",
-        security={"operator_token": "bench", "secret_key": "bench" * 8},
-        observability={"log_level": "WARNING"},
-        regions={
-            "eu": {
-                "database_url": f"sqlite+aiosqlite:///{root / 'bulwark.db'}",
-                "vector_store": str(root / "vectors"),
-                "object_store": str(root / "objects"),
-                "kms": kms,
-            }
-        },
+    return Settings.model_validate(
+        {
+            "data_dir": data_dir,
+            "environment": "test",
+            "security": {"operator_token": "bench", "secret_key": "bench" * 8},
+            "observability": {"log_level": "WARNING"},
+            "regions": {
+                "eu": {
+                    "database_url": f"sqlite+aiosqlite:///{root / 'bulwark.db'}",
+                    "vector_store": str(root / "vectors"),
+                    "object_store": str(root / "objects"),
+                    "kms": kms,
+                }
+            },
+        }
     )
 
 
