@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ def envelope_throughput(sizes: list[int], seconds: float = 0.5) -> list[dict[str
         payload = os.urandom(size)
         blob = envelope.seal(dek, 1, tenant, "document", "bench", payload)
         row: dict[str, Any] = {"bytes": size}
-        operations = {
+        operations: dict[str, Callable[[], bytes]] = {
             "seal": lambda p=payload: envelope.seal(dek, 1, tenant, "document", "bench", p),
             "open": lambda b=blob: envelope.open_(dek, tenant, "document", "bench", b),
         }
