@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,8 @@ def envelope_throughput(sizes: list[int], seconds: float = 0.5) -> list[dict[str
         blob = envelope.seal(dek, 1, tenant, "document", "bench", payload)
         row: dict[str, Any] = {"bytes": size}
         operations: dict[str, Callable[[], bytes]] = {
-            "seal": lambda p=payload: envelope.seal(dek, 1, tenant, "document", "bench", p),
-            "open": lambda b=blob: envelope.open_(dek, tenant, "document", "bench", b),
+            "seal": partial(envelope.seal, dek, 1, tenant, "document", "bench", payload),
+            "open": partial(envelope.open_, dek, tenant, "document", "bench", blob),
         }
         for name, fn in operations.items():
             count, started = 0, time.perf_counter()
