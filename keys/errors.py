@@ -45,3 +45,15 @@ class KmsKeyWrongRegion(InvalidInput):
             key_region=key_region,
             required_region=required,
         )
+
+
+class KmsProviderUnsupported(InvalidInput):
+    code = "kms_provider_unsupported"
+    title = "KMS provider not available in this region"
+
+    def __init__(self, provider: str, region: str) -> None:
+        super().__init__(
+            f"Region {region!r} is not configured for {provider!r} keys.",
+            provider=provider,
+            region=region,
+        )

@@ -28,7 +28,13 @@ from auth.context import TenantContext
 from keys import envelope
 from keys.adapters.aws import AwsKms, arn_region
 from keys.adapters.local import LocalKms
-from keys.errors import KmsKeyRejected, KmsKeyWrongRegion, KmsUnavailable, TenantKeyUnavailable
+from keys.errors import (
+    KmsKeyRejected,
+    KmsKeyWrongRegion,
+    KmsProviderUnsupported,
+    KmsUnavailable,
+    TenantKeyUnavailable,
+)
 from keys.kms import (
     Context,
     KeyAccessDenied,
@@ -254,6 +260,10 @@ class TenantKeys:
     async def configure(self, new: KeyRef) -> tuple[KmsStatus, int]:
         """Switch to another KMS key after a real round trip; re-wrap every DEK under it."""
         plane = self.keyring.registry.region(self.ctx.region)
+        if new.provider == "aws-kms" and not plane.kms.aws_region:
+            raise KmsProviderUnsupported(new.provider, self.ctx.region)
+        if new.provider == "local" and not plane.kms.key_file:
+            raise KmsProviderUnsupported(new.provider, self.ctx.region)
         required = plane.kms.aws_region if new.provider == "aws-kms" else self.ctx.region
         if new.aws_region != required:
             raise KmsKeyWrongRegion(new.aws_region, required)

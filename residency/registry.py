@@ -76,6 +76,23 @@ class RegionRegistry:
     def for_tenant(self, ctx: TenantContext) -> RegionDataPlane:
         return self.region(ctx.region)
 
+    def vector_store_for(self, ctx: TenantContext) -> str:
+        plane = self.for_tenant(ctx)
+        if not plane.vector_store:
+            raise RegionUnavailable(plane.name, "has no vector store configured")
+        return plane.vector_store
+
+    def model_endpoints_for(
+        self, ctx: TenantContext, tier: str | None = None
+    ) -> tuple[ModelEndpointSettings, ...]:
+        """The region's own model endpoints (optionally of one tier); never another region's."""
+        plane = self.for_tenant(ctx)
+        endpoints = tuple(m for m in plane.models if tier is None or m.tier == tier)
+        if not endpoints:
+            what = f"{tier} model endpoints" if tier else "model endpoints"
+            raise RegionUnavailable(plane.name, f"has no {what} configured")
+        return endpoints
+
     @asynccontextmanager
     async def tenant_transaction(
         self, ctx: TenantContext, *, read_only: bool = False

@@ -135,6 +135,10 @@ async def test_keys_of_other_regions_tenants_or_nowhere_are_refused(
         ({"provider": "local", "key_id": us_key.key_id, "region": "eu"}, "kms_key_rejected"),
         ({"provider": "local", "key_id": "local-missing", "region": "eu"}, "kms_key_rejected"),
         (
+            {"provider": "aws-kms", "key_id": "arn:aws:kms:eu-west-1:1:key/x", "region": "eu"},
+            "kms_provider_unsupported",
+        ),
+        (
             {"provider": "local", "key_id": neighbours_key["key_id"], "region": "eu"},
             "kms_key_rejected",
         ),
