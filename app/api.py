@@ -34,6 +34,7 @@ _DESCRIPTIONS = {
     403: "Authenticated but not allowed (role, operator-only, suspended tenant)",
     404: "No such resource in this tenant",
     409: "Conflicts with an existing resource",
+    410: "The resource was deleted",
     413: "Request body too large",
     415: "Unsupported media type",
     422: "Well-formed but semantically invalid input",

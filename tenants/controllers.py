@@ -68,15 +68,15 @@ class TenantController(Controller):
             next_offset=next_offset(rows, limit=limit, offset=offset),
         )
 
-    @get("/{tenant_id:uuid}", responses=problem_responses(404), summary="Read a tenant")
+    @get("/{tenant_id:uuid}", responses=problem_responses(404, 410), summary="Read a tenant")
     async def get_tenant(
         self, tenants: NamedDependency[TenantService], tenant_id: FromPath[uuid.UUID]
     ) -> TenantRead:
-        return tenant_read(await tenants.get(tenant_id))
+        return tenant_read(await tenants.get_live(tenant_id))
 
     @patch(
         "/{tenant_id:uuid}",
-        responses=problem_responses(404),
+        responses=problem_responses(404, 409),
         summary="Suspend, reactivate or rename a tenant",
     )
     async def update_tenant(

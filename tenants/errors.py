@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import AppError, Conflict, Forbidden, NotFound
 
 
 class TenantNotFound(NotFound):
@@ -43,3 +43,14 @@ class TenantAlreadyDeleted(Conflict):
 
     def __init__(self) -> None:
         super().__init__("This tenant is deleted and can no longer be changed.")
+
+
+class TenantGone(AppError):
+    status = 410
+    code = "tenant_gone"
+    title = "Tenant deleted"
+
+    def __init__(self, **schedule: str | None) -> None:
+        super().__init__(
+            "This tenant was deleted; its keys are shredded after the grace period.", **schedule
+        )

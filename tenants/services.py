@@ -14,7 +14,7 @@ from auth.repositories import purge_identity
 from keys.services import Keyring
 from residency.database import Database
 from residency.registry import RegionRegistry
-from tenants.errors import TenantAlreadyDeleted, TenantNotFound, TenantSlugTaken
+from tenants.errors import TenantAlreadyDeleted, TenantGone, TenantNotFound, TenantSlugTaken
 from tenants.models import Tenant
 from tenants.repositories import TenantRepository
 from tenants.schemas import TenantCreate, TenantStatus, TenantUpdate
@@ -66,6 +66,17 @@ class TenantService:
         tenant = await self.repository.get(tenant_id)
         if tenant is None:
             raise TenantNotFound()
+        return tenant
+
+    async def get_live(self, tenant_id: uuid.UUID) -> Tenant:
+        """A tenant that is not deleted: a deleted one answers 410 with its purge schedule."""
+        tenant = await self.get(tenant_id)
+        if tenant.deleted_at is not None:
+            raise TenantGone(
+                deleted_at=tenant.deleted_at.isoformat(),
+                purge_after=tenant.purge_after.isoformat() if tenant.purge_after else None,
+                purged_at=tenant.purged_at.isoformat() if tenant.purged_at else None,
+            )
         return tenant
 
     async def get_by_slug(self, slug: str) -> Tenant:

@@ -220,8 +220,10 @@ async def test_deleting_a_tenant_crypto_shreds_it_backups_included(
 
     async with runtime.registry.tenant_transaction(ctx) as session:
         assert await runtime.keyring.for_tenant(session, ctx).keys.count() == 0
-    read = await api.client.get(f"/v1/tenants/{tenant.id}", headers=api.operator)
-    assert read.json()["purged_at"] is not None
+    gone = assert_problem(
+        await api.client.get(f"/v1/tenants/{tenant.id}", headers=api.operator), 410, "tenant_gone"
+    )
+    assert gone["purged_at"] is not None
     raw = await raw_database_text(deployment, "eu")
     assert user["email"].encode() not in raw
 
@@ -239,6 +241,10 @@ async def test_deleted_tenant_keys_cannot_be_reactivated(api: Api) -> None:
     await api.client.delete(f"/v1/tenants/{tenant.id}", headers=api.operator)
     again = await api.client.delete(f"/v1/tenants/{tenant.id}", headers=api.operator)
     assert again.status_code == 202  # idempotent
+    gone = assert_problem(
+        await api.client.get(f"/v1/tenants/{tenant.id}", headers=api.operator), 410, "tenant_gone"
+    )
+    assert gone["purge_after"] is not None and gone["purged_at"] is None
     assert_problem(
         await api.client.get("/v1/admin/kms", headers=tenant.admin), 403, "tenant_deleted"
     )
