@@ -33,7 +33,7 @@ creds="$DATA/demo-credentials.json"
 OPERATOR=$("$VENV/bin/python" -c "import json,sys;print(json.load(open(sys.argv[1]))['operator_token'])" "$creds")
 ADMIN=$("$VENV/bin/python" -c "import json,sys;print(json.load(open(sys.argv[1]))['tenants']['acme']['users'][0]['api_key'])" "$creds")
 SCHEMA="http://127.0.0.1:$PORT/schema/openapi.json"
-common=(--checks all --max-examples "$MAX_EXAMPLES" --seed 20261129 --workers 2
+common=(--checks all --max-examples "$MAX_EXAMPLES" --seed 20261129 --workers 1
         --suppress-health-check all)
 ST=("$VENV/bin/schemathesis" --no-color --config-file tests/e2e/schemathesis.toml)
 
