@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -56,6 +56,16 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=15000")
             cursor.close()
+
+        @event.listens_for(engine.sync_engine, "savepoint")
+        def _savepoint_inside_the_unit_of_work(connection: Connection, _name: str) -> None:
+            # The sqlite3 driver only opens a transaction implicitly before INSERT/UPDATE/DELETE.
+            # A SAVEPOINT sent first would open a transaction of its own, and its RELEASE would
+            # COMMIT it: work inside ``begin_nested()`` would survive the unit of work's
+            # rollback (a failed request would keep a row, without its audit event). Open the
+            # enclosing transaction first so the savepoint nests inside it.
+            if not connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+                connection.exec_driver_sql("BEGIN")
 
         return engine
     return create_async_engine(
