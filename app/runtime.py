@@ -1,10 +1,12 @@
-"""The process-wide objects a running app holds (databases, registry, authenticator)."""
+"""The process-wide objects a running app holds (databases, registry, authenticator, the audit
+checkpoint signer)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from app.settings import Settings, resolve_secret
+from audit.signing import CheckpointSigner
 from auth.services import AuthenticationService
 from residency.database import Database
 from residency.registry import RegionRegistry
@@ -18,6 +20,8 @@ class Runtime:
     authenticator: AuthenticationService
     pepper: str
     operator_token: str
+    # Signs audit-chain checkpoints; one deployment key for every tenant and region.
+    audit_signer: CheckpointSigner
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -42,6 +46,7 @@ class Runtime:
             authenticator=authenticator,
             pepper=pepper,
             operator_token=operator_token,
+            audit_signer=CheckpointSigner.from_settings(settings),
         )
 
     async def dispose(self) -> None:

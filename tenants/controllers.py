@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api import SECURED, Limit, Offset, next_offset, problem_responses
 from app.deps import CONTROL_DEPENDENCIES, get_runtime
+from audit.deps import operator_origin
 from auth.guards import requires_operator
 from tenants.models import Tenant
 from tenants.repositories import TenantRepository
@@ -22,7 +23,9 @@ from tenants.services import TenantService
 def provide_tenant_service(
     request: Request[Any, Any, Any], control_db: NamedDependency[AsyncSession]
 ) -> TenantService:
-    return TenantService(TenantRepository(control_db), get_runtime(request).registry)
+    return TenantService(
+        TenantRepository(control_db), get_runtime(request).registry, operator_origin(request)
+    )
 
 
 def tenant_read(tenant: Tenant) -> TenantRead:

@@ -1,12 +1,20 @@
-"""Tenant lifecycle for the platform operator. Never commits: the request's unit of work does."""
+"""Tenant lifecycle for the platform operator. Never commits: the request's unit of work does.
+
+Each change is also recorded in the tenant's own audit chain, which lives in the tenant's region
+(the control plane holds no audit log): see ``TenantService._record``.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from audit.schemas import AuditAction, ResourceType
+from audit.services import AuditOrigin
+from auth.context import TenantRoute, system_context
 from residency.registry import RegionRegistry
 from tenants.errors import TenantNotFound, TenantSlugTaken
 from tenants.models import Tenant
@@ -15,9 +23,27 @@ from tenants.schemas import TenantCreate, TenantStatus, TenantUpdate
 
 
 class TenantService:
-    def __init__(self, repository: TenantRepository, registry: RegionRegistry) -> None:
+    def __init__(
+        self, repository: TenantRepository, registry: RegionRegistry, origin: AuditOrigin
+    ) -> None:
         self.repository = repository
         self.registry = registry
+        self.origin = origin
+
+    async def _record(self, tenant: Tenant, action: AuditAction, detail: dict[str, Any]) -> None:
+        """Append an operator action to the tenant's chain in the tenant's region.
+
+        This is a separate transaction from the control-plane unit of work, and it commits first:
+        if the control-plane commit then fails, the region log holds an event for a change that
+        did not happen. The reverse — a committed change with no event — cannot happen, because a
+        failure here raises before the control plane commits. We accept that trade-off rather
+        than a two-phase commit across the control plane and a region.
+        """
+        ctx = system_context(TenantRoute(tenant.id, tenant.slug, tenant.region, tenant.status))
+        async with self.registry.tenant_transaction(ctx) as session:
+            await self.origin.log(session, ctx).record(
+                action, resource_type=ResourceType.TENANT, resource_id=tenant.id, detail=detail
+            )
 
     async def create(self, data: TenantCreate) -> Tenant:
         region = self.registry.validate_new_region(data.region)
@@ -32,10 +58,12 @@ class TenantService:
         )
         try:
             async with self.repository.session.begin_nested():
-                return await self.repository.add(tenant)
+                await self.repository.add(tenant)
         except IntegrityError:
             # Lost a race with a concurrent create of the same slug.
             raise TenantSlugTaken(data.slug) from None
+        await self._record(tenant, AuditAction.TENANT_CREATED, {"region": region})
+        return tenant
 
     async def page(self, *, limit: int, offset: int) -> Sequence[Tenant]:
         return await self.repository.page(limit=limit, offset=offset)
@@ -54,9 +82,16 @@ class TenantService:
 
     async def update(self, tenant_id: uuid.UUID, data: TenantUpdate) -> Tenant:
         tenant = await self.get(tenant_id)
-        if data.status is not None:
+        changed: list[str] = []
+        if data.status is not None and data.status.value != tenant.status:
             tenant.status = data.status.value
-        if data.name is not None:
+            changed.append("status")
+        if data.name is not None and data.name != tenant.name:
             tenant.name = data.name
+            changed.append("name")  # that it changed, never the name itself
         await self.repository.session.flush()
+        if changed:
+            await self._record(
+                tenant, AuditAction.TENANT_UPDATED, {"changed": changed, "status": tenant.status}
+            )
         return tenant

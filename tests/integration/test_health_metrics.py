@@ -40,21 +40,23 @@ async def test_readyz_is_503_naming_the_failing_region(tmp_path: Path) -> None:
         assert body["regions"] == {"eu": "ok", "us": "unavailable"}
 
         # A tenant pinned to the broken region gets a clear 503, never another region's data.
+        # Creating it already fails: its creation cannot be recorded in its region's audit log,
+        # so the control plane keeps nothing (no unaudited change).
         api = Api(client)
         created = await client.post(
             "/v1/tenants",
             json={"slug": "usco", "name": "US Co", "region": "us"},
             headers=api.operator,
         )
-        assert created.status_code == 201
-        boot = await client.post(
-            f"/v1/tenants/{created.json()['id']}/admins",
-            json={"email": "a@us.example", "display_name": "A"},
-            headers=api.operator,
-        )
-        problem = assert_problem(boot, 503, "database_unavailable")
+        problem = assert_problem(created, 503, "database_unavailable")
         assert problem["region"] == "us"
-        assert "nobody" not in boot.text  # no connection string or driver message leaks
+        assert "nobody" not in created.text  # no connection string or driver message leaks
+        listed = await client.get("/v1/tenants", headers=api.operator)
+        assert "usco" not in {tenant["slug"] for tenant in listed.json()["items"]}
+
+        # The healthy region still works end to end.
+        eu = await api.new_tenant("eu")
+        assert (await client.get("/v1/me", headers=eu.admin)).status_code == 200
 
 
 async def test_metrics_count_requests_by_route_template(api: Api) -> None:
