@@ -25,6 +25,7 @@ from app.observability import (
 )
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
+from audit.controllers import AuditController
 from auth.controllers import (
     AdminApiKeyController,
     AdminGroupController,
@@ -35,7 +36,13 @@ from auth.controllers import (
 from auth.middleware import EXCLUDE_FROM_AUTH, BearerAuthMiddleware
 from tenants.controllers import TenantController
 
-TENANT_ROUTES = [AdminUserController, AdminGroupController, AdminApiKeyController, MeController]
+TENANT_ROUTES = [
+    AdminUserController,
+    AdminGroupController,
+    AdminApiKeyController,
+    MeController,
+    AuditController,
+]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
 
 
