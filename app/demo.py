@@ -15,6 +15,8 @@ from typing import Any
 
 from app.runtime import Runtime
 from app.settings import Settings
+from audit.pseudonyms import SYSTEM_SUBJECT
+from audit.services import AuditLog, AuditOrigin
 from auth.context import TenantRoute, system_context
 from auth.repositories import ApiKeyRepository, GroupRepository, UserRepository
 from auth.services import ApiKeyService, GroupService, UserService
@@ -67,7 +69,10 @@ async def seed_demo(settings: Settings) -> dict[str, Any]:
         for slug, name, region in DEMO_TENANTS:
             async with runtime.control.transaction(None) as session:
                 tenants = TenantService(
-                    TenantRepository(session), runtime.registry, runtime.keyring
+                    TenantRepository(session),
+                    runtime.registry,
+                    runtime.keyring,
+                    AuditOrigin(SYSTEM_SUBJECT),
                 )
                 tenant = await tenants.repository.get_by_slug(slug) or await tenants.create(
                     TenantCreate(slug=slug, name=name, region=region)
@@ -76,10 +81,13 @@ async def seed_demo(settings: Settings) -> dict[str, Any]:
             ctx = system_context(route)
             users_out = []
             async with runtime.registry.tenant_transaction(ctx) as session:
+                audit = AuditLog(session, ctx)  # actor: "system"
                 user_repo = UserRepository(session, ctx)
-                users = UserService(user_repo)
-                groups = GroupService(GroupRepository(session, ctx), user_repo)
-                keys = ApiKeyService(ApiKeyRepository(session, ctx), user_repo, runtime.pepper)
+                users = UserService(user_repo, audit)
+                groups = GroupService(GroupRepository(session, ctx), user_repo, audit)
+                keys = ApiKeyService(
+                    ApiKeyRepository(session, ctx), user_repo, runtime.pepper, audit
+                )
                 for spec in DEMO_USERS:
                     email = f"{spec.local}@{slug}.example"
                     user = await users.get_by_email(email) or await users.create(

@@ -25,6 +25,7 @@ from app.observability import (
 )
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
+from audit.controllers import AuditController
 from auth.controllers import (
     AdminApiKeyController,
     AdminGroupController,
@@ -42,6 +43,7 @@ TENANT_ROUTES = [
     AdminApiKeyController,
     MeController,
     KmsController,
+    AuditController,
 ]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
 

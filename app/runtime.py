@@ -1,4 +1,5 @@
-"""The process-wide objects a running app holds (databases, registry, authenticator)."""
+"""The process-wide objects a running app holds (databases, registry, authenticator, the audit
+checkpoint signer)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.settings import Settings, resolve_secret
+from audit.signing import CheckpointSigner
 from auth.context import TenantContext
 from auth.services import AuthenticationService
 from keys.services import Keyring
@@ -24,6 +26,8 @@ class Runtime:
     authenticator: AuthenticationService
     pepper: str
     operator_token: str
+    # Signs audit-chain checkpoints; one deployment key for every tenant and region.
+    audit_signer: CheckpointSigner
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -49,6 +53,7 @@ class Runtime:
             authenticator=authenticator,
             pepper=pepper,
             operator_token=operator_token,
+            audit_signer=CheckpointSigner.from_settings(settings),
         )
 
     def tenant_objects(self, session: AsyncSession, ctx: TenantContext) -> TenantObjects:

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api import SECURED, Limit, Offset, next_offset, problem_responses
 from app.deps import TENANT_DEPENDENCIES, get_runtime
+from audit.deps import AUDIT_DEPENDENCIES, operator_origin
+from audit.services import AuditLog
 from auth.context import Role, TenantContext
 from auth.guards import requires_operator, requires_role, requires_tenant
 from auth.models import ApiKey, Group, User
@@ -43,24 +45,29 @@ from auth.services import (
 
 
 def provide_user_service(
-    db: NamedDependency[AsyncSession], ctx: NamedDependency[TenantContext]
+    db: NamedDependency[AsyncSession],
+    ctx: NamedDependency[TenantContext],
+    audit: NamedDependency[AuditLog],
 ) -> UserService:
-    return UserService(UserRepository(db, ctx))
+    return UserService(UserRepository(db, ctx), audit)
 
 
 def provide_group_service(
-    db: NamedDependency[AsyncSession], ctx: NamedDependency[TenantContext]
+    db: NamedDependency[AsyncSession],
+    ctx: NamedDependency[TenantContext],
+    audit: NamedDependency[AuditLog],
 ) -> GroupService:
-    return GroupService(GroupRepository(db, ctx), UserRepository(db, ctx))
+    return GroupService(GroupRepository(db, ctx), UserRepository(db, ctx), audit)
 
 
 def provide_api_key_service(
     request: Request[Any, Any, Any],
     db: NamedDependency[AsyncSession],
     ctx: NamedDependency[TenantContext],
+    audit: NamedDependency[AuditLog],
 ) -> ApiKeyService:
     return ApiKeyService(
-        ApiKeyRepository(db, ctx), UserRepository(db, ctx), get_runtime(request).pepper
+        ApiKeyRepository(db, ctx), UserRepository(db, ctx), get_runtime(request).pepper, audit
     )
 
 
@@ -115,6 +122,7 @@ class AdminUserController(Controller):
     guards = _ADMIN
     dependencies = {
         **TENANT_DEPENDENCIES,
+        **AUDIT_DEPENDENCIES,
         "users": Provide(provide_user_service, sync_to_thread=False),
     }
 
@@ -155,6 +163,7 @@ class AdminGroupController(Controller):
     guards = _ADMIN
     dependencies = {
         **TENANT_DEPENDENCIES,
+        **AUDIT_DEPENDENCIES,
         "groups": Provide(provide_group_service, sync_to_thread=False),
     }
 
@@ -217,6 +226,7 @@ class AdminApiKeyController(Controller):
     guards = _ADMIN
     dependencies = {
         **TENANT_DEPENDENCIES,
+        **AUDIT_DEPENDENCIES,
         "keys": Provide(provide_api_key_service, sync_to_thread=False),
     }
 
@@ -254,6 +264,7 @@ class MeController(Controller):
     guards = [requires_tenant]
     dependencies = {
         **TENANT_DEPENDENCIES,
+        **AUDIT_DEPENDENCIES,
         "users": Provide(provide_user_service, sync_to_thread=False),
     }
 
@@ -273,7 +284,7 @@ class MeController(Controller):
 
 
 def provide_bootstrap(request: Request[Any, Any, Any]) -> TenantAdminBootstrap:
-    return TenantAdminBootstrap(get_runtime(request).authenticator)
+    return TenantAdminBootstrap(get_runtime(request).authenticator, operator_origin(request))
 
 
 class OperatorTenantAdminController(Controller):

@@ -1,8 +1,9 @@
 """Identity services: users, groups, API keys, and turning a credential into a principal.
 
-Services hold the rules and never commit; the request's unit of work does. Everything a
-``TenantContext`` carries (roles, groups) is read from the tenant's own region at authentication
-time, so a role or membership change applies to the very next request.
+Services hold the rules and never commit; the request's unit of work does. Every change appends
+its audit event to the tenant's chain in the same session, so the two commit or roll back
+together. Everything a ``TenantContext`` carries (roles, groups) is read from the tenant's own
+region at authentication time, so a role or membership change applies to the very next request.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 
 from app.db import utcnow
+from audit.schemas import AuditAction, ResourceType
+from audit.services import AuditLog, AuditOrigin
 from auth import apikeys
 from auth.context import (
     OperatorPrincipal,
@@ -50,8 +53,9 @@ def normalize_email(email: str) -> str:
 
 
 class UserService:
-    def __init__(self, users: UserRepository) -> None:
+    def __init__(self, users: UserRepository, audit: AuditLog) -> None:
         self.users = users
+        self.audit = audit
 
     async def create(self, *, email: str, display_name: str, roles: Sequence[str]) -> User:
         email = normalize_email(email)
@@ -66,9 +70,16 @@ class UserService:
         )
         try:
             async with self.users.session.begin_nested():
-                return await self.users.add(user)
+                await self.users.add(user)
         except IntegrityError:
             raise EmailTaken() from None
+        await self.audit.record(
+            AuditAction.USER_CREATED,
+            resource_type=ResourceType.USER,
+            resource_id=user.id,
+            detail={"roles": user.roles},
+        )
+        return user
 
     async def get(self, user_id: uuid.UUID) -> User:
         user = await self.users.get(user_id)
@@ -87,9 +98,10 @@ class UserService:
 
 
 class GroupService:
-    def __init__(self, groups: GroupRepository, users: UserRepository) -> None:
+    def __init__(self, groups: GroupRepository, users: UserRepository, audit: AuditLog) -> None:
         self.groups = groups
         self.users = users
+        self.audit = audit
 
     async def create(self, name: str) -> Group:
         if await self.groups.get_by_name(name) is not None:
@@ -97,9 +109,14 @@ class GroupService:
         group = Group(id=uuid.uuid4(), name=name)
         try:
             async with self.groups.session.begin_nested():
-                return await self.groups.add(group)
+                await self.groups.add(group)
         except IntegrityError:
             raise GroupNameTaken() from None
+        # The name is tenant content, not an id: the event carries the group id only.
+        await self.audit.record(
+            AuditAction.GROUP_CREATED, resource_type=ResourceType.GROUP, resource_id=group.id
+        )
+        return group
 
     async def get(self, group_id: uuid.UUID) -> Group:
         group = await self.groups.get(group_id)
@@ -117,18 +134,30 @@ class GroupService:
         return await self.groups.member_ids([group.id for group in groups])
 
     async def add_member(self, group_id: uuid.UUID, user_id: uuid.UUID) -> Group:
-        """Idempotent: adding an existing member changes nothing."""
+        """Idempotent: adding an existing member changes nothing (and records nothing)."""
         group = await self.get(group_id)
         if await self.users.get(user_id) is None:
             raise UserNotFound()
         if not await self.groups.has_member(group_id, user_id):
             await self.groups.add_member(group_id, user_id)
+            await self.audit.record(
+                AuditAction.GROUP_MEMBER_ADDED,
+                resource_type=ResourceType.GROUP,
+                resource_id=group_id,
+                detail={"user_id": user_id},
+            )
         return group
 
     async def remove_member(self, group_id: uuid.UUID, user_id: uuid.UUID) -> None:
         await self.get(group_id)
         if not await self.groups.remove_member(group_id, user_id):
             raise MembershipNotFound()
+        await self.audit.record(
+            AuditAction.GROUP_MEMBER_REMOVED,
+            resource_type=ResourceType.GROUP,
+            resource_id=group_id,
+            detail={"user_id": user_id},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,10 +167,13 @@ class IssuedKey:
 
 
 class ApiKeyService:
-    def __init__(self, keys: ApiKeyRepository, users: UserRepository, pepper: str) -> None:
+    def __init__(
+        self, keys: ApiKeyRepository, users: UserRepository, pepper: str, audit: AuditLog
+    ) -> None:
         self.keys = keys
         self.users = users
         self.pepper = pepper
+        self.audit = audit
 
     async def issue(self, *, user_id: uuid.UUID, name: str) -> IssuedKey:
         if await self.users.get(user_id) is None:
@@ -156,6 +188,13 @@ class ApiKeyService:
             hint=secret[-4:],
         )
         await self.keys.add(row)
+        # Never the secret, its hint or the key's free-text name: ids only.
+        await self.audit.record(
+            AuditAction.API_KEY_ISSUED,
+            resource_type=ResourceType.API_KEY,
+            resource_id=key_id,
+            detail={"user_id": user_id},
+        )
         return IssuedKey(
             row=row, secret=apikeys.format_key(self.keys.ctx.tenant_id, key_id, secret)
         )
@@ -178,6 +217,9 @@ class ApiKeyService:
     async def revoke(self, key_id: uuid.UUID) -> None:
         if not await self.keys.revoke(key_id, utcnow()):
             raise ApiKeyNotFound()
+        await self.audit.record(
+            AuditAction.API_KEY_REVOKED, resource_type=ResourceType.API_KEY, resource_id=key_id
+        )
 
 
 class AuthenticationService:
@@ -254,11 +296,14 @@ class TenantAdminBootstrap:
     """The operator's one way into a tenant: create its first tenant admin and an API key.
 
     It owns its unit of work in the tenant's region (the operator's request otherwise touches only
-    the control plane) and acts through a system context scoped to that one tenant.
+    the control plane) and acts through a system context scoped to that one tenant; its audit
+    events (user created, key issued, admin bootstrapped) are appended in that same unit of work,
+    with ``origin`` (the operator) as their actor.
     """
 
-    def __init__(self, authenticator: AuthenticationService) -> None:
+    def __init__(self, authenticator: AuthenticationService, origin: AuditOrigin) -> None:
         self.authenticator = authenticator
+        self.origin = origin
 
     async def run(
         self, tenant_id: uuid.UUID, *, email: str, display_name: str
@@ -268,10 +313,19 @@ class TenantAdminBootstrap:
             raise TenantNotFound()
         ctx = system_context(route)
         async with self.authenticator.registry.tenant_transaction(ctx) as session:
+            audit = self.origin.log(session, ctx)
             users = UserRepository(session, ctx)
-            user = await UserService(users).create(
+            user = await UserService(users, audit).create(
                 email=email, display_name=display_name, roles=["tenant_admin"]
             )
-            keys = ApiKeyService(ApiKeyRepository(session, ctx), users, self.authenticator.pepper)
+            keys = ApiKeyService(
+                ApiKeyRepository(session, ctx), users, self.authenticator.pepper, audit
+            )
             issued = await keys.issue(user_id=user.id, name="bootstrap admin key")
+            await audit.record(
+                AuditAction.TENANT_ADMIN_BOOTSTRAPPED,
+                resource_type=ResourceType.USER,
+                resource_id=user.id,
+                detail={"api_key_id": issued.row.id},
+            )
         return user, issued

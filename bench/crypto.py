@@ -30,6 +30,8 @@ from typing import Any
 
 from app.runtime import Runtime
 from app.settings import Settings
+from audit.pseudonyms import SYSTEM_SUBJECT
+from audit.services import AuditOrigin
 from auth.context import TenantRoute, system_context
 from keys import envelope
 from migrations.runner import migrate
@@ -75,7 +77,10 @@ async def dek_latency(settings: Settings, iterations: int) -> dict[str, Any]:
     try:
         async with runtime.control.transaction(None) as session:
             tenant = await TenantService(
-                TenantRepository(session), runtime.registry, runtime.keyring
+                TenantRepository(session),
+                runtime.registry,
+                runtime.keyring,
+                AuditOrigin(SYSTEM_SUBJECT),
             ).create(TenantCreate(slug=f"bench-{uuid.uuid4().hex[:8]}", name="Bench", region="eu"))
         ctx = system_context(TenantRoute.of(tenant))
         hit, miss = [], []

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api import SECURED, problem_responses
 from app.deps import KEY_ADMIN_DEPENDENCIES, get_runtime
+from audit.deps import AUDIT_DEPENDENCIES
+from audit.services import AuditLog
 from auth.context import Role, TenantContext
 from auth.guards import requires_role
 from keys.kms import KeyRef
@@ -51,6 +53,7 @@ class KmsController(Controller):
     guards = [requires_role(Role.TENANT_ADMIN)]
     dependencies = {
         **KEY_ADMIN_DEPENDENCIES,
+        **AUDIT_DEPENDENCIES,
         "keys": Provide(provide_tenant_keys, sync_to_thread=False),
     }
 
@@ -69,6 +72,7 @@ class KmsController(Controller):
         self,
         keys: NamedDependency[TenantKeys],
         ctx: NamedDependency[TenantContext],
+        audit: NamedDependency[AuditLog],
         data: JSONBody[KmsConfigUpdate],
     ) -> KmsConfigRead:
         ref = KeyRef(
@@ -78,7 +82,7 @@ class KmsController(Controller):
             role_arn=data.role_arn,
             external_id=data.external_id,
         )
-        status, _ = await keys.configure(ref)
+        status, _ = await keys.configure(ref, audit)
         return kms_read(status, ctx)
 
     @post(
@@ -88,7 +92,10 @@ class KmsController(Controller):
         summary="New data-key version; re-wrap older versions under the current KMS key",
     )
     async def rotate_kms(
-        self, keys: NamedDependency[TenantKeys], ctx: NamedDependency[TenantContext]
+        self,
+        keys: NamedDependency[TenantKeys],
+        ctx: NamedDependency[TenantContext],
+        audit: NamedDependency[AuditLog],
     ) -> KmsRotated:
-        status, rewrapped = await keys.rotate()
+        status, rewrapped = await keys.rotate(audit)
         return KmsRotated(config=kms_read(status, ctx), rewrapped=rewrapped)

@@ -24,6 +24,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.settings import KeysSettings, Settings
+from audit.schemas import AuditAction, ResourceType
+from audit.services import AuditLog
 from auth.context import TenantContext
 from keys import envelope
 from keys.adapters.aws import AwsKms, arn_region
@@ -65,6 +67,11 @@ def key_ref(config: TenantKms) -> KeyRef:
         role_arn=config.role_arn,
         external_id=config.external_id,
     )
+
+
+def key_label(key_id: str) -> str:
+    """How audit events name a KMS key: its id or ARN, or a digest of an unusually long one."""
+    return key_id if len(key_id) <= 128 else hashlib.sha256(key_id.encode()).hexdigest()
 
 
 def wrapped_by(row: WrappedDataKey, config: TenantKms) -> KeyRef:
@@ -257,7 +264,7 @@ class TenantKeys:
             versions=await self.keys.count(),
         )
 
-    async def configure(self, new: KeyRef) -> tuple[KmsStatus, int]:
+    async def configure(self, new: KeyRef, audit: AuditLog) -> tuple[KmsStatus, int]:
         """Switch to another KMS key after a real round trip; re-wrap every DEK under it."""
         plane = self.keyring.registry.region(self.ctx.region)
         if new.provider == "aws-kms" and not plane.kms.aws_region:
@@ -279,16 +286,34 @@ class TenantKeys:
         config.role_arn, config.external_id, config.managed = (new.role_arn, new.external_id, False)
         await self.keys.session.flush()
         self.keyring.forget_tenant(self.ctx)
-        return await self.status(), rewrapped
+        status = await self.status()
+        await audit.record(
+            AuditAction.KMS_CONFIGURED,
+            resource_type=ResourceType.KMS_KEY,
+            resource_id=key_label(new.key_id),
+            detail={
+                "provider": new.provider,
+                "rewrapped": rewrapped,
+                "version": status.current_version,
+            },
+        )
+        return status, rewrapped
 
-    async def rotate(self) -> tuple[KmsStatus, int]:
+    async def rotate(self, audit: AuditLog) -> tuple[KmsStatus, int]:
         """A new DEK version for new data; older versions stay to open older data."""
         config = await self._config()
         rewrapped = await self._rewrap_all(config, key_ref(config))
         current = await self.keys.current()
         await self._new_version(config, (current.version if current else 0) + 1)
         self.keyring.forget_tenant(self.ctx)
-        return await self.status(), rewrapped
+        status = await self.status()
+        await audit.record(
+            AuditAction.KMS_ROTATED,
+            resource_type=ResourceType.KMS_KEY,
+            resource_id=key_label(config.key_id),
+            detail={"version": status.current_version, "rewrapped": rewrapped},
+        )
+        return status, rewrapped
 
     async def _round_trip(self, ref: KeyRef) -> None:
         context = {"tenant_id": str(self.ctx.tenant_id), "purpose": "bulwark-key-check"}

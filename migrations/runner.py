@@ -2,7 +2,8 @@
 
 Migrations run as the schema owner (``migrate_database_url``). On PostgreSQL the app's own role
 (the user of ``database_url``) is then granted row access only: no TRUNCATE, no DDL, not the
-owner, so FORCE ROW LEVEL SECURITY binds it.
+owner, so FORCE ROW LEVEL SECURITY binds it; on append-only tables (the audit log) only SELECT and
+INSERT.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from residency.objects import blob_store_for
 
 HERE = Path(__file__).parent
 _ROW_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"  # never TRUNCATE, never ownership
+# Append-only tables: the app may read and insert, nothing else (a trigger also refuses changes).
+_APPEND_ONLY_TABLES = ("audit_events",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,13 @@ async def _grant_app_role(target: MigrationTarget) -> None:
             await connection.execute(
                 text(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
             )
+            for table in _APPEND_ONLY_TABLES:
+                if await connection.scalar(
+                    text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table}
+                ):
+                    await connection.execute(
+                        text(f'REVOKE UPDATE, DELETE ON "{table}" FROM "{role}"')
+                    )
             await connection.execute(text(f'REVOKE ALL ON alembic_version FROM "{role}"'))
             await connection.execute(text(f'GRANT SELECT ON alembic_version TO "{role}"'))
     finally:

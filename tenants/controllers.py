@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api import SECURED, Limit, Offset, next_offset, problem_responses
 from app.deps import CONTROL_DEPENDENCIES, get_runtime
+from audit.deps import operator_origin
 from auth.guards import requires_operator
 from tenants.models import Tenant
 from tenants.repositories import TenantRepository
@@ -24,7 +25,9 @@ def provide_tenant_service(
     request: Request[Any, Any, Any], control_db: NamedDependency[AsyncSession]
 ) -> TenantService:
     runtime = get_runtime(request)
-    return TenantService(TenantRepository(control_db), runtime.registry, runtime.keyring)
+    return TenantService(
+        TenantRepository(control_db), runtime.registry, runtime.keyring, operator_origin(request)
+    )
 
 
 def tenant_read(tenant: Tenant) -> TenantRead:

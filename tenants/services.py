@@ -1,14 +1,22 @@
-"""Tenant lifecycle for the platform operator. Never commits: the request's unit of work does."""
+"""Tenant lifecycle for the platform operator. Never commits: the request's unit of work does.
+
+Each change is also recorded in the tenant's own audit chain, which lives in the tenant's region
+(the control plane holds no audit log): see ``TenantService._record``.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from app.db import utcnow
+from audit.pseudonyms import SYSTEM_SUBJECT
+from audit.schemas import AuditAction, ResourceType
+from audit.services import AuditOrigin
 from auth.context import TenantRoute, system_context
 from auth.repositories import purge_identity
 from keys.services import Keyring
@@ -22,11 +30,42 @@ from tenants.schemas import TenantCreate, TenantStatus, TenantUpdate
 
 class TenantService:
     def __init__(
-        self, repository: TenantRepository, registry: RegionRegistry, keyring: Keyring
+        self,
+        repository: TenantRepository,
+        registry: RegionRegistry,
+        keyring: Keyring,
+        origin: AuditOrigin,
     ) -> None:
         self.repository = repository
         self.registry = registry
         self.keyring = keyring
+        self.origin = origin
+
+    async def _record(
+        self,
+        tenant: Tenant,
+        action: AuditAction,
+        detail: dict[str, Any],
+        *,
+        provision: bool = False,
+    ) -> None:
+        """Append an operator action to the tenant's chain in the tenant's region (and, for a new
+        tenant, create its KMS key and first data key there in the same transaction).
+
+        This is a separate transaction from the control-plane unit of work, and it commits first:
+        if the control-plane commit then fails, the region holds an event (and an unused key) for
+        a change that did not happen. The reverse — a committed change with no event or a tenant
+        without keys — cannot happen, because a failure here raises before the control plane
+        commits. We accept that trade-off rather than a two-phase commit across the control plane
+        and a region.
+        """
+        ctx = system_context(TenantRoute.of(tenant))
+        async with self.registry.tenant_transaction(ctx) as session:
+            if provision:
+                await self.keyring.for_tenant(session, ctx).provision()
+            await self.origin.log(session, ctx).record(
+                action, resource_type=ResourceType.TENANT, resource_id=tenant.id, detail=detail
+            )
 
     async def create(self, data: TenantCreate) -> Tenant:
         region = self.registry.validate_new_region(data.region)
@@ -45,19 +84,8 @@ class TenantService:
         except IntegrityError:
             # Lost a race with a concurrent create of the same slug.
             raise TenantSlugTaken(data.slug) from None
-        await self._provision(tenant)
+        await self._record(tenant, AuditAction.TENANT_CREATED, {"region": region}, provision=True)
         return tenant
-
-    async def _provision(self, tenant: Tenant) -> None:
-        """Create the tenant's KMS key and first data key in its own region.
-
-        This is the region's own transaction, committed before the control plane's: if the
-        control-plane commit then fails, the region keeps an unused key for an id nothing
-        routes to, never a tenant without keys.
-        """
-        ctx = system_context(TenantRoute.of(tenant))
-        async with self.registry.tenant_transaction(ctx) as session:
-            await self.keyring.for_tenant(session, ctx).provision()
 
     async def page(self, *, limit: int, offset: int) -> Sequence[Tenant]:
         return await self.repository.page(limit=limit, offset=offset)
@@ -89,11 +117,18 @@ class TenantService:
         tenant = await self.get(tenant_id)
         if tenant.deleted_at is not None:
             raise TenantAlreadyDeleted()
-        if data.status is not None:
+        changed: list[str] = []
+        if data.status is not None and data.status.value != tenant.status:
             tenant.status = data.status.value
-        if data.name is not None:
+            changed.append("status")
+        if data.name is not None and data.name != tenant.name:
             tenant.name = data.name
+            changed.append("name")  # that it changed, never the name itself
         await self.repository.session.flush()
+        if changed:
+            await self._record(
+                tenant, AuditAction.TENANT_UPDATED, {"changed": changed, "status": tenant.status}
+            )
         return tenant
 
     async def delete(self, tenant_id: uuid.UUID, grace: timedelta) -> Tenant:
@@ -107,6 +142,9 @@ class TenantService:
             tenant.deleted_at, tenant.purge_after = now, now + grace
             tenant.status = TenantStatus.SUSPENDED.value
             await self.repository.session.flush()
+            await self._record(
+                tenant, AuditAction.TENANT_DELETED, {"grace_seconds": int(grace.total_seconds())}
+            )
         return tenant
 
 
@@ -128,6 +166,15 @@ async def purge_due_tenants(
         async with registry.tenant_transaction(ctx) as session:
             await keyring.for_tenant(session, ctx).shred()
             await purge_identity(session, ctx)
+            await (
+                AuditOrigin(SYSTEM_SUBJECT)
+                .log(session, ctx)
+                .record(
+                    AuditAction.TENANT_PURGED,
+                    resource_type=ResourceType.TENANT,
+                    resource_id=route.id,
+                )
+            )
         await registry.region(route.region).database.scrub()
         async with control.transaction(None) as session:
             tenant = await TenantRepository(session).get(route.id)

@@ -121,6 +121,16 @@ async def test_bring_your_own_key_rewraps_existing_data_keys(
     async with runtime.registry.tenant_transaction(ctx) as session:
         rows = await runtime.keyring.for_tenant(session, ctx).keys.all_versions()
     assert [r.kms_key_id for r in rows] == [own.key_id, own.key_id]
+    events = (
+        await api.client.get(
+            "/v1/audit/events", params={"resource_type": "kms_key"}, headers=tenant.admin
+        )
+    ).json()["items"]
+    assert [(e["action"], e["detail"]["rewrapped"]) for e in events] == [
+        ("kms.rotated", 0),
+        ("kms.configured", 2),
+    ]
+    assert events[1]["resource_id"] == own.key_id
 
 
 async def test_keys_of_other_regions_tenants_or_nowhere_are_refused(

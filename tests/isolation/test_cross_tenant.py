@@ -7,6 +7,7 @@ other region. Every tenant route of the app must appear in ``ISOLATION_ROUTES`` 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -31,6 +32,10 @@ ISOLATION_ROUTES = {
     ("GET", "/v1/admin/kms"),
     ("PUT", "/v1/admin/kms"),
     ("POST", "/v1/admin/kms/rotate"),
+    ("GET", "/v1/audit/events"),
+    ("GET", "/v1/audit/export"),
+    ("GET", "/v1/audit/verify"),
+    ("GET", "/v1/audit/checkpoint"),
 }
 # Routes with no tenant data: health, metrics, the schema, and the operator's control plane
 # (covered by tests/integration/test_tenants.py, which shows tenant keys get 403 there).
@@ -173,3 +178,53 @@ async def test_kms_settings_are_per_tenant(api: Api, world: dict[str, Any]) -> N
     await api.client.post("/v1/admin/kms/rotate", headers=b.admin)
     after = (await api.client.get("/v1/admin/kms", headers=a.admin)).json()
     assert after["current_version"] == a_kms["current_version"]
+
+
+async def _all_events(api: Api, tenant: TenantHandle, **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {**params, "limit": 500, **({"cursor": cursor} if cursor is not None else {})}
+        page = await api.client.get("/v1/audit/events", params=query, headers=tenant.admin)
+        assert page.status_code == 200, page.text
+        items += page.json()["items"]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return items
+
+
+@pytest.mark.parametrize("intruder", ["b", "c"])
+async def test_audit_log_of_another_tenant_is_invisible(
+    api: Api, world: dict[str, Any], intruder: str
+) -> None:
+    a: TenantHandle = world["a"]
+    other: TenantHandle = world[intruder]
+    a_events = await _all_events(api, a)
+    own = await _all_events(api, other)
+    assert len(a_events) >= 8 and own  # A's admin actions; B's own creation and bootstrap
+    assert not {e["id"] for e in own} & {e["id"] for e in a_events}
+    assert not {e["hash"] for e in own} & {e["hash"] for e in a_events}
+    a_resources = {world["user"]["id"], world["group"]["id"], world["key"]["id"], a.admin_id}
+    assert not {e["resource_id"] for e in own} & a_resources
+    # Filters never reach into A: by A's resources, by A's user, by A's pseudonyms.
+    assert await _all_events(api, other, resource_id=world["group"]["id"]) == []
+    assert await _all_events(api, other, actor=f"user:{a.admin_id}") == []
+    for actor in {e["actor"] for e in a_events}:
+        assert await _all_events(api, other, actor=actor) == []
+
+    verify = await api.client.get("/v1/audit/verify", headers=other.admin)
+    assert verify.json() == {"ok": True, "events_checked": len(own), "first_bad_sequence": None}
+
+    export = await api.client.get("/v1/audit/export", headers=other.admin)
+    lines = [json.loads(line) for line in export.text.splitlines()]
+    assert {line["tenant_id"] for line in lines} == {other.id}
+    assert [line["hash"] for line in lines] == [e["hash"] for e in own]
+    csv_export = await api.client.get("/v1/audit/export?format=csv", headers=other.admin)
+    assert a.id not in csv_export.text and world["user"]["id"] not in csv_export.text
+
+    checkpoint = (await api.client.get("/v1/audit/checkpoint", headers=other.admin)).json()
+    assert checkpoint["tenant_id"] == other.id
+    assert (checkpoint["sequence"], checkpoint["head_hash"]) == (
+        own[-1]["sequence"],
+        own[-1]["hash"],
+    )

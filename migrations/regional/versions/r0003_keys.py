@@ -1,7 +1,7 @@
 """Regional: per-tenant KMS configuration and wrapped data keys, with tenant RLS.
 
 Revision ID: r0003
-Revises: r0001
+Revises: r0002
 Create Date: 2026-11-29
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from migrations.rls import disable_tenant_rls, enable_tenant_rls
 
 revision = "r0003"
-down_revision = "r0001"
+down_revision = "r0002"
 branch_labels = None
 depends_on = None
 

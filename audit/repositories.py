@@ -1,0 +1,174 @@
+"""Tenant-scoped audit repositories (events, chain heads, pseudonym secrets).
+
+Every statement filters on the context's tenant; on PostgreSQL, RLS does the same underneath. The
+event repository can only add and read: there is no update or delete here, and the database
+refuses both anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from audit.chain import GENESIS_HASH
+from audit.models import AuditEvent, AuditHead, AuditSubject
+from auth.context import TenantContext
+
+
+class _AuditScoped:
+    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
+        if not isinstance(ctx, TenantContext):  # fail closed on a missing or forged scope
+            raise TypeError("a TenantContext is required")
+        self.session = session
+        self.ctx = ctx
+
+    async def _insert_if_absent(self, model: Any, values: dict[str, Any], keys: list[str]) -> None:
+        """INSERT ... ON CONFLICT DO NOTHING: safe when two transactions race to create a row."""
+        dialect = self.session.get_bind().dialect.name
+        if dialect == "postgresql":
+            statement: Any = (
+                pg_insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+            )
+        elif dialect == "sqlite":
+            statement = (
+                sqlite_insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+            )
+        else:  # pragma: no cover - only the two supported databases
+            raise RuntimeError(f"unsupported database dialect {dialect!r}")
+        await self.session.execute(statement)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    action: str | None = None
+    actor: str | None = None
+    resource_type: str | None = None
+    resource_id: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+
+class AuditEventRepository(_AuditScoped):
+    async def add(self, event: AuditEvent) -> AuditEvent:
+        event.tenant_id = self.ctx.tenant_id
+        self.session.add(event)
+        await self.session.flush()
+        return event
+
+    async def get_by_sequence(self, sequence: int) -> AuditEvent | None:
+        result = await self.session.execute(
+            select(AuditEvent).where(
+                AuditEvent.tenant_id == self.ctx.tenant_id, AuditEvent.sequence == sequence
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def page(
+        self,
+        where: EventFilter,
+        *,
+        after: int | None,
+        limit: int,
+        up_to: int | None = None,
+    ) -> Sequence[AuditEvent]:
+        """Events in sequence order, strictly after ``after`` and at most ``up_to``."""
+        statement = select(AuditEvent).where(AuditEvent.tenant_id == self.ctx.tenant_id)
+        if after is not None:
+            statement = statement.where(AuditEvent.sequence > after)
+        if up_to is not None:
+            statement = statement.where(AuditEvent.sequence <= up_to)
+        if where.action is not None:
+            statement = statement.where(AuditEvent.action == where.action)
+        if where.actor is not None:
+            statement = statement.where(AuditEvent.actor == where.actor)
+        if where.resource_type is not None:
+            statement = statement.where(AuditEvent.resource_type == where.resource_type)
+        if where.resource_id is not None:
+            statement = statement.where(AuditEvent.resource_id == where.resource_id)
+        if where.since is not None:
+            statement = statement.where(AuditEvent.occurred_at >= where.since)
+        if where.until is not None:
+            statement = statement.where(AuditEvent.occurred_at < where.until)
+        result = await self.session.execute(statement.order_by(AuditEvent.sequence).limit(limit))
+        return result.scalars().all()
+
+    async def chain_rows(self, *, after: int, limit: int, up_to: int | None) -> Sequence[Any]:
+        """Plain rows (not tracked by the session) for walking a whole chain in batches."""
+        statement = (
+            select(*AuditEvent.__table__.columns)
+            .where(AuditEvent.tenant_id == self.ctx.tenant_id, AuditEvent.sequence > after)
+            .order_by(AuditEvent.sequence)
+            .limit(limit)
+        )
+        if up_to is not None:
+            statement = statement.where(AuditEvent.sequence <= up_to)
+        result = await self.session.execute(statement)
+        return result.all()
+
+
+class AuditHeadRepository(_AuditScoped):
+    async def lock(self) -> AuditHead:
+        """The tenant's head row, created at the genesis if absent, locked until commit.
+
+        The row lock (``FOR UPDATE``) is what makes sequence assignment safe on PostgreSQL: a
+        concurrent append in the same tenant waits here until this transaction ends, then reads
+        the advanced head. SQLite ignores ``FOR UPDATE``; there the insert before it has already
+        taken the database's write lock, which serialises appends the same way.
+        """
+        await self._insert_if_absent(
+            AuditHead,
+            {"tenant_id": self.ctx.tenant_id, "sequence": 0, "head_hash": GENESIS_HASH},
+            ["tenant_id"],
+        )
+        result = await self.session.execute(
+            select(AuditHead)
+            .where(AuditHead.tenant_id == self.ctx.tenant_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one()
+
+    async def get(self) -> AuditHead | None:
+        result = await self.session.execute(
+            select(AuditHead)
+            .where(AuditHead.tenant_id == self.ctx.tenant_id)
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
+    async def advance(self, head: AuditHead, *, sequence: int, head_hash: str) -> None:
+        head.sequence = sequence
+        head.head_hash = head_hash
+        await self.session.flush()
+
+
+class AuditSubjectRepository(_AuditScoped):
+    async def secret(self, subject: str) -> bytes | None:
+        result = await self.session.execute(
+            select(AuditSubject.secret).where(
+                AuditSubject.tenant_id == self.ctx.tenant_id, AuditSubject.subject == subject
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def secret_or_create(self, subject: str, new_secret: bytes) -> bytes:
+        """The subject's secret; ``new_secret`` becomes it unless a row already exists."""
+        await self._insert_if_absent(
+            AuditSubject,
+            {
+                "tenant_id": self.ctx.tenant_id,
+                "subject": subject,
+                "secret": new_secret,
+            },
+            ["tenant_id", "subject"],
+        )
+        secret = await self.secret(subject)
+        assert secret is not None
+        return secret

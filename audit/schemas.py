@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Annotated, Any
+
+import msgspec
+
+
+class AuditAction(StrEnum):
+    """What happened. Codes are stable: compliance tooling filters on them."""
+
+    TENANT_CREATED = "tenant.created"
+    TENANT_UPDATED = "tenant.updated"
+    TENANT_ADMIN_BOOTSTRAPPED = "tenant.admin_bootstrapped"
+    TENANT_DELETED = "tenant.deleted"
+    TENANT_PURGED = "tenant.purged"
+    USER_CREATED = "user.created"
+    GROUP_CREATED = "group.created"
+    GROUP_MEMBER_ADDED = "group.member_added"
+    GROUP_MEMBER_REMOVED = "group.member_removed"
+    API_KEY_ISSUED = "api_key.issued"
+    API_KEY_REVOKED = "api_key.revoked"
+    KMS_CONFIGURED = "kms.configured"
+    KMS_ROTATED = "kms.rotated"
+
+
+class AuditOutcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    DENIED = "denied"
+
+
+class ResourceType(StrEnum):
+    TENANT = "tenant"
+    USER = "user"
+    GROUP = "group"
+    API_KEY = "api_key"
+    KMS_KEY = "kms_key"
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+Hash = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$", description="SHA-256, hex.")]
+# Times as hashed and signed, one spelling per instant: UTC, microseconds, "Z".
+ChainTime = Annotated[
+    str,
+    msgspec.Meta(
+        description="UTC, ISO 8601 with microseconds and Z, exactly as hashed or signed.",
+        extra_json_schema={"format": "date-time"},
+    ),
+]
+
+
+class AuditEventRead(msgspec.Struct):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    sequence: int
+    occurred_at: ChainTime
+    actor: Annotated[str, msgspec.Meta(description="The actor's pseudonym (ps_...).")]
+    action: str
+    resource_type: str
+    resource_id: str | None
+    outcome: AuditOutcome
+    request_id: str | None
+    detail: dict[str, Any]
+    prev_hash: Hash
+    hash: Hash
+
+
+class AuditEventPage(msgspec.Struct):
+    items: list[AuditEventRead]
+    next_cursor: int | None
+
+
+class AuditVerification(msgspec.Struct):
+    ok: bool
+    events_checked: int
+    first_bad_sequence: int | None
+
+
+class AuditCheckpoint(msgspec.Struct):
+    """A signed statement of a tenant's chain head.
+
+    ``signature`` is the Ed25519 signature (base64) of the canonical JSON (sorted keys, compact
+    separators, UTF-8) of the object ``{algorithm, head_hash, key_id, sequence, signed_at,
+    tenant_id}`` with exactly the values below; ``public_key`` is the raw 32-byte key, base64.
+    """
+
+    tenant_id: uuid.UUID
+    sequence: int
+    head_hash: Hash
+    signed_at: ChainTime
+    key_id: str
+    algorithm: str
+    public_key: str
+    signature: str

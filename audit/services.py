@@ -1,0 +1,323 @@
+"""Audit services: append to a tenant's chain, read it, verify it, sign its head, export it.
+
+Appending happens in the caller's session, so an event commits or rolls back with the change it
+records: a failed request leaves no event behind, and no committed change lacks its event. The
+services never commit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import utcnow
+from audit import pseudonyms
+from audit.chain import (
+    CODE,
+    EXPORT_FIELDS,
+    GENESIS_HASH,
+    ChainEntry,
+    ChainVerifier,
+    Verification,
+    canonical_json,
+    check_detail,
+    check_identifier,
+    checkpoint_payload,
+    format_time,
+    seal,
+)
+from audit.errors import AuditChainBroken, InvalidActorFilter
+from audit.models import AuditEvent
+from audit.repositories import (
+    AuditEventRepository,
+    AuditHeadRepository,
+    AuditSubjectRepository,
+    EventFilter,
+)
+from audit.schemas import AuditAction, AuditOutcome, ExportFormat, ResourceType
+from audit.signing import CheckpointSigner
+from auth.context import TenantContext
+from residency.registry import RegionRegistry
+
+# Events read per statement when verifying or exporting a whole chain.
+CHAIN_BATCH = 500
+
+
+def entry_of(row: Any) -> ChainEntry:
+    """The chain's view of a stored event (an ``AuditEvent`` or a row with the same columns)."""
+    return ChainEntry(
+        id=str(row.id),
+        tenant_id=str(row.tenant_id),
+        sequence=int(row.sequence),
+        occurred_at=format_time(row.occurred_at),
+        actor=row.actor,
+        action=row.action,
+        resource_type=row.resource_type,
+        resource_id=row.resource_id,
+        outcome=row.outcome,
+        request_id=row.request_id,
+        detail=dict(row.detail),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def subject_of(ctx: TenantContext) -> str:
+    return pseudonyms.user_subject(ctx.user_id) if ctx.user_id else pseudonyms.SYSTEM_SUBJECT
+
+
+class AuditLog:
+    """Appends events to one tenant's chain, inside the caller's unit of work.
+
+    ``subject`` is who acts (default: the context's user, or ``system`` for a system context);
+    the event stores only that subject's pseudonym. ``request_id`` ties the event to the request
+    log line and trace.
+    """
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        ctx: TenantContext,
+        *,
+        subject: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.subject = subject or subject_of(ctx)
+        self.request_id = request_id
+        self.events = AuditEventRepository(session, ctx)
+        self.heads = AuditHeadRepository(session, ctx)
+        self.subjects = AuditSubjectRepository(session, ctx)
+        self._actor: str | None = None
+
+    async def actor(self) -> str:
+        if self._actor is None:
+            secret = await self.subjects.secret_or_create(self.subject, pseudonyms.new_secret())
+            self._actor = pseudonyms.pseudonym(secret, self.subject)
+        return self._actor
+
+    async def record(
+        self,
+        action: AuditAction,
+        *,
+        resource_type: ResourceType,
+        resource_id: uuid.UUID | str | None,
+        detail: Mapping[str, Any] | None = None,
+        outcome: AuditOutcome = AuditOutcome.SUCCESS,
+    ) -> AuditEvent:
+        """Append one event: the next sequence of this tenant, linked to the current head.
+
+        ``detail`` holds ids, counts, codes and hashes only (checked; see ``check_detail``).
+        """
+        checked = check_detail(detail or {})
+        if not CODE.match(action) or not CODE.match(resource_type):
+            raise ValueError("audit actions and resource types are codes")
+        resource = check_identifier(str(resource_id)) if resource_id is not None else None
+        actor = await self.actor()
+        # Locks the head row until this transaction ends: appends in one tenant are serial.
+        head = await self.heads.lock()
+        now = utcnow()
+        entry = seal(
+            ChainEntry(
+                id=str(uuid.uuid4()),
+                tenant_id=str(self.ctx.tenant_id),
+                sequence=head.sequence + 1,
+                occurred_at=format_time(now),
+                actor=actor,
+                action=action.value,
+                resource_type=resource_type.value,
+                resource_id=resource,
+                outcome=outcome.value,
+                request_id=self.request_id,
+                detail=checked,
+                prev_hash=head.head_hash,
+            )
+        )
+        event = AuditEvent(
+            id=uuid.UUID(entry.id),
+            sequence=entry.sequence,
+            occurred_at=now,
+            actor=entry.actor,
+            action=entry.action,
+            resource_type=entry.resource_type,
+            resource_id=entry.resource_id,
+            outcome=entry.outcome,
+            request_id=entry.request_id,
+            detail=entry.detail,
+            prev_hash=entry.prev_hash,
+            hash=entry.hash,
+        )
+        await self.events.add(event)
+        await self.heads.advance(head, sequence=entry.sequence, head_hash=entry.hash)
+        return event
+
+
+@dataclass(frozen=True, slots=True)
+class AuditOrigin:
+    """Who acts, and in which request, for events appended outside a tenant's own request (the
+    operator's control-plane actions, which open their own transaction in the tenant's region).
+    """
+
+    subject: str
+    request_id: str | None = None
+
+    def log(self, session: AsyncSession, ctx: TenantContext) -> AuditLog:
+        return AuditLog(session, ctx, subject=self.subject, request_id=self.request_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCheckpoint:
+    tenant_id: uuid.UUID
+    sequence: int
+    head_hash: str
+    signed_at: str
+    key_id: str
+    algorithm: str
+    public_key: str
+    signature: str
+
+
+class AuditService:
+    """The read side of one tenant's log: filtered pages, verification, signed checkpoints."""
+
+    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
+        self.ctx = ctx
+        self.events = AuditEventRepository(session, ctx)
+        self.heads = AuditHeadRepository(session, ctx)
+        self.subjects = AuditSubjectRepository(session, ctx)
+
+    async def resolve_actor(self, actor: str) -> str | None:
+        """A pseudonym as given, or the pseudonym of a subject (None: that subject never acted).
+
+        Resolution happens here, server side, with the tenant's own secret: a user id of another
+        tenant resolves to nothing.
+        """
+        if pseudonyms.PSEUDONYM.match(actor):
+            return actor
+        subject = pseudonyms.normalize_subject(actor)
+        if subject is None:
+            raise InvalidActorFilter()
+        secret = await self.subjects.secret(subject)
+        return pseudonyms.pseudonym(secret, subject) if secret is not None else None
+
+    async def page(
+        self, where: EventFilter, *, actor: str | None, cursor: int, limit: int
+    ) -> tuple[Sequence[AuditEvent], int | None]:
+        if actor is not None:
+            resolved = await self.resolve_actor(actor)
+            if resolved is None:
+                return [], None
+            where = EventFilter(
+                action=where.action,
+                actor=resolved,
+                resource_type=where.resource_type,
+                resource_id=where.resource_id,
+                since=where.since,
+                until=where.until,
+            )
+        rows = await self.events.page(where, after=cursor, limit=limit)
+        return rows, (rows[-1].sequence if len(rows) == limit else None)
+
+    async def verify(self) -> Verification:
+        """Recompute the whole chain up to the stored head (see ``ChainVerifier``)."""
+        head = await self.heads.get()
+        verifier = ChainVerifier(str(self.ctx.tenant_id))
+        async for entry in _chain(self.events, up_to=head.sequence if head else None):
+            verifier.feed(entry)
+        return verifier.finish(head.sequence if head else None, head.head_hash if head else None)
+
+    async def checkpoint(self, signer: CheckpointSigner) -> SignedCheckpoint:
+        """Sign the current head. Refuses (409) when the head is not its last stored event, so a
+        signature never vouches for a chain whose tail was cut or rewritten."""
+        head = await self.heads.get()
+        sequence = head.sequence if head else 0
+        head_hash = head.head_hash if head else GENESIS_HASH
+        if sequence:
+            last = await self.events.get_by_sequence(sequence)
+            if last is None or last.hash != head_hash or entry_of(last).compute_hash() != head_hash:
+                raise AuditChainBroken()
+        signed_at = format_time(utcnow())
+        payload = checkpoint_payload(
+            tenant_id=str(self.ctx.tenant_id),
+            sequence=sequence,
+            head_hash=head_hash,
+            signed_at=signed_at,
+            key_id=signer.key_id,
+            algorithm=signer.algorithm,
+        )
+        return SignedCheckpoint(
+            tenant_id=self.ctx.tenant_id,
+            sequence=sequence,
+            head_hash=head_hash,
+            signed_at=signed_at,
+            key_id=signer.key_id,
+            algorithm=signer.algorithm,
+            public_key=signer.public_key_b64,
+            signature=signer.sign(payload),
+        )
+
+
+async def _chain(events: AuditEventRepository, *, up_to: int | None) -> AsyncIterator[ChainEntry]:
+    after = 0
+    while True:
+        rows = await events.chain_rows(after=after, limit=CHAIN_BATCH, up_to=up_to)
+        for row in rows:
+            yield entry_of(row)
+        if len(rows) < CHAIN_BATCH:
+            return
+        after = rows[-1].sequence
+
+
+class AuditExporter:
+    """Streams one tenant's whole chain, every event with its ``prev_hash`` and ``hash``.
+
+    The export runs in its own transaction: a streamed response outlives the request's unit of
+    work. It stops at the head read when it starts, so it is exactly a verifiable chain prefix.
+    """
+
+    def __init__(self, registry: RegionRegistry, ctx: TenantContext) -> None:
+        self.registry = registry
+        self.ctx = ctx
+
+    async def stream(self, export_format: ExportFormat) -> AsyncIterator[bytes]:
+        async with self.registry.tenant_transaction(self.ctx) as session:
+            head = await AuditHeadRepository(session, self.ctx).get()
+            if export_format is ExportFormat.CSV:
+                yield _csv_line(EXPORT_FIELDS)
+            if head is None:
+                return
+            events = AuditEventRepository(session, self.ctx)
+            async for entry in _chain(events, up_to=head.sequence):
+                if export_format is ExportFormat.CSV:
+                    yield _csv_line(_csv_values(entry))
+                else:
+                    yield canonical_json(entry.export()) + b"\n"
+
+
+def _csv_values(entry: ChainEntry) -> list[str]:
+    values = entry.export()
+    # ``detail`` as its canonical JSON, so the hash can be recomputed from the CSV too; an empty
+    # cell is null (request and resource ids are never empty strings).
+    values["detail"] = canonical_json(values["detail"]).decode("utf-8")
+    return ["" if values[name] is None else str(values[name]) for name in EXPORT_FIELDS]
+
+
+def _csv_line(values: Sequence[str]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue().encode("utf-8")
+
+
+__all__ = [
+    "AuditExporter",
+    "AuditLog",
+    "AuditOrigin",
+    "AuditService",
+    "SignedCheckpoint",
+]

@@ -1,0 +1,72 @@
+"""``bulwark audit verify --tenant SLUG`` as an operator runs it (embedded default, SQLite)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.test_audit import SQLITE_TRIGGERS
+
+
+def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
+    env["BULWARK_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_audit_verify_exit_codes(tmp_path: Path) -> None:
+    assert cli("migrate", data_dir=tmp_path).returncode == 0
+    assert cli("demo", data_dir=tmp_path).returncode == 0
+
+    ok = cli("audit", "verify", "--tenant", "acme", data_dir=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    # The demo's own actions: the tenant, 4 users, 2 groups, 2 memberships, 4 keys.
+    assert json.loads(ok.stdout) == {
+        "tenant": "acme",
+        "ok": True,
+        "events_checked": 13,
+        "first_bad_sequence": None,
+    }
+    # Re-running the demo changes nothing, so it records nothing.
+    assert cli("demo", data_dir=tmp_path).returncode == 0
+    again = cli("audit", "verify", "--tenant", "acme", data_dir=tmp_path)
+    assert json.loads(again.stdout)["events_checked"] == 13
+
+    unknown = cli("audit", "verify", "--tenant", "nope", data_dir=tmp_path)
+    assert unknown.returncode == 2
+    assert "no tenant with slug 'nope'" in unknown.stderr
+
+    # Tamper with acme's 6th event in its region (eu) as the file's owner would.
+    conn = sqlite3.connect(tmp_path / "regions" / "eu" / "bulwark.db")
+    try:
+        with conn:
+            conn.execute("DROP TRIGGER audit_events_no_update")
+            conn.execute(
+                "UPDATE audit_events SET detail = '{}' WHERE sequence = 6 AND tenant_id = "
+                "(SELECT tenant_id FROM audit_heads LIMIT 1)"
+            )
+            conn.execute(SQLITE_TRIGGERS["UPDATE"])
+    finally:
+        conn.close()
+    broken = cli("audit", "verify", "--tenant", "acme", data_dir=tmp_path)
+    assert broken.returncode == 1, broken.stderr
+    assert json.loads(broken.stdout) == {
+        "tenant": "acme",
+        "ok": False,
+        "events_checked": 13,
+        "first_bad_sequence": 6,
+    }
+    # The other tenant, in the other region, is untouched.
+    globex = cli("audit", "verify", "--tenant", "globex", data_dir=tmp_path)
+    assert globex.returncode == 0 and json.loads(globex.stdout)["ok"] is True
