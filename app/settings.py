@@ -95,6 +95,18 @@ class KeysSettings(_Group):
     shred_grace_seconds: int = Field(default=7 * 24 * 3600, ge=0)
 
 
+class IdentitySettings(_Group):
+    # The deployment's external base URL: OIDC redirect URIs and SAML ACS/entity ids derive from it.
+    public_url: str = "http://127.0.0.1:8000"
+    session_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 24 * 3600)
+    # Secure cookies are only sent over HTTPS; turn off only for local plain-HTTP development.
+    cookie_secure: bool = True
+    # Accepted clock skew when checking token and assertion times.
+    clock_skew_seconds: int = Field(default=60, ge=0, le=300)
+    # How long a login may take between the redirect to the IdP and the callback.
+    login_timeout_seconds: int = Field(default=600, ge=60, le=3600)
+
+
 class AuditSettings(_Group):
     # Ed25519 private key (PEM) that signs chain checkpoints. Generated into the data dir
     # outside production.
@@ -124,6 +136,7 @@ class Settings(BaseSettings):
     observability: ObservabilitySettings = ObservabilitySettings()
     keys: KeysSettings = KeysSettings()
     audit: AuditSettings = AuditSettings()
+    identity: IdentitySettings = IdentitySettings()
     regions: dict[str, RegionSettings] = Field(default_factory=dict)
 
     @classmethod

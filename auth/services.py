@@ -64,6 +64,7 @@ class UserService:
         user = User(
             id=uuid.uuid4(),
             email=email,
+            user_name=email,
             display_name=display_name,
             roles=sorted(set(roles)),
             active=True,
