@@ -30,8 +30,10 @@ from auth.controllers import (
     AdminApiKeyController,
     AdminGroupController,
     AdminUserController,
+    LogoutController,
     MeController,
     OperatorTenantAdminController,
+    RoleMappingController,
 )
 from auth.middleware import EXCLUDE_FROM_AUTH, BearerAuthMiddleware
 from keys.controllers import KmsController
@@ -43,6 +45,8 @@ TENANT_ROUTES = [
     AdminApiKeyController,
     MeController,
     KmsController,
+    RoleMappingController,
+    LogoutController,
     AuditController,
 ]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]

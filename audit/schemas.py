@@ -21,6 +21,16 @@ class AuditAction(StrEnum):
     GROUP_MEMBER_REMOVED = "group.member_removed"
     API_KEY_ISSUED = "api_key.issued"
     API_KEY_REVOKED = "api_key.revoked"
+    USER_UPDATED = "user.updated"
+    USER_DEACTIVATED = "user.deactivated"
+    USER_DELETED = "user.deleted"
+    GROUP_UPDATED = "group.updated"
+    GROUP_DELETED = "group.deleted"
+    SSO_LOGIN = "sso.login"
+    SSO_CONFIGURED = "sso.configured"
+    SESSION_REVOKED = "session.revoked"
+    ROLE_MAPPINGS_UPDATED = "role_mappings.updated"
+    SCIM_TOKEN_ISSUED = "scim_token.issued"  # noqa: S105 - an event code
     KMS_CONFIGURED = "kms.configured"
     KMS_ROTATED = "kms.rotated"
 
@@ -37,6 +47,10 @@ class ResourceType(StrEnum):
     GROUP = "group"
     API_KEY = "api_key"
     KMS_KEY = "kms_key"
+    SESSION = "session"
+    IDENTITY_PROVIDER = "identity_provider"
+    ROLE_MAPPINGS = "role_mappings"
+    SCIM_TOKEN = "scim_token"  # noqa: S105 - a resource type
 
 
 class ExportFormat(StrEnum):

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 _CONSTRUCTION_TOKEN = object()
 
-AuthMethod = Literal["api_key", "system"]
+AuthMethod = Literal["api_key", "session", "oidc", "scim", "system"]
 
 
 class Role(StrEnum):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
-from litestar import Controller, Request, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,9 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api import SECURED, Limit, Offset, next_offset, problem_responses
 from app.deps import TENANT_DEPENDENCIES, get_runtime
 from audit.deps import AUDIT_DEPENDENCIES, operator_origin
+from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth.context import Role, TenantContext
+from auth.errors import NotASession
 from auth.guards import requires_operator, requires_role, requires_tenant
+from auth.middleware import ACCEPT_SESSION_COOKIE, SESSION_COOKIE
 from auth.models import ApiKey, Group, User
 from auth.repositories import ApiKeyRepository, GroupRepository, UserRepository
 from auth.schemas import (
@@ -31,6 +35,8 @@ from auth.schemas import (
     MeRead,
     MeTenant,
     MeUser,
+    RoleMappingItem,
+    RoleMappings,
     UserCreate,
     UserPage,
     UserRead,
@@ -42,6 +48,7 @@ from auth.services import (
     TenantAdminBootstrap,
     UserService,
 )
+from auth.sso import RoleMappingService, SessionService
 
 
 def provide_user_service(
@@ -309,3 +316,90 @@ class OperatorTenantAdminController(Controller):
             tenant_id, email=data.email, display_name=data.display_name
         )
         return AdminBootstrapped(user=user_read(user, []), api_key=api_key_created(issued))
+
+
+def provide_role_mappings(
+    db: NamedDependency[AsyncSession],
+    ctx: NamedDependency[TenantContext],
+    audit: NamedDependency[AuditLog],
+) -> RoleMappingService:
+    return RoleMappingService(db, ctx, audit)
+
+
+async def role_mappings_read(mappings: RoleMappingService) -> RoleMappings:
+    default_role, items = await mappings.read()
+    return RoleMappings(
+        default_role=Role(default_role),
+        mappings=[RoleMappingItem(idp_group=g, role=Role(r)) for g, r in items],
+    )
+
+
+class RoleMappingController(Controller):
+    path = "/v1/admin/role-mappings"
+    tags = ["tenant admin"]
+    security = SECURED
+    guards = _ADMIN
+    dependencies = {
+        **TENANT_DEPENDENCIES,
+        **AUDIT_DEPENDENCIES,
+        "mappings": Provide(provide_role_mappings, sync_to_thread=False),
+    }
+
+    @get("/", responses=problem_responses(), summary="IdP group to role mappings")
+    async def get_role_mappings(
+        self, mappings: NamedDependency[RoleMappingService]
+    ) -> RoleMappings:
+        default_role, items = await mappings.read()
+        return RoleMappings(
+            default_role=Role(default_role),
+            mappings=[RoleMappingItem(idp_group=g, role=Role(r)) for g, r in items],
+        )
+
+    @put(
+        "/",
+        responses=problem_responses(),
+        summary="Replace the mappings; they apply to every user's next request",
+    )
+    async def put_role_mappings(
+        self, mappings: NamedDependency[RoleMappingService], data: JSONBody[RoleMappings]
+    ) -> RoleMappings:
+        await mappings.replace(
+            data.default_role.value, [(m.idp_group, m.role.value) for m in data.mappings]
+        )
+        return await role_mappings_read(mappings)
+
+
+class LogoutController(Controller):
+    path = "/auth/logout"
+    tags = ["identity"]
+    security = SECURED
+    guards = [requires_tenant]
+    opt = {ACCEPT_SESSION_COOKIE: True}
+    dependencies = {**TENANT_DEPENDENCIES, **AUDIT_DEPENDENCIES}
+
+    @post(
+        "/",
+        status_code=204,
+        responses=problem_responses(),
+        summary="End the current Bulwark session (revoked server-side, cookie cleared)",
+    )
+    async def logout(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        ctx: NamedDependency[TenantContext],
+        audit: NamedDependency[AuditLog],
+    ) -> Response[None]:
+        if ctx.auth_method != "session" or ctx.credential_id is None:
+            raise NotASession()
+        runtime = get_runtime(request)
+        sessions = SessionService(db, ctx, pepper=runtime.pepper, ttl=timedelta(0))
+        if await sessions.revoke(ctx.credential_id):
+            await audit.record(
+                AuditAction.SESSION_REVOKED,
+                resource_type=ResourceType.SESSION,
+                resource_id=ctx.credential_id,
+            )
+        response: Response[None] = Response(content=None, status_code=204)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response

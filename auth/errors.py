@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from app.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 
 
 class InvalidCredentials(Unauthenticated):
@@ -85,3 +85,11 @@ class GroupNameTaken(Conflict):
 
     def __init__(self) -> None:
         super().__init__("A group with this name already exists in this tenant.")
+
+
+class NotASession(InvalidInput):
+    code = "not_a_session"
+    title = "Not a session"
+
+    def __init__(self) -> None:
+        super().__init__("Logout ends a Bulwark session; this request was not made with one.")

@@ -11,6 +11,9 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from auth.context import TenantContext
 
 EXCLUDE_FROM_AUTH = "exclude_from_auth"
+SESSION_COOKIE = "bulwark_session"
+# Route opt: this state-changing route may also be authenticated by the session cookie.
+ACCEPT_SESSION_COOKIE = "accept_session_cookie"
 
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
@@ -18,8 +21,18 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         runtime = connection.app.state.runtime
+        # The session cookie (console) authenticates safe methods only: a state-changing request
+        # must carry its credential in a header, which a cross-site form cannot set.
+        # (A route may opt in with ``ACCEPT_SESSION_COOKIE``: logout.)
+        handler = connection.scope.get("route_handler")
+        cookie_ok = connection.scope.get("method") in ("GET", "HEAD") or bool(
+            handler is not None and handler.opt.get(ACCEPT_SESSION_COOKIE)
+        )
+        cookie = connection.cookies.get(SESSION_COOKIE) if cookie_ok else None
         principal = await runtime.authenticator.authenticate(
-            connection.headers.get("authorization")
+            connection.headers.get("authorization"),
+            session_cookie=cookie,
+            tenant_hint=connection.headers.get("x-bulwark-tenant"),
         )
         if isinstance(principal, TenantContext):
             structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))

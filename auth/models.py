@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-
 from typing import Any
 
 from sqlalchemy import (
@@ -48,8 +47,9 @@ class User(TenantOwned, Timestamped, RegionalBase):
     family_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # Further SCIM attributes (core and EnterpriseUser) as sent by the IdP.
     profile: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
-    source: Mapped[str] = mapped_column(String(16), nullable=False, default="api",
-                                        server_default="api")
+    source: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="api", server_default="api"
+    )
     # Bumped on every change: the SCIM ETag (meta.version).
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
     roles: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
@@ -74,7 +74,10 @@ class Group(TenantOwned, Timestamped, RegionalBase):
     external_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
     updated_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow,
+        UTCDateTime(),
+        nullable=False,
+        default=utcnow,
+        onupdate=utcnow,
         server_default=func.current_timestamp(),
     )
 
@@ -153,8 +156,9 @@ class UserSession(TenantOwned, Timestamped, RegionalBase):
 
     __tablename__ = "user_sessions"
     __table_args__ = (
-        ForeignKeyConstraint(["tenant_id", "user_id"], ["users.tenant_id", "users.id"],
-                             ondelete="CASCADE"),
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], ondelete="CASCADE"
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)

@@ -17,7 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import RegionalBase
 from auth.context import TenantContext
-from auth.models import ApiKey, Group, Membership, User
+from auth.models import (
+    ApiKey,
+    Group,
+    IdentityProvider,
+    IdentitySettings,
+    Membership,
+    RoleMapping,
+    SamlAssertion,
+    ScimToken,
+    User,
+    UserSession,
+)
 
 M = TypeVar("M", bound=RegionalBase)
 
@@ -49,6 +60,18 @@ class _TenantScoped(Generic[M]):
 
 class UserRepository(_TenantScoped[User]):
     model = User
+
+    async def get_by_idp_subject(self, subject: str) -> User | None:
+        result = await self.session.execute(self._select().where(User.idp_subject == subject))
+        return result.scalar_one_or_none()
+
+    async def get_by_user_name(self, user_name: str) -> User | None:
+        result = await self.session.execute(self._select().where(User.user_name == user_name))
+        return result.scalar_one_or_none()
+
+    async def get_by_external_id(self, external_id: str) -> User | None:
+        result = await self.session.execute(self._select().where(User.external_id == external_id))
+        return result.scalar_one_or_none()
 
     async def get_by_email(self, email: str) -> User | None:
         result = await self.session.execute(self._select().where(User.email == email))
@@ -88,6 +111,22 @@ class UserRepository(_TenantScoped[User]):
 
 class GroupRepository(_TenantScoped[Group]):
     model = Group
+
+    async def get_by_external_id(self, external_id: str) -> Group | None:
+        result = await self.session.execute(self._select().where(Group.external_id == external_id))
+        return result.scalar_one_or_none()
+
+    async def of_user(self, user_id: uuid.UUID) -> Sequence[Group]:
+        result = await self.session.execute(
+            self._select()
+            .join(
+                Membership,
+                (Membership.group_id == Group.id) & (Membership.tenant_id == Group.tenant_id),
+            )
+            .where(Membership.user_id == user_id)
+            .order_by(Group.name)
+        )
+        return result.scalars().all()
 
     async def get_by_name(self, name: str) -> Group | None:
         result = await self.session.execute(self._select().where(Group.name == name))
@@ -162,8 +201,113 @@ class ApiKeyRepository(_TenantScoped[ApiKey]):
         )
         return bool(getattr(result, "rowcount", 0))
 
+    async def revoke_all_of(self, user_id: uuid.UUID, when: datetime) -> int:
+        result = await self.session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.tenant_id == self.ctx.tenant_id,
+                ApiKey.user_id == user_id,
+                ApiKey.revoked_at.is_(None),
+            )
+            .values(revoked_at=when)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+class SessionRepository(_TenantScoped[UserSession]):
+    model = UserSession
+
+    async def revoke(self, session_id: uuid.UUID, when: datetime) -> bool:
+        result = await self.session.execute(
+            update(UserSession)
+            .where(
+                UserSession.tenant_id == self.ctx.tenant_id,
+                UserSession.id == session_id,
+                UserSession.revoked_at.is_(None),
+            )
+            .values(revoked_at=when)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def revoke_all_of(self, user_id: uuid.UUID, when: datetime) -> int:
+        result = await self.session.execute(
+            update(UserSession)
+            .where(
+                UserSession.tenant_id == self.ctx.tenant_id,
+                UserSession.user_id == user_id,
+                UserSession.revoked_at.is_(None),
+            )
+            .values(revoked_at=when)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+class ScimTokenRepository(_TenantScoped[ScimToken]):
+    model = ScimToken
+
+    async def revoke_all(self, when: datetime) -> int:
+        result = await self.session.execute(
+            update(ScimToken)
+            .where(ScimToken.tenant_id == self.ctx.tenant_id, ScimToken.revoked_at.is_(None))
+            .values(revoked_at=when)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+class RoleMappingRepository:
+    """IdP group -> role mappings and the tenant's default role."""
+
+    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
+        if not isinstance(ctx, TenantContext):
+            raise TypeError("a TenantContext is required")
+        self.session = session
+        self.ctx = ctx
+
+    async def all(self) -> Sequence[RoleMapping]:
+        result = await self.session.execute(
+            select(RoleMapping)
+            .where(RoleMapping.tenant_id == self.ctx.tenant_id)
+            .order_by(RoleMapping.idp_group, RoleMapping.role)
+        )
+        return result.scalars().all()
+
+    async def roles_for(self, idp_groups: Sequence[str]) -> set[str]:
+        if not idp_groups:
+            return set()
+        result = await self.session.execute(
+            select(RoleMapping.role).where(
+                RoleMapping.tenant_id == self.ctx.tenant_id,
+                RoleMapping.idp_group.in_(list(idp_groups)),
+            )
+        )
+        return set(result.scalars().all())
+
+    async def replace(self, mappings: Sequence[tuple[str, str]]) -> None:
+        await self.session.execute(
+            delete(RoleMapping).where(RoleMapping.tenant_id == self.ctx.tenant_id)
+        )
+        for idp_group, role in sorted(set(mappings)):
+            self.session.add(
+                RoleMapping(tenant_id=self.ctx.tenant_id, idp_group=idp_group, role=role)
+            )
+        await self.session.flush()
+
+    async def default_role(self) -> str:
+        row = await self.session.get(IdentitySettings, self.ctx.tenant_id)
+        return row.default_role if row is not None else "member"
+
+    async def set_default_role(self, role: str) -> None:
+        row = await self.session.get(IdentitySettings, self.ctx.tenant_id)
+        if row is None:
+            self.session.add(IdentitySettings(tenant_id=self.ctx.tenant_id, default_role=role))
+        else:
+            row.default_role = role
+        await self.session.flush()
+
 
 async def purge_identity(session: AsyncSession, ctx: TenantContext) -> None:
     """Delete every identity row of one tenant (used when a deleted tenant is purged)."""
-    for model in (ApiKey, Membership, Group, User):
+    for model in (UserSession, ScimToken, RoleMapping, ApiKey, Membership, Group, User):
         await session.execute(delete(model).where(model.tenant_id == ctx.tenant_id))
+    for keyed in (IdentitySettings, IdentityProvider, SamlAssertion):
+        await session.execute(delete(keyed).where(keyed.tenant_id == ctx.tenant_id))

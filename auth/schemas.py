@@ -115,3 +115,16 @@ class AdminBootstrap(msgspec.Struct, forbid_unknown_fields=True):
 class AdminBootstrapped(msgspec.Struct):
     user: UserRead
     api_key: ApiKeyCreated
+
+
+IdpGroup = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=VISIBLE)]
+
+
+class RoleMappingItem(msgspec.Struct, forbid_unknown_fields=True):
+    idp_group: IdpGroup
+    role: Role
+
+
+class RoleMappings(msgspec.Struct, forbid_unknown_fields=True):
+    default_role: Role
+    mappings: Annotated[list[RoleMappingItem], msgspec.Meta(max_length=500)]

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog, AuditOrigin
 from auth import apikeys
 from auth.context import (
+    AuthMethod,
     OperatorPrincipal,
     Principal,
     TenantContext,
@@ -36,8 +38,14 @@ from auth.errors import (
     MembershipNotFound,
     UserNotFound,
 )
-from auth.models import ApiKey, Group, User
-from auth.repositories import ApiKeyRepository, GroupRepository, UserRepository
+from auth.models import ApiKey, Group, User, UserSession
+from auth.repositories import (
+    ApiKeyRepository,
+    GroupRepository,
+    SessionRepository,
+    UserRepository,
+)
+from auth.sso import effective_roles
 from residency.database import Database
 from residency.registry import RegionRegistry
 from tenants.errors import TenantDeleted, TenantNotFound, TenantSuspended
@@ -223,11 +231,17 @@ class ApiKeyService:
         )
 
 
-class AuthenticationService:
-    """Turns an ``Authorization: Bearer`` credential into a principal, or refuses it (401/403).
+IdpBearer = Callable[[TenantRoute, str], Awaitable[TenantContext]]
 
-    API keys name their tenant; the tenant's control-plane record gives its status and region, and
-    the key, its user, roles and groups are then read from that region only, in a transaction
+
+class AuthenticationService:
+    """Turns a credential into a principal, or refuses it (401/403).
+
+    Accepted: ``Authorization: Bearer`` with an API key (``bwk_``), a Bulwark session (``bws_``,
+    also read from the ``bulwark_session`` cookie on safe methods), the operator token, or — with
+    ``X-Bulwark-Tenant: <slug>`` — an access token from that tenant's own IdP. Keys and sessions
+    name their tenant; the tenant's control-plane record gives its status and region, and the
+    credential, its user, roles and groups are then read from that region only, in a transaction
     scoped to that tenant.
     """
 
@@ -238,16 +252,33 @@ class AuthenticationService:
         self.registry = registry
         self.operator_token = operator_token
         self.pepper = pepper
+        self.idp_bearer: IdpBearer | None = None
 
-    async def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(
+        self,
+        authorization: str | None,
+        *,
+        session_cookie: str | None = None,
+        tenant_hint: str | None = None,
+    ) -> Principal:
         scheme, _, credential = (authorization or "").partition(" ")
         credential = credential.strip()
+        if not authorization and session_cookie:
+            scheme, credential = "bearer", session_cookie
         if scheme.lower() != "bearer" or not credential:
             raise InvalidCredentials("Send 'Authorization: Bearer <API key or operator token>'.")
         if credential.startswith(apikeys.PREFIX):
-            return await self._authenticate_api_key(credential)
+            return await self._authenticate_secret(credential, apikeys.PREFIX)
+        if credential.startswith(apikeys.SESSION_PREFIX):
+            return await self._authenticate_secret(credential, apikeys.SESSION_PREFIX)
         if hmac.compare_digest(credential.encode(), self.operator_token.encode()):
             return OperatorPrincipal()
+        if tenant_hint and credential.count(".") == 2 and self.idp_bearer is not None:
+            route = await self.tenant_route_by_slug(tenant_hint)
+            if route is None:
+                raise InvalidCredentials()
+            self._check_status(route)
+            return await self.idp_bearer(route, credential)
         raise InvalidCredentials()
 
     async def tenant_route(self, tenant_id: uuid.UUID) -> TenantRoute | None:
@@ -257,39 +288,67 @@ class AuthenticationService:
                 return None
             return TenantRoute.of(tenant)
 
-    async def _authenticate_api_key(self, raw: str) -> TenantContext:
-        parsed = apikeys.parse_key(raw)
+    async def tenant_route_by_slug(self, slug: str) -> TenantRoute | None:
+        async with self.control.transaction(None, read_only=True) as session:
+            tenant = await TenantRepository(session).get_by_slug(slug)
+            return TenantRoute.of(tenant) if tenant is not None else None
+
+    @staticmethod
+    def _check_status(route: TenantRoute) -> None:
+        if route.deleted:
+            raise TenantDeleted()
+        if route.status != TenantStatus.ACTIVE.value:
+            raise TenantSuspended()
+
+    async def _authenticate_secret(self, raw: str, prefix: str) -> TenantContext:
+        parsed = apikeys.parse_key(raw, prefix)
         if parsed is None:
             raise InvalidCredentials()
         route = await self.tenant_route(parsed.tenant_id)
         if route is None:
             raise InvalidCredentials()
         lookup = system_context(route)
+        method: AuthMethod = "session" if prefix == apikeys.SESSION_PREFIX else "api_key"
         async with self.registry.tenant_transaction(lookup, read_only=True) as session:
-            key = await ApiKeyRepository(session, lookup).get(parsed.key_id)
+            row: ApiKey | UserSession | None
+            if method == "session":
+                row = await SessionRepository(session, lookup).get(parsed.key_id)
+                if row is not None and row.expires_at <= utcnow():
+                    row = None
+            else:
+                row = await ApiKeyRepository(session, lookup).get(parsed.key_id)
             if (
-                key is None
-                or key.revoked_at is not None
-                or not apikeys.verify_secret(parsed.secret, key.secret_hash, self.pepper)
+                row is None
+                or row.revoked_at is not None
+                or not apikeys.verify_secret(parsed.secret, row.secret_hash, self.pepper)
             ):
                 raise InvalidCredentials()
-            users = UserRepository(session, lookup)
-            user = await users.get(key.user_id)
-            if user is None or not user.active:
-                raise InvalidCredentials()
-            group_ids = await users.group_ids_of(user.id)
-        # Checked after the key so that a suspended tenant's status is only told to its own users.
-        if route.deleted:
-            raise TenantDeleted()
-        if route.status != TenantStatus.ACTIVE.value:
-            raise TenantSuspended()
+            ctx = await self.user_principal(session, lookup, route, row.user_id, method, row.id)
+        # Checked after the credential so that a tenant's status is only told to its own users.
+        self._check_status(route)
+        return ctx
+
+    async def user_principal(
+        self,
+        session: AsyncSession,
+        lookup: TenantContext,
+        route: TenantRoute,
+        user_id: uuid.UUID,
+        method: AuthMethod,
+        credential_id: uuid.UUID | None,
+    ) -> TenantContext:
+        """The context of an active user: their roles (own + mapped from groups) and groups."""
+        user = await UserRepository(session, lookup).get(user_id)
+        if user is None or not user.active:
+            raise InvalidCredentials()
+        groups = await GroupRepository(session, lookup).of_user(user.id)
         return user_context(
             route,
             user_id=user.id,
-            roles=user.roles,
-            group_ids=group_ids,
-            auth_method="api_key",
-            credential_id=key.id,
+            roles=await effective_roles(session, lookup, user, groups),
+            group_ids=[g.id for g in groups],
+            auth_method=method,
+            credential_id=credential_id,
         )
 
 

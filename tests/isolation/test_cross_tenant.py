@@ -32,6 +32,9 @@ ISOLATION_ROUTES = {
     ("GET", "/v1/admin/kms"),
     ("PUT", "/v1/admin/kms"),
     ("POST", "/v1/admin/kms/rotate"),
+    ("GET", "/v1/admin/role-mappings"),
+    ("PUT", "/v1/admin/role-mappings"),
+    ("POST", "/auth/logout"),
     ("GET", "/v1/audit/events"),
     ("GET", "/v1/audit/export"),
     ("GET", "/v1/audit/verify"),
@@ -228,3 +231,18 @@ async def test_audit_log_of_another_tenant_is_invisible(
         own[-1]["sequence"],
         own[-1]["hash"],
     )
+
+
+async def test_role_mappings_are_per_tenant(api: Api, world: dict[str, Any]) -> None:
+    a: TenantHandle = world["a"]
+    b: TenantHandle = world["b"]
+    body = {
+        "default_role": "member",
+        "mappings": [{"idp_group": "finance", "role": "tenant_admin"}],
+    }
+    await api.client.put("/v1/admin/role-mappings", json=body, headers=b.admin)
+    # A's user is in A's "finance" group: B's mapping gives them nothing.
+    me = (await api.client.get("/v1/me", headers=bearer(world["key"]["key"]))).json()
+    assert me["roles"] == ["member"]
+    a_view = (await api.client.get("/v1/admin/role-mappings", headers=a.admin)).json()
+    assert a_view["mappings"] == []

@@ -18,13 +18,23 @@ down_revision = "r0003"
 branch_labels = None
 depends_on = None
 
-NEW_TABLES = ("identity_settings", "role_mappings", "identity_providers", "user_sessions",
-              "scim_tokens", "saml_assertions")
+NEW_TABLES = (
+    "identity_settings",
+    "role_mappings",
+    "identity_providers",
+    "user_sessions",
+    "scim_tokens",
+    "saml_assertions",
+)
 
 
 def _created_at() -> sa.Column:  # type: ignore[type-arg]
-    return sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
-                     server_default=sa.func.current_timestamp())
+    return sa.Column(
+        "created_at",
+        sa.DateTime(timezone=True),
+        nullable=False,
+        server_default=sa.func.current_timestamp(),
+    )
 
 
 def _backfill_user_names() -> None:
@@ -45,27 +55,36 @@ def upgrade() -> None:
         batch.add_column(sa.Column("idp_subject", sa.String(256), nullable=True))
         batch.add_column(sa.Column("given_name", sa.String(200), nullable=True))
         batch.add_column(sa.Column("family_name", sa.String(200), nullable=True))
-        batch.add_column(sa.Column("profile", sa.JSON(), nullable=False,
-                                   server_default=sa.text("'{}'")))
-        batch.add_column(sa.Column("source", sa.String(16), nullable=False,
-                                   server_default="api"))
+        batch.add_column(
+            sa.Column("profile", sa.JSON(), nullable=False, server_default=sa.text("'{}'"))
+        )
+        batch.add_column(sa.Column("source", sa.String(16), nullable=False, server_default="api"))
         batch.add_column(sa.Column("version", sa.Integer(), nullable=False, server_default="1"))
     _backfill_user_names()
     with op.batch_alter_table("users") as batch:
         batch.alter_column("user_name", existing_type=sa.String(320), nullable=False)
         batch.create_unique_constraint("uq_users_tenant_id_user_name", ["tenant_id", "user_name"])
-        batch.create_unique_constraint("uq_users_tenant_id_external_id",
-                                       ["tenant_id", "external_id"])
-        batch.create_unique_constraint("uq_users_tenant_id_idp_subject",
-                                       ["tenant_id", "idp_subject"])
+        batch.create_unique_constraint(
+            "uq_users_tenant_id_external_id", ["tenant_id", "external_id"]
+        )
+        batch.create_unique_constraint(
+            "uq_users_tenant_id_idp_subject", ["tenant_id", "idp_subject"]
+        )
 
     with op.batch_alter_table("groups") as batch:
         batch.add_column(sa.Column("external_id", sa.String(256), nullable=True))
         batch.add_column(sa.Column("version", sa.Integer(), nullable=False, server_default="1"))
-        batch.add_column(sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False,
-                                   server_default=sa.func.current_timestamp()))
-        batch.create_unique_constraint("uq_groups_tenant_id_external_id",
-                                       ["tenant_id", "external_id"])
+        batch.add_column(
+            sa.Column(
+                "updated_at",
+                sa.DateTime(timezone=True),
+                nullable=False,
+                server_default=sa.func.current_timestamp(),
+            )
+        )
+        batch.create_unique_constraint(
+            "uq_groups_tenant_id_external_id", ["tenant_id", "external_id"]
+        )
 
     op.create_table(
         "identity_settings",
@@ -105,9 +124,12 @@ def upgrade() -> None:
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         _created_at(),
         sa.PrimaryKeyConstraint("id", name="pk_user_sessions"),
-        sa.ForeignKeyConstraint(["tenant_id", "user_id"], ["users.tenant_id", "users.id"],
-                                name="fk_user_sessions_tenant_id_user_id_users",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "user_id"],
+            ["users.tenant_id", "users.id"],
+            name="fk_user_sessions_tenant_id_user_id_users",
+            ondelete="CASCADE",
+        ),
     )
     op.create_index("ix_user_sessions_tenant_id", "user_sessions", ["tenant_id"])
     op.create_index("ix_user_sessions_user_id", "user_sessions", ["user_id"])
@@ -147,6 +169,14 @@ def downgrade() -> None:
     with op.batch_alter_table("users") as batch:
         for name in ("idp_subject", "external_id", "user_name"):
             batch.drop_constraint(f"uq_users_tenant_id_{name}", type_="unique")
-        for column in ("version", "source", "profile", "family_name", "given_name",
-                       "idp_subject", "external_id", "user_name"):
+        for column in (
+            "version",
+            "source",
+            "profile",
+            "family_name",
+            "given_name",
+            "idp_subject",
+            "external_id",
+            "user_name",
+        ):
             batch.drop_column(column)
