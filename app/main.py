@@ -36,6 +36,7 @@ from auth.controllers import (
     RoleMappingController,
 )
 from auth.middleware import EXCLUDE_FROM_AUTH, BearerAuthMiddleware
+from auth.sso_controllers import OidcConfigController, OidcLoginController
 from keys.controllers import KmsController
 from tenants.controllers import TenantController
 
@@ -47,9 +48,12 @@ TENANT_ROUTES = [
     KmsController,
     RoleMappingController,
     LogoutController,
+    OidcConfigController,
     AuditController,
 ]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
+# Sign-in flows: unauthenticated by design, tenant named in the path.
+SIGN_IN_ROUTES = [OidcLoginController]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -65,7 +69,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app_name="bulwark", group_path=True, exclude_unhandled_paths=True, exclude=["^/metrics"]
     )
     app = Litestar(
-        route_handlers=[HealthController, MetricsController, *OPERATOR_ROUTES, *TENANT_ROUTES],
+        route_handlers=[
+            HealthController,
+            MetricsController,
+            *OPERATOR_ROUTES,
+            *TENANT_ROUTES,
+            *SIGN_IN_ROUTES,
+        ],
         middleware=[
             request_context_middleware,
             prometheus.middleware,

@@ -9,7 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.settings import Settings, resolve_secret
 from audit.signing import CheckpointSigner
+from auth.adapters.keycloak import KeycloakOidc
 from auth.context import TenantContext
+from auth.oidc import OidcBearer, OidcCallback, OidcLogin
 from auth.services import AuthenticationService
 from keys.services import Keyring
 from residency.database import Database
@@ -28,6 +30,9 @@ class Runtime:
     operator_token: str
     # Signs audit-chain checkpoints; one deployment key for every tenant and region.
     audit_signer: CheckpointSigner
+    oidc: KeycloakOidc
+    oidc_login: OidcLogin
+    oidc_callback: OidcCallback
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -45,15 +50,25 @@ class Runtime:
         authenticator = AuthenticationService(
             control, registry, operator_token=operator_token, pepper=pepper
         )
+        keyring = Keyring.from_settings(settings, registry)
+        oidc = KeycloakOidc(refresh_interval=settings.identity.jwks_min_refresh_seconds)
+        oidc_login = OidcLogin(oidc, settings.identity, pepper)
+        # Access tokens of a tenant's own IdP are API credentials too (X-Bulwark-Tenant).
+        authenticator.idp_bearer = OidcBearer(
+            oidc, registry, keyring.for_tenant, settings.identity, authenticator.user_principal
+        )
         return cls(
             settings=settings,
             control=control,
             registry=registry,
-            keyring=Keyring.from_settings(settings, registry),
+            keyring=keyring,
             authenticator=authenticator,
             pepper=pepper,
             operator_token=operator_token,
             audit_signer=CheckpointSigner.from_settings(settings),
+            oidc=oidc,
+            oidc_login=oidc_login,
+            oidc_callback=OidcCallback(oidc_login, registry, keyring.for_tenant),
         )
 
     def tenant_objects(self, session: AsyncSession, ctx: TenantContext) -> TenantObjects:

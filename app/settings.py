@@ -103,6 +103,8 @@ class IdentitySettings(_Group):
     cookie_secure: bool = True
     # Accepted clock skew when checking token and assertion times.
     clock_skew_seconds: int = Field(default=60, ge=0, le=300)
+    # A token naming an unknown key id refreshes the IdP's JWKS at most this often.
+    jwks_min_refresh_seconds: float = Field(default=5.0, ge=0.0, le=3600.0)
     # How long a login may take between the redirect to the IdP and the callback.
     login_timeout_seconds: int = Field(default=600, ge=60, le=3600)
 

@@ -254,6 +254,29 @@ class ScimTokenRepository(_TenantScoped[ScimToken]):
         return int(getattr(result, "rowcount", 0) or 0)
 
 
+class IdentityProviderRepository:
+    """A tenant's IdP configurations (one per kind: ``oidc``, ``saml``)."""
+
+    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
+        if not isinstance(ctx, TenantContext):
+            raise TypeError("a TenantContext is required")
+        self.session = session
+        self.ctx = ctx
+
+    async def get(self, kind: str) -> IdentityProvider | None:
+        result = await self.session.execute(
+            select(IdentityProvider).where(
+                IdentityProvider.tenant_id == self.ctx.tenant_id, IdentityProvider.kind == kind
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def add(self, row: IdentityProvider) -> None:
+        row.tenant_id = self.ctx.tenant_id
+        self.session.add(row)
+        await self.session.flush()
+
+
 class RoleMappingRepository:
     """IdP group -> role mappings and the tenant's default role."""
 

@@ -128,3 +128,44 @@ class RoleMappingItem(msgspec.Struct, forbid_unknown_fields=True):
 class RoleMappings(msgspec.Struct, forbid_unknown_fields=True):
     default_role: Role
     mappings: Annotated[list[RoleMappingItem], msgspec.Meta(max_length=500)]
+
+
+ClaimName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_:./-]{1,128}$")]
+HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s]+$", max_length=2048)]
+
+
+class OidcClaimMapping(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: ClaimName = "sub"
+    email: ClaimName = "email"
+    name: ClaimName = "name"
+    groups: ClaimName = "groups"
+    given_name: ClaimName = "given_name"
+    family_name: ClaimName = "family_name"
+
+
+class OidcConfigWrite(msgspec.Struct, forbid_unknown_fields=True):
+    client_id: Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,255}$")]
+    issuer: HttpUrl | None = None
+    server_url: HttpUrl | None = None
+    realm: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,255}$")] | None = None
+    # Write-only: sealed with the tenant's keys; omit to keep the stored one.
+    client_secret: Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,512}$")] | None = None
+    scopes: Annotated[
+        list[Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,64}$")]], msgspec.Meta(max_length=20)
+    ] = msgspec.field(default_factory=lambda: ["openid", "email", "profile"])
+    claims: OidcClaimMapping = msgspec.field(default_factory=OidcClaimMapping)
+    audience: Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,255}$")] | None = None
+    enabled: bool = True
+
+
+class OidcConfigRead(msgspec.Struct):
+    issuer: str
+    server_url: str
+    realm: str
+    client_id: str
+    has_client_secret: bool
+    scopes: list[str]
+    claims: dict[str, str]
+    audience: str
+    enabled: bool
+    redirect_uri: str

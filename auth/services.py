@@ -277,7 +277,7 @@ class AuthenticationService:
             route = await self.tenant_route_by_slug(tenant_hint)
             if route is None:
                 raise InvalidCredentials()
-            self._check_status(route)
+            self.check_status(route)
             return await self.idp_bearer(route, credential)
         raise InvalidCredentials()
 
@@ -294,7 +294,7 @@ class AuthenticationService:
             return TenantRoute.of(tenant) if tenant is not None else None
 
     @staticmethod
-    def _check_status(route: TenantRoute) -> None:
+    def check_status(route: TenantRoute) -> None:
         if route.deleted:
             raise TenantDeleted()
         if route.status != TenantStatus.ACTIVE.value:
@@ -325,7 +325,7 @@ class AuthenticationService:
                 raise InvalidCredentials()
             ctx = await self.user_principal(session, lookup, route, row.user_id, method, row.id)
         # Checked after the credential so that a tenant's status is only told to its own users.
-        self._check_status(route)
+        self.check_status(route)
         return ctx
 
     async def user_principal(

@@ -8,6 +8,7 @@ time: a SCIM membership change or a new mapping applies to the user's very next 
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -242,3 +243,13 @@ async def record_login(
                 outcome=outcome,
             )
         )
+
+
+_SAFE_PATH = re.compile(r"^/(?![/\\])[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,1999}$")
+
+
+def safe_return_path(value: str | None, default: str = "/v1/me") -> str:
+    """Only this deployment's own relative paths: no scheme, host, ``//`` or backslash tricks."""
+    if not value or not _SAFE_PATH.match(value) or "\\" in value:
+        return default
+    return value

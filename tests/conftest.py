@@ -79,6 +79,7 @@ def base_settings(data_dir: Path, **overrides: Any) -> dict[str, Any]:
         "observability": {"log_json": True, "log_level": "INFO"},
         # A short DEK cache so revocation tests see the KMS refuse within a second.
         "keys": {"dek_cache_ttl_seconds": 1.0},
+        "identity": {"jwks_min_refresh_seconds": 0.0},
         **overrides,
     }
 
@@ -149,6 +150,7 @@ async def app(deployment: Deployment) -> Litestar:
 @pytest.fixture(scope="session")
 async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app=app) as test_client:
+        test_client.follow_redirects = False  # redirects (SSO) are asserted, never followed
         yield test_client
 
 

@@ -35,6 +35,8 @@ ISOLATION_ROUTES = {
     ("GET", "/v1/admin/role-mappings"),
     ("PUT", "/v1/admin/role-mappings"),
     ("POST", "/auth/logout"),
+    ("GET", "/v1/admin/sso/oidc"),
+    ("PUT", "/v1/admin/sso/oidc"),
     ("GET", "/v1/audit/events"),
     ("GET", "/v1/audit/export"),
     ("GET", "/v1/audit/verify"),
@@ -51,6 +53,10 @@ NON_TENANT_ROUTES = {
     ("GET", "/v1/tenants/{tenant_id:uuid}"),
     ("PATCH", "/v1/tenants/{tenant_id:uuid}"),
     ("DELETE", "/v1/tenants/{tenant_id:uuid}"),
+    # Sign-in flows: the tenant is named in the path, the caller is not yet authenticated
+    # (tests/integration/test_oidc.py shows a callback cannot complete another tenant's login).
+    ("GET", "/auth/{tenant_slug:str}/oidc/login"),
+    ("GET", "/auth/{tenant_slug:str}/oidc/callback"),
     ("POST", "/v1/tenants/{tenant_id:uuid}/admins"),
 }
 
