@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from litestar import Controller, Request, Response, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +40,7 @@ from auth.schemas import (
     UserCreate,
     UserPage,
     UserRead,
+    UserUpdate,
 )
 from auth.services import (
     ApiKeyService,
@@ -154,6 +155,25 @@ class AdminUserController(Controller):
             items=[user_read(u, groups[u.id]) for u in rows],
             next_offset=next_offset(rows, limit=limit, offset=offset),
         )
+
+    @patch(
+        "/{user_id:uuid}",
+        responses=problem_responses(404),
+        summary="Change a user's name, roles or active flag (deactivation revokes access)",
+    )
+    async def update_user(
+        self,
+        users: NamedDependency[UserService],
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[UserUpdate],
+    ) -> UserRead:
+        user = await users.update(
+            user_id,
+            display_name=data.display_name,
+            roles=[r.value for r in data.roles] if data.roles is not None else None,
+            active=data.active,
+        )
+        return user_read(user, (await users.group_ids([user]))[user.id])
 
     @get("/{user_id:uuid}", responses=problem_responses(404), summary="Read a user")
     async def get_user(

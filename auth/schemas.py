@@ -28,6 +28,13 @@ class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
     )
 
 
+class UserUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    display_name: DisplayName | None = None
+    roles: Annotated[list[Role], msgspec.Meta(min_length=1, max_length=3)] | None = None
+    # false deactivates: the user's sessions and API keys are revoked at once.
+    active: bool | None = None
+
+
 class UserRead(msgspec.Struct):
     id: uuid.UUID
     email: str

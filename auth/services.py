@@ -45,7 +45,7 @@ from auth.repositories import (
     SessionRepository,
     UserRepository,
 )
-from auth.sso import effective_roles
+from auth.sso import deactivate_user, effective_roles
 from residency.database import Database
 from residency.registry import RegionRegistry
 from tenants.errors import TenantDeleted, TenantNotFound, TenantSuspended
@@ -98,6 +98,39 @@ class UserService:
 
     async def get_by_email(self, email: str) -> User | None:
         return await self.users.get_by_email(normalize_email(email))
+
+    async def update(
+        self,
+        user_id: uuid.UUID,
+        *,
+        display_name: str | None,
+        roles: Sequence[str] | None,
+        active: bool | None,
+    ) -> User:
+        """Change a user; deactivating revokes their sessions and API keys in this transaction."""
+        user = await self.get(user_id)
+        changed: list[str] = []
+        if display_name is not None and display_name != user.display_name:
+            user.display_name = display_name
+            changed.append("display_name")
+        if roles is not None and sorted(set(roles)) != sorted(user.roles):
+            user.roles = sorted(set(roles))
+            changed.append("roles")
+        if active is True and not user.active:
+            user.active = True
+            changed.append("active")
+        if changed:
+            user.version += 1
+            await self.audit.record(
+                AuditAction.USER_UPDATED,
+                resource_type=ResourceType.USER,
+                resource_id=user.id,
+                detail={"changed": changed, "roles": user.roles},
+            )
+        if active is False:
+            await deactivate_user(self.users.session, self.users.ctx, user, self.audit)
+        await self.users.session.flush()
+        return user
 
     async def page(self, *, limit: int, offset: int) -> Sequence[User]:
         return await self.users.page(limit=limit, offset=offset)

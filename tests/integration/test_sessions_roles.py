@@ -116,3 +116,43 @@ async def test_deactivation_revokes_sessions_and_keys_at_once(api: Api, runtime:
         assert_problem(await api.client.get("/v1/me", headers=bearer(credential)), 401)
     keys = (await api.client.get("/v1/admin/api-keys", headers=tenant.admin)).json()["items"]
     assert all(k["revoked_at"] for k in keys if k["user_id"] == user["id"])
+
+
+async def test_admin_deactivation_and_role_changes(api: Api, runtime: Runtime) -> None:
+    tenant = await api.new_tenant()
+    user = await api.new_user(tenant)
+    key = bearer((await api.new_key(tenant, user["id"]))["key"])
+    token = await new_session(runtime, tenant, user["id"])
+    promoted = await api.client.patch(
+        f"/v1/admin/users/{user['id']}", json={"roles": ["tenant_admin"]}, headers=tenant.admin
+    )
+    assert promoted.json()["roles"] == ["tenant_admin"]
+    assert (await api.client.get("/v1/admin/users", headers=key)).status_code == 200
+
+    off = await api.client.patch(
+        f"/v1/admin/users/{user['id']}", json={"active": False}, headers=tenant.admin
+    )
+    assert off.json()["active"] is False
+    assert_problem(await api.client.get("/v1/me", headers=key), 401)
+    assert_problem(await api.client.get("/v1/me", headers=bearer(token)), 401)
+    on = await api.client.patch(
+        f"/v1/admin/users/{user['id']}", json={"active": True}, headers=tenant.admin
+    )
+    assert on.json()["active"] is True
+    assert_problem(await api.client.get("/v1/me", headers=key), 401)  # revoked keys stay revoked
+    events = (
+        await api.client.get(
+            "/v1/audit/events", params={"resource_id": user["id"]}, headers=tenant.admin
+        )
+    ).json()["items"]
+    assert [e["action"] for e in events][-3:] == [
+        "user.updated",
+        "user.deactivated",
+        "user.updated",
+    ]
+    assert_problem(
+        await api.client.patch(
+            f"/v1/admin/users/{uuid.uuid4()}", json={"active": False}, headers=tenant.admin
+        ),
+        404,
+    )

@@ -21,6 +21,7 @@ ISOLATION_ROUTES = {
     ("GET", "/v1/admin/users"),
     ("POST", "/v1/admin/users"),
     ("GET", "/v1/admin/users/{user_id:uuid}"),
+    ("PATCH", "/v1/admin/users/{user_id:uuid}"),
     ("GET", "/v1/admin/groups"),
     ("POST", "/v1/admin/groups"),
     ("GET", "/v1/admin/groups/{group_id:uuid}"),
@@ -91,6 +92,13 @@ async def test_reads_of_another_tenant_are_404_or_empty(
 ) -> None:
     other: TenantHandle = world[intruder]
     user, group, key = world["user"], world["group"], world["key"]
+    assert_problem(
+        await api.client.patch(
+            f"/v1/admin/users/{user['id']}", json={"active": False}, headers=other.admin
+        ),
+        404,
+        "user_not_found",
+    )
     assert_problem(
         await api.client.get(f"/v1/admin/users/{user['id']}", headers=other.admin),
         404,
