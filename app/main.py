@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
 from litestar import Litestar
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -25,6 +22,7 @@ from app.observability import (
 )
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
+from app.strict_bodies import document_strict_bodies, validate_body_strictly
 from audit.controllers import AuditController
 from auth.controllers import (
     AdminApiKeyController,
@@ -92,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_request_id_header],
+        before_request=validate_body_strictly,
         on_shutdown=[dispose_runtime],
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -114,7 +113,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
     )
     app.state.runtime = runtime
-    _forbid_unknown_fields_in_schema(app)
+    document_strict_bodies(app)
     _document_configured_regions(app, runtime.registry.names)
     return app
 
@@ -126,31 +125,3 @@ def _document_configured_regions(app: Litestar, regions: list[str]) -> None:
     if isinstance(region, Schema):
         region.enum = list(regions)
         region.description = "One of the regions this deployment configures."
-
-
-def _forbid_unknown_fields_in_schema(app: Litestar) -> None:
-    """Request bodies reject unknown fields (``forbid_unknown_fields``); say so in the OpenAPI
-    document too (``additionalProperties: false``) so clients and fuzzers see the real contract."""
-    strict = {
-        struct.__name__
-        for handler in app.route_handler_method_map.values()
-        for struct in _request_structs(handler)
-    }
-    schemas = app.openapi_schema.components.schemas or {}
-    for name, schema in schemas.items():
-        if name.rsplit("_", 1)[-1] in strict and isinstance(schema, Schema):
-            schema.additional_properties = False
-
-
-def _request_structs(handlers: Any) -> list[type[msgspec.Struct]]:
-    found = []
-    for handler in handlers.values():
-        data = handler.parsed_fn_signature.parameters.get("data")
-        annotation = getattr(data, "annotation", None)
-        if (
-            isinstance(annotation, type)
-            and issubclass(annotation, msgspec.Struct)
-            and annotation.__struct_config__.forbid_unknown_fields
-        ):
-            found.append(annotation)
-    return found

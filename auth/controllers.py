@@ -400,7 +400,7 @@ class LogoutController(Controller):
     @post(
         "/",
         status_code=204,
-        responses=problem_responses(),
+        responses=problem_responses(422),
         summary="End the current Bulwark session (revoked server-side, cookie cleared)",
     )
     async def logout(

@@ -157,9 +157,10 @@ class OidcConfigWrite(msgspec.Struct, forbid_unknown_fields=True):
     realm: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,255}$")] | None = None
     # Write-only: sealed with the tenant's keys; omit to keep the stored one.
     client_secret: Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,512}$")] | None = None
-    scopes: Annotated[
-        list[Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,64}$")]], msgspec.Meta(max_length=20)
-    ] = msgspec.field(default_factory=lambda: ["openid", "email", "profile"])
+    # Space-separated, as in the OIDC ``scope`` parameter.
+    scope: Annotated[str, msgspec.Meta(pattern=r"^[!-~]+( [!-~]+)*$", max_length=512)] = (
+        "openid email profile"
+    )
     claims: OidcClaimMapping = msgspec.field(default_factory=OidcClaimMapping)
     audience: Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,255}$")] | None = None
     enabled: bool = True
@@ -171,7 +172,7 @@ class OidcConfigRead(msgspec.Struct):
     realm: str
     client_id: str
     has_client_secret: bool
-    scopes: list[str]
+    scope: str
     claims: dict[str, str]
     audience: str
     enabled: bool

@@ -80,3 +80,17 @@ async def test_hostile_strings_are_refused_cleanly(api: Api, payload: dict[str, 
     tenant = await api.new_tenant()
     response = await api.client.post("/v1/admin/users", json=payload, headers=tenant.admin)
     assert_problem(response, 400)
+
+
+@pytest.mark.parametrize(
+    "payload", [{"active": 0}, {"active": "false"}, {"roles": "member"}, {"display_name": 5}]
+)
+async def test_bodies_are_not_coerced(api: Api, payload: dict[str, object]) -> None:
+    """Lax coercion would turn ``"active": 0`` into a deactivation; strict decoding refuses it."""
+    tenant = await api.new_tenant()
+    user = await api.new_user(tenant)
+    response = await api.client.patch(f"/v1/admin/users/{user['id']}", json=payload,
+                                      headers=tenant.admin)
+    assert_problem(response, 400, "invalid_input")
+    read = await api.client.get(f"/v1/admin/users/{user['id']}", headers=tenant.admin)
+    assert read.json()["active"] is True
