@@ -250,14 +250,19 @@ class OidcLogin:
         settings, client = await config.client()
         state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         verifier, challenge = _pkce_pair()
-        url = self.oidc.authorization_url(
-            client,
-            redirect_uri=redirect_uri(self.identity, route.slug),
-            scope=" ".join(settings.scopes),
-            state=state,
-            nonce=nonce,
-            code_challenge=challenge,
-        )
+        try:
+            url = await self.oidc.authorization_url(
+                client,
+                redirect_uri=redirect_uri(self.identity, route.slug),
+                scope=" ".join(settings.scopes),
+                state=state,
+                nonce=nonce,
+                code_challenge=challenge,
+            )
+        except OidcUnreachable:
+            raise OidcProviderUnavailable() from None
+        except OidcRejected as exc:
+            raise OidcLoginFailed(exc.reason) from None
         cookie = self.state.dump(
             {
                 "tenant": str(route.id),

@@ -21,6 +21,7 @@ from auth.guards import requires_role
 from auth.middleware import EXCLUDE_FROM_AUTH, SESSION_COOKIE
 from auth.oidc import (
     DEFAULT_CLAIMS,
+    InvalidIssuer,
     LoginState,
     OidcConfigService,
     OidcNotConfigured,
@@ -100,12 +101,15 @@ class OidcConfigController(Controller):
         ctx: NamedDependency[TenantContext],
         data: JSONBody[OidcConfigWrite],
     ) -> OidcConfigRead:
+        production = get_runtime(request).settings.environment == "production"
         if data.issuer:
             server_url, realm = split_issuer(data.issuer)
         elif data.server_url and data.realm:
             server_url, realm = data.server_url.rstrip("/"), data.realm
         else:
             server_url, realm = split_issuer("")
+        if production and not server_url.startswith("https://"):
+            raise InvalidIssuer()
         claims = {**DEFAULT_CLAIMS, **{k: v for k, v in vars_of(data.claims).items() if v}}
         settings = OidcSettings(
             server_url=server_url,

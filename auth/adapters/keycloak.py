@@ -78,7 +78,7 @@ class KeycloakOidc:
             self._clients[client] = openid
         return openid
 
-    def authorization_url(
+    async def authorization_url(
         self,
         client: OidcClient,
         *,
@@ -88,8 +88,10 @@ class KeycloakOidc:
         nonce: str,
         code_challenge: str,
     ) -> str:
-        return str(
-            self._openid(client).auth_url(
+        # python-keycloak reads the discovery document synchronously here: keep it off the loop.
+        try:
+            url = await asyncio.to_thread(
+                self._openid(client).auth_url,
                 redirect_uri=redirect_uri,
                 scope=scope,
                 state=state,
@@ -97,7 +99,11 @@ class KeycloakOidc:
                 code_challenge=code_challenge,
                 code_challenge_method="S256",
             )
-        )
+        except KeycloakConnectionError:
+            raise OidcUnreachable() from None
+        except KeycloakError:
+            raise OidcRejected("discovery_failed") from None
+        return str(url)
 
     async def exchange_code(
         self, client: OidcClient, *, code: str, redirect_uri: str, code_verifier: str

@@ -89,8 +89,9 @@ async def test_bodies_are_not_coerced(api: Api, payload: dict[str, object]) -> N
     """Lax coercion would turn ``"active": 0`` into a deactivation; strict decoding refuses it."""
     tenant = await api.new_tenant()
     user = await api.new_user(tenant)
-    response = await api.client.patch(f"/v1/admin/users/{user['id']}", json=payload,
-                                      headers=tenant.admin)
+    response = await api.client.patch(
+        f"/v1/admin/users/{user['id']}", json=payload, headers=tenant.admin
+    )
     assert_problem(response, 400, "invalid_input")
     read = await api.client.get(f"/v1/admin/users/{user['id']}", headers=tenant.admin)
     assert read.json()["active"] is True

@@ -266,3 +266,19 @@ async def test_oidc_settings_keep_the_secret_sealed(api: Api, idp: OidcProvider)
     assert_problem(
         await api.client.get(f"/auth/{other.slug}/oidc/login"), 404, "oidc_not_configured"
     )
+
+
+async def test_an_unreachable_idp_is_a_clear_503(api: Api) -> None:
+    tenant = await api.new_tenant()
+    await api.client.put(
+        "/v1/admin/sso/oidc",
+        headers=tenant.admin,
+        json={"issuer": "http://127.0.0.1:9/realms/gone", "client_id": "bulwark"},
+    )
+    response = await api.client.get(f"/auth/{tenant.slug}/oidc/login")
+    assert_problem(response, 503, "idp_unavailable")
+    token_like = "eyJhbGciOiJSUzI1NiIsImtpZCI6IngifQ.eyJzdWIiOiJ4In0.c2ln"
+    me = await api.client.get(
+        "/v1/me", headers={**bearer(token_like), "X-Bulwark-Tenant": tenant.slug}
+    )
+    assert_problem(me, 503, "idp_unavailable")
