@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import msgspec.inspect
 from litestar import Litestar
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -36,6 +37,7 @@ from auth.controllers import (
     RoleMappingController,
 )
 from auth.middleware import EXCLUDE_FROM_AUTH, BearerAuthMiddleware
+from auth.saml_controllers import SamlConfigController, SamlController
 from keys.controllers import KmsController
 from tenants.controllers import TenantController
 
@@ -48,6 +50,9 @@ TENANT_ROUTES = [
     RoleMappingController,
     LogoutController,
     AuditController,
+    SamlConfigController,
+    # Unauthenticated: a tenant's SSO browser endpoints (the IdP's signature is the credential).
+    SamlController,
 ]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
 
@@ -133,14 +138,26 @@ def _forbid_unknown_fields_in_schema(app: Litestar) -> None:
 
 
 def _request_structs(handlers: Any) -> list[type[msgspec.Struct]]:
-    found = []
+    found: list[type[msgspec.Struct]] = []
     for handler in handlers.values():
         data = handler.parsed_fn_signature.parameters.get("data")
         annotation = getattr(data, "annotation", None)
-        if (
-            isinstance(annotation, type)
-            and issubclass(annotation, msgspec.Struct)
-            and annotation.__struct_config__.forbid_unknown_fields
-        ):
-            found.append(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+            found.extend(_strict_structs(msgspec.inspect.type_info(annotation)))
+    return found
+
+
+def _strict_structs(info: Any) -> list[type[msgspec.Struct]]:
+    """The ``forbid_unknown_fields`` structs in a request body type, nested ones included."""
+    found: list[type[msgspec.Struct]] = []
+    if isinstance(info, msgspec.inspect.StructType):
+        if info.forbid_unknown_fields:
+            found.append(info.cls)
+        for field in info.fields:
+            found.extend(_strict_structs(field.type))
+    elif isinstance(info, msgspec.inspect.UnionType):
+        for member in info.types:
+            found.extend(_strict_structs(member))
+    elif isinstance(info, msgspec.inspect.ListType | msgspec.inspect.SetType):
+        found.extend(_strict_structs(info.item_type))
     return found
