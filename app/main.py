@@ -34,6 +34,7 @@ from auth.controllers import (
     RoleMappingController,
 )
 from auth.middleware import EXCLUDE_FROM_AUTH, BearerAuthMiddleware
+from auth.saml_controllers import SamlConfigController, SamlController
 from auth.sso_controllers import OidcConfigController, OidcLoginController
 from keys.controllers import KmsController
 from tenants.controllers import TenantController
@@ -48,10 +49,11 @@ TENANT_ROUTES = [
     LogoutController,
     OidcConfigController,
     AuditController,
+    SamlConfigController,
 ]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
 # Sign-in flows: unauthenticated by design, tenant named in the path.
-SIGN_IN_ROUTES = [OidcLoginController]
+SIGN_IN_ROUTES = [OidcLoginController, SamlController]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, Request
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import Schema
@@ -20,13 +21,15 @@ from litestar.openapi.spec import Schema
 
 @cache
 def _body_type(handler: HTTPRouteHandler) -> Any:
+    """The msgspec Struct of a JSON request body (form bodies, e.g. SAML's ACS, are not JSON)."""
     data = handler.parsed_fn_signature.parameters.get("data")
     annotation = getattr(data, "annotation", None)
-    return (
-        annotation
-        if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct)
-        else None
-    )
+    media_type = getattr(getattr(data, "kwarg_definition", None), "media_type", None)
+    if media_type not in (None, RequestEncodingType.JSON):
+        return None
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        return annotation
+    return None
 
 
 async def validate_body_strictly(request: Request[Any, Any, Any]) -> None:

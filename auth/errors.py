@@ -93,3 +93,100 @@ class NotASession(InvalidInput):
 
     def __init__(self) -> None:
         super().__init__("Logout ends a Bulwark session; this request was not made with one.")
+
+
+class SamlNotConfigured(NotFound):
+    code = "saml_not_configured"
+    title = "SAML not configured"
+
+    def __init__(self) -> None:
+        super().__init__("This tenant has no enabled SAML identity provider.")
+
+
+class SamlConfigInvalid(InvalidInput):
+    code = "saml_config_invalid"
+    title = "Invalid SAML configuration"
+
+
+class SamlCertificateInvalid(InvalidInput):
+    code = "saml_certificate_invalid"
+    title = "Invalid IdP certificate"
+
+
+class SamlUnsignedConfiguration(InvalidInput):
+    code = "saml_unsigned_configuration"
+    title = "Unsigned SAML configuration"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Require signed assertions, signed responses or both: an unsigned SAML response "
+            "proves nothing."
+        )
+
+
+class SamlLoginRejected(Unauthenticated):
+    """A SAML login refused. Subclasses name the reason; the detail never echoes the response."""
+
+    code = "saml_invalid_response"
+    title = "SAML login refused"
+    message = "The SAML response is malformed or breaks the Web Browser SSO profile."
+
+    def __init__(self) -> None:
+        super().__init__(self.message)
+
+
+class SamlInvalidResponse(SamlLoginRejected):
+    pass
+
+
+class SamlInvalidSignature(SamlLoginRejected):
+    code = "saml_invalid_signature"
+    message = (
+        "The SAML response is not signed as required by a configured IdP certificate, or its "
+        "signed content was altered or moved."
+    )
+
+
+class SamlWrongAudience(SamlLoginRejected):
+    code = "saml_wrong_audience"
+    message = "The SAML assertion is not addressed to this tenant's service provider."
+
+
+class SamlWrongDestination(SamlLoginRejected):
+    code = "saml_wrong_destination"
+    message = "The SAML response was sent to another assertion consumer service."
+
+
+class SamlWrongIssuer(SamlLoginRejected):
+    code = "saml_wrong_issuer"
+    message = "The SAML response was not issued by this tenant's identity provider."
+
+
+class SamlExpired(SamlLoginRejected):
+    code = "saml_expired"
+    message = "The SAML assertion is expired or not yet valid."
+
+
+class SamlReplayed(SamlLoginRejected):
+    code = "saml_replayed"
+    message = "This SAML assertion was already used."
+
+
+class SamlUnsolicitedResponse(SamlLoginRejected):
+    code = "saml_unsolicited_response"
+    message = "The SAML response does not answer the login request this browser started."
+
+
+class SamlInvalidState(SamlLoginRejected):
+    code = "saml_invalid_state"
+    message = "No login was started from this browser, or it took too long; sign in again."
+
+
+class SamlIdpError(SamlLoginRejected):
+    code = "saml_idp_error"
+    message = "The identity provider did not authenticate the user."
+
+
+class SamlMissingAttribute(SamlLoginRejected):
+    code = "saml_missing_attribute"
+    message = "The SAML assertion carries no usable email address for the user."

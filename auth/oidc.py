@@ -131,7 +131,6 @@ class OidcConfigService:
         return (OidcSettings.from_row(row), row.sealed_secret is not None) if row else None
 
     async def write(self, settings: OidcSettings, client_secret: str | None) -> None:
-        row = await self.providers.get(KIND)
         config = {
             "server_url": settings.server_url,
             "realm": settings.realm,
@@ -141,11 +140,7 @@ class OidcConfigService:
             "audience": settings.audience,
             "enabled": settings.enabled,
         }
-        if row is None:
-            row = IdentityProvider(kind=KIND, config=config)
-            await self.providers.add(row)
-        else:
-            row.config = config
+        row = await self.providers.put(KIND, config)
         if client_secret is not None:
             row.sealed_secret = await self.keys.seal(
                 "oidc-client-secret", KIND, client_secret.encode()
@@ -353,8 +348,9 @@ class OidcCallback:
                 _, issued = await self.login.complete(
                     session, ctx, route, config, audit, code=code, login=login
                 )
-        except OidcLoginFailed as exc:
-            await record_oidc_failure(self.registry, route, str(exc.extra["reason"]), request_id)
+        except Unauthenticated as exc:  # a refused login, or an account the IdP may not use
+            reason = str(exc.extra.get("reason") or exc.code)
+            await record_oidc_failure(self.registry, route, reason, request_id)
             raise
         return issued, login["return_to"]
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import RegionalBase
@@ -254,29 +255,6 @@ class ScimTokenRepository(_TenantScoped[ScimToken]):
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-class IdentityProviderRepository:
-    """A tenant's IdP configurations (one per kind: ``oidc``, ``saml``)."""
-
-    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
-        if not isinstance(ctx, TenantContext):
-            raise TypeError("a TenantContext is required")
-        self.session = session
-        self.ctx = ctx
-
-    async def get(self, kind: str) -> IdentityProvider | None:
-        result = await self.session.execute(
-            select(IdentityProvider).where(
-                IdentityProvider.tenant_id == self.ctx.tenant_id, IdentityProvider.kind == kind
-            )
-        )
-        return result.scalar_one_or_none()
-
-    async def add(self, row: IdentityProvider) -> None:
-        row.tenant_id = self.ctx.tenant_id
-        self.session.add(row)
-        await self.session.flush()
-
-
 class RoleMappingRepository:
     """IdP group -> role mappings and the tenant's default role."""
 
@@ -326,6 +304,70 @@ class RoleMappingRepository:
         else:
             row.default_role = role
         await self.session.flush()
+
+
+class IdentityProviderRepository:
+    """A tenant's IdP configurations, one per kind ("oidc", "saml")."""
+
+    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
+        if not isinstance(ctx, TenantContext):
+            raise TypeError("a TenantContext is required")
+        self.session = session
+        self.ctx = ctx
+
+    async def get(self, kind: str) -> IdentityProvider | None:
+        result = await self.session.execute(
+            select(IdentityProvider).where(
+                IdentityProvider.tenant_id == self.ctx.tenant_id, IdentityProvider.kind == kind
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def put(self, kind: str, config: dict[str, Any]) -> IdentityProvider:
+        row = await self.get(kind)
+        if row is None:
+            row = IdentityProvider(tenant_id=self.ctx.tenant_id, kind=kind, config=config)
+            self.session.add(row)
+        else:
+            row.config = config
+        await self.session.flush()
+        return row
+
+
+class SamlAssertionRepository:
+    """The SAML replay cache: an assertion id is consumed once per tenant."""
+
+    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
+        if not isinstance(ctx, TenantContext):
+            raise TypeError("a TenantContext is required")
+        self.session = session
+        self.ctx = ctx
+
+    async def consume(self, assertion_id: str, expires_at: datetime) -> bool:
+        """Record ``assertion_id``; False when it was already recorded. The primary key decides,
+        so of two concurrent logins with one assertion only one commits (the other waits on the
+        key, then fails)."""
+        try:
+            async with self.session.begin_nested():
+                self.session.add(
+                    SamlAssertion(
+                        tenant_id=self.ctx.tenant_id,
+                        assertion_id=assertion_id,
+                        expires_at=expires_at,
+                    )
+                )
+                await self.session.flush()
+        except IntegrityError:
+            return False
+        return True
+
+    async def purge_expired(self, now: datetime) -> int:
+        result = await self.session.execute(
+            delete(SamlAssertion).where(
+                SamlAssertion.tenant_id == self.ctx.tenant_id, SamlAssertion.expires_at < now
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def purge_identity(session: AsyncSession, ctx: TenantContext) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -177,3 +177,135 @@ class OidcConfigRead(msgspec.Struct):
     audience: str
     enabled: bool
     redirect_uri: str
+
+
+# SAML ------------------------------------------------------------------------------------------
+# Entity ids and URLs end up inside XML attributes that python3-saml writes without escaping:
+# refuse quotes, angle brackets, ampersands, backslashes, spaces and control characters.
+_URI_CHARS = r"[^\x00-\x20\x7f-\x9f\"'<>&\\]"
+SamlEntityId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=1024, pattern=rf"^{_URI_CHARS}+$")
+]
+SamlUrl = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=10,
+        max_length=2048,
+        pattern=rf"^https?://{_URI_CHARS}+$",
+        description="The IdP's SSO URL for the HTTP-Redirect binding (http or https).",
+    ),
+]
+# List items carry no constraints here: the OpenAPI document would not show them. The service
+# checks each certificate and attribute name (422).
+PemCertificates = Annotated[
+    list[str],
+    msgspec.Meta(
+        min_length=1,
+        max_length=4,
+        description="X.509 certificates, one PEM (-----BEGIN CERTIFICATE-----) per item; more "
+        "than one while the IdP rolls its signing key over (each is trusted).",
+    ),
+]
+AttributeNames = Annotated[
+    list[str], msgspec.Meta(max_length=16, description="Attribute names, most preferred first.")
+]
+
+# What Okta, Microsoft Entra ID, Keycloak and ADFS send by default; the first present one wins.
+DEFAULT_SAML_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "email": (
+        "email",
+        "mail",
+        "emailAddress",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+        "urn:oid:0.9.2342.19200300.100.1.3",
+    ),
+    "display_name": (
+        "displayName",
+        "name",
+        "http://schemas.microsoft.com/identity/claims/displayname",
+        "urn:oid:2.16.840.1.113730.3.1.241",
+    ),
+    "given_name": (
+        "firstName",
+        "givenName",
+        "given_name",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname",
+        "urn:oid:2.5.4.42",
+    ),
+    "family_name": (
+        "lastName",
+        "surname",
+        "sn",
+        "family_name",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname",
+        "urn:oid:2.5.4.4",
+    ),
+    "groups": (
+        "groups",
+        "memberOf",
+        "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
+    ),
+}
+
+
+def _names(kind: str) -> Any:
+    return msgspec.field(default_factory=lambda: list(DEFAULT_SAML_ATTRIBUTES[kind]))
+
+
+class SamlAttributeMapping(msgspec.Struct, forbid_unknown_fields=True):
+    """Attribute names to read each user property from, in order of preference."""
+
+    email: AttributeNames = _names("email")
+    display_name: AttributeNames = _names("display_name")
+    given_name: AttributeNames = _names("given_name")
+    family_name: AttributeNames = _names("family_name")
+    groups: AttributeNames = _names("groups")
+
+
+class SamlConfigUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    idp_entity_id: SamlEntityId
+    sso_url: SamlUrl
+    certificates: PemCertificates
+    attributes: SamlAttributeMapping = msgspec.field(default_factory=SamlAttributeMapping)
+    want_assertions_signed: bool = True
+    want_messages_signed: bool = False
+    enabled: bool = True
+
+
+class SamlCertificateRead(msgspec.Struct):
+    pem: str
+    sha256_fingerprint: str
+    not_before: datetime
+    not_after: datetime
+
+
+class SamlServiceProviderRead(msgspec.Struct):
+    """What to enter at the IdP (or let it read from ``metadata_url``)."""
+
+    entity_id: str
+    acs_url: str
+    metadata_url: str
+    login_url: str
+
+
+class SamlConfigRead(msgspec.Struct):
+    enabled: bool
+    idp_entity_id: str
+    sso_url: str
+    certificates: list[SamlCertificateRead]
+    attributes: SamlAttributeMapping
+    want_assertions_signed: bool
+    want_messages_signed: bool
+    service_provider: SamlServiceProviderRead
+    updated_at: datetime
+
+
+class SamlAcsForm(msgspec.Struct):
+    """The IdP's HTTP-POST binding form."""
+
+    saml_response: Annotated[str, msgspec.Meta(min_length=1, max_length=512 * 1024)] = (
+        msgspec.field(name="SAMLResponse")
+    )
+    relay_state: Annotated[str, msgspec.Meta(max_length=2048)] | None = msgspec.field(
+        default=None, name="RelayState"
+    )

@@ -93,8 +93,12 @@ class Provisioner:
     async def provision(self, identity: SsoIdentity, audit: AuditLog) -> User:
         user = await self.users.get_by_idp_subject(identity.subject)
         if user is None:
-            # Link an existing account (SCIM- or admin-created) with the same email.
+            # Link an existing account (SCIM- or admin-created) with the same email, but only
+            # one not yet bound to another IdP subject: an identity never takes over an account
+            # that a different identity already signs in to.
             user = await self.users.get_by_email(identity.email)
+            if user is not None and user.idp_subject not in (None, identity.subject):
+                raise InvalidCredentials("This email belongs to another identity.")
         if user is None:
             user = await self._create(identity, audit)
         else:

@@ -282,3 +282,23 @@ async def test_an_unreachable_idp_is_a_clear_503(api: Api) -> None:
         "/v1/me", headers={**bearer(token_like), "X-Bulwark-Tenant": tenant.slug}
     )
     assert_problem(me, 503, "idp_unavailable")
+
+
+async def test_an_identity_cannot_take_over_anothers_account(api: Api, idp: OidcProvider) -> None:
+    tenant = await api.new_tenant()
+    await configure(api, tenant, idp)
+    first = await sign_in(api, tenant, idp)
+    assert first.status_code == 303
+    # Another subject at the IdP now asserts the same email: refused, not linked.
+    idp.next_user = {**idp.next_user, "sub": f"impostor-{uuid.uuid4().hex[:6]}"}
+    refused = await sign_in(api, tenant, idp)
+    assert_problem(refused, 401, "invalid_credentials")
+    events = (
+        await api.client.get(
+            "/v1/audit/events", params={"action": "sso.login"}, headers=tenant.admin
+        )
+    ).json()["items"]
+    assert [(e["outcome"], e["detail"]["reason"]) for e in events] == [
+        ("success", "ok"),
+        ("failure", "invalid_credentials"),
+    ]

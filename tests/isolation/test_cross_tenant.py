@@ -14,6 +14,7 @@ import pytest
 from litestar import Litestar
 
 from tests.conftest import Api, TenantHandle, assert_problem, bearer
+from tests.saml_idp import Assertion, TestIdp, configure, post_acs, session_cookie, start_login
 
 # (method, path template) of every route reachable with a tenant credential.
 ISOLATION_ROUTES = {
@@ -42,6 +43,12 @@ ISOLATION_ROUTES = {
     ("GET", "/v1/audit/export"),
     ("GET", "/v1/audit/verify"),
     ("GET", "/v1/audit/checkpoint"),
+    ("GET", "/v1/admin/sso/saml"),
+    ("PUT", "/v1/admin/sso/saml"),
+    # Unauthenticated, scoped by the tenant slug in the path (test_saml_is_per_tenant).
+    ("GET", "/auth/{tenant:str}/saml/metadata"),
+    ("GET", "/auth/{tenant:str}/saml/login"),
+    ("POST", "/auth/{tenant:str}/saml/acs"),
 }
 # Routes with no tenant data: health, metrics, the schema, and the operator's control plane
 # (covered by tests/integration/test_tenants.py, which shows tenant keys get 403 there).
@@ -260,3 +267,48 @@ async def test_role_mappings_are_per_tenant(api: Api, world: dict[str, Any]) -> 
     assert me["roles"] == ["member"]
     a_view = (await api.client.get("/v1/admin/role-mappings", headers=a.admin)).json()
     assert a_view["mappings"] == []
+
+
+@pytest.mark.parametrize("intruder", ["b", "c"])
+async def test_saml_is_per_tenant(api: Api, world: dict[str, Any], intruder: str) -> None:
+    a: TenantHandle = world["a"]
+    other: TenantHandle = world[intruder]
+    idp = TestIdp()  # one IdP that both tenants trust (one company's Okta, say)
+    sp_a, config_a = await configure(api, a, idp)
+    assert_problem(
+        await api.client.get("/v1/admin/sso/saml", headers=other.admin), 404, "saml_not_configured"
+    )
+    sp_b, _ = await configure(api, other, idp, attributes={"email": ["mail"]})
+    assert sp_b.entity_id != sp_a.entity_id and sp_b.acs_url != sp_a.acs_url
+    assert (await api.client.get("/v1/admin/sso/saml", headers=a.admin)).json() == config_a
+
+    try:
+        login_a = await start_login(api, a.slug)
+        login_b = await start_login(api, other.slug)
+        user = Assertion(attributes={"email": [world["user"]["email"]], "mail": ["x@evil.test"]})
+        for_a = idp.encoded(sp_a, login_a.request_id, user)
+        # A's response at B's ACS: with B's login state, with A's, and re-aimed at B's request.
+        refused = [
+            (login_b.state_cookie, for_a, "saml_unsolicited_response"),
+            (login_a.state_cookie, for_a, "saml_invalid_state"),
+            (
+                login_b.state_cookie,
+                idp.encoded(sp_a, login_b.request_id, user),
+                "saml_wrong_destination",
+            ),
+        ]
+        for state, saml_response, code in refused:
+            assert_problem(await post_acs(api, other.slug, saml_response, state=state), 401, code)
+
+        # The failures are B's events; A's response still works where it belongs.
+        b_events = await _all_events(api, other, action="sso.login")
+        assert [e["detail"]["reason"] for e in b_events] == [code for _, _, code in refused]
+        assert await _all_events(api, a, action="sso.login") == []
+        ok = await post_acs(api, a.slug, for_a, state=login_a.state_cookie)
+        assert ok.status_code == 303, ok.text
+        me = (await api.client.get("/v1/me", headers=session_cookie(ok))).json()
+        assert (me["tenant"]["id"], me["user"]["id"]) == (a.id, world["user"]["id"])
+        users = (await api.client.get("/v1/admin/users", headers=other.admin)).json()["items"]
+        assert [u["id"] for u in users] == [other.admin_id]
+    finally:
+        api.client.cookies.clear()

@@ -1,0 +1,223 @@
+"""SAML SSO routes: the tenant admin's configuration, and the unauthenticated browser endpoints
+(SP metadata, login, assertion consumer service) under ``/auth/{tenant slug}/saml``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post, put
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter, URLEncodedBody
+from litestar.response import Redirect
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api import SECURED, problem_responses
+from app.deps import TENANT_DEPENDENCIES, get_runtime
+from app.observability import ensure_request_id
+from audit.deps import AUDIT_DEPENDENCIES
+from audit.services import AuditLog
+from auth.adapters.saml import OneLoginSaml
+from auth.context import Role, TenantContext
+from auth.guards import requires_role
+from auth.middleware import EXCLUDE_FROM_AUTH, SESSION_COOKIE
+from auth.saml import (
+    STATE_COOKIE,
+    SamlConfig,
+    SamlConfigService,
+    SamlEndpoints,
+    SamlLoginService,
+)
+from auth.schemas import (
+    SamlAcsForm,
+    SamlAttributeMapping,
+    SamlCertificateRead,
+    SamlConfigRead,
+    SamlConfigUpdate,
+    SamlServiceProviderRead,
+)
+
+SAML_METADATA = "application/samlmetadata+xml"
+# The toolkit is stateless: one for the process.
+TOOLKIT = OneLoginSaml()
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def provide_saml_config_service(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    ctx: NamedDependency[TenantContext],
+    audit: NamedDependency[AuditLog],
+) -> SamlConfigService:
+    endpoints = SamlEndpoints.of(get_runtime(request).settings.identity.public_url, ctx.tenant_slug)
+    return SamlConfigService(db, ctx, audit, toolkit=TOOLKIT, endpoints=endpoints)
+
+
+def saml_config_read(config: SamlConfig, endpoints: SamlEndpoints) -> SamlConfigRead:
+    return SamlConfigRead(
+        enabled=config.enabled,
+        idp_entity_id=config.idp_entity_id,
+        sso_url=config.sso_url,
+        certificates=[
+            SamlCertificateRead(
+                pem=c.pem,
+                sha256_fingerprint=c.sha256_fingerprint,
+                not_before=c.not_before,
+                not_after=c.not_after,
+            )
+            for c in config.certificates
+        ],
+        attributes=SamlAttributeMapping(
+            **{kind: list(names) for kind, names in config.attributes.items()}
+        ),
+        want_assertions_signed=config.want_assertions_signed,
+        want_messages_signed=config.want_messages_signed,
+        service_provider=SamlServiceProviderRead(
+            entity_id=endpoints.entity_id,
+            acs_url=endpoints.acs_url,
+            metadata_url=endpoints.entity_id,
+            login_url=endpoints.login_url,
+        ),
+        updated_at=config.updated_at,
+    )
+
+
+class SamlConfigController(Controller):
+    path = "/v1/admin/sso/saml"
+    tags = ["tenant admin"]
+    security = SECURED
+    guards = [requires_role(Role.TENANT_ADMIN)]
+    dependencies = {
+        **TENANT_DEPENDENCIES,
+        **AUDIT_DEPENDENCIES,
+        "saml": Provide(provide_saml_config_service, sync_to_thread=False),
+    }
+
+    @get("/", responses=problem_responses(404), summary="The tenant's SAML identity provider")
+    async def get_saml_config(self, saml: NamedDependency[SamlConfigService]) -> SamlConfigRead:
+        return saml_config_read(await saml.get(), saml.endpoints)
+
+    @put(
+        "/",
+        responses=problem_responses(422),
+        summary="Configure SAML SSO (signed responses and/or assertions are required)",
+    )
+    async def put_saml_config(
+        self, saml: NamedDependency[SamlConfigService], data: JSONBody[SamlConfigUpdate]
+    ) -> SamlConfigRead:
+        attributes = data.attributes
+        config = await saml.put(
+            idp_entity_id=data.idp_entity_id,
+            sso_url=data.sso_url,
+            certificates=data.certificates,
+            attributes={
+                "email": attributes.email,
+                "display_name": attributes.display_name,
+                "given_name": attributes.given_name,
+                "family_name": attributes.family_name,
+                "groups": attributes.groups,
+            },
+            want_assertions_signed=data.want_assertions_signed,
+            want_messages_signed=data.want_messages_signed,
+            enabled=data.enabled,
+        )
+        return saml_config_read(config, saml.endpoints)
+
+
+def provide_saml_login_service(request: Request[Any, Any, Any]) -> SamlLoginService:
+    runtime = get_runtime(request)
+
+    async def key_gate(session: AsyncSession, ctx: TenantContext) -> None:
+        await runtime.keyring.for_tenant(session, ctx).require_usable()
+
+    return SamlLoginService(
+        runtime.authenticator,
+        toolkit=TOOLKIT,
+        identity=runtime.settings.identity,
+        key_gate=key_gate,
+        request_id=ensure_request_id(request.scope),
+    )
+
+
+ReturnTo = Annotated[
+    str | None,
+    QueryParameter(description="Where to land after login: a path on this deployment."),
+]
+
+
+class SamlController(Controller):
+    """The browser side of SAML SSO. Unauthenticated: the IdP's signature is the credential."""
+
+    path = "/auth/{tenant:str}/saml"
+    tags = ["sso"]
+    opt = {EXCLUDE_FROM_AUTH: True}
+    dependencies = {"saml": Provide(provide_saml_login_service, sync_to_thread=False)}
+
+    @get(
+        "/metadata",
+        media_type=SAML_METADATA,
+        responses=problem_responses(404),
+        summary="This tenant's SAML service-provider metadata",
+    )
+    async def saml_metadata(
+        self, saml: NamedDependency[SamlLoginService], tenant: FromPath[str]
+    ) -> Response[str]:
+        return Response(await saml.metadata(tenant), media_type=SAML_METADATA)
+
+    @get(
+        "/login",
+        status_code=302,
+        responses=problem_responses(404),
+        summary="Start a SAML login: redirect to the tenant's IdP with an AuthnRequest",
+    )
+    async def saml_login(
+        self,
+        request: Request[Any, Any, Any],
+        saml: NamedDependency[SamlLoginService],
+        tenant: FromPath[str],
+        return_to: ReturnTo = None,
+    ) -> Redirect:
+        started = await saml.begin(tenant, return_to)
+        secure = get_runtime(request).settings.identity.cookie_secure
+        response = Redirect(started.url, status_code=302, headers=NO_STORE)
+        # The IdP posts the response back cross-site: only a SameSite=None cookie comes with it,
+        # and browsers accept those only when Secure.
+        response.set_cookie(
+            STATE_COOKIE,
+            started.state,
+            max_age=started.max_age,
+            path=started.cookie_path,
+            secure=secure,
+            httponly=True,
+            samesite="none" if secure else "lax",
+        )
+        return response
+
+    @post(
+        "/acs",
+        status_code=303,
+        responses=problem_responses(404),
+        summary="Assertion consumer service (HTTP-POST binding): sign in, set the session cookie",
+    )
+    async def saml_acs(
+        self,
+        request: Request[Any, Any, Any],
+        saml: NamedDependency[SamlLoginService],
+        tenant: FromPath[str],
+        data: URLEncodedBody[SamlAcsForm],
+    ) -> Redirect:
+        done = await saml.complete(
+            tenant, data.saml_response, data.relay_state, request.cookies.get(STATE_COOKIE)
+        )
+        identity = get_runtime(request).settings.identity
+        response = Redirect(done.redirect_to, status_code=303, headers=NO_STORE)
+        response.set_cookie(
+            SESSION_COOKIE,
+            done.session_token,
+            max_age=done.max_age,
+            path="/",
+            secure=identity.cookie_secure,
+            httponly=True,
+            samesite="lax",
+        )
+        response.delete_cookie(STATE_COOKIE, path=done.cookie_path)
+        return response
