@@ -138,7 +138,7 @@ class RoleMappings(msgspec.Struct, forbid_unknown_fields=True):
 
 
 ClaimName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_:./-]{1,128}$")]
-HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s]+$", max_length=2048)]
+HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[!-~]+$", max_length=2048)]
 
 
 class OidcClaimMapping(msgspec.Struct, forbid_unknown_fields=True):
