@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, QueryParameter, URLEncodedBody
+from litestar.params import FromPath, JSONBody, URLEncodedBody
 from litestar.response import Redirect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,7 @@ from auth.schemas import (
     SamlConfigUpdate,
     SamlServiceProviderRead,
 )
+from auth.sso_controllers import ReturnTo
 
 SAML_METADATA = "application/samlmetadata+xml"
 # The toolkit is stateless: one for the process.
@@ -136,12 +137,6 @@ def provide_saml_login_service(request: Request[Any, Any, Any]) -> SamlLoginServ
         key_gate=key_gate,
         request_id=ensure_request_id(request.scope),
     )
-
-
-ReturnTo = Annotated[
-    str | None,
-    QueryParameter(description="Where to land after login: a path on this deployment."),
-]
 
 
 class SamlController(Controller):

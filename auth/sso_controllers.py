@@ -34,10 +34,20 @@ from auth.sso import safe_return_path
 from tenants.errors import TenantNotFound
 
 TenantSlug = FromPath[str]
-ReturnTo = Annotated[str | None, QueryParameter(max_length=2000)]
-CallbackParam = Annotated[str | None, QueryParameter(max_length=4096)]
+# Printable ASCII only: what IdPs send, and no multi-byte blow-up of the request line.
+ReturnTo = Annotated[
+    str | None,
+    QueryParameter(
+        max_length=2000,
+        pattern=r"^[!-~]*$",
+        description="Where to land after login: a path on this deployment.",
+    ),
+]
+CallbackParam = Annotated[str | None, QueryParameter(max_length=2048, pattern=r"^[!-~]*$")]
 # "state" is a reserved keyword in Litestar handlers: read the query parameter under another name.
-StateParam = Annotated[str | None, QueryParameter(name="state", max_length=512)]
+StateParam = Annotated[
+    str | None, QueryParameter(name="state", max_length=512, pattern=r"^[!-~]*$")
+]
 
 
 def provide_oidc_config(
