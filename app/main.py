@@ -15,7 +15,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from app import __version__
 from app.api import BEARER
-from app.errors import EXCEPTION_HANDLERS
+from app.errors import with_prefix_handler
 from app.health import HealthController, MetricsController
 from app.observability import (
     add_request_id_header,
@@ -36,6 +36,15 @@ from auth.controllers import (
     RoleMappingController,
 )
 from auth.middleware import EXCLUDE_FROM_AUTH, BearerAuthMiddleware
+from auth.scim import (
+    SCIM_PREFIX,
+    AdminScimTokenController,
+    ScimDiscoveryController,
+    ScimGroupController,
+    ScimRootSearchController,
+    ScimUserController,
+    scim_exception_handler,
+)
 from keys.controllers import KmsController
 from tenants.controllers import TenantController
 
@@ -48,8 +57,16 @@ TENANT_ROUTES = [
     RoleMappingController,
     LogoutController,
     AuditController,
+    AdminScimTokenController,
 ]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
+# SCIM 2.0 for the tenants' IdPs: authenticated by SCIM tokens, not by the bearer middleware.
+SCIM_ROUTES = [
+    ScimDiscoveryController,
+    ScimUserController,
+    ScimGroupController,
+    ScimRootSearchController,
+]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -65,7 +82,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app_name="bulwark", group_path=True, exclude_unhandled_paths=True, exclude=["^/metrics"]
     )
     app = Litestar(
-        route_handlers=[HealthController, MetricsController, *OPERATOR_ROUTES, *TENANT_ROUTES],
+        route_handlers=[
+            HealthController,
+            MetricsController,
+            *OPERATOR_ROUTES,
+            *TENANT_ROUTES,
+            *SCIM_ROUTES,
+        ],
         middleware=[
             request_context_middleware,
             prometheus.middleware,
@@ -80,7 +103,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 )
             )
         ],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=with_prefix_handler(SCIM_PREFIX, scim_exception_handler),
         before_send=[add_request_id_header],
         on_shutdown=[dispose_runtime],
         request_max_body_size=settings.server.max_body_bytes,

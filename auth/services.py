@@ -294,6 +294,11 @@ class AuthenticationService:
             return TenantRoute.of(tenant) if tenant is not None else None
 
     @staticmethod
+    def check_status(route: TenantRoute) -> None:
+        """Refuse a deleted or suspended tenant (403), once its credential has been checked."""
+        AuthenticationService._check_status(route)
+
+    @staticmethod
     def _check_status(route: TenantRoute) -> None:
         if route.deleted:
             raise TenantDeleted()
