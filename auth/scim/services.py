@@ -536,11 +536,14 @@ class ScimGroupService(_Collection[Group]):
     async def _update(self, group: Group, before: ScimGroup, after: ScimGroup) -> None:
         fields = group_fields(after)
         changed = _changed_attributes(before, after) - {"members"}
+        current = (await self.groups.member_ids([group.id]))[group.id]
         if changed:
             await self._check_unique(fields, exclude=group.id)
+            if group.name != fields.name:
+                # The members' ``groups`` show the group's name: their representation changed.
+                await self.users.touch(current)
             group.name = fields.name
             group.external_id = fields.external_id
-        current = (await self.groups.member_ids([group.id]))[group.id]
         wanted = set(fields.member_ids)
         added = [user_id for user_id in fields.member_ids if user_id not in set(current)]
         removed = [user_id for user_id in current if user_id not in wanted]

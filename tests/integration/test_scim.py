@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Api, TenantHandle, assert_problem, bearer
+from keys.adapters.local import LocalKms
+from tests.conftest import Api, Deployment, TenantHandle, assert_problem, bearer
 
 SCIM_JSON = "application/scim+json"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -392,6 +395,9 @@ async def people(scim: Scim) -> dict[str, dict[str, Any]]:
         if given:
             attributes["name"] = {"givenName": given, "familyName": "Zed"}
             attributes["displayName"] = f"{given} Zed"
+        if given == "Ann":
+            attributes["schemas"] = [USER, ENTERPRISE]
+            attributes[ENTERPRISE] = {"department": "Sales"}
         people[name.split(".")[0].split("_")[0]] = await scim.create_user(name, **attributes)
     return people
 
@@ -419,6 +425,7 @@ async def people(scim: Scim) -> dict[str, dict[str, Any]]:
         ('name.givenName pr and name.familyName eq "Zed"', {"ann", "bob", "cy"}),
         ('not (name.givenName pr) and userName sw "d"', {"dee"}),
         ("title pr", set()),
+        (f'{ENTERPRISE}:department eq "sales"', {"ann"}),
         ('meta.created gt "2000-01-01T00:00:00Z" and userName sw "a"', {"ann"}),
     ],
 )
@@ -867,3 +874,26 @@ async def test_too_broad_python_filters_are_too_many(
     monkeypatch.setattr(services, "MAX_SCAN", 2)
     assert_scim_error(await scim.get("/Users", filter="emails pr"), 400, "tooMany")
     assert (await scim.get("/Users", filter='userName sw "many-"')).status_code == 200
+
+
+async def test_scim_is_gated_on_the_tenant_key(scim: Scim, deployment: Deployment) -> None:
+    key_id = (await scim.api.client.get("/v1/admin/kms", headers=scim.tenant.admin)).json()[
+        "key_id"
+    ]
+    kms = LocalKms(Path(deployment.settings.regions[scim.tenant.region].kms.key_file or ""))
+    kms.set_state(key_id, "disabled")  # the customer revokes access
+    try:
+        await asyncio.sleep(1.1)  # the DEK cache TTL of the test deployment
+        assert_scim_error(await scim.get("/Users"), 503)
+        assert_scim_error(
+            await scim.request("POST", "/Users", {"schemas": [USER], "userName": "x"}), 503
+        )
+    finally:
+        kms.set_state(key_id, "enabled")
+    assert await scim.user_names() == [f"admin@{scim.tenant.slug}.example"]
+
+
+async def test_scim_protocol_routes_stay_out_of_the_openapi_document(api: Api) -> None:
+    paths = (await api.client.get("/schema/openapi.json")).json()["paths"]
+    assert "/v1/admin/scim-token" in paths
+    assert not [path for path in paths if path.startswith("/scim")]
