@@ -178,6 +178,16 @@ async def test_suspended_tenant_is_refused(api: Api, scim: Scim) -> None:
     )
     assert suspended.status_code == 200, suspended.text
     assert_scim_error(await scim.get("/Users"), 403)
+    assert_scim_error(await scim.get("/ServiceProviderConfig"), 403)
+
+
+async def test_deleted_tenant_is_refused(api: Api, scim: Scim) -> None:
+    deleted = await api.client.delete(f"/v1/tenants/{scim.tenant.id}", headers=api.operator)
+    assert deleted.status_code == 202, deleted.text
+    assert_scim_error(await scim.get("/Users"), 403)
+    assert_scim_error(
+        await scim.request("POST", "/Users", {"schemas": [USER], "userName": "late"}), 403
+    )
 
 
 # -- discovery and errors ---------------------------------------------------------------------
