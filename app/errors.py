@@ -7,6 +7,7 @@ stable machine ``code`` and the HTTP status it maps to. Framework errors (valida
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import structlog
@@ -177,6 +178,31 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     Exception: internal_error_handler,
 }
 
+ExceptionHandler = Callable[[Request[Any, Any, Any], Exception], Response[Any]]
+
+
+def with_prefix_handler(
+    prefix: str, handler: ExceptionHandler, handlers: Mapping[Any, Any] = EXCEPTION_HANDLERS
+) -> dict[Any, Any]:
+    """The app-level handlers, except that requests under ``prefix`` go to ``handler``.
+
+    A protocol mounted under its own prefix (SCIM) renders errors in its own format. Its routes
+    register that handler themselves; this covers the requests under the prefix that match no
+    route (404) or no method (405), which only app-level handlers ever see.
+    """
+
+    def dispatch(base: ExceptionHandler) -> ExceptionHandler:
+        def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+            path = request.url.path
+            if path == prefix or path.startswith(prefix + "/"):
+                return handler(request, exc)
+            return base(request, exc)
+
+        return handle
+
+    return {exc_type: dispatch(base) for exc_type, base in handlers.items()}
+
+
 __all__ = [
     "EXCEPTION_HANDLERS",
     "PROBLEM_JSON",
@@ -187,4 +213,5 @@ __all__ = [
     "NotFound",
     "ServiceUnavailable",
     "Unauthenticated",
+    "with_prefix_handler",
 ]

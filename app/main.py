@@ -12,7 +12,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from app import __version__
 from app.api import BEARER
-from app.errors import EXCEPTION_HANDLERS
+from app.errors import with_prefix_handler
 from app.health import HealthController, MetricsController
 from app.observability import (
     add_request_id_header,
@@ -35,6 +35,15 @@ from auth.controllers import (
 )
 from auth.middleware import EXCLUDE_FROM_AUTH, BearerAuthMiddleware
 from auth.saml_controllers import SamlConfigController, SamlController
+from auth.scim import (
+    SCIM_PREFIX,
+    AdminScimTokenController,
+    ScimDiscoveryController,
+    ScimGroupController,
+    ScimRootSearchController,
+    ScimUserController,
+    scim_exception_handler,
+)
 from auth.sso_controllers import OidcConfigController, OidcLoginController
 from keys.controllers import KmsController
 from tenants.controllers import TenantController
@@ -50,10 +59,18 @@ TENANT_ROUTES = [
     OidcConfigController,
     AuditController,
     SamlConfigController,
+    AdminScimTokenController,
 ]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
 # Sign-in flows: unauthenticated by design, tenant named in the path.
 SIGN_IN_ROUTES = [OidcLoginController, SamlController]
+# SCIM 2.0 for the tenants' IdPs: authenticated by SCIM tokens, not by the bearer middleware.
+SCIM_ROUTES = [
+    ScimDiscoveryController,
+    ScimUserController,
+    ScimGroupController,
+    ScimRootSearchController,
+]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -75,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *OPERATOR_ROUTES,
             *TENANT_ROUTES,
             *SIGN_IN_ROUTES,
+            *SCIM_ROUTES,
         ],
         middleware=[
             request_context_middleware,
@@ -90,7 +108,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 )
             )
         ],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=with_prefix_handler(SCIM_PREFIX, scim_exception_handler),
         before_send=[add_request_id_header],
         before_request=validate_body_strictly,
         on_shutdown=[dispose_runtime],

@@ -33,7 +33,7 @@ from auth.context import Role, TenantContext
 from auth.guards import requires_role
 
 _CODE = r"^[a-z][a-z0-9_.]{0,63}$"
-_ACTOR = rf"^(ps_[0-9a-f]{{32}}|user:{UUID_PATTERN}|operator|system)$"
+_ACTOR = rf"^(ps_[0-9a-f]{{32}}|user:{UUID_PATTERN}|operator|system|scim)$"
 # Exactly representable as a float (the OpenAPI document renders bounds as numbers).
 _MAX_SEQUENCE = 2**53
 
@@ -53,7 +53,9 @@ ActorFilter = Annotated[
     QueryParameter(
         pattern=_ACTOR,
         max_length=64,
-        description="A pseudonym (ps_...), a user as 'user:<uuid>', 'operator' or 'system'.",
+        description=(
+            "A pseudonym (ps_...), a user as 'user:<uuid>', 'operator', 'system' or 'scim'."
+        ),
     ),
 ]
 ResourceTypeFilter = Annotated[str | None, QueryParameter(pattern=_CODE, max_length=64)]

@@ -1,7 +1,7 @@
 """Actor pseudonyms: an audit event names a pseudonym, never an email or a user id.
 
-Each subject ("user:<uuid>", "operator", "system") gets its own random 32-byte secret per tenant
-(``audit_subjects``); the actor written into events is ``ps_`` + the first 32 hex digits of
+Each subject ("user:<uuid>", "operator", "system", "scim") gets its own random 32-byte secret per
+tenant (``audit_subjects``); the actor written into events is ``ps_`` + the first 32 hex digits of
 HMAC-SHA256(secret, subject). While the secret exists, the tenant can resolve a user to their
 pseudonym (to filter the log by user); erasing a subject (GDPR, issue 9) deletes the secret, after
 which nothing links that subject's past events to them — and the chain, which hashes only the
@@ -18,6 +18,8 @@ import uuid
 
 OPERATOR_SUBJECT = "operator"
 SYSTEM_SUBJECT = "system"
+# A tenant's SCIM client (its IdP provisioning users and groups with the tenant's SCIM token).
+SCIM_SUBJECT = "scim"
 SECRET_BYTES = 32
 
 PSEUDONYM = re.compile(r"^ps_[0-9a-f]{32}$")
@@ -41,9 +43,9 @@ def pseudonym(secret: bytes, subject: str) -> str:
 def normalize_subject(value: str) -> str | None:
     """The canonical subject for an ``actor`` filter, or None when it is not a subject.
 
-    Accepts ``user:<uuid>`` (any UUID spelling), ``operator`` and ``system``.
+    Accepts ``user:<uuid>`` (any UUID spelling), ``operator``, ``system`` and ``scim``.
     """
-    if value in (OPERATOR_SUBJECT, SYSTEM_SUBJECT):
+    if value in (OPERATOR_SUBJECT, SYSTEM_SUBJECT, SCIM_SUBJECT):
         return value
     match = _USER_SUBJECT.match(value)
     if match is None:

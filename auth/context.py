@@ -135,3 +135,20 @@ def user_context(
         auth_method=auth_method,
         credential_id=credential_id,
     )
+
+
+def scim_context(tenant: TenantRoute, *, credential_id: uuid.UUID) -> TenantContext:
+    """The context of a tenant's SCIM client (its IdP), authenticated by a SCIM token.
+
+    It carries no user and no roles: no role-guarded API accepts it, and the SCIM routes (the
+    only ones that take it) act on the tenant's users and groups through repositories scoped to
+    this one tenant.
+    """
+    return _build(
+        tenant,
+        user_id=None,
+        roles=(),
+        group_ids=(),
+        auth_method="scim",
+        credential_id=credential_id,
+    )

@@ -1,8 +1,9 @@
 """Tenant B, authenticated as its admin, against tenant A's resources: 404s and empty lists.
 
 B is in A's own region (so only repository scoping and RLS stand between them) and C is in the
-other region. Every tenant route of the app must appear in ``ISOLATION_ROUTES`` below (see
-``test_every_route_is_covered``), so a new route cannot ship without joining this suite.
+other region. Every tenant route of the app must appear in ``ISOLATION_ROUTES`` (or, for SCIM,
+``SCIM_ROUTES``) below (see ``test_every_route_is_covered``), so a new route cannot ship without
+joining this suite.
 """
 
 from __future__ import annotations
@@ -49,6 +50,31 @@ ISOLATION_ROUTES = {
     ("GET", "/auth/{tenant:str}/saml/metadata"),
     ("GET", "/auth/{tenant:str}/saml/login"),
     ("POST", "/auth/{tenant:str}/saml/acs"),
+    ("POST", "/v1/admin/scim-token"),
+}
+# SCIM, reached with a tenant's SCIM token (see test_scim_token_reaches_only_its_own_tenant).
+_SCIM = "/scim/v2/{tenant:str}"
+SCIM_ROUTES = {
+    ("GET", f"{_SCIM}/ServiceProviderConfig"),
+    ("GET", f"{_SCIM}/ResourceTypes"),
+    ("GET", f"{_SCIM}/ResourceTypes/{{resource_type_id:str}}"),
+    ("GET", f"{_SCIM}/Schemas"),
+    ("GET", f"{_SCIM}/Schemas/{{schema_id:str}}"),
+    ("POST", f"{_SCIM}/.search"),
+    ("GET", f"{_SCIM}/Users"),
+    ("POST", f"{_SCIM}/Users"),
+    ("POST", f"{_SCIM}/Users/.search"),
+    ("GET", f"{_SCIM}/Users/{{user_id:str}}"),
+    ("PUT", f"{_SCIM}/Users/{{user_id:str}}"),
+    ("PATCH", f"{_SCIM}/Users/{{user_id:str}}"),
+    ("DELETE", f"{_SCIM}/Users/{{user_id:str}}"),
+    ("GET", f"{_SCIM}/Groups"),
+    ("POST", f"{_SCIM}/Groups"),
+    ("POST", f"{_SCIM}/Groups/.search"),
+    ("GET", f"{_SCIM}/Groups/{{group_id:str}}"),
+    ("PUT", f"{_SCIM}/Groups/{{group_id:str}}"),
+    ("PATCH", f"{_SCIM}/Groups/{{group_id:str}}"),
+    ("DELETE", f"{_SCIM}/Groups/{{group_id:str}}"),
 }
 # Routes with no tenant data: health, metrics, the schema, and the operator's control plane
 # (covered by tests/integration/test_tenants.py, which shows tenant keys get 403 there).
@@ -77,8 +103,9 @@ def test_every_route_is_covered(app: Litestar) -> None:
         for method in getattr(route, "methods", ()):
             if method not in ("HEAD", "OPTIONS"):
                 routes.add((method, route.path))
-    assert routes - ISOLATION_ROUTES - NON_TENANT_ROUTES == set()
-    assert routes <= ISOLATION_ROUTES | NON_TENANT_ROUTES
+    assert routes - ISOLATION_ROUTES - NON_TENANT_ROUTES - SCIM_ROUTES == set()
+    assert routes <= ISOLATION_ROUTES | NON_TENANT_ROUTES | SCIM_ROUTES
+    assert routes >= SCIM_ROUTES
 
 
 @pytest.fixture
@@ -312,3 +339,94 @@ async def test_saml_is_per_tenant(api: Api, world: dict[str, Any], intruder: str
         assert [u["id"] for u in users] == [other.admin_id]
     finally:
         api.client.cookies.clear()
+
+
+SCIM_JSON = "application/scim+json"
+SCIM_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+SCIM_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+SCIM_PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+async def _scim_token(api: Api, tenant: TenantHandle) -> dict[str, str]:
+    issued = await api.client.post("/v1/admin/scim-token", headers=tenant.admin)
+    assert issued.status_code == 201, issued.text
+    return {**bearer(issued.json()["token"]), "Content-Type": SCIM_JSON}
+
+
+def _scim_error(response: Any, status: int) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(SCIM_JSON)
+    assert response.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+
+
+@pytest.mark.parametrize("intruder", ["b", "c"])
+async def test_scim_token_reaches_only_its_own_tenant(
+    api: Api, world: dict[str, Any], intruder: str
+) -> None:
+    a: TenantHandle = world["a"]
+    other: TenantHandle = world[intruder]
+    a_token = await _scim_token(api, a)
+    other_token = await _scim_token(api, other)
+    a_scim, other_scim = f"/scim/v2/{a.slug}", f"/scim/v2/{other.slug}"
+    user, group = world["user"], world["group"]
+
+    # A's token on the other tenant's URL: 401, whatever the endpoint.
+    for method, path in (
+        ("GET", "/Users"),
+        ("GET", f"/Users/{other.admin_id}"),
+        ("GET", "/Groups"),
+        ("GET", "/ServiceProviderConfig"),
+        ("POST", "/.search"),
+        ("DELETE", f"/Users/{other.admin_id}"),
+    ):
+        _scim_error(await api.client.request(method, other_scim + path, headers=a_token), 401)
+
+    # The other tenant's token on its own URL cannot reach A's users and groups by id.
+    patch = {
+        "schemas": [SCIM_PATCH],
+        "Operations": [{"op": "replace", "path": "displayName", "value": "pwned"}],
+    }
+    for path in (f"/Users/{user['id']}", f"/Groups/{group['id']}"):
+        _scim_error(await api.client.get(other_scim + path, headers=other_token), 404)
+        _scim_error(await api.client.patch(other_scim + path, json=patch, headers=other_token), 404)
+        _scim_error(
+            await api.client.put(
+                other_scim + path,
+                json={"schemas": [SCIM_USER], "userName": "pwned", "displayName": "pwned"},
+                headers=other_token,
+            ),
+            404,
+        )
+        _scim_error(await api.client.delete(other_scim + path, headers=other_token), 404)
+    # ... nor find them with a filter, nor make A's user a member of its own group.
+    for path, scim_filter in (
+        ("/Users", f'id eq "{user["id"]}" or userName eq "{user["email"]}"'),
+        ("/Groups", f'id eq "{group["id"]}" or displayName eq "finance"'),
+        ("/Groups", f'members.value eq "{user["id"]}"'),
+    ):
+        listed = await api.client.get(
+            other_scim + path, params={"filter": scim_filter}, headers=other_token
+        )
+        assert listed.json()["totalResults"] == 0, listed.text
+    everything = await api.client.post(
+        other_scim + "/.search", json={"count": 200}, headers=other_token
+    )
+    ids = {r["id"] for r in everything.json()["Resources"]}
+    assert ids == {other.admin_id}
+    own_group = await api.client.post(
+        other_scim + "/Groups",
+        json={
+            "schemas": [SCIM_GROUP],
+            "displayName": "finance",
+            "members": [{"value": user["id"]}],
+        },
+        headers=other_token,
+    )
+    _scim_error(own_group, 400)
+
+    # A's data is intact, and A's own token still reads it.
+    read = await api.client.get(f"{a_scim}/Groups/{group['id']}", headers=a_token)
+    assert read.json()["displayName"] == "finance"
+    assert [m["value"] for m in read.json()["members"]] == [user["id"]]
+    a_user = await api.client.get(f"{a_scim}/Users/{user['id']}", headers=a_token)
+    assert a_user.json()["userName"] == user["email"]

@@ -210,6 +210,7 @@ def test_subjects_are_normalised() -> None:
     assert pseudonyms.normalize_subject(f"user:{user.hex}") == f"user:{user}"
     assert pseudonyms.normalize_subject("operator") == "operator"
     assert pseudonyms.normalize_subject("system") == "system"
+    assert pseudonyms.normalize_subject("scim") == pseudonyms.SCIM_SUBJECT == "scim"
     for bad in ("user:nope", "admin@example.com", "ps_abc", "user:" + "g" * 32):
         assert pseudonyms.normalize_subject(bad) is None
 

@@ -4,7 +4,14 @@ import uuid
 
 import pytest
 
-from auth.context import Role, TenantContext, TenantRoute, system_context, user_context
+from auth.context import (
+    Role,
+    TenantContext,
+    TenantRoute,
+    scim_context,
+    system_context,
+    user_context,
+)
 
 ROUTE = TenantRoute(uuid.uuid4(), "acme", "eu", "active")
 
@@ -46,3 +53,16 @@ def test_user_context_drops_unknown_roles_and_is_immutable() -> None:
     assert not ctx.has_role(Role.TENANT_ADMIN)
     with pytest.raises(AttributeError):
         ctx.region = "us"  # type: ignore[misc]
+
+
+def test_scim_context_has_no_user_and_no_roles() -> None:
+    credential = uuid.uuid4()
+    ctx = scim_context(ROUTE, credential_id=credential)
+    assert (ctx.tenant_id, ctx.user_id, ctx.roles, ctx.group_ids) == (
+        ROUTE.id,
+        None,
+        frozenset(),
+        frozenset(),
+    )
+    assert (ctx.auth_method, ctx.credential_id) == ("scim", credential)
+    assert not ctx.is_system
