@@ -94,6 +94,8 @@ def _build(
     group_ids: Iterable[uuid.UUID],
     auth_method: AuthMethod,
     credential_id: uuid.UUID | None = None,
+    clearance: int = 0,
+    attributes: Mapping[str, Iterable[str]] | None = None,
 ) -> TenantContext:
     return TenantContext(
         tenant_id=tenant.id,
@@ -104,6 +106,10 @@ def _build(
         group_ids=frozenset(group_ids),
         auth_method=auth_method,
         credential_id=credential_id,
+        clearance=clearance,
+        attributes=MappingProxyType(
+            {key: frozenset(values) for key, values in (attributes or {}).items()}
+        ),
         _token=_CONSTRUCTION_TOKEN,
     )
 
@@ -125,7 +131,11 @@ def user_context(
     group_ids: Iterable[uuid.UUID],
     auth_method: AuthMethod,
     credential_id: uuid.UUID | None,
+    clearance: int = 0,
+    attributes: Mapping[str, Iterable[str]] | None = None,
 ) -> TenantContext:
+    """A user's context. Clearance and attributes (for document ABAC) come from the user record
+    the tenant admin maintains; absent, they are the least: public, no attributes."""
     known = {role.value for role in Role}
     return _build(
         tenant,
@@ -134,6 +144,8 @@ def user_context(
         group_ids=group_ids,
         auth_method=auth_method,
         credential_id=credential_id,
+        clearance=clearance,
+        attributes=attributes,
     )
 
 

@@ -86,6 +86,8 @@ def user_read(user: User, group_ids: list[uuid.UUID]) -> UserRead:
         display_name=user.display_name,
         roles=[Role(r) for r in user.roles],
         active=user.active,
+        clearance=user.clearance,
+        attributes=user.attributes or {},
         group_ids=group_ids,
         created_at=user.created_at,
     )
@@ -172,6 +174,8 @@ class AdminUserController(Controller):
             display_name=data.display_name,
             roles=[r.value for r in data.roles] if data.roles is not None else None,
             active=data.active,
+            clearance=data.clearance,
+            attributes=data.attributes,
         )
         return user_read(user, (await users.group_ids([user]))[user.id])
 

@@ -50,6 +50,10 @@ class User(TenantOwned, Timestamped, RegionalBase):
     source: Mapped[str] = mapped_column(
         String(16), nullable=False, default="api", server_default="api"
     )
+    # Document ABAC: highest classification the user may read (0 public .. 3 restricted) and
+    # attributes (key -> values) a document's attribute constraints are checked against.
+    clearance: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    attributes: Mapped[dict[str, list[str]]] = mapped_column(JSON, nullable=False, default=dict)
     # Bumped on every change: the SCIM ETag (meta.version).
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
     roles: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)

@@ -28,8 +28,19 @@ class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
     )
 
 
+AttributeKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
+AttributeValue = Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,128}$")]
+Attributes = Annotated[
+    dict[AttributeKey, Annotated[list[AttributeValue], msgspec.Meta(max_length=50)]],
+    msgspec.Meta(max_length=20),
+]
+Clearance = Annotated[int, msgspec.Meta(ge=0, le=3, description="0 public .. 3 restricted")]
+
+
 class UserUpdate(msgspec.Struct, forbid_unknown_fields=True):
     display_name: DisplayName | None = None
+    clearance: Clearance | None = None
+    attributes: Attributes | None = None
     roles: Annotated[list[Role], msgspec.Meta(min_length=1, max_length=3)] | None = None
     # false deactivates: the user's sessions and API keys are revoked at once.
     active: bool | None = None
@@ -41,6 +52,8 @@ class UserRead(msgspec.Struct):
     display_name: str
     roles: list[Role]
     active: bool
+    clearance: int
+    attributes: dict[str, list[str]]
     group_ids: list[uuid.UUID]
     created_at: datetime
 

@@ -106,6 +106,8 @@ class UserService:
         display_name: str | None,
         roles: Sequence[str] | None,
         active: bool | None,
+        clearance: int | None = None,
+        attributes: dict[str, list[str]] | None = None,
     ) -> User:
         """Change a user; deactivating revokes their sessions and API keys in this transaction."""
         user = await self.get(user_id)
@@ -116,6 +118,14 @@ class UserService:
         if roles is not None and sorted(set(roles)) != sorted(user.roles):
             user.roles = sorted(set(roles))
             changed.append("roles")
+        if clearance is not None and clearance != user.clearance:
+            user.clearance = clearance
+            changed.append("clearance")
+        if attributes is not None:
+            normalized = {k: sorted(set(v)) for k, v in attributes.items() if v}
+            if normalized != (user.attributes or {}):
+                user.attributes = normalized
+                changed.append("attributes")
         if active is True and not user.active:
             user.active = True
             changed.append("active")
@@ -382,6 +392,8 @@ class AuthenticationService:
             group_ids=[g.id for g in groups],
             auth_method=method,
             credential_id=credential_id,
+            clearance=user.clearance,
+            attributes=user.attributes,
         )
 
 

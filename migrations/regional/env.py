@@ -4,5 +4,6 @@ from app.db import RegionalBase
 from audit import models as audit_models  # noqa: F401  (registers the tables)
 from auth import models  # noqa: F401  (registers the tables)
 from migrations.env_common import run_migrations
+from retrieval import models as retrieval_models  # noqa: F401
 
 run_migrations(RegionalBase.metadata)

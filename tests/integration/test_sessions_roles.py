@@ -156,3 +156,21 @@ async def test_admin_deactivation_and_role_changes(api: Api, runtime: Runtime) -
         ),
         404,
     )
+
+
+async def test_clearance_and_attributes_reach_the_request_context(api: Api) -> None:
+    tenant = await api.new_tenant()
+    user = await api.new_user(tenant)
+    assert (user["clearance"], user["attributes"]) == (0, {})
+    updated = await api.client.patch(
+        f"/v1/admin/users/{user['id']}",
+        headers=tenant.admin,
+        json={"clearance": 2, "attributes": {"department": ["finance", "finance", "legal"]}},
+    )
+    assert updated.json()["clearance"] == 2
+    assert updated.json()["attributes"] == {"department": ["finance", "legal"]}
+    for bad in ({"clearance": 4}, {"clearance": -1}, {"attributes": {"Bad Key": ["x"]}}):
+        assert_problem(
+            await api.client.patch(f"/v1/admin/users/{user['id']}", json=bad, headers=tenant.admin),
+            400,
+        )

@@ -1,0 +1,58 @@
+"""Regional, tenant-owned tables of the knowledge base: documents and ingestion jobs.
+
+Titles, source URIs and file contents are tenant content: they are stored sealed with the
+tenant's keys (the file itself in the object store, chunk text in the vector payload). The
+content hash is kept in the clear only to recognise the same upload twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Integer, LargeBinary, String, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import RegionalBase, TenantOwned, Timestamped, UTCDateTime, utcnow
+
+
+class Document(TenantOwned, Timestamped, RegionalBase):
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("tenant_id", "external_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
+    external_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    sealed_title: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    sealed_source_uri: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    media_type: Mapped[str] = mapped_column(String(128), nullable=False)
+    size_bytes: Mapped[int] = mapped_column(Integer, nullable=False)
+    content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="processing")
+    acl: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    chunk_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow
+    )
+
+
+class Job(TenantOwned, Timestamped, RegionalBase):
+    """An ingestion job: carries its tenant explicitly; its status is what the API reports."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    document_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
+    document_version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_detail: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow
+    )
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
