@@ -31,6 +31,9 @@ class AuditAction(StrEnum):
     SESSION_REVOKED = "session.revoked"
     ROLE_MAPPINGS_UPDATED = "role_mappings.updated"
     SCIM_TOKEN_ISSUED = "scim_token.issued"  # noqa: S105 - an event code
+    DOCUMENT_UPLOADED = "document.uploaded"
+    DOCUMENT_ACL_CHANGED = "document.acl_changed"
+    DOCUMENT_DELETED = "document.deleted"
     KMS_CONFIGURED = "kms.configured"
     KMS_ROTATED = "kms.rotated"
 
@@ -47,6 +50,7 @@ class ResourceType(StrEnum):
     GROUP = "group"
     API_KEY = "api_key"
     KMS_KEY = "kms_key"
+    DOCUMENT = "document"
     SESSION = "session"
     IDENTITY_PROVIDER = "identity_provider"
     ROLE_MAPPINGS = "role_mappings"

@@ -9,7 +9,7 @@ names the region; they never leak driver messages.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -29,6 +29,14 @@ from app.db import TENANT_SETTING
 from residency.errors import DatabaseUnavailable
 
 _OUTAGE_ERRORS = (OperationalError, InterfaceError, OSError, TimeoutError)
+AFTER_COMMIT = "bulwark_after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
+    """Run ``callback`` once the unit of work ``session`` belongs to has committed."""
+    session.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
 _read_only: ContextVar[bool] = ContextVar("bulwark_db_read_only", default=False)
 
 
@@ -107,13 +115,18 @@ class Database:
         """
         token = _read_only.set(read_only)
         try:
-            async with self._sessions() as session, session.begin():
-                if tenant_id is not None and self.is_postgres:
-                    await session.execute(
-                        text("SELECT set_config(:name, :value, true)"),
-                        {"name": TENANT_SETTING, "value": str(tenant_id)},
-                    )
-                yield session
+            async with self._sessions() as session:
+                async with session.begin():
+                    if tenant_id is not None and self.is_postgres:
+                        await session.execute(
+                            text("SELECT set_config(:name, :value, true)"),
+                            {"name": TENANT_SETTING, "value": str(tenant_id)},
+                        )
+                    yield session
+                # Committed: now (and only now) hand work to others, e.g. enqueue jobs that
+                # must see the rows this unit of work wrote.
+                for callback in session.info.pop(AFTER_COMMIT, []):
+                    await callback()
         except _OUTAGE_ERRORS as exc:
             raise DatabaseUnavailable(self.name) from exc
         finally:

@@ -1,0 +1,120 @@
+"""Ingestion jobs on taskiq.
+
+taskiq is an asyncio-native task queue whose brokers run in process (``InMemoryBroker``, the
+embedded default) or across machines over RabbitMQ, Redis or PostgreSQL without changing the task
+code — the scale-out path (issue 12). Bulwark keeps the job's state in the tenant's own database
+(``jobs``), so the API can report it and the task can be idempotent: a job that already succeeded
+is not run again, a job is retried with exponential backoff on transient failures (database,
+KMS, vector store), and a poison job — a permanent failure, or one out of retries — ends visibly
+``failed`` with a reason code. Messages carry the tenant id explicitly and nothing else but ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from taskiq import AsyncBroker, InMemoryBroker
+
+from app.db import utcnow
+from app.errors import AppError
+from auth.context import TenantContext, system_context
+from auth.services import AuthenticationService
+from residency.registry import RegionRegistry
+from retrieval.models import Job
+from retrieval.repositories import JobRepository
+from retrieval.schemas import JobStatus
+
+log = structlog.get_logger("bulwark.jobs")
+
+Handler = Callable[[TenantContext, Job], Awaitable[None]]
+
+
+class PermanentJobError(Exception):
+    """The job can never succeed as submitted (e.g. an unparseable file): no retry."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class JobRunner:
+    def __init__(self, registry: RegionRegistry, authenticator: AuthenticationService, *,
+                 broker: AsyncBroker | None = None, max_attempts: int = 4,
+                 base_delay: float = 0.5) -> None:
+        self.registry = registry
+        self.authenticator = authenticator
+        self.broker = broker or InMemoryBroker()
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.handlers: dict[str, Handler] = {}
+        self._task = self.broker.register_task(self._run, task_name="bulwark.job")
+
+    def handler(self, kind: str, handler: Handler) -> None:
+        self.handlers[kind] = handler
+
+    async def enqueue(self, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
+        await self._task.kiq(str(tenant_id), str(job_id))
+
+    async def drain(self) -> None:
+        """Wait for in-process jobs to finish (tests, shutdown)."""
+        if isinstance(self.broker, InMemoryBroker):
+            while self.broker._running_tasks:  # noqa: SLF001 - taskiq exposes no public wait
+                await asyncio.gather(*list(self.broker._running_tasks))  # noqa: SLF001
+
+    async def _run(self, tenant_id: str, job_id: str) -> None:
+        route = await self.authenticator.tenant_route(uuid.UUID(tenant_id))
+        if route is None or route.deleted:
+            return
+        ctx = system_context(route)
+        for attempt in range(1, self.max_attempts + 1):
+            job = await self._start(ctx, uuid.UUID(job_id))
+            if job is None:
+                return
+            handler = self.handlers.get(job.kind)
+            try:
+                if handler is None:
+                    raise PermanentJobError("unknown_job_kind", job.kind)
+                await handler(ctx, job)
+            except PermanentJobError as exc:
+                await self._finish(ctx, job.id, JobStatus.FAILED, exc.code, exc.detail)
+                return
+            except (AppError, OSError, TimeoutError, RuntimeError) as exc:
+                log.warning("job_attempt_failed", job_id=job_id, attempt=attempt,
+                            error=type(exc).__name__)
+                if attempt == self.max_attempts:
+                    await self._finish(ctx, job.id, JobStatus.FAILED, "retries_exhausted",
+                                       type(exc).__name__)
+                    return
+                await self._set_status(ctx, job.id, JobStatus.QUEUED)
+                await asyncio.sleep(self.base_delay * 2 ** (attempt - 1))
+                continue
+            await self._finish(ctx, job.id, JobStatus.SUCCEEDED, None, None)
+            return
+
+    async def _start(self, ctx: TenantContext, job_id: uuid.UUID) -> Job | None:
+        async with self.registry.tenant_transaction(ctx) as session:
+            job = await JobRepository(session, ctx).get(job_id)
+            if job is None or job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+                return None  # unknown, or already done: idempotent
+            job.status = JobStatus.RUNNING
+            job.attempts += 1
+            return job
+
+    async def _set_status(self, ctx: TenantContext, job_id: uuid.UUID, status: JobStatus) -> None:
+        async with self.registry.tenant_transaction(ctx) as session:
+            job = await JobRepository(session, ctx).get(job_id)
+            if job is not None:
+                job.status = status
+
+    async def _finish(self, ctx: TenantContext, job_id: uuid.UUID, status: JobStatus,
+                      code: str | None, detail: str | None) -> None:
+        async with self.registry.tenant_transaction(ctx) as session:
+            job = await JobRepository(session, ctx).get(job_id)
+            if job is not None:
+                job.status, job.error_code = status, code
+                job.error_detail = detail[:500] if detail else None
+                job.finished_at = utcnow()

@@ -1,0 +1,230 @@
+"""Documents: upload, versions, access rules, deletion — and the search over them.
+
+Every read is checked against the document ACL: the vector search with the ABAC filter compiled
+into the query (``retrieval.acl`` / ``retrieval.vectorstore``), and the document endpoints with
+the same reference policy over the tenant's rows. Another tenant's document, or one the caller
+may not read, is simply not found (404).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import Forbidden, NotFound
+from audit.schemas import AuditAction, ResourceType
+from audit.services import AuditLog
+from auth.context import Role, TenantContext
+from keys.services import TenantKeys
+from residency.database import after_commit
+from residency.objects import TenantObjects
+from retrieval.acl import DocumentAcl, may_read
+from retrieval.index import KnowledgeIndex
+from retrieval.jobs import JobRunner
+from retrieval.models import Document, Job
+from retrieval.repositories import DocumentRepository, JobRepository
+from retrieval.schemas import AclSpec, JobStatus
+
+INGEST = "ingest"
+TEXT_MEDIA_TYPE = "text/plain"
+
+
+class DocumentNotFound(NotFound):
+    code = "document_not_found"
+    title = "Document not found"
+
+    def __init__(self) -> None:
+        super().__init__("No such document readable by you in this tenant.")
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+    title = "Job not found"
+
+    def __init__(self) -> None:
+        super().__init__("No such job in this tenant.")
+
+
+class NotDocumentOwner(Forbidden):
+    code = "not_document_owner"
+    title = "Not the document's owner"
+
+    def __init__(self) -> None:
+        super().__init__("Only the document's owner or a tenant admin may do this.")
+
+
+def document_acl(document: Document) -> DocumentAcl:
+    acl = document.acl
+    return DocumentAcl(
+        visibility=acl.get("visibility", "restricted"),
+        groups=tuple(acl.get("groups", ())),
+        users=tuple(acl.get("users", ())),
+        classification=int(acl.get("classification", 0)),
+        attributes={k: tuple(v) for k, v in acl.get("attributes", {}).items()},
+        owner=acl.get("owner"),
+    )
+
+
+def acl_json(spec: AclSpec | None, owner: uuid.UUID | None) -> dict[str, Any]:
+    """The stored form of an ACL; no ACL means: only the uploader."""
+    if spec is None:
+        acl = DocumentAcl.owner_only(owner) if owner else DocumentAcl()
+    else:
+        acl = DocumentAcl(
+            visibility=spec.visibility.value, groups=tuple(str(g) for g in spec.groups),
+            users=tuple(str(u) for u in spec.users), classification=spec.classification,
+            attributes={k: tuple(v) for k, v in spec.attributes.items()},
+            owner=str(owner) if owner else None,
+        )
+    return {"visibility": acl.visibility, "groups": list(acl.groups), "users": list(acl.users),
+            "classification": acl.classification,
+            "attributes": {k: list(v) for k, v in acl.attributes.items()}, "owner": acl.owner}
+
+
+class Upload:
+    """What a caller sends: content and its description, whichever way it came (JSON or file)."""
+
+    def __init__(self, *, title: str, content: bytes, media_type: str,
+                 external_id: str | None = None, source_uri: str | None = None,
+                 metadata: dict[str, str] | None = None, acl: AclSpec | None = None) -> None:
+        self.title, self.content, self.media_type = title, content, media_type
+        self.external_id, self.source_uri = external_id, source_uri
+        self.metadata, self.acl = metadata or {}, acl
+
+
+class DocumentService:
+    def __init__(self, session: AsyncSession, ctx: TenantContext, keys: TenantKeys,
+                 objects: TenantObjects, index: KnowledgeIndex, jobs: JobRunner,
+                 audit: AuditLog) -> None:
+        self.session = session
+        self.ctx = ctx
+        self.keys = keys
+        self.objects = objects
+        self.index = index
+        self.jobs = jobs
+        self.audit = audit
+        self.documents = DocumentRepository(session, ctx)
+        self.job_rows = JobRepository(session, ctx)
+
+    # -- writes ----------------------------------------------------------------------------
+    async def submit(self, upload: Upload) -> tuple[Document, Job | None, bool]:
+        """Store a new document or version and queue its ingestion. The same content again is
+        no new work; the same external id with new content is a new version."""
+        digest = hashlib.sha256(upload.content).hexdigest()
+        existing = (await self.documents.by_external_id(upload.external_id)
+                    if upload.external_id else await self.documents.by_content_hash(digest))
+        if existing is not None and existing.content_hash == digest:
+            return existing, None, True
+        if existing is not None:
+            self._require_owner_or_admin(existing)
+            document = existing
+            document.version += 1
+        else:
+            document = Document(id=uuid.uuid4(), owner_id=self.ctx.user_id, version=1,
+                                external_id=upload.external_id)
+        document.sealed_title = await self.keys.seal("document-title", str(document.id),
+                                                     upload.title.encode())
+        document.sealed_source_uri = (
+            await self.keys.seal("document-source", str(document.id), upload.source_uri.encode())
+            if upload.source_uri else None)
+        document.media_type, document.size_bytes = upload.media_type, len(upload.content)
+        document.content_hash, document.status = digest, "processing"
+        document.meta = dict(upload.metadata)
+        if existing is None or upload.acl is not None:
+            document.acl = acl_json(upload.acl, self.ctx.user_id)
+        if existing is None:
+            await self.documents.add(document)
+        await self.objects.put("document", f"{document.id.hex}-v{document.version}",
+                               upload.content)
+        job = await self.job_rows.add(Job(id=uuid.uuid4(), kind=INGEST, document_id=document.id,
+                                          document_version=document.version,
+                                          status=JobStatus.QUEUED))
+        await self.audit.record(
+            AuditAction.DOCUMENT_UPLOADED, resource_type=ResourceType.DOCUMENT,
+            resource_id=document.id, detail={"version": document.version,
+                                             "size": document.size_bytes, "job_id": job.id},
+        )
+        tenant_id, job_id = self.ctx.tenant_id, job.id
+        after_commit(self.session, lambda: self.jobs.enqueue(tenant_id, job_id))
+        return document, job, False
+
+    async def set_acl(self, document_id: uuid.UUID, spec: AclSpec) -> Document:
+        document = await self.readable(document_id)
+        self._require_owner_or_admin(document)
+        document.acl = acl_json(spec, document.owner_id)
+        await self.session.flush()
+        # In the vector store before the response: the next search already obeys it.
+        await self.index.set_acl(self.ctx, document.id, document_acl(document))
+        await self.audit.record(
+            AuditAction.DOCUMENT_ACL_CHANGED, resource_type=ResourceType.DOCUMENT,
+            resource_id=document.id,
+            detail={"visibility": document.acl["visibility"],
+                    "groups": len(document.acl["groups"]), "users": len(document.acl["users"]),
+                    "classification": document.acl["classification"]},
+        )
+        return document
+
+    async def delete(self, document_id: uuid.UUID) -> None:
+        document = await self.readable(document_id)
+        self._require_owner_or_admin(document)
+        await self.index.delete(self.ctx, document.id)
+        for version in range(1, document.version + 1):
+            await self.objects.delete("document", f"{document.id.hex}-v{version}")
+        await self.documents.remove(document)
+        await self.audit.record(AuditAction.DOCUMENT_DELETED, resource_type=ResourceType.DOCUMENT,
+                                resource_id=document.id)
+
+    def _require_owner_or_admin(self, document: Document) -> None:
+        if document.owner_id != self.ctx.user_id and not self.ctx.has_role(Role.TENANT_ADMIN):
+            raise NotDocumentOwner()
+
+    # -- reads -----------------------------------------------------------------------------
+    def may_read(self, document: Document) -> bool:
+        return may_read(self.ctx, document_acl(document), document.tenant_id)
+
+    async def readable(self, document_id: uuid.UUID) -> Document:
+        document = await self.documents.get(document_id)
+        if document is None or not self.may_read(document):
+            raise DocumentNotFound()
+        return document
+
+    async def page(self, *, limit: int, offset: int) -> tuple[list[Document], bool]:
+        """The documents the caller may read, in creation order (policy applied per row)."""
+        readable: list[Document] = []
+        skipped, after, more = 0, None, True
+        while more and len(readable) <= limit:
+            rows = await self.documents.batch(after=after, size=500)
+            more = len(rows) == 500
+            for row in rows:
+                if self.may_read(row):
+                    if skipped < offset:
+                        skipped += 1
+                    else:
+                        readable.append(row)
+            if rows:
+                after = (rows[-1].created_at, rows[-1].id)
+        return readable[:limit], len(readable) > limit
+
+    async def titles(self, documents: Sequence[Document]) -> dict[uuid.UUID, str]:
+        return {d.id: (await self.keys.open("document-title", str(d.id), d.sealed_title)).decode()
+                for d in documents}
+
+    async def source_uri(self, document: Document) -> str | None:
+        if document.sealed_source_uri is None:
+            return None
+        return (await self.keys.open("document-source", str(document.id),
+                                     document.sealed_source_uri)).decode()
+
+    async def job(self, job_id: uuid.UUID) -> Job:
+        job = await self.job_rows.get(job_id)
+        if job is None:
+            raise JobNotFound()
+        if job.document_id is not None:
+            document = await self.documents.get(job.document_id)
+            if document is not None and not self.may_read(document):
+                raise JobNotFound()
+        return job
