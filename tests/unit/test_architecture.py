@@ -18,6 +18,8 @@ VENDOR_CLIENTS = (
     "onelogin",
     "keycloak",
     "httpx",
+    "onnxruntime",
+    "tokenizers",
 )
 QUERY_BUILDERS = {"select", "update", "delete", "insert"}
 

