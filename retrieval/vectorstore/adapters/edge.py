@@ -155,6 +155,7 @@ class EdgeVectorStore:
     # --- writes -----------------------------------------------------------------------------
 
     async def upsert(self, ctx: TenantContext, points: Sequence[ChunkPoint]) -> None:
+        check_region(self.region, ctx)
         if not points:
             return
         built = [
@@ -192,9 +193,9 @@ class EdgeVectorStore:
         filters: SearchFilters | None = None,
     ) -> list[SearchHit]:
         check_search(limit, dense, sparse)
+        check_region(self.region, ctx)
         node = search_filter(ctx, filters)
         if isinstance(node, Never):
-            check_region(self.region, ctx)
             return []
         allowed = edge_filter(node)
         prefetch_limit = max(2 * limit, 40)
