@@ -148,6 +148,12 @@ class EdgeVectorStore:
 
         await asyncio.to_thread(close)
 
+    async def optimize(self) -> bool:
+        """Run Edge's segment optimizers now (it has no background optimizer): builds the HNSW
+        and merges segments after bulk loads. Blocks a worker thread until done."""
+        optimized: bool = await asyncio.to_thread(lambda: self._open().optimize())
+        return optimized
+
     async def _run(self, ctx: TenantContext, op: Any) -> Any:
         check_region(self.region, ctx)
         return await asyncio.to_thread(lambda: op(self._open()))
