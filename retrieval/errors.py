@@ -1,8 +1,9 @@
-"""Retrieval failures that a caller can act on; each maps to a 4xx through ``app.errors``."""
+"""Retrieval failures: bad documents, ACLs and searches are input errors (4xx); a misrouted
+vector store is an outage (503)."""
 
 from __future__ import annotations
 
-from app.errors import AppError
+from app.errors import AppError, InvalidInput, ServiceUnavailable
 
 
 class UnsupportedMediaType(AppError):
@@ -19,3 +20,26 @@ class UnparseableDocument(AppError):
     status = 422
     code = "unparseable_document"
     title = "Unparseable document"
+
+
+class InvalidAcl(InvalidInput):
+    code = "invalid_acl"
+    title = "Invalid document ACL"
+
+
+class InvalidSearch(InvalidInput):
+    code = "invalid_search"
+    title = "Invalid search"
+
+
+class VectorStoreRegionMismatch(ServiceUnavailable):
+    """A context of one region reached another region's vector store: a routing bug, fail closed."""
+
+    code = "vector_store_region_mismatch"
+    title = "Vector store of another region"
+
+    def __init__(self, store_region: str, tenant_region: str) -> None:
+        super().__init__(
+            f"The vector store of region {store_region!r} does not serve region {tenant_region!r}.",
+            region=tenant_region,
+        )

@@ -1,0 +1,138 @@
+"""Filtered hybrid search on the embedded vector store (Qdrant Edge in process).
+
+For each size, one tenant's chunks with random 384-d dense vectors and random sparse vectors;
+10% of the documents are readable by the querying user (through a group), the rest restricted to
+another group, and a second tenant holds as many points again. Each query is the production one:
+dense and sparse prefetch fused by RRF, with the tenant + ACL filter inside the query. Prints one
+JSON document with load time and search p50/p99 in milliseconds, before and after the optimizer.
+
+    python -m bench.vectorstore [--sizes 10000 100000] [--queries 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+
+from auth.context import TenantContext, TenantRoute, user_context
+from retrieval.acl import DocumentAcl
+from retrieval.vectorstore import DENSE_SIZE, ChunkPoint, SparseVector
+from retrieval.vectorstore.adapters.edge import EdgeVectorStore
+
+BATCH = 2000
+CHUNKS_PER_DOC = 4
+VOCABULARY = 30_000
+
+
+def _context(route: TenantRoute, groups: set[uuid.UUID]) -> TenantContext:
+    return user_context(
+        route,
+        user_id=uuid.uuid4(),
+        roles=["member"],
+        group_ids=groups,
+        auth_method="session",
+        credential_id=None,
+    )
+
+
+def _sparse(rng: random.Random) -> SparseVector:
+    indices = sorted(rng.sample(range(VOCABULARY), 12))
+    return SparseVector(indices, [rng.uniform(0.2, 3.0) for _ in indices])
+
+
+def _unit_vectors(gen: np.random.Generator, n: int) -> np.ndarray[Any, Any]:
+    v = gen.standard_normal((n, DENSE_SIZE), dtype=np.float32)
+    unit: np.ndarray[Any, Any] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return unit
+
+
+async def _load(
+    store: EdgeVectorStore, ctx: TenantContext, n: int, readable: DocumentAcl, other: DocumentAcl
+) -> None:
+    rng = random.Random(n)
+    gen = np.random.default_rng(n)
+    for start in range(0, n, BATCH):
+        vectors = _unit_vectors(gen, min(BATCH, n - start))
+        points = []
+        for offset, dense in enumerate(vectors.tolist()):
+            i = start + offset
+            doc = i // CHUNKS_PER_DOC
+            acl = readable if doc % 10 == 0 else other
+            points.append(ChunkPoint(f"c{i}", f"d{doc}", i, dense, _sparse(rng), acl))
+        await store.upsert(ctx, points)
+
+
+async def _queries(store: EdgeVectorStore, ctx: TenantContext, count: int) -> dict[str, float]:
+    rng = random.Random(1)
+    gen = np.random.default_rng(1)
+    dense = _unit_vectors(gen, count).tolist()
+    timings = []
+    for q in range(count):
+        sparse = _sparse(rng)
+        began = time.perf_counter()
+        hits = await store.search(ctx, dense[q], sparse, 10)
+        timings.append((time.perf_counter() - began) * 1000)
+        assert len(hits) == 10
+    timings.sort()
+    return {
+        "p50_ms": round(statistics.median(timings), 3),
+        "p99_ms": round(timings[int(len(timings) * 0.99) - 1], 3),
+        "mean_ms": round(statistics.fmean(timings), 3),
+    }
+
+
+async def _run(size: int, queries: int) -> dict[str, Any]:
+    group, other_group = uuid.uuid4(), uuid.uuid4()
+    tenant = TenantRoute(uuid.uuid4(), "bench", "eu", "active")
+    neighbour = TenantRoute(uuid.uuid4(), "neighbour", "eu", "active")
+    reader = _context(tenant, {group})
+    readable = DocumentAcl(groups=(str(group),))
+    other = DocumentAcl(groups=(str(other_group),))
+    with tempfile.TemporaryDirectory() as root:
+        store = EdgeVectorStore("eu", root)
+        await store.ensure()
+        began = time.perf_counter()
+        await _load(store, reader, size, readable, other)
+        await _load(store, _context(neighbour, set()), size, other, other)
+        loaded = time.perf_counter() - began
+        before = await _queries(store, reader, queries)
+        began = time.perf_counter()
+        await store.optimize()
+        optimized = time.perf_counter() - began
+        after = await _queries(store, reader, queries)
+        await store.close()
+    return {
+        "points_in_tenant": size,
+        "points_in_shard": 2 * size,
+        "visible_fraction": 0.1,
+        "load_s": round(loaded, 2),
+        "optimize_s": round(optimized, 2),
+        "search_unoptimized": before,
+        "search_optimized": after,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=300)
+    args = parser.parse_args()
+    report = {
+        "engine": "qdrant-edge-py",
+        "query": "dense+sparse prefetch, RRF, tenant+ACL filter in query, limit 10",
+        "runs": [asyncio.run(_run(size, args.queries)) for size in args.sizes],
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

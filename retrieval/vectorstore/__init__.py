@@ -1,0 +1,142 @@
+"""The vector store port: tenant-scoped hybrid search with the ABAC filter inside the query.
+
+Every method takes the caller's ``TenantContext`` and constrains ``tenant_id`` itself; there is no
+unscoped read or write. Searches send the compiled ACL filter (``retrieval.acl.search_filter``)
+inside the one hybrid query — on the dense and the sparse prefetch and on the fused result — so
+a chunk the principal may not read is never a candidate, never counted and never returned.
+
+Two adapters implement the port (``retrieval.vectorstore.adapters``): ``EdgeVectorStore``, Qdrant
+Edge in process for the embedded default, and ``ServerVectorStore``, a Qdrant cluster through
+``qdrant-client``. ``open_vector_store`` picks one from a region's ``vector_store`` setting.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from retrieval.acl import DocumentAcl, Scalar, SearchFilters
+from retrieval.errors import InvalidSearch, VectorStoreRegionMismatch
+
+if TYPE_CHECKING:
+    from auth.context import TenantContext
+
+__all__ = [
+    "DENSE",
+    "DENSE_SIZE",
+    "SPARSE",
+    "ChunkPoint",
+    "SearchFilters",
+    "SearchHit",
+    "SparseVector",
+    "VectorStore",
+    "check_region",
+    "open_vector_store",
+    "point_id",
+]
+
+DENSE = "dense"
+SPARSE = "sparse"
+DENSE_SIZE = 384
+RRF_K = 60
+# Namespace of point ids: uuid5(namespace, "tenant:chunk").
+_POINT_NAMESPACE = uuid.UUID("6f1c2d0e-5b8a-4e3f-9a47-0c6d2b1e7a90")
+
+
+@dataclass(frozen=True, slots=True)
+class SparseVector:
+    indices: Sequence[int]
+    values: Sequence[float]
+
+    def __post_init__(self) -> None:
+        if len(self.indices) != len(self.values):
+            raise InvalidSearch("A sparse vector needs as many values as indices.")
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkPoint:
+    """One chunk to index: its vectors, its document's ACL and optional caller metadata."""
+
+    chunk_id: str
+    document_id: str
+    ordinal: int
+    dense: Sequence[float]
+    sparse: SparseVector
+    acl: DocumentAcl
+    metadata: Mapping[str, Scalar | Sequence[Scalar]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    chunk_id: str
+    document_id: str
+    score: float
+    payload: Mapping[str, Any]
+
+
+def point_id(tenant_id: uuid.UUID, chunk_id: str) -> str:
+    """The stored point id: derived from tenant and chunk, so that no tenant can name (and so
+    overwrite) another tenant's point, whatever chunk id it sends."""
+    return str(uuid.uuid5(_POINT_NAMESPACE, f"{tenant_id}:{chunk_id}"))
+
+
+def check_region(store_region: str, ctx: TenantContext) -> None:
+    """A store serves one region; a context pinned elsewhere is refused, never served."""
+    if ctx.region != store_region:
+        raise VectorStoreRegionMismatch(store_region, ctx.region)
+
+
+def check_search(limit: int, dense: Sequence[float] | None, sparse: SparseVector | None) -> None:
+    if not 1 <= limit <= 10_000:
+        raise InvalidSearch("A search limit must be from 1 to 10000.")
+    if dense is None and (sparse is None or not sparse.indices):
+        raise InvalidSearch("A search needs a dense or a non-empty sparse vector.")
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """One region's chunk vectors. Implementations keep blocking work off the event loop."""
+
+    region: str
+
+    async def ensure(self, ctx: TenantContext | None = None) -> None:
+        """Create the region's shard or collection and its payload indexes (idempotent)."""
+
+    async def upsert(self, ctx: TenantContext, points: Sequence[ChunkPoint]) -> None:
+        """Insert or replace chunks of ``ctx``'s tenant."""
+
+    async def delete_document(self, ctx: TenantContext, document_id: str) -> None:
+        """Delete every chunk of one of ``ctx``'s tenant's documents."""
+
+    async def set_acl(self, ctx: TenantContext, document_id: str, acl: DocumentAcl) -> None:
+        """Replace a document's ACL on all its chunks in place; the next search sees it."""
+
+    async def search(
+        self,
+        ctx: TenantContext,
+        dense: Sequence[float] | None,
+        sparse: SparseVector | None,
+        limit: int,
+        filters: SearchFilters | None = None,
+    ) -> list[SearchHit]:
+        """Hybrid search (dense + sparse fused by RRF) over what ``ctx`` may read."""
+        ...
+
+    async def count(self, ctx: TenantContext, document_id: str | None = None) -> int:
+        """Chunks of ``ctx``'s tenant (of one document), whatever their ACL: for admin and tests."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def open_vector_store(region: str, location: str, *, dense_size: int = DENSE_SIZE) -> VectorStore:
+    """The store of one region from its ``vector_store`` setting: a Qdrant URL or a directory."""
+    if location.startswith(("http://", "https://")):
+        from retrieval.vectorstore.adapters.server import ServerVectorStore
+
+        return ServerVectorStore.connect(region, location, dense_size=dense_size)
+    from retrieval.vectorstore.adapters.edge import EdgeVectorStore
+
+    return EdgeVectorStore(region, location, dense_size=dense_size)

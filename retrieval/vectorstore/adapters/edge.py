@@ -1,0 +1,251 @@
+"""Qdrant Edge in process (``qdrant-edge-py``): the embedded default's vector store.
+
+One shard per region, under the region's ``vector_store`` directory, owned by one process (Edge
+has no server: a second process must not open the same shard). Every tenant of the region shares
+that one shard, keyed by ``tenant_id``:
+
+* a shard or collection per tenant would multiply segments, HNSW graphs, file handles and WALs by
+  the number of tenants, most of them tiny; Qdrant's own guidance for multitenancy is one
+  collection with a tenant-keyed payload index, and ``is_tenant`` makes the engine lay out and
+  search each tenant's points together, so a filtered search stays fast at any tenant count;
+* isolation does not rest on the layout but on the filter: every operation below starts from
+  ``tenant_id == ctx.tenant_id`` (``retrieval.acl.tenant_scope``), point ids are derived from the
+  tenant (``point_id``), and sparse IDF statistics are computed over the tenant's own points only,
+  so one tenant's vocabulary never shifts another's scores;
+* regions never share a shard: residency is a directory per region, resolved by ``residency/``.
+
+The library is synchronous: each call runs in a worker thread (``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import qdrant_edge as qe
+
+from retrieval.acl import (
+    DocumentAcl,
+    FilterNode,
+    Never,
+    Scalar,
+    SearchFilters,
+    acl_payload,
+    chunk_payload,
+    document_scope,
+    search_filter,
+    tenant_scope,
+)
+from retrieval.vectorstore import (
+    DENSE,
+    DENSE_SIZE,
+    RRF_K,
+    SPARSE,
+    ChunkPoint,
+    SearchHit,
+    SparseVector,
+    check_region,
+    check_search,
+    point_id,
+)
+from retrieval.vectorstore._filters import to_filter
+
+if TYPE_CHECKING:
+    from auth.context import TenantContext
+
+KEYWORD_FIELDS = (
+    "document_id",
+    "visibility",
+    "acl_groups",
+    "acl_users",
+    "attr_keys",
+    "attr_pairs",
+)
+
+
+class _EdgeFilters:
+    """``qdrant_edge`` constructors for the shared filter translation."""
+
+    def match_value(self, key: str, value: Scalar) -> Any:
+        return qe.FieldCondition(key, match=qe.MatchValue(value))
+
+    def match_any(self, key: str, values: list[str] | list[int]) -> Any:
+        return qe.FieldCondition(key, match=qe.MatchAny(values))
+
+    def match_except(self, key: str, values: list[str]) -> Any:
+        return qe.FieldCondition(key, match=qe.MatchExcept(values))
+
+    def is_empty(self, key: str) -> Any:
+        return qe.IsEmptyCondition(key)
+
+    def at_most(self, key: str, value: int) -> Any:
+        return qe.FieldCondition(key, range=qe.RangeFloat(lte=float(value)))
+
+    def filter(self, must: list[Any], should: list[Any], must_not: list[Any]) -> Any:
+        return qe.Filter(must=must or None, should=should or None, must_not=must_not or None)
+
+
+_MODEL = _EdgeFilters()
+
+
+def edge_filter(node: FilterNode) -> qe.Filter:
+    result: qe.Filter = to_filter(node, _MODEL)
+    return result
+
+
+class EdgeVectorStore:
+    """One region's chunks in a Qdrant Edge shard at ``<location>/shard``."""
+
+    def __init__(self, region: str, location: str | Path, *, dense_size: int = DENSE_SIZE) -> None:
+        self.region = region
+        self.path = Path(location) / "shard"
+        self.dense_size = dense_size
+        self._shard: qe.EdgeShard | None = None
+        self._open_lock = threading.Lock()
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def _config(self) -> qe.EdgeConfig:
+        return qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=self.dense_size, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+
+    def _open(self) -> qe.EdgeShard:
+        with self._open_lock:
+            if self._shard is None:
+                if self.path.exists() and any(self.path.iterdir()):
+                    shard = qe.EdgeShard.load(str(self.path), self._config())
+                else:
+                    shard = qe.EdgeShard.create(str(self.path), self._config())
+                indexed = set(shard.info().payload_schema)
+                wanted: list[tuple[str, Any]] = [
+                    ("tenant_id", qe.KeywordIndexParams(is_tenant=True)),
+                    ("classification", qe.IntegerIndexParams(lookup=True, range=True)),
+                    *((name, qe.PayloadSchemaType.Keyword) for name in KEYWORD_FIELDS),
+                ]
+                for name, schema in wanted:
+                    if name not in indexed:
+                        shard.update(qe.UpdateOperation.create_field_index(name, schema))
+                self._shard = shard
+            return self._shard
+
+    async def ensure(self, ctx: TenantContext | None = None) -> None:
+        if ctx is not None:
+            check_region(self.region, ctx)
+        await asyncio.to_thread(self._open)
+
+    async def close(self) -> None:
+        def close() -> None:
+            with self._open_lock:
+                if self._shard is not None:
+                    self._shard.flush()
+                    self._shard.close()
+                    self._shard = None
+
+        await asyncio.to_thread(close)
+
+    async def optimize(self) -> bool:
+        """Run Edge's segment optimizers now (it has no background optimizer): builds the HNSW
+        and merges segments after bulk loads. Blocks a worker thread until done."""
+        optimized: bool = await asyncio.to_thread(lambda: self._open().optimize())
+        return optimized
+
+    async def _run(self, ctx: TenantContext, op: Any) -> Any:
+        check_region(self.region, ctx)
+        return await asyncio.to_thread(lambda: op(self._open()))
+
+    # --- writes -----------------------------------------------------------------------------
+
+    async def upsert(self, ctx: TenantContext, points: Sequence[ChunkPoint]) -> None:
+        check_region(self.region, ctx)
+        if not points:
+            return
+        built = [
+            qe.Point(
+                point_id(ctx.tenant_id, p.chunk_id),
+                {
+                    DENSE: list(p.dense),
+                    SPARSE: qe.SparseVector(list(p.sparse.indices), list(p.sparse.values)),
+                },
+                chunk_payload(
+                    ctx.tenant_id, p.document_id, p.chunk_id, p.ordinal, p.acl, p.metadata
+                ),
+            )
+            for p in points
+        ]
+        await self._run(ctx, lambda s: s.update(qe.UpdateOperation.upsert_points(built)))
+
+    async def delete_document(self, ctx: TenantContext, document_id: str) -> None:
+        scope = edge_filter(document_scope(ctx, document_id))
+        await self._run(ctx, lambda s: s.update(qe.UpdateOperation.delete_points_by_filter(scope)))
+
+    async def set_acl(self, ctx: TenantContext, document_id: str, acl: DocumentAcl) -> None:
+        scope = edge_filter(document_scope(ctx, document_id))
+        op = qe.UpdateOperation.set_payload_by_filter(scope, acl_payload(acl))
+        await self._run(ctx, lambda s: s.update(op))
+
+    # --- reads ------------------------------------------------------------------------------
+
+    async def search(
+        self,
+        ctx: TenantContext,
+        dense: Sequence[float] | None,
+        sparse: SparseVector | None,
+        limit: int,
+        filters: SearchFilters | None = None,
+    ) -> list[SearchHit]:
+        check_search(limit, dense, sparse)
+        check_region(self.region, ctx)
+        node = search_filter(ctx, filters)
+        if isinstance(node, Never):
+            return []
+        allowed = edge_filter(node)
+        prefetch_limit = max(2 * limit, 40)
+        prefetches = []
+        if dense is not None:
+            prefetches.append(
+                qe.Prefetch(
+                    limit=prefetch_limit,
+                    query=qe.Query.Nearest(list(dense), using=DENSE),
+                    filter=allowed,
+                )
+            )
+        if sparse is not None and sparse.indices:
+            prefetches.append(
+                qe.Prefetch(
+                    limit=prefetch_limit,
+                    query=qe.Query.Nearest(
+                        qe.SparseVector(list(sparse.indices), list(sparse.values)), using=SPARSE
+                    ),
+                    filter=allowed,
+                    # IDF over this tenant's chunks only: no other tenant's vocabulary in scores.
+                    params=qe.SearchParams(idf=qe.IdfParams(corpus=edge_filter(tenant_scope(ctx)))),
+                )
+            )
+        request = qe.QueryRequest(
+            limit=limit,
+            prefetches=prefetches,
+            query=qe.Fusion.Rrf(k=RRF_K),  # type: ignore[arg-type]  # the stub omits Rrf
+            filter=allowed,
+            with_payload=True,
+        )
+        points = await self._run(ctx, lambda s: s.query(request))
+        return [
+            SearchHit(
+                chunk_id=p.payload["chunk_id"],
+                document_id=p.payload["document_id"],
+                score=p.score,
+                payload=p.payload,
+            )
+            for p in points
+        ]
+
+    async def count(self, ctx: TenantContext, document_id: str | None = None) -> int:
+        node = tenant_scope(ctx) if document_id is None else document_scope(ctx, document_id)
+        request = qe.CountRequest(exact=True, filter=edge_filter(node))
+        result: int = await self._run(ctx, lambda s: s.count(request))
+        return result

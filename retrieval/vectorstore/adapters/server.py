@@ -1,0 +1,253 @@
+"""A Qdrant server or cluster through ``qdrant-client``: the scale-out vector store.
+
+One region = one Qdrant deployment = one collection (``bulwark_chunks``) holding every tenant of
+the region, with ``tenant_id`` as a tenant-keyed payload index (``is_tenant``):
+
+* a collection per tenant multiplies HNSW graphs, segments and cluster metadata by the number of
+  tenants, and Qdrant documents one collection partitioned by a tenant payload index as the way
+  to serve many tenants; ``is_tenant`` co-locates each tenant's points on disk and lets the
+  planner search a tenant's partition directly;
+* isolation rests on the filter, not on the layout: every request below carries
+  ``tenant_id == ctx.tenant_id`` (with the ACL inside the query for searches), point ids are
+  derived from the tenant, and sparse IDF is computed over the tenant's own points;
+* regions never share a collection: each region configures its own Qdrant URL, resolved by
+  ``residency/``.
+
+The async client keeps network calls off the event loop. Its local mode (``":memory:"`` or a
+path) is brute force and only fit for tests of this code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from qdrant_client import AsyncQdrantClient
+from qdrant_client import models as m
+
+from retrieval.acl import (
+    DocumentAcl,
+    FilterNode,
+    Never,
+    Scalar,
+    SearchFilters,
+    acl_payload,
+    chunk_payload,
+    document_scope,
+    search_filter,
+    tenant_scope,
+)
+from retrieval.vectorstore import (
+    DENSE,
+    DENSE_SIZE,
+    RRF_K,
+    SPARSE,
+    ChunkPoint,
+    SearchHit,
+    SparseVector,
+    check_region,
+    check_search,
+    point_id,
+)
+from retrieval.vectorstore._filters import to_filter
+from retrieval.vectorstore.adapters.edge import KEYWORD_FIELDS
+
+if TYPE_CHECKING:
+    from auth.context import TenantContext
+
+COLLECTION = "bulwark_chunks"
+
+
+class _ClientFilters:
+    """``qdrant_client.models`` constructors for the shared filter translation."""
+
+    def match_value(self, key: str, value: Scalar) -> Any:
+        return m.FieldCondition(key=key, match=m.MatchValue(value=value))
+
+    def match_any(self, key: str, values: list[str] | list[int]) -> Any:
+        return m.FieldCondition(key=key, match=m.MatchAny(any=values))
+
+    def match_except(self, key: str, values: list[str]) -> Any:
+        return m.FieldCondition(key=key, match=m.MatchExcept(**{"except": values}))
+
+    def is_empty(self, key: str) -> Any:
+        return m.IsEmptyCondition(is_empty=m.PayloadField(key=key))
+
+    def at_most(self, key: str, value: int) -> Any:
+        return m.FieldCondition(key=key, range=m.Range(lte=value))
+
+    def filter(self, must: list[Any], should: list[Any], must_not: list[Any]) -> Any:
+        return m.Filter(must=must or None, should=should or None, must_not=must_not or None)
+
+
+_MODEL = _ClientFilters()
+
+
+def client_filter(node: FilterNode) -> m.Filter:
+    result: m.Filter = to_filter(node, _MODEL)
+    return result
+
+
+class ServerVectorStore:
+    """One region's chunks in one collection of that region's Qdrant."""
+
+    def __init__(
+        self,
+        region: str,
+        client: AsyncQdrantClient,
+        *,
+        collection: str = COLLECTION,
+        dense_size: int = DENSE_SIZE,
+    ) -> None:
+        self.region = region
+        self.client = client
+        self.collection = collection
+        self.dense_size = dense_size
+        self._ready = False
+
+    @classmethod
+    def connect(
+        cls, region: str, location: str, *, dense_size: int = DENSE_SIZE
+    ) -> ServerVectorStore:
+        """``location``: a Qdrant URL, or ``":memory:"`` / a directory for the local mode."""
+        if location.startswith(("http://", "https://")):
+            client = AsyncQdrantClient(url=location)
+        elif location == ":memory:":
+            client = AsyncQdrantClient(location=":memory:")
+        else:
+            client = AsyncQdrantClient(path=location)
+        return cls(region, client, dense_size=dense_size)
+
+    async def ensure(self, ctx: TenantContext | None = None) -> None:
+        if ctx is not None:
+            check_region(self.region, ctx)
+        if self._ready:
+            return
+        if not await self.client.collection_exists(self.collection):
+            await self.client.create_collection(
+                self.collection,
+                vectors_config={
+                    DENSE: m.VectorParams(size=self.dense_size, distance=m.Distance.COSINE)
+                },
+                sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+            )
+            indexes: list[tuple[str, Any]] = [
+                (
+                    "tenant_id",
+                    m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=True),
+                ),
+                (
+                    "classification",
+                    m.IntegerIndexParams(type=m.IntegerIndexType.INTEGER, lookup=True, range=True),
+                ),
+                *((name, m.PayloadSchemaType.KEYWORD) for name in KEYWORD_FIELDS),
+            ]
+            for name, schema in indexes:
+                await self.client.create_payload_index(
+                    self.collection, name, field_schema=schema, wait=True
+                )
+        self._ready = True
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def _scoped(self, ctx: TenantContext) -> None:
+        check_region(self.region, ctx)
+        await self.ensure()
+
+    async def upsert(self, ctx: TenantContext, points: Sequence[ChunkPoint]) -> None:
+        await self._scoped(ctx)
+        if not points:
+            return
+        built = [
+            m.PointStruct(
+                id=point_id(ctx.tenant_id, p.chunk_id),
+                vector={
+                    DENSE: list(p.dense),
+                    SPARSE: m.SparseVector(
+                        indices=list(p.sparse.indices), values=list(p.sparse.values)
+                    ),
+                },
+                payload=chunk_payload(
+                    ctx.tenant_id, p.document_id, p.chunk_id, p.ordinal, p.acl, p.metadata
+                ),
+            )
+            for p in points
+        ]
+        await self.client.upsert(self.collection, points=built, wait=True)
+
+    async def delete_document(self, ctx: TenantContext, document_id: str) -> None:
+        await self._scoped(ctx)
+        selector = m.FilterSelector(filter=client_filter(document_scope(ctx, document_id)))
+        await self.client.delete(self.collection, points_selector=selector, wait=True)
+
+    async def set_acl(self, ctx: TenantContext, document_id: str, acl: DocumentAcl) -> None:
+        await self._scoped(ctx)
+        await self.client.set_payload(
+            self.collection,
+            payload=acl_payload(acl),
+            points=m.FilterSelector(filter=client_filter(document_scope(ctx, document_id))),
+            wait=True,
+        )
+
+    async def search(
+        self,
+        ctx: TenantContext,
+        dense: Sequence[float] | None,
+        sparse: SparseVector | None,
+        limit: int,
+        filters: SearchFilters | None = None,
+    ) -> list[SearchHit]:
+        check_search(limit, dense, sparse)
+        await self._scoped(ctx)
+        node = search_filter(ctx, filters)
+        if isinstance(node, Never):
+            return []
+        allowed = client_filter(node)
+        prefetch_limit = max(2 * limit, 40)
+        prefetch = []
+        if dense is not None:
+            prefetch.append(
+                m.Prefetch(query=list(dense), using=DENSE, limit=prefetch_limit, filter=allowed)
+            )
+        if sparse is not None and sparse.indices:
+            prefetch.append(
+                m.Prefetch(
+                    query=m.SparseVector(indices=list(sparse.indices), values=list(sparse.values)),
+                    using=SPARSE,
+                    limit=prefetch_limit,
+                    filter=allowed,
+                    # IDF over this tenant's chunks only: no other tenant's vocabulary in scores.
+                    params=m.SearchParams(
+                        idf=m.IdfCorpusParams(corpus=client_filter(tenant_scope(ctx)))
+                    ),
+                )
+            )
+        response = await self.client.query_points(
+            self.collection,
+            prefetch=prefetch,
+            query=m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
+            query_filter=allowed,
+            limit=limit,
+            with_payload=True,
+        )
+        hits = []
+        for p in response.points:
+            payload = p.payload or {}
+            hits.append(
+                SearchHit(
+                    chunk_id=payload["chunk_id"],
+                    document_id=payload["document_id"],
+                    score=p.score,
+                    payload=payload,
+                )
+            )
+        return hits
+
+    async def count(self, ctx: TenantContext, document_id: str | None = None) -> int:
+        await self._scoped(ctx)
+        node = tenant_scope(ctx) if document_id is None else document_scope(ctx, document_id)
+        result = await self.client.count(
+            self.collection, count_filter=client_filter(node), exact=True
+        )
+        return result.count
