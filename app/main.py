@@ -46,6 +46,7 @@ from auth.scim import (
 )
 from auth.sso_controllers import OidcConfigController, OidcLoginController
 from keys.controllers import KmsController
+from retrieval.controllers import DocumentController, JobController, SearchController
 from tenants.controllers import TenantController
 
 TENANT_ROUTES = [
@@ -60,6 +61,9 @@ TENANT_ROUTES = [
     AuditController,
     SamlConfigController,
     AdminScimTokenController,
+    DocumentController,
+    JobController,
+    SearchController,
 ]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
 # Sign-in flows: unauthenticated by design, tenant named in the path.

@@ -17,6 +17,10 @@ from keys.services import Keyring
 from residency.database import Database
 from residency.objects import TenantObjects
 from residency.registry import RegionRegistry
+from retrieval.adapters.minilm import MiniLMTokenCounter, OnnxMiniLMEmbedder
+from retrieval.index import KnowledgeIndex
+from retrieval.jobs import JobRunner
+from retrieval.services import INGEST, IngestHandler
 
 
 @dataclass(slots=True)
@@ -33,6 +37,8 @@ class Runtime:
     oidc: KeycloakOidc
     oidc_login: OidcLogin
     oidc_callback: OidcCallback
+    knowledge: KnowledgeIndex
+    jobs: JobRunner
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -57,7 +63,9 @@ class Runtime:
         authenticator.idp_bearer = OidcBearer(
             oidc, registry, keyring.for_tenant, settings.identity, authenticator.user_principal
         )
-        return cls(
+        knowledge = KnowledgeIndex(registry, OnnxMiniLMEmbedder(threads=2), MiniLMTokenCounter())
+        jobs = JobRunner(registry, authenticator)
+        runtime = cls(
             settings=settings,
             control=control,
             registry=registry,
@@ -69,7 +77,11 @@ class Runtime:
             oidc=oidc,
             oidc_login=oidc_login,
             oidc_callback=OidcCallback(oidc_login, registry, keyring.for_tenant),
+            knowledge=knowledge,
+            jobs=jobs,
         )
+        jobs.handler(INGEST, IngestHandler(registry, keyring, knowledge, runtime.tenant_objects))
+        return runtime
 
     def tenant_objects(self, session: AsyncSession, ctx: TenantContext) -> TenantObjects:
         """The tenant's sealed objects in its own region's object store."""
@@ -78,5 +90,7 @@ class Runtime:
         )
 
     async def dispose(self) -> None:
+        await self.jobs.drain()
+        await self.knowledge.close()
         await self.control.dispose()
         await self.registry.dispose()

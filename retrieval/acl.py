@@ -158,8 +158,10 @@ def chunk_payload(
     ordinal: int,
     acl: DocumentAcl,
     metadata: Mapping[str, Scalar | Sequence[Scalar]] | None = None,
+    sealed: str | None = None,
 ) -> dict[str, Any]:
-    """The full payload stored with one chunk's vectors. No chunk text: that stays sealed."""
+    """The full payload stored with one chunk's vectors. The chunk's text (and heading path)
+    only ever as ``sealed``: a base64 envelope under the tenant's keys."""
     meta: dict[str, Any] = {}
     for key, value in (metadata or {}).items():
         if not METADATA_KEY.match(key):
@@ -172,6 +174,7 @@ def chunk_payload(
         "ordinal": ordinal,
         **acl_payload(acl),
         METADATA_PREFIX: meta,
+        "sealed": sealed,
     }
 
 

@@ -43,34 +43,59 @@ def provide_documents(
     audit: NamedDependency[AuditLog],
 ) -> DocumentService:
     runtime = get_runtime(request)
-    return DocumentService(db, ctx, runtime.keyring.for_tenant(db, ctx),
-                           runtime.tenant_objects(db, ctx), runtime.knowledge, runtime.jobs,
-                           audit)
+    return DocumentService(
+        db,
+        ctx,
+        runtime.keyring.for_tenant(db, ctx),
+        runtime.tenant_objects(db, ctx),
+        runtime.knowledge,
+        runtime.jobs,
+        audit,
+    )
 
 
-async def document_read(documents: DocumentService, document: Document,
-                        title: str | None = None) -> DocumentRead:
+async def document_read(
+    documents: DocumentService, document: Document, title: str | None = None
+) -> DocumentRead:
     return DocumentRead(
         id=document.id,
         title=title if title is not None else (await documents.titles([document]))[document.id],
-        external_id=document.external_id, source_uri=await documents.source_uri(document),
-        media_type=document.media_type, size_bytes=document.size_bytes,
-        version=document.version, status=document.status, chunk_count=document.chunk_count,
-        owner_id=document.owner_id, acl=document.acl, metadata=document.meta,
-        created_at=document.created_at, updated_at=document.updated_at,
+        external_id=document.external_id,
+        source_uri=await documents.source_uri(document),
+        media_type=document.media_type,
+        size_bytes=document.size_bytes,
+        version=document.version,
+        status=document.status,
+        chunk_count=document.chunk_count,
+        owner_id=document.owner_id,
+        acl=document.acl,
+        metadata=document.meta,
+        created_at=document.created_at,
+        updated_at=document.updated_at,
     )
 
 
 def job_read(job: Job) -> JobRead:
-    return JobRead(id=job.id, kind=job.kind, document_id=job.document_id,
-                   status=JobStatus(job.status), attempts=job.attempts, error_code=job.error_code,
-                   error_detail=job.error_detail, created_at=job.created_at,
-                   finished_at=job.finished_at)
+    return JobRead(
+        id=job.id,
+        kind=job.kind,
+        document_id=job.document_id,
+        status=JobStatus(job.status),
+        attempts=job.attempts,
+        error_code=job.error_code,
+        error_detail=job.error_detail,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+    )
 
 
 def accepted(document: Document, job: Job | None, duplicate: bool) -> DocumentAccepted:
-    return DocumentAccepted(document_id=document.id, job_id=job.id if job else None,
-                            version=document.version, duplicate=duplicate)
+    return DocumentAccepted(
+        document_id=document.id,
+        job_id=job.id if job else None,
+        version=document.version,
+        duplicate=duplicate,
+    )
 
 
 class UploadForm(msgspec.Struct):
@@ -96,19 +121,38 @@ class DocumentController(Controller):
     guards = [requires_tenant]
     dependencies = _DEPENDENCIES
 
-    @post("/", status_code=202, responses=problem_responses(413, 415, 422),
-          summary="Add a document (or a new version by external_id); ingestion is a job")
-    async def create_document(self, documents: NamedDependency[DocumentService],
-                              data: JSONBody[DocumentCreate]) -> DocumentAccepted:
-        return accepted(*await documents.submit(Upload(
-            title=data.title, content=data.text.encode(), media_type=TEXT_MEDIA_TYPE,
-            external_id=data.external_id, source_uri=data.source_uri, metadata=data.metadata,
-            acl=data.acl)))
+    @post(
+        "/",
+        status_code=202,
+        responses=problem_responses(413, 415, 422),
+        summary="Add a document (or a new version by external_id); ingestion is a job",
+    )
+    async def create_document(
+        self, documents: NamedDependency[DocumentService], data: JSONBody[DocumentCreate]
+    ) -> DocumentAccepted:
+        return accepted(
+            *await documents.submit(
+                Upload(
+                    title=data.title,
+                    content=data.text.encode(),
+                    media_type=TEXT_MEDIA_TYPE,
+                    external_id=data.external_id,
+                    source_uri=data.source_uri,
+                    metadata=data.metadata,
+                    acl=data.acl,
+                )
+            )
+        )
 
-    @post("/upload", status_code=202, responses=problem_responses(413, 415, 422),
-          summary="Upload a file (txt, md, html, pdf, docx) as multipart/form-data")
+    @post(
+        "/upload",
+        status_code=202,
+        responses=problem_responses(413, 415, 422),
+        summary="Upload a file (txt, md, html, pdf, docx) as multipart/form-data",
+    )
     async def upload_document(
-        self, documents: NamedDependency[DocumentService],
+        self,
+        documents: NamedDependency[DocumentService],
         data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
     ) -> DocumentAccepted:
         content = await data.file.read()
@@ -119,36 +163,57 @@ class DocumentController(Controller):
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 raise InvalidInput(f"Invalid acl: {exc}") from None
         title = (data.title or data.file.filename or "untitled")[:500]
-        return accepted(*await documents.submit(Upload(
-            title=title, content=content,
-            media_type=(data.file.content_type or "application/octet-stream").split(";")[0],
-            external_id=data.external_id, source_uri=data.source_uri, acl=acl)))
+        return accepted(
+            *await documents.submit(
+                Upload(
+                    title=title,
+                    content=content,
+                    media_type=(data.file.content_type or "application/octet-stream").split(";")[0],
+                    external_id=data.external_id,
+                    source_uri=data.source_uri,
+                    acl=acl,
+                )
+            )
+        )
 
     @get("/", responses=problem_responses(), summary="Documents the caller may read")
-    async def list_documents(self, documents: NamedDependency[DocumentService],
-                             limit: Limit = 100, offset: Offset = 0) -> DocumentPage:
+    async def list_documents(
+        self, documents: NamedDependency[DocumentService], limit: Limit = 100, offset: Offset = 0
+    ) -> DocumentPage:
         rows, more = await documents.page(limit=limit, offset=offset)
         titles = await documents.titles(rows)
         return DocumentPage(
             items=[await document_read(documents, row, titles[row.id]) for row in rows],
-            next_offset=offset + limit if more else None)
+            next_offset=offset + limit if more else None,
+        )
 
     @get("/{document_id:uuid}", responses=problem_responses(404), summary="Read a document")
-    async def get_document(self, documents: NamedDependency[DocumentService],
-                           document_id: FromPath[uuid.UUID]) -> DocumentRead:
+    async def get_document(
+        self, documents: NamedDependency[DocumentService], document_id: FromPath[uuid.UUID]
+    ) -> DocumentRead:
         return await document_read(documents, await documents.readable(document_id))
 
-    @patch("/{document_id:uuid}/acl", responses=problem_responses(404),
-           summary="Change who may read a document (applies to the next search)")
-    async def patch_acl(self, documents: NamedDependency[DocumentService],
-                        document_id: FromPath[uuid.UUID],
-                        data: JSONBody[AclSpec]) -> DocumentRead:
+    @patch(
+        "/{document_id:uuid}/acl",
+        responses=problem_responses(404),
+        summary="Change who may read a document (applies to the next search)",
+    )
+    async def patch_acl(
+        self,
+        documents: NamedDependency[DocumentService],
+        document_id: FromPath[uuid.UUID],
+        data: JSONBody[AclSpec],
+    ) -> DocumentRead:
         return await document_read(documents, await documents.set_acl(document_id, data))
 
-    @delete("/{document_id:uuid}", responses=problem_responses(404),
-            summary="Delete a document: its vectors, sealed file and record")
-    async def delete_document(self, documents: NamedDependency[DocumentService],
-                              document_id: FromPath[uuid.UUID]) -> None:
+    @delete(
+        "/{document_id:uuid}",
+        responses=problem_responses(404),
+        summary="Delete a document: its vectors, sealed file and record",
+    )
+    async def delete_document(
+        self, documents: NamedDependency[DocumentService], document_id: FromPath[uuid.UUID]
+    ) -> None:
         await documents.delete(document_id)
 
 
@@ -160,8 +225,9 @@ class JobController(Controller):
     dependencies = _DEPENDENCIES
 
     @get("/{job_id:uuid}", responses=problem_responses(404), summary="An ingestion job's status")
-    async def get_job(self, documents: NamedDependency[DocumentService],
-                      job_id: FromPath[uuid.UUID]) -> JobRead:
+    async def get_job(
+        self, documents: NamedDependency[DocumentService], job_id: FromPath[uuid.UUID]
+    ) -> JobRead:
         return job_read(await documents.job(job_id))
 
 
@@ -172,20 +238,35 @@ class SearchController(Controller):
     guards = [requires_tenant]
     dependencies = _DEPENDENCIES
 
-    @post("/", status_code=200, responses=problem_responses(),
-          summary="Hybrid search over the chunks the caller may read (ABAC inside the query)")
-    async def search(self, request: Request[Any, Any, Any],
-                     documents: NamedDependency[DocumentService],
-                     ctx: NamedDependency[TenantContext],
-                     data: JSONBody[SearchRequest]) -> SearchResponse:
+    @post(
+        "/",
+        status_code=200,
+        responses=problem_responses(),
+        summary="Hybrid search over the chunks the caller may read (ABAC inside the query)",
+    )
+    async def search(
+        self,
+        request: Request[Any, Any, Any],
+        documents: NamedDependency[DocumentService],
+        ctx: NamedDependency[TenantContext],
+        data: JSONBody[SearchRequest],
+    ) -> SearchResponse:
         hits = await get_runtime(request).knowledge.search(
-            ctx, documents.keys, data.query, top_k=data.top_k, filters=data.filters)
+            ctx, documents.keys, data.query, top_k=data.top_k, filters=data.filters
+        )
         ids = list({uuid.UUID(h.document_id) for h in hits})
         rows = [d for d in [await documents.documents.get(i) for i in ids] if d is not None]
         titles = await documents.titles(rows)
-        return SearchResponse(hits=[
-            SearchHit(chunk_id=h.chunk_id, document_id=uuid.UUID(h.document_id),
-                      title=titles.get(uuid.UUID(h.document_id), ""),
-                      heading_path=h.heading_path, score=h.score, text=h.text)
-            for h in hits
-        ])
+        return SearchResponse(
+            hits=[
+                SearchHit(
+                    chunk_id=h.chunk_id,
+                    document_id=uuid.UUID(h.document_id),
+                    title=titles.get(uuid.UUID(h.document_id), ""),
+                    heading_path=h.heading_path,
+                    score=h.score,
+                    text=h.text,
+                )
+                for h in hits
+            ]
+        )

@@ -42,16 +42,26 @@ class PermanentJobError(Exception):
 
 
 class JobRunner:
-    def __init__(self, registry: RegionRegistry, authenticator: AuthenticationService, *,
-                 broker: AsyncBroker | None = None, max_attempts: int = 4,
-                 base_delay: float = 0.5) -> None:
+    def __init__(
+        self,
+        registry: RegionRegistry,
+        authenticator: AuthenticationService,
+        *,
+        broker: AsyncBroker | None = None,
+        max_attempts: int = 4,
+        base_delay: float = 0.5,
+    ) -> None:
         self.registry = registry
         self.authenticator = authenticator
         self.broker = broker or InMemoryBroker()
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.handlers: dict[str, Handler] = {}
-        self._task = self.broker.register_task(self._run, task_name="bulwark.job")
+
+        async def run_job(tenant_id: str, job_id: str) -> None:
+            await self._run(tenant_id, job_id)
+
+        self._task = self.broker.register_task(run_job, task_name="bulwark.job")
 
     def handler(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
@@ -62,8 +72,8 @@ class JobRunner:
     async def drain(self) -> None:
         """Wait for in-process jobs to finish (tests, shutdown)."""
         if isinstance(self.broker, InMemoryBroker):
-            while self.broker._running_tasks:  # noqa: SLF001 - taskiq exposes no public wait
-                await asyncio.gather(*list(self.broker._running_tasks))  # noqa: SLF001
+            while self.broker._running_tasks:
+                await asyncio.gather(*list(self.broker._running_tasks))
 
     async def _run(self, tenant_id: str, job_id: str) -> None:
         route = await self.authenticator.tenant_route(uuid.UUID(tenant_id))
@@ -83,11 +93,13 @@ class JobRunner:
                 await self._finish(ctx, job.id, JobStatus.FAILED, exc.code, exc.detail)
                 return
             except (AppError, OSError, TimeoutError, RuntimeError) as exc:
-                log.warning("job_attempt_failed", job_id=job_id, attempt=attempt,
-                            error=type(exc).__name__)
+                log.warning(
+                    "job_attempt_failed", job_id=job_id, attempt=attempt, error=type(exc).__name__
+                )
                 if attempt == self.max_attempts:
-                    await self._finish(ctx, job.id, JobStatus.FAILED, "retries_exhausted",
-                                       type(exc).__name__)
+                    await self._finish(
+                        ctx, job.id, JobStatus.FAILED, "retries_exhausted", type(exc).__name__
+                    )
                     return
                 await self._set_status(ctx, job.id, JobStatus.QUEUED)
                 await asyncio.sleep(self.base_delay * 2 ** (attempt - 1))
@@ -110,8 +122,14 @@ class JobRunner:
             if job is not None:
                 job.status = status
 
-    async def _finish(self, ctx: TenantContext, job_id: uuid.UUID, status: JobStatus,
-                      code: str | None, detail: str | None) -> None:
+    async def _finish(
+        self,
+        ctx: TenantContext,
+        job_id: uuid.UUID,
+        status: JobStatus,
+        code: str | None,
+        detail: str | None,
+    ) -> None:
         async with self.registry.tenant_transaction(ctx) as session:
             job = await JobRepository(session, ctx).get(job_id)
             if job is not None:

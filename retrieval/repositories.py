@@ -23,29 +23,35 @@ class _Scoped:
 class DocumentRepository(_Scoped):
     async def get(self, document_id: uuid.UUID) -> Document | None:
         result = await self.session.execute(
-            select(Document).where(Document.tenant_id == self.ctx.tenant_id,
-                                   Document.id == document_id)
+            select(Document).where(
+                Document.tenant_id == self.ctx.tenant_id, Document.id == document_id
+            )
         )
         return result.scalar_one_or_none()
 
     async def by_external_id(self, external_id: str) -> Document | None:
         result = await self.session.execute(
-            select(Document).where(Document.tenant_id == self.ctx.tenant_id,
-                                   Document.external_id == external_id)
+            select(Document).where(
+                Document.tenant_id == self.ctx.tenant_id, Document.external_id == external_id
+            )
         )
         return result.scalar_one_or_none()
 
     async def by_content_hash(self, content_hash: str) -> Document | None:
         result = await self.session.execute(
             select(Document)
-            .where(Document.tenant_id == self.ctx.tenant_id,
-                   Document.content_hash == content_hash, Document.external_id.is_(None))
+            .where(
+                Document.tenant_id == self.ctx.tenant_id,
+                Document.content_hash == content_hash,
+                Document.external_id.is_(None),
+            )
             .limit(1)
         )
         return result.scalar_one_or_none()
 
-    async def batch(self, *, after: tuple[object, uuid.UUID] | None, size: int
-                    ) -> Sequence[Document]:
+    async def batch(
+        self, *, after: tuple[object, uuid.UUID] | None, size: int
+    ) -> Sequence[Document]:
         query = select(Document).where(Document.tenant_id == self.ctx.tenant_id)
         if after is not None:
             created, last_id = after
@@ -66,8 +72,9 @@ class DocumentRepository(_Scoped):
 
     async def remove(self, document: Document) -> None:
         await self.session.execute(
-            delete(Document).where(Document.tenant_id == self.ctx.tenant_id,
-                                   Document.id == document.id)
+            delete(Document).where(
+                Document.tenant_id == self.ctx.tenant_id, Document.id == document.id
+            )
         )
 
 

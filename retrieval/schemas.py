@@ -28,13 +28,16 @@ class AclSpec(msgspec.Struct, forbid_unknown_fields=True):
 
     visibility: Visibility = Visibility.RESTRICTED
     groups: Annotated[list[uuid.UUID], msgspec.Meta(max_length=200)] = msgspec.field(
-        default_factory=list)
+        default_factory=list
+    )
     users: Annotated[list[uuid.UUID], msgspec.Meta(max_length=200)] = msgspec.field(
-        default_factory=list)
-    classification: Annotated[int, msgspec.Meta(ge=0, le=3)] = 1
+        default_factory=list
+    )
+    classification: Annotated[int, msgspec.Meta(ge=0, le=3)] = 0
     attributes: Annotated[
-        dict[AttributeKey, Annotated[list[AttributeValue], msgspec.Meta(min_length=1,
-                                                                        max_length=50)]],
+        dict[
+            AttributeKey, Annotated[list[AttributeValue], msgspec.Meta(min_length=1, max_length=50)]
+        ],
         msgspec.Meta(max_length=20),
     ] = msgspec.field(default_factory=dict)
 
@@ -45,7 +48,8 @@ class DocumentCreate(msgspec.Struct, forbid_unknown_fields=True):
     external_id: ExternalId | None = None
     source_uri: SourceUri | None = None
     metadata: Annotated[dict[MetaKey, MetaValue], msgspec.Meta(max_length=20)] = msgspec.field(
-        default_factory=dict)
+        default_factory=dict
+    )
     # Omitted: only the uploader may read the document.
     acl: AclSpec | None = None
 
@@ -103,7 +107,8 @@ class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
     top_k: Annotated[int, msgspec.Meta(ge=1, le=50)] = 8
     # Metadata equality filters: they only ever narrow what the caller may read.
     filters: Annotated[dict[MetaKey, MetaValue], msgspec.Meta(max_length=10)] = msgspec.field(
-        default_factory=dict)
+        default_factory=dict
+    )
 
 
 class SearchHit(msgspec.Struct):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,18 +19,21 @@ from app.errors import Forbidden, NotFound
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth.context import Role, TenantContext
-from keys.services import TenantKeys
+from keys.services import Keyring, TenantKeys
 from residency.database import after_commit
 from residency.objects import TenantObjects
+from residency.registry import RegionRegistry
 from retrieval.acl import DocumentAcl, may_read
+from retrieval.errors import UnparseableDocument, UnsupportedMediaType
 from retrieval.index import KnowledgeIndex
-from retrieval.jobs import JobRunner
+from retrieval.jobs import JobRunner, PermanentJobError
 from retrieval.models import Document, Job
 from retrieval.repositories import DocumentRepository, JobRepository
 from retrieval.schemas import AclSpec, JobStatus
 
 INGEST = "ingest"
-TEXT_MEDIA_TYPE = "text/plain"
+# Text sent as JSON is read as Markdown (plain prose is valid Markdown).
+TEXT_MEDIA_TYPE = "text/markdown"
 
 
 class DocumentNotFound(NotFound):
@@ -75,31 +78,53 @@ def acl_json(spec: AclSpec | None, owner: uuid.UUID | None) -> dict[str, Any]:
         acl = DocumentAcl.owner_only(owner) if owner else DocumentAcl()
     else:
         acl = DocumentAcl(
-            visibility=spec.visibility.value, groups=tuple(str(g) for g in spec.groups),
-            users=tuple(str(u) for u in spec.users), classification=spec.classification,
+            visibility=spec.visibility.value,
+            groups=tuple(str(g) for g in spec.groups),
+            users=tuple(str(u) for u in spec.users),
+            classification=spec.classification,
             attributes={k: tuple(v) for k, v in spec.attributes.items()},
             owner=str(owner) if owner else None,
         )
-    return {"visibility": acl.visibility, "groups": list(acl.groups), "users": list(acl.users),
-            "classification": acl.classification,
-            "attributes": {k: list(v) for k, v in acl.attributes.items()}, "owner": acl.owner}
+    return {
+        "visibility": acl.visibility,
+        "groups": list(acl.groups),
+        "users": list(acl.users),
+        "classification": acl.classification,
+        "attributes": {k: list(v) for k, v in acl.attributes.items()},
+        "owner": acl.owner,
+    }
 
 
 class Upload:
     """What a caller sends: content and its description, whichever way it came (JSON or file)."""
 
-    def __init__(self, *, title: str, content: bytes, media_type: str,
-                 external_id: str | None = None, source_uri: str | None = None,
-                 metadata: dict[str, str] | None = None, acl: AclSpec | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        title: str,
+        content: bytes,
+        media_type: str,
+        external_id: str | None = None,
+        source_uri: str | None = None,
+        metadata: dict[str, str] | None = None,
+        acl: AclSpec | None = None,
+    ) -> None:
         self.title, self.content, self.media_type = title, content, media_type
         self.external_id, self.source_uri = external_id, source_uri
         self.metadata, self.acl = metadata or {}, acl
 
 
 class DocumentService:
-    def __init__(self, session: AsyncSession, ctx: TenantContext, keys: TenantKeys,
-                 objects: TenantObjects, index: KnowledgeIndex, jobs: JobRunner,
-                 audit: AuditLog) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        ctx: TenantContext,
+        keys: TenantKeys,
+        objects: TenantObjects,
+        index: KnowledgeIndex,
+        jobs: JobRunner,
+        audit: AuditLog,
+    ) -> None:
         self.session = session
         self.ctx = ctx
         self.keys = keys
@@ -115,8 +140,11 @@ class DocumentService:
         """Store a new document or version and queue its ingestion. The same content again is
         no new work; the same external id with new content is a new version."""
         digest = hashlib.sha256(upload.content).hexdigest()
-        existing = (await self.documents.by_external_id(upload.external_id)
-                    if upload.external_id else await self.documents.by_content_hash(digest))
+        existing = (
+            await self.documents.by_external_id(upload.external_id)
+            if upload.external_id
+            else await self.documents.by_content_hash(digest)
+        )
         if existing is not None and existing.content_hash == digest:
             return existing, None, True
         if existing is not None:
@@ -124,13 +152,20 @@ class DocumentService:
             document = existing
             document.version += 1
         else:
-            document = Document(id=uuid.uuid4(), owner_id=self.ctx.user_id, version=1,
-                                external_id=upload.external_id)
-        document.sealed_title = await self.keys.seal("document-title", str(document.id),
-                                                     upload.title.encode())
+            document = Document(
+                id=uuid.uuid4(),
+                owner_id=self.ctx.user_id,
+                version=1,
+                external_id=upload.external_id,
+            )
+        document.sealed_title = await self.keys.seal(
+            "document-title", str(document.id), upload.title.encode()
+        )
         document.sealed_source_uri = (
             await self.keys.seal("document-source", str(document.id), upload.source_uri.encode())
-            if upload.source_uri else None)
+            if upload.source_uri
+            else None
+        )
         document.media_type, document.size_bytes = upload.media_type, len(upload.content)
         document.content_hash, document.status = digest, "processing"
         document.meta = dict(upload.metadata)
@@ -138,45 +173,69 @@ class DocumentService:
             document.acl = acl_json(upload.acl, self.ctx.user_id)
         if existing is None:
             await self.documents.add(document)
-        await self.objects.put("document", f"{document.id.hex}-v{document.version}",
-                               upload.content)
-        job = await self.job_rows.add(Job(id=uuid.uuid4(), kind=INGEST, document_id=document.id,
-                                          document_version=document.version,
-                                          status=JobStatus.QUEUED))
+        await self.objects.put("document", f"{document.id.hex}-v{document.version}", upload.content)
+        job = await self.job_rows.add(
+            Job(
+                id=uuid.uuid4(),
+                kind=INGEST,
+                document_id=document.id,
+                document_version=document.version,
+                status=JobStatus.QUEUED,
+            )
+        )
         await self.audit.record(
-            AuditAction.DOCUMENT_UPLOADED, resource_type=ResourceType.DOCUMENT,
-            resource_id=document.id, detail={"version": document.version,
-                                             "size": document.size_bytes, "job_id": job.id},
+            AuditAction.DOCUMENT_UPLOADED,
+            resource_type=ResourceType.DOCUMENT,
+            resource_id=document.id,
+            detail={"version": document.version, "size": document.size_bytes, "job_id": job.id},
         )
         tenant_id, job_id = self.ctx.tenant_id, job.id
         after_commit(self.session, lambda: self.jobs.enqueue(tenant_id, job_id))
         return document, job, False
 
     async def set_acl(self, document_id: uuid.UUID, spec: AclSpec) -> Document:
-        document = await self.readable(document_id)
-        self._require_owner_or_admin(document)
+        document = await self.manageable(document_id)
         document.acl = acl_json(spec, document.owner_id)
         await self.session.flush()
         # In the vector store before the response: the next search already obeys it.
         await self.index.set_acl(self.ctx, document.id, document_acl(document))
         await self.audit.record(
-            AuditAction.DOCUMENT_ACL_CHANGED, resource_type=ResourceType.DOCUMENT,
+            AuditAction.DOCUMENT_ACL_CHANGED,
+            resource_type=ResourceType.DOCUMENT,
             resource_id=document.id,
-            detail={"visibility": document.acl["visibility"],
-                    "groups": len(document.acl["groups"]), "users": len(document.acl["users"]),
-                    "classification": document.acl["classification"]},
+            detail={
+                "visibility": document.acl["visibility"],
+                "groups": len(document.acl["groups"]),
+                "users": len(document.acl["users"]),
+                "classification": document.acl["classification"],
+            },
         )
         return document
 
     async def delete(self, document_id: uuid.UUID) -> None:
-        document = await self.readable(document_id)
-        self._require_owner_or_admin(document)
+        document = await self.manageable(document_id)
         await self.index.delete(self.ctx, document.id)
         for version in range(1, document.version + 1):
             await self.objects.delete("document", f"{document.id.hex}-v{version}")
         await self.documents.remove(document)
-        await self.audit.record(AuditAction.DOCUMENT_DELETED, resource_type=ResourceType.DOCUMENT,
-                                resource_id=document.id)
+        await self.audit.record(
+            AuditAction.DOCUMENT_DELETED,
+            resource_type=ResourceType.DOCUMENT,
+            resource_id=document.id,
+        )
+
+    async def manageable(self, document_id: uuid.UUID) -> Document:
+        """A document the caller may manage (owner or tenant admin), whether or not its ACL
+        lets them read it; a reader who may not manage it gets 403, anyone else 404."""
+        document = await self.documents.get(document_id)
+        if document is None:
+            raise DocumentNotFound()
+        owner = document.owner_id is not None and document.owner_id == self.ctx.user_id
+        if owner or self.ctx.has_role(Role.TENANT_ADMIN):
+            return document
+        if self.may_read(document):
+            raise NotDocumentOwner()
+        raise DocumentNotFound()
 
     def _require_owner_or_admin(self, document: Document) -> None:
         if document.owner_id != self.ctx.user_id and not self.ctx.has_role(Role.TENANT_ADMIN):
@@ -210,21 +269,82 @@ class DocumentService:
         return readable[:limit], len(readable) > limit
 
     async def titles(self, documents: Sequence[Document]) -> dict[uuid.UUID, str]:
-        return {d.id: (await self.keys.open("document-title", str(d.id), d.sealed_title)).decode()
-                for d in documents}
+        return {
+            d.id: (await self.keys.open("document-title", str(d.id), d.sealed_title)).decode()
+            for d in documents
+        }
 
     async def source_uri(self, document: Document) -> str | None:
         if document.sealed_source_uri is None:
             return None
-        return (await self.keys.open("document-source", str(document.id),
-                                     document.sealed_source_uri)).decode()
+        return (
+            await self.keys.open("document-source", str(document.id), document.sealed_source_uri)
+        ).decode()
 
     async def job(self, job_id: uuid.UUID) -> Job:
         job = await self.job_rows.get(job_id)
         if job is None:
             raise JobNotFound()
-        if job.document_id is not None:
+        # A job holds no content: its document's owner, its readers and tenant admins see it.
+        if job.document_id is not None and not self.ctx.has_role(Role.TENANT_ADMIN):
             document = await self.documents.get(job.document_id)
-            if document is not None and not self.may_read(document):
+            if (
+                document is not None
+                and document.owner_id != self.ctx.user_id
+                and not (self.may_read(document))
+            ):
                 raise JobNotFound()
         return job
+
+
+class IngestHandler:
+    """The ``ingest`` job: read the sealed original, index it, record the outcome.
+
+    The index work (parsing, embedding) runs in a read-only transaction — it only reads the
+    tenant's data keys — so a long ingestion never holds a write lock; the outcome is written in
+    a short transaction of its own. A job for a version that was replaced meanwhile does nothing.
+    """
+
+    def __init__(
+        self,
+        registry: RegionRegistry,
+        keyring: Keyring,
+        index: KnowledgeIndex,
+        objects_for: Callable[[AsyncSession, TenantContext], TenantObjects],
+    ) -> None:
+        self.registry = registry
+        self.keyring = keyring
+        self.index = index
+        self.objects_for = objects_for
+
+    async def __call__(self, ctx: TenantContext, job: Job) -> None:
+        if job.document_id is None:
+            raise PermanentJobError("no_document", "the job names no document")
+        try:
+            async with self.registry.tenant_transaction(ctx, read_only=True) as session:
+                document = await DocumentRepository(session, ctx).get(job.document_id)
+                if document is None or document.version != job.document_version:
+                    return
+                data = await self.objects_for(session, ctx).get(
+                    "document", f"{document.id.hex}-v{document.version}"
+                )
+                count = await self.index.ingest(
+                    ctx,
+                    self.keyring.for_tenant(session, ctx),
+                    document_id=document.id,
+                    version=document.version,
+                    data=data,
+                    media_type=document.media_type,
+                    acl=document_acl(document),
+                    metadata=document.meta,
+                )
+        except (UnsupportedMediaType, UnparseableDocument) as exc:
+            await self._outcome(ctx, job, "failed", 0)
+            raise PermanentJobError(exc.code, exc.detail) from None
+        await self._outcome(ctx, job, "ready", count)
+
+    async def _outcome(self, ctx: TenantContext, job: Job, status: str, chunks: int) -> None:
+        async with self.registry.tenant_transaction(ctx) as session:
+            document = await DocumentRepository(session, ctx).get(job.document_id)  # type: ignore[arg-type]
+            if document is not None and document.version == job.document_version:
+                document.status, document.chunk_count = status, chunks

@@ -66,6 +66,8 @@ class ChunkPoint:
     sparse: SparseVector
     acl: DocumentAcl
     metadata: Mapping[str, Scalar | Sequence[Scalar]] = field(default_factory=dict)
+    # The chunk's text and heading path, sealed with the tenant's keys (base64).
+    sealed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ joining this suite.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -51,6 +52,14 @@ ISOLATION_ROUTES = {
     ("GET", "/auth/{tenant:str}/saml/login"),
     ("POST", "/auth/{tenant:str}/saml/acs"),
     ("POST", "/v1/admin/scim-token"),
+    ("POST", "/v1/documents"),
+    ("POST", "/v1/documents/upload"),
+    ("GET", "/v1/documents"),
+    ("GET", "/v1/documents/{document_id:uuid}"),
+    ("PATCH", "/v1/documents/{document_id:uuid}/acl"),
+    ("DELETE", "/v1/documents/{document_id:uuid}"),
+    ("GET", "/v1/jobs/{job_id:uuid}"),
+    ("POST", "/v1/search"),
 }
 # SCIM, reached with a tenant's SCIM token (see test_scim_token_reaches_only_its_own_tenant).
 _SCIM = "/scim/v2/{tenant:str}"
@@ -430,3 +439,30 @@ async def test_scim_token_reaches_only_its_own_tenant(
     assert [m["value"] for m in read.json()["members"]] == [user["id"]]
     a_user = await api.client.get(f"{a_scim}/Users/{user['id']}", headers=a_token)
     assert a_user.json()["userName"] == user["email"]
+
+
+@pytest.mark.parametrize("intruder", ["b", "c"])
+async def test_documents_and_search_are_per_tenant(
+    api: Api, world: dict[str, Any], intruder: str
+) -> None:
+    from tests.integration.retrieval.test_documents import add, search
+
+    a: TenantHandle = world["a"]
+    other: TenantHandle = world[intruder]
+    sentence = f"The vault combination for site {uuid.uuid4().hex[:6]} is 31-7-59."
+    doc = await add(api, a, "Vault", f"# Vault\n\n{sentence}", acl={"visibility": "tenant"})
+    assert await search(api, a.admin, sentence)
+    assert await search(api, other.admin, sentence) == []
+    doc_id, job_id = doc["document_id"], doc["job_id"]
+    for response in (
+        await api.client.get(f"/v1/documents/{doc_id}", headers=other.admin),
+        await api.client.patch(
+            f"/v1/documents/{doc_id}/acl", json={"visibility": "tenant"}, headers=other.admin
+        ),
+        await api.client.delete(f"/v1/documents/{doc_id}", headers=other.admin),
+        await api.client.get(f"/v1/jobs/{job_id}", headers=other.admin),
+    ):
+        assert_problem(response, 404)
+    listed = (await api.client.get("/v1/documents", headers=other.admin)).json()["items"]
+    assert doc_id not in {d["id"] for d in listed}
+    assert (await api.client.get(f"/v1/documents/{doc_id}", headers=a.admin)).status_code == 200

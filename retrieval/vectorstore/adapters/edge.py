@@ -172,7 +172,7 @@ class EdgeVectorStore:
                     SPARSE: qe.SparseVector(list(p.sparse.indices), list(p.sparse.values)),
                 },
                 chunk_payload(
-                    ctx.tenant_id, p.document_id, p.chunk_id, p.ordinal, p.acl, p.metadata
+                    ctx.tenant_id, p.document_id, p.chunk_id, p.ordinal, p.acl, p.metadata, p.sealed
                 ),
             )
             for p in points

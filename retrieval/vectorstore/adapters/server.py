@@ -169,7 +169,7 @@ class ServerVectorStore:
                     ),
                 },
                 payload=chunk_payload(
-                    ctx.tenant_id, p.document_id, p.chunk_id, p.ordinal, p.acl, p.metadata
+                    ctx.tenant_id, p.document_id, p.chunk_id, p.ordinal, p.acl, p.metadata, p.sealed
                 ),
             )
             for p in points

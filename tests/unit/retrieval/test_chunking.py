@@ -20,7 +20,7 @@ WORDS = _VOCABULARY.split()
 
 
 def prose(seed: int, sentences: int) -> str:
-    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    rng = random.Random(seed)
     return " ".join(
         " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 25))).capitalize() + "."
         for _ in range(sentences)

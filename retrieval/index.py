@@ -1,0 +1,156 @@
+"""The knowledge index: from a document's bytes to searchable, sealed, ACL-tagged chunks, and
+back from a query to the chunks the asker may read.
+
+Ingest: parse → chunk (structure-aware, token-bounded) → DLP hook (a no-op until the DLP issue)
+→ dense embedding (ONNX MiniLM) and BM25 sparse vector → upsert into the tenant's region's
+vector store with the ACL in the payload and the chunk text sealed under the tenant's keys.
+Search: one hybrid query (dense + sparse prefetch, RRF) with the ABAC filter inside it; the hits'
+text is opened only after the store has decided what the asker may see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from auth.context import TenantContext
+from keys.services import TenantKeys
+from residency.registry import RegionRegistry
+from retrieval import sparse as bm25
+from retrieval.acl import DocumentAcl, SearchFilters
+from retrieval.chunking import Chunk, TokenCounter, chunk_blocks
+from retrieval.embeddings import Embedder
+from retrieval.parsing import parse_document
+from retrieval.vectorstore import ChunkPoint, SparseVector, VectorStore, open_vector_store
+
+CHUNK_KIND = "chunk"
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    chunk_id: str
+    document_id: str
+    score: float
+    heading_path: list[str]
+    text: str
+
+
+def dlp_hook(chunks: list[Chunk]) -> list[Chunk]:
+    """Where the DLP issue redacts personal data in chunks before they are embedded."""
+    return chunks
+
+
+class KnowledgeIndex:
+    def __init__(self, registry: RegionRegistry, embedder: Embedder, counter: TokenCounter) -> None:
+        self.registry = registry
+        self.embedder = embedder
+        self.counter = counter
+        self._stores: dict[str, VectorStore] = {}
+        self._ready: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    async def store(self, ctx: TenantContext) -> VectorStore:
+        """The vector store of the tenant's own region (opened once, never another region's)."""
+        region = ctx.region
+        async with self._lock:
+            store = self._stores.get(region)
+            if store is None:
+                store = open_vector_store(
+                    region, self.registry.vector_store_for(ctx), dense_size=self.embedder.dimension
+                )
+                self._stores[region] = store
+            if region not in self._ready:
+                await store.ensure(ctx)
+                self._ready.add(region)
+        return store
+
+    async def ingest(
+        self,
+        ctx: TenantContext,
+        keys: TenantKeys,
+        *,
+        document_id: uuid.UUID,
+        version: int,
+        data: bytes,
+        media_type: str,
+        acl: DocumentAcl,
+        metadata: Mapping[str, str],
+    ) -> int:
+        blocks = await asyncio.to_thread(parse_document, data, media_type)
+        chunks = dlp_hook(await asyncio.to_thread(chunk_blocks, blocks, self.counter))
+        store = await self.store(ctx)
+        # A new version replaces the old one: its chunks go, then the new ones come.
+        await store.delete_document(ctx, str(document_id))
+        if not chunks:
+            return 0
+        dense = await self.embedder.embed_async([c.embed_text for c in chunks])
+        points = []
+        for chunk, vector in zip(chunks, dense, strict=True):
+            chunk_id = f"{document_id}:{version}:{chunk.ordinal}"
+            body = json.dumps({"text": chunk.text, "heading_path": list(chunk.heading_path)})
+            sealed = await keys.seal(CHUNK_KIND, chunk_id, body.encode())
+            terms = bm25.document_vector(chunk.embed_text)
+            points.append(
+                ChunkPoint(
+                    chunk_id=chunk_id,
+                    document_id=str(document_id),
+                    ordinal=chunk.ordinal,
+                    dense=vector.tolist(),
+                    sparse=SparseVector(terms.indices, terms.values),
+                    acl=acl,
+                    metadata=dict(metadata),
+                    sealed=base64.b64encode(sealed).decode(),
+                )
+            )
+        for start in range(0, len(points), 256):
+            await store.upsert(ctx, points[start : start + 256])
+        return len(points)
+
+    async def set_acl(self, ctx: TenantContext, document_id: uuid.UUID, acl: DocumentAcl) -> None:
+        await (await self.store(ctx)).set_acl(ctx, str(document_id), acl)
+
+    async def delete(self, ctx: TenantContext, document_id: uuid.UUID) -> None:
+        await (await self.store(ctx)).delete_document(ctx, str(document_id))
+
+    async def count(self, ctx: TenantContext, document_id: uuid.UUID | None = None) -> int:
+        return await (await self.store(ctx)).count(ctx, str(document_id) if document_id else None)
+
+    async def search(
+        self,
+        ctx: TenantContext,
+        keys: TenantKeys,
+        query: str,
+        *,
+        top_k: int,
+        filters: Mapping[str, str] | None = None,
+    ) -> list[Passage]:
+        dense = (await self.embedder.embed_async([query]))[0].tolist()
+        terms = bm25.query_vector(query)
+        sparse = SparseVector(terms.indices, terms.values) if terms.indices else None
+        hits = await (await self.store(ctx)).search(
+            ctx, dense, sparse, top_k, SearchFilters(metadata=dict(filters or {}))
+        )
+        passages = []
+        for hit in hits:
+            sealed = hit.payload.get("sealed")
+            if not isinstance(sealed, str):
+                continue
+            body = json.loads(await keys.open(CHUNK_KIND, hit.chunk_id, base64.b64decode(sealed)))
+            passages.append(
+                Passage(
+                    chunk_id=hit.chunk_id,
+                    document_id=hit.document_id,
+                    score=hit.score,
+                    heading_path=body["heading_path"],
+                    text=body["text"],
+                )
+            )
+        return passages
+
+    async def close(self) -> None:
+        for store in self._stores.values():
+            await store.close()

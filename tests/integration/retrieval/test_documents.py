@@ -1,0 +1,233 @@
+"""Documents through the API: ingestion jobs, ABAC in search, ACL changes, deletion."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from typing import Any
+
+from tests.conftest import Api, Deployment, TenantHandle, assert_problem, bearer
+
+POLICY = """# Travel policy
+
+## Hotels
+
+Employees may book hotels up to 180 euros per night in Paris and 140 euros elsewhere.
+
+## Trains
+
+First class is allowed for journeys longer than four hours.
+"""
+SECRET = """# Project Nightingale
+
+The acquisition of Falcon Robotics closes on March 3rd for 42 million euros.
+"""
+
+
+async def wait_for_job(api: Api, tenant: TenantHandle, job_id: str) -> dict[str, Any]:
+    for _ in range(600):
+        job = (await api.client.get(f"/v1/jobs/{job_id}", headers=tenant.admin)).json()
+        if job["status"] in ("succeeded", "failed"):
+            return dict(job)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+async def add(
+    api: Api,
+    tenant: TenantHandle,
+    title: str,
+    text: str,
+    acl: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"title": title, "text": text, **extra}
+    if acl is not None:
+        body["acl"] = acl
+    response = await api.client.post("/v1/documents", json=body, headers=headers or tenant.admin)
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    if accepted["job_id"]:
+        job = await wait_for_job(api, tenant, accepted["job_id"])
+        assert job["status"] == "succeeded", job
+    return dict(accepted)
+
+
+async def search(api: Api, headers: dict[str, str], query: str) -> list[dict[str, Any]]:
+    response = await api.client.post(
+        "/v1/search", json={"query": query, "top_k": 5}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    return list(response.json()["hits"])
+
+
+async def member(
+    api: Api, tenant: TenantHandle, **profile: Any
+) -> tuple[dict[str, Any], dict[str, str]]:
+    user = await api.new_user(tenant)
+    if profile:
+        await api.client.patch(f"/v1/admin/users/{user['id']}", json=profile, headers=tenant.admin)
+    return user, bearer((await api.new_key(tenant, user["id"]))["key"])
+
+
+async def test_ingest_and_search_with_abac(api: Api) -> None:
+    tenant = await api.new_tenant()
+    finance = await api.new_group(tenant, "finance")
+    _alice, alice_key = await member(api, tenant, clearance=1)
+    bob, bob_key = await member(api, tenant, clearance=3)
+    await api.client.put(
+        f"/v1/admin/groups/{finance['id']}/members/{bob['id']}", headers=tenant.admin
+    )
+
+    policy = await add(
+        api, tenant, "Travel policy", POLICY, acl={"visibility": "tenant", "classification": 1}
+    )
+    secret = await add(
+        api,
+        tenant,
+        "Nightingale",
+        SECRET,
+        acl={"visibility": "restricted", "groups": [finance["id"]], "classification": 3},
+    )
+
+    hits = await search(api, alice_key, "hotel price per night in Paris")
+    assert hits and hits[0]["document_id"] == policy["document_id"]
+    assert hits[0]["heading_path"] == ["Travel policy", "Hotels"]
+    assert "180 euros" in hits[0]["text"]
+    assert hits[0]["title"] == "Travel policy"
+    # Alice is not in finance: Nightingale never comes back, even for its own words.
+    leaked = await search(api, alice_key, "acquisition of Falcon Robotics March 3rd")
+    assert secret["document_id"] not in {h["document_id"] for h in leaked}
+    found = await search(api, bob_key, "acquisition of Falcon Robotics March 3rd")
+    assert found[0]["document_id"] == secret["document_id"]
+
+    listed = (await api.client.get("/v1/documents", headers=alice_key)).json()["items"]
+    assert [d["id"] for d in listed] == [policy["document_id"]]
+    assert_problem(
+        await api.client.get(f"/v1/documents/{secret['document_id']}", headers=alice_key),
+        404,
+        "document_not_found",
+    )
+    read = (await api.client.get(f"/v1/documents/{secret['document_id']}", headers=bob_key)).json()
+    assert (read["title"], read["status"], read["chunk_count"]) == ("Nightingale", "ready", 1)
+
+
+async def test_acl_change_and_group_removal_apply_to_the_next_search(api: Api) -> None:
+    tenant = await api.new_tenant()
+    team = await api.new_group(tenant, "team")
+    carol, carol_key = await member(api, tenant, clearance=3)
+    await api.client.put(
+        f"/v1/admin/groups/{team['id']}/members/{carol['id']}", headers=tenant.admin
+    )
+    doc = await add(
+        api,
+        tenant,
+        "Roadmap",
+        "# Roadmap\n\nThe Orion launch moves to October.",
+        acl={"groups": [team["id"]], "classification": 0},
+    )
+    assert await search(api, carol_key, "Orion launch October")
+
+    patched = await api.client.patch(
+        f"/v1/documents/{doc['document_id']}/acl",
+        json={"groups": [], "users": []},
+        headers=tenant.admin,
+    )
+    assert patched.status_code == 200, patched.text
+    assert await search(api, carol_key, "Orion launch October") == []
+
+    await api.client.patch(
+        f"/v1/documents/{doc['document_id']}/acl",
+        json={"groups": [team["id"]]},
+        headers=tenant.admin,
+    )
+    assert await search(api, carol_key, "Orion launch October")
+    await api.client.delete(
+        f"/v1/admin/groups/{team['id']}/members/{carol['id']}", headers=tenant.admin
+    )
+    assert await search(api, carol_key, "Orion launch October") == []
+
+
+async def test_versions_duplicates_and_deletion(api: Api, deployment: Deployment) -> None:
+    tenant = await api.new_tenant()
+    first = await add(
+        api,
+        tenant,
+        "Handbook",
+        "# Handbook\n\nLunch is at noon.",
+        external_id="hb-1",
+        acl={"visibility": "tenant"},
+    )
+    again = await api.client.post(
+        "/v1/documents",
+        headers=tenant.admin,
+        json={
+            "title": "Handbook",
+            "text": "# Handbook\n\nLunch is at noon.",
+            "external_id": "hb-1",
+        },
+    )
+    assert again.json() == {**first, "job_id": None, "duplicate": True}
+    second = await add(
+        api, tenant, "Handbook", "# Handbook\n\nLunch is at one o'clock.", external_id="hb-1"
+    )
+    assert (second["document_id"], second["version"]) == (first["document_id"], 2)
+    hits = await search(api, tenant.admin, "when is lunch")
+    assert [h["text"] for h in hits] == ["Lunch is at one o'clock."]
+
+    deleted = await api.client.delete(f"/v1/documents/{first['document_id']}", headers=tenant.admin)
+    assert deleted.status_code == 204
+    assert await search(api, tenant.admin, "when is lunch") == []
+    assert_problem(
+        await api.client.get(f"/v1/documents/{first['document_id']}", headers=tenant.admin), 404
+    )
+    objects = (
+        deployment.settings.data_dir
+        / "regions"
+        / "eu"
+        / "objects"
+        / uuid.UUID(tenant.id).hex
+        / "document"
+    )
+    assert not list(objects.glob(f"{uuid.UUID(first['document_id']).hex}-*"))
+
+
+async def test_bad_documents_fail_visibly(api: Api) -> None:
+    tenant = await api.new_tenant()
+    files = {
+        "file": (
+            "scan.png",
+            base64.b64decode(
+                "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+            ),
+            "image/png",
+        )
+    }
+    response = await api.client.post("/v1/documents/upload", files=files, headers=tenant.admin)
+    assert response.status_code == 202, response.text
+    job = await wait_for_job(api, tenant, response.json()["job_id"])
+    assert (job["status"], job["error_code"]) == ("failed", "unsupported_media_type")
+    doc = (
+        await api.client.get(
+            f"/v1/documents/{response.json()['document_id']}", headers=tenant.admin
+        )
+    ).json()
+    assert doc["status"] == "failed"
+
+
+async def test_upload_markdown_file(api: Api) -> None:
+    tenant = await api.new_tenant()
+    files = {"file": ("policy.md", POLICY.encode(), "text/markdown")}
+    response = await api.client.post(
+        "/v1/documents/upload",
+        files=files,
+        headers=tenant.admin,
+        data={"acl": '{"visibility": "tenant"}'},
+    )
+    assert response.status_code == 202, response.text
+    job = await wait_for_job(api, tenant, response.json()["job_id"])
+    assert job["status"] == "succeeded"
+    hits = await search(api, tenant.admin, "first class trains")
+    assert hits[0]["heading_path"] == ["Travel policy", "Trains"]
