@@ -7,7 +7,18 @@ import base64
 import uuid
 from typing import Any
 
-from tests.conftest import Api, Deployment, TenantHandle, assert_problem, bearer
+from litestar import Litestar
+
+from app.runtime import Runtime
+from retrieval.repositories import DocumentRepository
+from tests.conftest import (
+    Api,
+    Deployment,
+    TenantHandle,
+    assert_problem,
+    bearer,
+    context_of,
+)
 
 POLICY = """# Travel policy
 
@@ -231,3 +242,64 @@ async def test_upload_markdown_file(api: Api) -> None:
     assert job["status"] == "succeeded"
     hits = await search(api, tenant.admin, "first class trains")
     assert hits[0]["heading_path"] == ["Travel policy", "Trains"]
+
+
+async def test_scim_group_removal_applies_to_the_next_search(api: Api) -> None:
+    from tests.integration.test_scim import issue_token
+
+    tenant = await api.new_tenant()
+    token = bearer(await issue_token(api, tenant))
+    base = f"/scim/v2/{tenant.slug}"
+    user, key = await member(api, tenant)
+    created = await api.client.post(
+        f"{base}/Groups",
+        headers=token,
+        json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "legal",
+            "members": [{"value": user["id"]}],
+        },
+    )
+    assert created.status_code == 201, created.text
+    group_id = created.json()["id"]
+    await add(
+        api,
+        tenant,
+        "Contract",
+        "# Contract\n\nThe indemnity cap is two million.",
+        acl={"groups": [group_id]},
+    )
+    assert await search(api, key, "indemnity cap")
+
+    removed = await api.client.patch(
+        f"{base}/Groups/{group_id}",
+        headers=token,
+        json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Remove", "path": f'members[value eq "{user["id"]}"]'}],
+        },
+    )
+    assert removed.status_code in (200, 204), removed.text
+    assert await search(api, key, "indemnity cap") == []
+
+
+async def test_deletion_leaves_nothing_in_any_store(
+    api: Api, app: Litestar, runtime: Runtime, deployment: Deployment
+) -> None:
+    # The embedded vector store has one owning process: count through the app's own index.
+    knowledge = app.state.runtime.knowledge
+    tenant = await api.new_tenant()
+    doc = await add(
+        api, tenant, "Memo", "# Memo\n\nThe offsite is in Lisbon.", acl={"visibility": "tenant"}
+    )
+    doc_id = uuid.UUID(doc["document_id"])
+    ctx = context_of(tenant)
+    assert await knowledge.count(ctx, doc_id) == 1
+    assert (
+        await api.client.delete(f"/v1/documents/{doc_id}", headers=tenant.admin)
+    ).status_code == 204
+    assert await knowledge.count(ctx, doc_id) == 0
+    async with runtime.registry.tenant_transaction(ctx) as session:
+        assert await DocumentRepository(session, ctx).get(doc_id) is None
+    objects = deployment.settings.data_dir / "regions" / "eu" / "objects"
+    assert not [p for p in objects.rglob(f"{doc_id.hex}*")]
