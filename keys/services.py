@@ -164,6 +164,14 @@ class TenantKeys:
         self.keyring = keyring
         self.keys = keys
         self.ctx = ctx
+        # Rows read within this unit of work (never the unwrapped keys: those live only in the
+        # TTL-bounded keyring cache, so a revocation still applies within the TTL).
+        self._config_row: TenantKms | None = None
+        self._rows: dict[int, WrappedDataKey] = {}
+        self._current: WrappedDataKey | None = None
+
+    def _forget_rows(self) -> None:
+        self._config_row, self._rows, self._current = None, {}, None
 
     async def _kms(self, provider: str, call: Callable[[KmsPort], Awaitable[T]]) -> T:
         try:
@@ -226,14 +234,17 @@ class TenantKeys:
         return dek
 
     async def _config(self) -> TenantKms:
-        config = await self.keys.config()
-        return config if config is not None else await self.provision()
+        if self._config_row is None:
+            config = await self.keys.config()
+            self._config_row = config if config is not None else await self.provision()
+        return self._config_row
 
     async def current(self) -> tuple[int, bytes]:
         config = await self._config()
-        row = await self.keys.current()
+        row = self._current or await self.keys.current()
         if row is None:
             row = await self._new_version(config, 1)
+        self._current = row
         return row.version, await self._unwrap(row, config)
 
     async def require_usable(self) -> None:
@@ -248,9 +259,10 @@ class TenantKeys:
     async def open(self, kind: str, object_id: str, blob: bytes) -> bytes:
         version = envelope.header_version(blob)
         config = await self._config()
-        row = await self.keys.version(version)
+        row = self._rows.get(version) or await self.keys.version(version)
         if row is None:
             raise TenantKeyUnavailable()
+        self._rows[version] = row
         dek = await self._unwrap(row, config)
         return envelope.open_(dek, self.ctx.tenant_id, kind, object_id, blob)
 
@@ -266,6 +278,7 @@ class TenantKeys:
 
     async def configure(self, new: KeyRef, audit: AuditLog) -> tuple[KmsStatus, int]:
         """Switch to another KMS key after a real round trip; re-wrap every DEK under it."""
+        self._forget_rows()
         plane = self.keyring.registry.region(self.ctx.region)
         if new.provider == "aws-kms" and not plane.kms.aws_region:
             raise KmsProviderUnsupported(new.provider, self.ctx.region)
@@ -301,6 +314,7 @@ class TenantKeys:
 
     async def rotate(self, audit: AuditLog) -> tuple[KmsStatus, int]:
         """A new DEK version for new data; older versions stay to open older data."""
+        self._forget_rows()
         config = await self._config()
         rewrapped = await self._rewrap_all(config, key_ref(config))
         current = await self.keys.current()
@@ -360,6 +374,7 @@ class TenantKeys:
         Copies of the ciphertext (object store, database backups) become unreadable once the
         key is gone; a customer-owned key is left for the customer to destroy.
         """
+        self._forget_rows()
         config = await self.keys.config()
         await self.keys.destroy_all()
         self.keyring.forget_tenant(self.ctx)
