@@ -40,6 +40,7 @@ fuzz: install
 bench: install
 	$(BIN)/python -m bench.http_baseline
 	$(BIN)/python -m bench.crypto
+	$(BIN)/python -m bench.retrieval
 	$(BIN)/python -m bench.embedding
 
 clean:
