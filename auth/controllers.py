@@ -41,6 +41,7 @@ from auth.schemas import (
     UserPage,
     UserRead,
     UserUpdate,
+    check_attributes,
 )
 from auth.services import (
     ApiKeyService,
@@ -175,7 +176,7 @@ class AdminUserController(Controller):
             roles=[r.value for r in data.roles] if data.roles is not None else None,
             active=data.active,
             clearance=data.clearance,
-            attributes=data.attributes,
+            attributes=check_attributes(data.attributes) if data.attributes is not None else None,
         )
         return user_read(user, (await users.group_ids([user]))[user.id])
 

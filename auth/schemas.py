@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 
+from app.errors import InvalidInput
 from auth.context import Role
 
 # Explicit code-point classes rather than \s / \S: Python's and ECMAScript's whitespace sets
@@ -30,10 +32,34 @@ class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
 
 AttributeKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
 AttributeValue = Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,128}$")]
-Attributes = Annotated[
-    dict[AttributeKey, Annotated[list[AttributeValue], msgspec.Meta(max_length=50)]],
-    msgspec.Meta(max_length=20),
-]
+# Keys and values are checked by ``check_attributes`` (422): the OpenAPI document cannot carry
+# constraints on a map's keys and inner values, and it must promise what the server enforces.
+Attributes = Annotated[dict[str, list[str]], msgspec.Meta(max_length=20)]
+_ATTRIBUTE_KEY = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+_ATTRIBUTE_VALUE = re.compile(r"^[!-~]{1,128}$")
+
+
+class InvalidAttributes(InvalidInput):
+    code = "invalid_attributes"
+    title = "Invalid attributes"
+
+
+def check_attributes(
+    attributes: dict[str, list[str]], *, allow_empty: bool = True
+) -> dict[str, list[str]]:
+    for key, values in attributes.items():
+        if not _ATTRIBUTE_KEY.match(key):
+            raise InvalidAttributes(f"Attribute key {key!r} must match {_ATTRIBUTE_KEY.pattern}.")
+        if len(values) > 50 or (not allow_empty and not values):
+            raise InvalidAttributes(f"Attribute {key!r} must list 1 to 50 values.")
+        for value in values:
+            if not _ATTRIBUTE_VALUE.match(value):
+                raise InvalidAttributes(
+                    f"Attribute {key!r} has a value outside {_ATTRIBUTE_VALUE.pattern}."
+                )
+    return attributes
+
+
 Clearance = Annotated[int, msgspec.Meta(ge=0, le=3, description="0 public .. 3 restricted")]
 
 
