@@ -39,7 +39,9 @@ async def validate_body_strictly(request: Request[Any, Any, Any]) -> None:
         return
     body = await request.body()
     try:
-        msgspec.json.decode(body, type=body_type, strict=True)
+        # JSON has one number type: 5.0 is as much an integer as 5 (as JSON Schema agrees).
+        parsed = _integral_floats(msgspec.json.decode(body))
+        msgspec.convert(parsed, type=body_type, strict=True)
     except msgspec.ValidationError as exc:
         raise ValidationException(
             detail=f"Validation failed for {request.method} {request.url.path}",
@@ -47,6 +49,16 @@ async def validate_body_strictly(request: Request[Any, Any, Any]) -> None:
         ) from None
     except msgspec.DecodeError:
         raise ClientException("The request body is not valid JSON.") from None
+
+
+def _integral_floats(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral_floats(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats(item) for item in value]
+    return value
 
 
 def _strict_structs(root: type[msgspec.Struct]) -> set[type[msgspec.Struct]]:

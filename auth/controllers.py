@@ -42,6 +42,7 @@ from auth.schemas import (
     UserRead,
     UserUpdate,
     check_attributes,
+    check_clearance,
 )
 from auth.services import (
     ApiKeyService,
@@ -161,7 +162,7 @@ class AdminUserController(Controller):
 
     @patch(
         "/{user_id:uuid}",
-        responses=problem_responses(404),
+        responses=problem_responses(404, 422),
         summary="Change a user's name, roles or active flag (deactivation revokes access)",
     )
     async def update_user(
@@ -175,7 +176,7 @@ class AdminUserController(Controller):
             display_name=data.display_name,
             roles=[r.value for r in data.roles] if data.roles is not None else None,
             active=data.active,
-            clearance=data.clearance,
+            clearance=check_clearance(data.clearance),
             attributes=check_attributes(data.attributes) if data.attributes is not None else None,
         )
         return user_read(user, (await users.group_ids([user]))[user.id])

@@ -60,12 +60,21 @@ def check_attributes(
     return attributes
 
 
-Clearance = Annotated[int, msgspec.Meta(ge=0, le=3, description="0 public .. 3 restricted")]
+class InvalidClearance(InvalidInput):
+    code = "invalid_clearance"
+    title = "Invalid clearance"
+
+
+def check_clearance(clearance: int | None) -> int | None:
+    if clearance is not None and not 0 <= clearance <= 3:
+        raise InvalidClearance("Clearance is 0 (public) to 3 (restricted).")
+    return clearance
 
 
 class UserUpdate(msgspec.Struct, forbid_unknown_fields=True):
     display_name: DisplayName | None = None
-    clearance: Clearance | None = None
+    # 0 public .. 3 restricted (checked, 422).
+    clearance: int | None = None
     attributes: Attributes | None = None
     roles: Annotated[list[Role], msgspec.Meta(min_length=1, max_length=3)] | None = None
     # false deactivates: the user's sessions and API keys are revoked at once.

@@ -195,7 +195,7 @@ class DocumentController(Controller):
 
     @patch(
         "/{document_id:uuid}/acl",
-        responses=problem_responses(404),
+        responses=problem_responses(404, 422),
         summary="Change who may read a document (applies to the next search)",
     )
     async def patch_acl(
@@ -241,7 +241,7 @@ class SearchController(Controller):
     @post(
         "/",
         status_code=200,
-        responses=problem_responses(),
+        responses=problem_responses(422),
         summary="Hybrid search over the chunks the caller may read (ABAC inside the query)",
     )
     async def search(

@@ -172,7 +172,8 @@ async def test_clearance_and_attributes_reach_the_request_context(api: Api) -> N
     for bad in ({"clearance": 4}, {"clearance": -1}):
         assert_problem(
             await api.client.patch(f"/v1/admin/users/{user['id']}", json=bad, headers=tenant.admin),
-            400,
+            422,
+            "invalid_clearance",
         )
     for bad_attributes in ({"Bad Key": ["x"]}, {"team": ["has space"]}):
         assert_problem(
