@@ -62,3 +62,52 @@ def embedded_server(extra_env: dict[str, str] | None = None) -> Iterator[dict[st
         finally:
             server.terminate()
             server.wait(timeout=10)
+
+
+def one_region_settings(data_dir: Path, kms: dict[str, Any] | None = None) -> Any:
+    """Embedded settings with a single region ``eu`` under ``data_dir`` (benchmarks only)."""
+    from app.settings import Settings
+
+    root = data_dir / "regions" / "eu"
+    return Settings.model_validate(
+        {
+            "data_dir": data_dir,
+            "environment": "test",
+            "security": {"operator_token": "bench", "secret_key": "bench" * 8},
+            "observability": {"log_level": "WARNING"},
+            "regions": {
+                "eu": {
+                    "database_url": f"sqlite+aiosqlite:///{root / 'bulwark.db'}",
+                    "vector_store": str(root / "vectors"),
+                    "object_store": str(root / "objects"),
+                    "kms": kms or {"provider": "local", "key_file": str(root / "kms.key")},
+                }
+            },
+        }
+    )
+
+
+async def bench_tenant(runtime: Any, slug: str = "bench") -> Any:
+    """A tenant created the production way (keys provisioned, creation audited)."""
+    from audit.pseudonyms import SYSTEM_SUBJECT
+    from audit.services import AuditOrigin
+    from tenants.repositories import TenantRepository
+    from tenants.schemas import TenantCreate
+    from tenants.services import TenantService
+
+    async with runtime.control.transaction(None) as session:
+        return await TenantService(
+            TenantRepository(session),
+            runtime.registry,
+            runtime.keyring,
+            AuditOrigin(SYSTEM_SUBJECT),
+        ).create(TenantCreate(slug=slug, name="Bench", region="eu"))
+
+
+def percentiles(samples: list[float], digits: int = 2) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(ordered[len(ordered) // 2] * 1000, digits),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, digits),
+        "mean_ms": round(sum(ordered) / len(ordered) * 1000, digits),
+    }

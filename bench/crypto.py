@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,14 +29,10 @@ from typing import Any
 
 from app.runtime import Runtime
 from app.settings import Settings
-from audit.pseudonyms import SYSTEM_SUBJECT
-from audit.services import AuditOrigin
 from auth.context import TenantRoute, system_context
+from bench._server import bench_tenant, one_region_settings, percentiles
 from keys import envelope
 from migrations.runner import migrate
-from tenants.repositories import TenantRepository
-from tenants.schemas import TenantCreate
-from tenants.services import TenantService
 
 
 def envelope_throughput(sizes: list[int], seconds: float = 0.5) -> list[dict[str, Any]]:
@@ -62,26 +57,11 @@ def envelope_throughput(sizes: list[int], seconds: float = 0.5) -> list[dict[str
     return results
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_ms": round(ordered[len(ordered) // 2] * 1000, 3),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 3),
-        "mean_ms": round(statistics.fmean(ordered) * 1000, 3),
-    }
-
-
 async def dek_latency(settings: Settings, iterations: int) -> dict[str, Any]:
     await asyncio.to_thread(migrate, settings)
     runtime = Runtime.build(settings)
     try:
-        async with runtime.control.transaction(None) as session:
-            tenant = await TenantService(
-                TenantRepository(session),
-                runtime.registry,
-                runtime.keyring,
-                AuditOrigin(SYSTEM_SUBJECT),
-            ).create(TenantCreate(slug=f"bench-{uuid.uuid4().hex[:8]}", name="Bench", region="eu"))
+        tenant = await bench_tenant(runtime, f"bench-{uuid.uuid4().hex[:8]}")
         ctx = system_context(TenantRoute.of(tenant))
         hit, miss = [], []
         for _ in range(iterations):
@@ -95,8 +75,8 @@ async def dek_latency(settings: Settings, iterations: int) -> dict[str, Any]:
                 await keys.current()
                 hit.append(time.perf_counter() - started)
         return {
-            "cache_hit": percentiles(hit),
-            "cache_miss": percentiles(miss),
+            "cache_hit": percentiles(hit, 3),
+            "cache_miss": percentiles(miss, 3),
             "iterations": iterations,
         }
     finally:
@@ -129,26 +109,6 @@ def moto_server() -> Iterator[str]:
         server.wait(timeout=10)
 
 
-def settings_for(data_dir: Path, kms: dict[str, Any]) -> Settings:
-    root = data_dir / "regions" / "eu"
-    return Settings.model_validate(
-        {
-            "data_dir": data_dir,
-            "environment": "test",
-            "security": {"operator_token": "bench", "secret_key": "bench" * 8},
-            "observability": {"log_level": "WARNING"},
-            "regions": {
-                "eu": {
-                    "database_url": f"sqlite+aiosqlite:///{root / 'bulwark.db'}",
-                    "vector_store": str(root / "vectors"),
-                    "object_store": str(root / "objects"),
-                    "kms": kms,
-                }
-            },
-        }
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--iterations", type=int, default=200)
@@ -164,14 +124,14 @@ def main() -> None:
         key_file = str(Path(local_dir) / "regions/eu/kms.key")
         report["dek"]["local"] = asyncio.run(
             dek_latency(
-                settings_for(Path(local_dir), {"provider": "local", "key_file": key_file}),
+                one_region_settings(Path(local_dir), {"provider": "local", "key_file": key_file}),
                 args.iterations,
             )
         )
     with moto_server() as endpoint, tempfile.TemporaryDirectory() as aws_dir:
         report["dek"]["aws_kms_moto"] = asyncio.run(
             dek_latency(
-                settings_for(
+                one_region_settings(
                     Path(aws_dir),
                     {"provider": "aws-kms", "aws_region": "eu-west-1", "endpoint_url": endpoint},
                 ),

@@ -27,15 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from app.runtime import Runtime
-from app.settings import Settings
-from audit.pseudonyms import SYSTEM_SUBJECT
-from audit.services import AuditOrigin
 from auth.context import TenantRoute, system_context, user_context
+from bench._server import bench_tenant, one_region_settings, percentiles
 from migrations.runner import migrate
 from retrieval.acl import DocumentAcl
-from tenants.repositories import TenantRepository
-from tenants.schemas import TenantCreate
-from tenants.services import TenantService
 
 CITIES = [
     "Lisbon",
@@ -138,44 +133,13 @@ def corpus(count: int, seed: int = 7) -> tuple[list[tuple[str, str]], list[tuple
     return documents, questions
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_ms": round(ordered[len(ordered) // 2] * 1000, 2),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
-        "mean_ms": round(statistics.fmean(ordered) * 1000, 2),
-    }
-
-
 async def ingest_and_query(documents: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bulwark-bench-") as data_dir:
-        root = Path(data_dir) / "regions" / "eu"
-        settings = Settings.model_validate(
-            {
-                "data_dir": data_dir,
-                "environment": "test",
-                "security": {"operator_token": "bench", "secret_key": "bench" * 8},
-                "observability": {"log_level": "WARNING"},
-                "regions": {
-                    "eu": {
-                        "database_url": f"sqlite+aiosqlite:///{root / 'bulwark.db'}",
-                        "vector_store": str(root / "vectors"),
-                        "object_store": str(root / "objects"),
-                        "kms": {"provider": "local", "key_file": str(root / "kms.key")},
-                    }
-                },
-            }
-        )
+        settings = one_region_settings(Path(data_dir))
         await asyncio.to_thread(migrate, settings)
         runtime = Runtime.build(settings)
         try:
-            async with runtime.control.transaction(None) as session:
-                tenant = await TenantService(
-                    TenantRepository(session),
-                    runtime.registry,
-                    runtime.keyring,
-                    AuditOrigin(SYSTEM_SUBJECT),
-                ).create(TenantCreate(slug="bench", name="Bench", region="eu"))
+            tenant = await bench_tenant(runtime)
             route = TenantRoute.of(tenant)
             ctx = system_context(route)
             reader = user_context(
