@@ -143,11 +143,15 @@ class DocumentService:
         no new work; the same external id with new content is a new version."""
         check_metadata(upload.metadata)
         digest = hashlib.sha256(upload.content).hexdigest()
-        existing = (
-            await self.documents.by_external_id(upload.external_id)
-            if upload.external_id
-            else await self.documents.by_content_hash(digest)
-        )
+        if upload.external_id:
+            existing = await self.documents.by_external_id(upload.external_id)
+        else:
+            existing = await self.documents.by_content_hash(digest)
+            if existing is not None and not (
+                existing.owner_id == self.ctx.user_id or self.may_read(existing)
+            ):
+                # Identical content someone else holds: never reveal it; ingest this copy.
+                existing = None
         if existing is not None and existing.content_hash == digest:
             return existing, None, True
         if existing is not None:

@@ -303,3 +303,19 @@ async def test_deletion_leaves_nothing_in_any_store(
         assert await DocumentRepository(session, ctx).get(doc_id) is None
     objects = deployment.settings.data_dir / "regions" / "eu" / "objects"
     assert not [p for p in objects.rglob(f"{doc_id.hex}*")]
+
+
+async def test_identical_content_of_someone_else_is_not_revealed(api: Api) -> None:
+    tenant = await api.new_tenant()
+    _, alice_key = await member(api, tenant)
+    _, bob_key = await member(api, tenant)
+    text = "# Salary review\n\nThe 2027 salary budget grows by four percent."
+    private = await add(api, tenant, "Mine", text, headers=alice_key)  # no ACL: Alice only
+    copy = await add(api, tenant, "Also mine", text, headers=bob_key)
+    assert copy["duplicate"] is False
+    assert copy["document_id"] != private["document_id"]
+    again = await api.client.post(
+        "/v1/documents", json={"title": "Mine", "text": text}, headers=alice_key
+    )
+    assert again.json()["duplicate"] is True
+    assert again.json()["document_id"] == private["document_id"]
