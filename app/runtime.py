@@ -80,7 +80,8 @@ class Runtime:
             knowledge=knowledge,
             jobs=jobs,
         )
-        jobs.handler(INGEST, IngestHandler(registry, keyring, knowledge, runtime.tenant_objects))
+        ingest = IngestHandler(registry, keyring, knowledge, runtime.tenant_objects)
+        jobs.handler(INGEST, ingest, on_failure=ingest.failed)
         return runtime
 
     def tenant_objects(self, session: AsyncSession, ctx: TenantContext) -> TenantObjects:

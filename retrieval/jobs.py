@@ -57,14 +57,17 @@ class JobRunner:
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.handlers: dict[str, Handler] = {}
+        self.failure_hooks: dict[str, Handler] = {}
 
         async def run_job(tenant_id: str, job_id: str) -> None:
             await self._run(tenant_id, job_id)
 
         self._task = self.broker.register_task(run_job, task_name="bulwark.job")
 
-    def handler(self, kind: str, handler: Handler) -> None:
+    def handler(self, kind: str, handler: Handler, on_failure: Handler | None = None) -> None:
         self.handlers[kind] = handler
+        if on_failure is not None:
+            self.failure_hooks[kind] = on_failure
 
     async def enqueue(self, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
         await self._task.kiq(str(tenant_id), str(job_id))
@@ -90,22 +93,26 @@ class JobRunner:
                     raise PermanentJobError("unknown_job_kind", job.kind)
                 await handler(ctx, job)
             except PermanentJobError as exc:
-                await self._finish(ctx, job.id, JobStatus.FAILED, exc.code, exc.detail)
+                await self._fail(ctx, job, exc.code, exc.detail)
                 return
             except (AppError, OSError, TimeoutError, RuntimeError) as exc:
                 log.warning(
                     "job_attempt_failed", job_id=job_id, attempt=attempt, error=type(exc).__name__
                 )
                 if attempt == self.max_attempts:
-                    await self._finish(
-                        ctx, job.id, JobStatus.FAILED, "retries_exhausted", type(exc).__name__
-                    )
+                    await self._fail(ctx, job, "retries_exhausted", type(exc).__name__)
                     return
                 await self._set_status(ctx, job.id, JobStatus.QUEUED)
                 await asyncio.sleep(self.base_delay * 2 ** (attempt - 1))
                 continue
             await self._finish(ctx, job.id, JobStatus.SUCCEEDED, None, None)
             return
+
+    async def _fail(self, ctx: TenantContext, job: Job, code: str, detail: str) -> None:
+        await self._finish(ctx, job.id, JobStatus.FAILED, code, detail)
+        hook = self.failure_hooks.get(job.kind)
+        if hook is not None:
+            await hook(ctx, job)
 
     async def _start(self, ctx: TenantContext, job_id: uuid.UUID) -> Job | None:
         async with self.registry.tenant_transaction(ctx) as session:

@@ -346,9 +346,12 @@ class IngestHandler:
                     metadata=document.meta,
                 )
         except (UnsupportedMediaType, UnparseableDocument) as exc:
-            await self._outcome(ctx, job, "failed", 0)
             raise PermanentJobError(exc.code, exc.detail) from None
         await self._outcome(ctx, job, "ready", count)
+
+    async def failed(self, ctx: TenantContext, job: Job) -> None:
+        """The job ended failed (permanently, or out of retries): so does its document."""
+        await self._outcome(ctx, job, "failed", 0)
 
     async def _outcome(self, ctx: TenantContext, job: Job, status: str, chunks: int) -> None:
         async with self.registry.tenant_transaction(ctx) as session:

@@ -319,3 +319,55 @@ async def test_identical_content_of_someone_else_is_not_revealed(api: Api) -> No
     )
     assert again.json()["duplicate"] is True
     assert again.json()["document_id"] == private["document_id"]
+
+
+async def test_transient_failures_are_retried_then_fail_visibly(api: Api, runtime: Runtime) -> None:
+    """A job whose stored file is missing keeps failing: retried with backoff, then ``failed``
+    with a reason — a poison job never loops forever and never disappears."""
+    from retrieval.models import Document, Job
+    from retrieval.repositories import JobRepository
+
+    tenant = await api.new_tenant()
+    ctx = context_of(tenant)
+    document_id, job_id = uuid.uuid4(), uuid.uuid4()
+    async with runtime.registry.tenant_transaction(ctx) as session:
+        keys = runtime.keyring.for_tenant(session, ctx)
+        await DocumentRepository(session, ctx).add(
+            Document(
+                id=document_id,
+                owner_id=uuid.UUID(tenant.admin_id),
+                version=1,
+                external_id=None,
+                sealed_title=await keys.seal("document-title", str(document_id), b"Lost"),
+                media_type="text/markdown",
+                size_bytes=4,
+                content_hash="0" * 64,
+                status="processing",
+                acl={"visibility": "tenant"},
+                meta={},
+                chunk_count=0,
+            )
+        )
+        await JobRepository(session, ctx).add(
+            Job(
+                id=job_id,
+                kind="ingest",
+                document_id=document_id,
+                document_version=1,
+                status="queued",
+                attempts=0,
+            )
+        )
+    runtime.jobs.base_delay = 0.01
+    await runtime.jobs.enqueue(uuid.UUID(tenant.id), job_id)
+    await runtime.jobs.drain()
+    job = (await api.client.get(f"/v1/jobs/{job_id}", headers=tenant.admin)).json()
+    assert (job["status"], job["error_code"]) == ("failed", "retries_exhausted")
+    assert job["attempts"] == runtime.jobs.max_attempts
+    document = (await api.client.get(f"/v1/documents/{document_id}", headers=tenant.admin)).json()
+    assert document["status"] == "failed"
+    # Running it again does nothing: a finished job is not run twice.
+    await runtime.jobs.enqueue(uuid.UUID(tenant.id), job_id)
+    await runtime.jobs.drain()
+    again = (await api.client.get(f"/v1/jobs/{job_id}", headers=tenant.admin)).json()
+    assert again["attempts"] == runtime.jobs.max_attempts
