@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, delete, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,6 +58,40 @@ class _TenantScoped(Generic[M]):
         await self.session.flush()
         return row
 
+    async def find(
+        self,
+        where: ColumnElement[bool] | None,
+        *,
+        order_by: Sequence[Any],
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> Sequence[M]:
+        """This tenant's rows matching ``where`` (always ANDed with the tenant), one page."""
+        statement = self._select()
+        if where is not None:
+            statement = statement.where(where)
+        statement = statement.order_by(*order_by).offset(offset)
+        if limit is not None:
+            statement = statement.limit(limit)
+        result = await self.session.execute(statement)
+        return result.scalars().all()
+
+    async def page(self, *, limit: int, offset: int) -> Sequence[M]:
+        """One page of this tenant's rows, oldest first."""
+        model: Any = self.model
+        return await self.find(
+            None, order_by=[model.created_at, model.id], offset=offset, limit=limit
+        )
+
+    async def count(self, where: ColumnElement[bool] | None) -> int:
+        model: Any = self.model
+        statement = (
+            select(func.count()).select_from(model).where(model.tenant_id == self.ctx.tenant_id)
+        )
+        if where is not None:
+            statement = statement.where(where)
+        return int((await self.session.execute(statement)).scalar_one())
+
 
 class UserRepository(_TenantScoped[User]):
     model = User
@@ -77,12 +111,6 @@ class UserRepository(_TenantScoped[User]):
     async def get_by_email(self, email: str) -> User | None:
         result = await self.session.execute(self._select().where(User.email == email))
         return result.scalar_one_or_none()
-
-    async def page(self, *, limit: int, offset: int) -> Sequence[User]:
-        result = await self.session.execute(
-            self._select().order_by(User.created_at, User.id).limit(limit).offset(offset)
-        )
-        return result.scalars().all()
 
     async def group_ids_of(self, user_id: uuid.UUID) -> list[uuid.UUID]:
         result = await self.session.execute(
@@ -133,12 +161,6 @@ class GroupRepository(_TenantScoped[Group]):
         result = await self.session.execute(self._select().where(Group.name == name))
         return result.scalar_one_or_none()
 
-    async def page(self, *, limit: int, offset: int) -> Sequence[Group]:
-        result = await self.session.execute(
-            self._select().order_by(Group.created_at, Group.id).limit(limit).offset(offset)
-        )
-        return result.scalars().all()
-
     async def member_ids(self, group_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
         members: dict[uuid.UUID, list[uuid.UUID]] = {group_id: [] for group_id in group_ids}
         if not group_ids:
@@ -183,12 +205,6 @@ class GroupRepository(_TenantScoped[Group]):
 
 class ApiKeyRepository(_TenantScoped[ApiKey]):
     model = ApiKey
-
-    async def page(self, *, limit: int, offset: int) -> Sequence[ApiKey]:
-        result = await self.session.execute(
-            self._select().order_by(ApiKey.created_at, ApiKey.id).limit(limit).offset(offset)
-        )
-        return result.scalars().all()
 
     async def revoke(self, key_id: uuid.UUID, when: datetime) -> bool:
         result = await self.session.execute(

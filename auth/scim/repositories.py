@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, exists, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 
 from app.db import utcnow
 from auth.models import Group, Membership, User
@@ -27,11 +27,6 @@ T = TypeVar("T")
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
-
-
-def _page(statement: Select[Any], order_by: Sequence[Any], offset: int, limit: int | None) -> Any:
-    statement = statement.order_by(*order_by).offset(offset)
-    return statement.limit(limit) if limit is not None else statement
 
 
 class ScimUserRepository(UserRepository):
@@ -72,28 +67,6 @@ class ScimUserRepository(UserRepository):
     @property
     def default_order(self) -> list[Any]:
         return [User.created_at, User.id]
-
-    async def find(
-        self,
-        where: Condition | None,
-        *,
-        order_by: Sequence[Any],
-        offset: int = 0,
-        limit: int | None = None,
-    ) -> Sequence[User]:
-        statement = self._select()
-        if where is not None:
-            statement = statement.where(where)
-        result = await self.session.execute(_page(statement, order_by, offset, limit))
-        return result.scalars().all()
-
-    async def count(self, where: Condition | None) -> int:
-        statement = (
-            select(func.count()).select_from(User).where(User.tenant_id == self.ctx.tenant_id)
-        )
-        if where is not None:
-            statement = statement.where(where)
-        return int((await self.session.execute(statement)).scalar_one())
 
     async def user_name_taken(self, user_name: str, *, exclude: uuid.UUID | None) -> bool:
         """userName is unique without regard to case (RFC 7643 §4.1.1: caseExact false)."""
@@ -191,28 +164,6 @@ class ScimGroupRepository(GroupRepository):
     @property
     def default_order(self) -> list[Any]:
         return [Group.created_at, Group.id]
-
-    async def find(
-        self,
-        where: Condition | None,
-        *,
-        order_by: Sequence[Any],
-        offset: int = 0,
-        limit: int | None = None,
-    ) -> Sequence[Group]:
-        statement = self._select()
-        if where is not None:
-            statement = statement.where(where)
-        result = await self.session.execute(_page(statement, order_by, offset, limit))
-        return result.scalars().all()
-
-    async def count(self, where: Condition | None) -> int:
-        statement = (
-            select(func.count()).select_from(Group).where(Group.tenant_id == self.ctx.tenant_id)
-        )
-        if where is not None:
-            statement = statement.where(where)
-        return int((await self.session.execute(statement)).scalar_one())
 
     async def name_taken(self, name: str, *, exclude: uuid.UUID | None) -> bool:
         statement = self._select().where(Group.name == name)
