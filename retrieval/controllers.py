@@ -245,18 +245,9 @@ class SearchController(Controller):
         summary="Hybrid search over the chunks the caller may read (ABAC inside the query)",
     )
     async def search(
-        self,
-        request: Request[Any, Any, Any],
-        documents: NamedDependency[DocumentService],
-        ctx: NamedDependency[TenantContext],
-        data: JSONBody[SearchRequest],
+        self, documents: NamedDependency[DocumentService], data: JSONBody[SearchRequest]
     ) -> SearchResponse:
-        hits = await get_runtime(request).knowledge.search(
-            ctx, documents.keys, data.query, top_k=data.top_k, filters=data.filters
-        )
-        ids = list({uuid.UUID(h.document_id) for h in hits})
-        rows = [d for d in [await documents.documents.get(i) for i in ids] if d is not None]
-        titles = await documents.titles(rows)
+        hits, titles = await documents.search(data.query, top_k=data.top_k, filters=data.filters)
         return SearchResponse(
             hits=[
                 SearchHit(

@@ -29,6 +29,16 @@ class DocumentRepository(_Scoped):
         )
         return result.scalar_one_or_none()
 
+    async def get_many(self, document_ids: Sequence[uuid.UUID]) -> Sequence[Document]:
+        if not document_ids:
+            return []
+        result = await self.session.execute(
+            select(Document).where(
+                Document.tenant_id == self.ctx.tenant_id, Document.id.in_(list(document_ids))
+            )
+        )
+        return result.scalars().all()
+
     async def by_external_id(self, external_id: str) -> Document | None:
         result = await self.session.execute(
             select(Document).where(

@@ -26,7 +26,7 @@ from residency.objects import TenantObjects
 from residency.registry import RegionRegistry
 from retrieval.acl import DocumentAcl, may_read
 from retrieval.errors import UnparseableDocument, UnsupportedMediaType
-from retrieval.index import KnowledgeIndex
+from retrieval.index import KnowledgeIndex, Passage
 from retrieval.jobs import JobRunner, PermanentJobError
 from retrieval.models import Document, Job
 from retrieval.repositories import DocumentRepository, JobRepository
@@ -274,6 +274,15 @@ class DocumentService:
             if rows:
                 after = (rows[-1].created_at, rows[-1].id)
         return readable[:limit], len(readable) > limit
+
+    async def search(
+        self, query: str, *, top_k: int, filters: dict[str, str]
+    ) -> tuple[list[Passage], dict[uuid.UUID, str]]:
+        """Hybrid search over what the caller may read (the ABAC filter is inside the query),
+        with the titles of the documents the hits come from."""
+        hits = await self.index.search(self.ctx, self.keys, query, top_k=top_k, filters=filters)
+        rows = await self.documents.get_many(list({uuid.UUID(h.document_id) for h in hits}))
+        return hits, await self.titles(rows)
 
     async def titles(self, documents: Sequence[Document]) -> dict[uuid.UUID, str]:
         return {
