@@ -40,6 +40,38 @@ def serve(host: str | None, port: int | None) -> None:
 
 
 @main.command()
+def worker() -> None:
+    """Run ingestion jobs from the configured broker (jobs.broker_url) until SIGINT/SIGTERM."""
+    import signal
+
+    from app.observability import configure_logging
+    from app.runtime import Runtime
+
+    settings = get_settings()
+    if settings.jobs.broker_url is None:
+        raise click.ClickException(
+            "jobs.broker_url is not set: the embedded default runs jobs in the API process "
+            "(set BULWARK_JOBS__BROKER_URL=amqp://... to run separate workers)"
+        )
+    configure_logging(settings.observability)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        runtime = Runtime.build(settings)
+        try:
+            await runtime.start(worker=True)
+            click.echo(f"worker consuming {settings.jobs.queue}", err=True)
+            await runtime.jobs.work(concurrency=settings.jobs.concurrency, stop=stop)
+        finally:
+            await runtime.dispose()
+
+    asyncio.run(run())
+
+
+@main.command()
 def migrate() -> None:
     """Apply the control-plane and regional migrations to every configured database."""
     from migrations.runner import migrate as run

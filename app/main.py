@@ -83,6 +83,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     tracer_provider = configure_tracing(settings.observability)
     runtime = Runtime.build(settings)
 
+    async def start_runtime() -> None:
+        await runtime.start()
+
     async def dispose_runtime() -> None:
         await runtime.dispose()
 
@@ -115,6 +118,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=with_prefix_handler(SCIM_PREFIX, scim_exception_handler),
         before_send=[add_request_id_header],
         before_request=validate_body_strictly,
+        on_startup=[start_runtime],
         on_shutdown=[dispose_runtime],
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -17,6 +17,7 @@ from keys.services import Keyring
 from residency.database import Database
 from residency.objects import TenantObjects
 from residency.registry import RegionRegistry
+from retrieval.adapters.brokers import make_broker
 from retrieval.adapters.minilm import MiniLMTokenCounter, OnnxMiniLMEmbedder
 from retrieval.index import KnowledgeIndex
 from retrieval.jobs import JobRunner
@@ -64,7 +65,7 @@ class Runtime:
             oidc, registry, keyring.for_tenant, settings.identity, authenticator.user_principal
         )
         knowledge = KnowledgeIndex(registry, OnnxMiniLMEmbedder(threads=2), MiniLMTokenCounter())
-        jobs = JobRunner(registry, authenticator)
+        jobs = JobRunner(registry, authenticator, broker=make_broker(settings.jobs))
         runtime = cls(
             settings=settings,
             control=control,
@@ -90,8 +91,12 @@ class Runtime:
             self.registry.for_tenant(ctx).objects, self.keyring.for_tenant(session, ctx), ctx
         )
 
+    async def start(self, *, worker: bool = False) -> None:
+        await self.jobs.startup(worker=worker)
+
     async def dispose(self) -> None:
         await self.jobs.drain()
+        await self.jobs.shutdown()
         await self.knowledge.close()
         await self.control.dispose()
         await self.registry.dispose()

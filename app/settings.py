@@ -115,6 +115,21 @@ class AuditSettings(_Group):
     signing_key_file: Path | None = None
 
 
+class JobsSettings(_Group):
+    """The job queue. Unset ``broker_url``: jobs run in the API process (the embedded default).
+
+    ``amqp://...`` puts them on RabbitMQ, consumed by ``bulwark worker`` processes. A separate
+    worker writes the vector store too, so every region then needs a Qdrant server
+    (``vector_store = "http://..."``): a Qdrant Edge shard belongs to the one process that
+    opened it.
+    """
+
+    broker_url: SecretStr | None = None
+    queue: str = Field(default="bulwark.jobs", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    # Jobs one worker process runs at once (ingestion is CPU-bound: about one per core).
+    concurrency: int = Field(default=2, ge=1, le=64)
+
+
 class ObservabilitySettings(_Group):
     service_name: str = "bulwark"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -139,6 +154,7 @@ class Settings(BaseSettings):
     keys: KeysSettings = KeysSettings()
     audit: AuditSettings = AuditSettings()
     identity: IdentitySettings = IdentitySettings()
+    jobs: JobsSettings = JobsSettings()
     regions: dict[str, RegionSettings] = Field(default_factory=dict)
 
     @classmethod

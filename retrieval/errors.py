@@ -43,3 +43,14 @@ class VectorStoreRegionMismatch(ServiceUnavailable):
             f"The vector store of region {store_region!r} does not serve region {tenant_region!r}.",
             region=tenant_region,
         )
+
+
+class VectorStoreUnavailable(ServiceUnavailable):
+    """The region's vector store cannot be opened or reached (e.g. an embedded Qdrant Edge shard
+    held by another process: a separate worker needs a Qdrant server)."""
+
+    code = "vector_store_unavailable"
+    title = "Vector store unavailable"
+
+    def __init__(self, region: str) -> None:
+        super().__init__(f"The vector store of region {region!r} is unavailable.", region=region)

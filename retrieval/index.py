@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import structlog
+
 from auth.context import TenantContext
 from keys.services import TenantKeys
 from residency.registry import RegionRegistry
@@ -28,6 +30,8 @@ from retrieval.parsing import parse_document
 from retrieval.vectorstore import ChunkPoint, SparseVector, VectorStore, open_vector_store
 
 CHUNK_KIND = "chunk"
+
+log = structlog.get_logger("bulwark.index")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +49,20 @@ def dlp_hook(chunks: list[Chunk]) -> list[Chunk]:
 
 
 class KnowledgeIndex:
-    def __init__(self, registry: RegionRegistry, embedder: Embedder, counter: TokenCounter) -> None:
+    def __init__(
+        self,
+        registry: RegionRegistry,
+        embedder: Embedder,
+        counter: TokenCounter,
+        *,
+        optimize_after: int = 2_000,
+    ) -> None:
         self.registry = registry
         self.embedder = embedder
         self.counter = counter
+        self.optimize_after = optimize_after
+        self._pending: dict[str, int] = {}
+        self._optimizing: dict[str, asyncio.Task[None]] = {}
         self._stores: dict[str, VectorStore] = {}
         self._ready: set[str] = set()
         self._lock = asyncio.Lock()
@@ -108,7 +122,38 @@ class KnowledgeIndex:
             )
         for start in range(0, len(points), 256):
             await store.upsert(ctx, points[start : start + 256])
+        self.record_writes(region=ctx.region, store=store, points=len(points))
         return len(points)
+
+    def record_writes(self, *, region: str, store: VectorStore, points: int) -> None:
+        """Schedule the store's optimizer once enough points arrived since its last run.
+
+        Qdrant Edge indexes nothing by itself: new points sit in an unindexed appendable segment
+        that every search scans (bench.vectorstore: 11.7 ms p50 at 100k before, 5.3 ms after).
+        One optimization per region runs at a time, in the background, off the event loop;
+        searches keep being served meanwhile.
+        """
+        self._pending[region] = self._pending.get(region, 0) + points
+        running = self._optimizing.get(region)
+        if self._pending[region] < self.optimize_after or (running and not running.done()):
+            return
+        pending, self._pending[region] = self._pending[region], 0
+        self._optimizing[region] = asyncio.create_task(self._optimize(region, store, pending))
+
+    async def _optimize(self, region: str, store: VectorStore, pending: int) -> None:
+        try:
+            if await store.optimize():
+                log.info("vector_store_optimized", region=region, points=pending)
+                return
+        except Exception as exc:  # an optimizer failure must not fail ingestion
+            log.warning("vector_store_optimize_failed", region=region, error=type(exc).__name__)
+        # Nothing was due yet (the engine indexes a segment once it is large enough) or it
+        # failed: the points still count, so the next write tries again.
+        self._pending[region] = self._pending.get(region, 0) + pending
+
+    async def wait_optimized(self) -> None:
+        """Wait for background optimizations (tests, benchmarks, shutdown)."""
+        await asyncio.gather(*self._optimizing.values(), return_exceptions=True)
 
     async def set_acl(self, ctx: TenantContext, document_id: uuid.UUID, acl: DocumentAcl) -> None:
         await (await self.store(ctx)).set_acl(ctx, str(document_id), acl)
@@ -152,5 +197,6 @@ class KnowledgeIndex:
         return passages
 
     async def close(self) -> None:
+        await self.wait_optimized()
         for store in self._stores.values():
             await store.close()

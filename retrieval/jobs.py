@@ -12,11 +12,13 @@ KMS, vector store), and a poison job — a permanent failure, or one out of retr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
 from taskiq import AsyncBroker, InMemoryBroker
+from taskiq.api import run_receiver_task
 
 from app.db import utcnow
 from app.errors import AppError
@@ -69,8 +71,40 @@ class JobRunner:
         if on_failure is not None:
             self.failure_hooks[kind] = on_failure
 
+    @property
+    def in_process(self) -> bool:
+        """True when this process runs the jobs it enqueues (no separate worker)."""
+        return isinstance(self.broker, InMemoryBroker)
+
+    async def startup(self, *, worker: bool = False) -> None:
+        """Connect to the broker (declares the exchange and queue on RabbitMQ); a ``worker``
+        also opens the connection it consumes from."""
+        self.broker.is_worker_process = worker
+        await self.broker.startup()
+
+    async def shutdown(self) -> None:
+        await self.broker.shutdown()
+
     async def enqueue(self, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
         await self._task.kiq(str(tenant_id), str(job_id))
+
+    async def work(self, *, concurrency: int, stop: asyncio.Event) -> None:
+        """Consume jobs from a networked broker until ``stop`` is set (``bulwark worker``).
+
+        A job is acknowledged after it ran, so a worker killed mid-job leaves it to be
+        redelivered; the job's own state makes the redelivery a no-op once it succeeded.
+        """
+        if self.in_process:
+            raise RuntimeError("no networked broker is configured: jobs run in the API process")
+        receiver = asyncio.create_task(
+            run_receiver_task(self.broker, max_async_tasks=concurrency, propagate_exceptions=False)
+        )
+        try:
+            await stop.wait()
+        finally:
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiver
 
     async def drain(self) -> None:
         """Wait for in-process jobs to finish (tests, shutdown)."""

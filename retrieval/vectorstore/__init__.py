@@ -130,6 +130,12 @@ class VectorStore(Protocol):
         """Chunks of ``ctx``'s tenant (of one document), whatever their ACL: for admin and tests."""
         ...
 
+    async def optimize(self) -> bool:
+        """Index what was written since the last call, if the engine leaves that to its owner
+        (Qdrant Edge has no background optimizer; a Qdrant server has one: no-op there).
+        True when something was optimized."""
+        ...
+
     async def close(self) -> None: ...
 
 

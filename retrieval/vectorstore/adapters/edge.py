@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import qdrant_edge as qe
+import structlog
 
 from retrieval.acl import (
     DocumentAcl,
@@ -39,6 +40,7 @@ from retrieval.acl import (
     search_filter,
     tenant_scope,
 )
+from retrieval.errors import VectorStoreUnavailable
 from retrieval.vectorstore import (
     DENSE,
     DENSE_SIZE,
@@ -55,6 +57,8 @@ from retrieval.vectorstore._filters import to_filter
 
 if TYPE_CHECKING:
     from auth.context import TenantContext
+
+log = structlog.get_logger("bulwark.vectorstore")
 
 KEYWORD_FIELDS = (
     "document_id",
@@ -117,10 +121,16 @@ class EdgeVectorStore:
     def _open(self) -> qe.EdgeShard:
         with self._open_lock:
             if self._shard is None:
-                if self.path.exists() and any(self.path.iterdir()):
-                    shard = qe.EdgeShard.load(str(self.path), self._config())
-                else:
-                    shard = qe.EdgeShard.create(str(self.path), self._config())
+                try:
+                    if self.path.exists() and any(self.path.iterdir()):
+                        shard = qe.EdgeShard.load(str(self.path), self._config())
+                    else:
+                        shard = qe.EdgeShard.create(str(self.path), self._config())
+                except Exception as exc:  # qdrant_edge raises plain Exception
+                    # Typically the shard's WAL is locked by another process: an Edge shard has
+                    # one owner, so a separate worker needs a Qdrant server instead.
+                    log.error("vector_store_open_failed", region=self.region, error=str(exc))
+                    raise VectorStoreUnavailable(self.region) from exc
                 indexed = set(shard.info().payload_schema)
                 wanted: list[tuple[str, Any]] = [
                     ("tenant_id", qe.KeywordIndexParams(is_tenant=True)),

@@ -148,6 +148,9 @@ class ServerVectorStore:
                 )
         self._ready = True
 
+    async def optimize(self) -> bool:
+        return False  # the server's own optimizers index new segments in the background
+
     async def close(self) -> None:
         await self.client.close()
 

@@ -8,12 +8,17 @@ import random
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from auth.context import TenantContext, TenantRoute
+from residency.registry import RegionRegistry
 from retrieval.acl import DocumentAcl, SearchFilters, may_read
+from retrieval.chunking import TokenCounter
+from retrieval.embeddings import Embedder
 from retrieval.errors import VectorStoreRegionMismatch
+from retrieval.index import KnowledgeIndex
 from retrieval.vectorstore import ChunkPoint, SparseVector, VectorStore, open_vector_store
 from retrieval.vectorstore.adapters.edge import EdgeVectorStore
 from retrieval.vectorstore.adapters.server import ServerVectorStore
@@ -196,3 +201,46 @@ async def test_edge_shard_persists_across_reopen(tmp_path: Path) -> None:
         assert [h.chunk_id for h in await second.search(ctx, vector(rng), None, 5)] == ["c"]
     finally:
         await second.close()
+
+
+async def test_bulk_writes_get_the_edge_shard_indexed_in_the_background(tmp_path: Path) -> None:
+    """Edge has no background optimizer: the knowledge index runs it once enough points arrived,
+    and searches keep answering (correctly) while it runs."""
+    rng = random.Random(3)
+    route = TenantRoute(uuid.uuid4(), "acme", "eu", "active")
+    ctx = principal(route, user_id=uuid.uuid4())
+    store = EdgeVectorStore("eu", tmp_path / "v")
+    index = KnowledgeIndex(
+        cast(RegionRegistry, None),
+        cast(Embedder, None),
+        cast(TokenCounter, None),
+        optimize_after=5_000,
+    )
+    try:
+        total = 8_000
+        for start in range(0, total, 500):
+            points = [
+                ChunkPoint(
+                    f"c{i}",
+                    f"d{i // 10}",
+                    i,
+                    vector(rng),
+                    sparse(rng),
+                    DocumentAcl(visibility="tenant"),
+                )
+                for i in range(start, start + 500)
+            ]
+            await store.upsert(ctx, points)
+            index.record_writes(region="eu", store=store, points=len(points))
+        probe = vector(rng)
+        during = [h.chunk_id for h in await store.search(ctx, probe, None, 5)]
+        await index.wait_optimized()
+        info = store._open().info()
+        # Unoptimized, Edge reports one indexed vector per point (a plain, scanned index);
+        # the optimizer's HNSW segment adds its own on top.
+        assert info.indexed_vectors_count > total, info
+        assert await store.count(ctx) == total
+        assert [h.chunk_id for h in await store.search(ctx, probe, None, 5)] == during
+    finally:
+        await index.close()
+        await store.close()
