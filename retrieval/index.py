@@ -24,6 +24,7 @@ from keys.services import TenantKeys
 from residency.registry import RegionRegistry
 from retrieval import sparse as bm25
 from retrieval.acl import DocumentAcl, SearchFilters
+from retrieval.cache.index import QuestionIndex, open_question_index
 from retrieval.chunking import Chunk, TokenCounter, chunk_blocks
 from retrieval.embeddings import Embedder
 from retrieval.parsing import parse_document
@@ -63,6 +64,7 @@ class KnowledgeIndex:
         self.optimize_after = optimize_after
         self._pending: dict[str, int] = {}
         self._optimizing: dict[str, asyncio.Task[None]] = {}
+        self._questions: dict[str, QuestionIndex] = {}
         self._stores: dict[str, VectorStore] = {}
         self._ready: set[str] = set()
         self._lock = asyncio.Lock()
@@ -81,6 +83,18 @@ class KnowledgeIndex:
                 await store.ensure(ctx)
                 self._ready.add(region)
         return store
+
+    async def questions(self, ctx: TenantContext) -> QuestionIndex:
+        """The semantic cache's question index of the tenant's own region (opened once)."""
+        region = ctx.region
+        async with self._lock:
+            index = self._questions.get(region)
+            if index is None:
+                index = open_question_index(
+                    region, self.registry.vector_store_for(ctx), dense_size=self.embedder.dimension
+                )
+                self._questions[region] = index
+        return index
 
     async def ingest(
         self,
@@ -198,5 +212,7 @@ class KnowledgeIndex:
 
     async def close(self) -> None:
         await self.wait_optimized()
+        for index in self._questions.values():
+            await index.close()
         for store in self._stores.values():
             await store.close()

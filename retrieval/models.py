@@ -56,3 +56,33 @@ class Job(TenantOwned, Timestamped, RegionalBase):
         UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow
     )
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CacheEntry(TenantOwned, Timestamped, RegionalBase):
+    """A cached answer. Question and answer are sealed with the tenant's keys; ``exact_key`` is
+    an HMAC of the canonical request (the exact layer), never the text. The question's embedding
+    lives in the region's vector store under the same id (the semantic layer)."""
+
+    __tablename__ = "cache_entries"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    exact_key: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    # HMAC of the request's options (answer mode, top_k, filters): a semantic hit needs the same.
+    scope_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    # Whose question created it: a subject-access erasure removes the subject's entries.
+    asker_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
+    sealed_question: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    sealed_answer: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
+    hits: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class CacheSource(TenantOwned, RegionalBase):
+    """A document (at a version) that a cached answer cites: a hit needs the asker to be able to
+    read each of them now, at the same version; changing or deleting one drops the entry."""
+
+    __tablename__ = "cache_sources"
+
+    entry_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    document_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, index=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)

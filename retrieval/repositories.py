@@ -1,15 +1,17 @@
-"""Tenant-scoped documents and jobs."""
+"""Tenant-scoped documents, jobs and semantic-cache entries."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.context import TenantContext
-from retrieval.models import Document, Job
+from auth.repositories import _TenantScoped
+from retrieval.models import CacheEntry, CacheSource, Document, Job
 
 
 class _Scoped:
@@ -100,3 +102,75 @@ class JobRepository(_Scoped):
         self.session.add(job)
         await self.session.flush()
         return job
+
+
+class CacheRepository(_TenantScoped[CacheEntry]):
+    """This tenant's cache entries and the sources they cite."""
+
+    model = CacheEntry
+
+    async def live(self, entry_ids: Sequence[uuid.UUID], now: datetime) -> Sequence[CacheEntry]:
+        if not entry_ids:
+            return []
+        return await self.find(
+            (CacheEntry.id.in_(list(entry_ids))) & (CacheEntry.expires_at > now),
+            order_by=[CacheEntry.created_at.desc()],
+        )
+
+    async def by_exact_key(self, exact_key: str, now: datetime) -> CacheEntry | None:
+        rows = await self.find(
+            (CacheEntry.exact_key == exact_key) & (CacheEntry.expires_at > now),
+            order_by=[CacheEntry.created_at.desc()],
+            limit=1,
+        )
+        return rows[0] if rows else None
+
+    async def sources(self, entry_id: uuid.UUID) -> Sequence[CacheSource]:
+        result = await self.session.execute(
+            select(CacheSource).where(
+                CacheSource.tenant_id == self.ctx.tenant_id, CacheSource.entry_id == entry_id
+            )
+        )
+        return result.scalars().all()
+
+    async def add_sources(self, entry_id: uuid.UUID, versions: dict[uuid.UUID, int]) -> None:
+        for document_id, version in versions.items():
+            self.session.add(
+                CacheSource(
+                    tenant_id=self.ctx.tenant_id,
+                    entry_id=entry_id,
+                    document_id=document_id,
+                    version=version,
+                )
+            )
+        await self.session.flush()
+
+    async def citing(self, document_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+        result = await self.session.execute(
+            select(CacheSource.entry_id).where(
+                CacheSource.tenant_id == self.ctx.tenant_id,
+                CacheSource.document_id.in_(list(document_ids)),
+            )
+        )
+        return list(dict.fromkeys(result.scalars().all()))
+
+    async def ids_where(self, where: ColumnElement[bool]) -> list[uuid.UUID]:
+        result = await self.session.execute(
+            select(CacheEntry.id).where(CacheEntry.tenant_id == self.ctx.tenant_id, where)
+        )
+        return list(result.scalars().all())
+
+    async def remove(self, entry_ids: Sequence[uuid.UUID]) -> None:
+        if not entry_ids:
+            return
+        ids = list(entry_ids)
+        await self.session.execute(
+            delete(CacheSource).where(
+                CacheSource.tenant_id == self.ctx.tenant_id, CacheSource.entry_id.in_(ids)
+            )
+        )
+        await self.session.execute(
+            delete(CacheEntry).where(
+                CacheEntry.tenant_id == self.ctx.tenant_id, CacheEntry.id.in_(ids)
+            )
+        )

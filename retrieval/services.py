@@ -25,6 +25,7 @@ from residency.database import after_commit
 from residency.objects import TenantObjects
 from residency.registry import RegionRegistry
 from retrieval.acl import DocumentAcl, may_read
+from retrieval.cache.invalidation import drop_answers_citing
 from retrieval.errors import UnparseableDocument, UnsupportedMediaType
 from retrieval.index import KnowledgeIndex, Passage
 from retrieval.jobs import JobRunner, PermanentJobError
@@ -158,6 +159,7 @@ class DocumentService:
             self._require_owner_or_admin(existing)
             document = existing
             document.version += 1
+            await self._drop_cached_answers(document.id)
         else:
             document = Document(
                 id=uuid.uuid4(),
@@ -206,6 +208,7 @@ class DocumentService:
         await self.session.flush()
         # In the vector store before the response: the next search already obeys it.
         await self.index.set_acl(self.ctx, document.id, document_acl(document))
+        await self._drop_cached_answers(document.id)
         await self.audit.record(
             AuditAction.DOCUMENT_ACL_CHANGED,
             resource_type=ResourceType.DOCUMENT,
@@ -222,6 +225,7 @@ class DocumentService:
     async def delete(self, document_id: uuid.UUID) -> None:
         document = await self.manageable(document_id)
         await self.index.delete(self.ctx, document.id)
+        await self._drop_cached_answers(document.id)
         for version in range(1, document.version + 1):
             await self.objects.delete("document", f"{document.id.hex}-v{version}")
         await self.documents.remove(document)
@@ -243,6 +247,12 @@ class DocumentService:
         if self.may_read(document):
             raise NotDocumentOwner()
         raise DocumentNotFound()
+
+    async def _drop_cached_answers(self, document_id: uuid.UUID) -> None:
+        """Cached answers citing this document go with its old version or ACL (a hit checks the
+        version and the asker's access too; this keeps nothing stale around)."""
+        questions = await self.index.questions(self.ctx)
+        await drop_answers_citing(self.session, self.ctx, questions, [document_id])
 
     def _require_owner_or_admin(self, document: Document) -> None:
         if document.owner_id != self.ctx.user_id and not self.ctx.has_role(Role.TENANT_ADMIN):

@@ -100,12 +100,52 @@ def edge_filter(node: FilterNode) -> qe.Filter:
     return result
 
 
+# An Edge shard locks its WAL: one process owns it. Within that process every store object on the
+# same path (the API's runtime, a CLI command's, a test's) shares one open shard, counted.
+_shards: dict[Path, tuple[qe.EdgeShard, int]] = {}
+_shards_lock = threading.Lock()
+
+
+def _acquire(path: Path, config: qe.EdgeConfig, region: str) -> qe.EdgeShard:
+    with _shards_lock:
+        held = _shards.get(path)
+        if held is not None:
+            _shards[path] = (held[0], held[1] + 1)
+            return held[0]
+        try:
+            if path.exists() and any(path.iterdir()):
+                shard = qe.EdgeShard.load(str(path), config)
+            else:
+                shard = qe.EdgeShard.create(str(path), config)
+        except Exception as exc:  # qdrant_edge raises plain Exception
+            # Typically the shard's WAL is locked by another process: an Edge shard has one
+            # owner, so a separate worker needs a Qdrant server instead.
+            log.error("vector_store_open_failed", region=region, error=str(exc))
+            raise VectorStoreUnavailable(region) from exc
+        _shards[path] = (shard, 1)
+        return shard
+
+
+def _release(path: Path) -> None:
+    with _shards_lock:
+        held = _shards.get(path)
+        if held is None:
+            return
+        shard, count = held
+        if count > 1:
+            _shards[path] = (shard, count - 1)
+            return
+        del _shards[path]
+        shard.flush()
+        shard.close()
+
+
 class EdgeVectorStore:
     """One region's chunks in a Qdrant Edge shard at ``<location>/shard``."""
 
     def __init__(self, region: str, location: str | Path, *, dense_size: int = DENSE_SIZE) -> None:
         self.region = region
-        self.path = Path(location) / "shard"
+        self.path = Path(location).absolute() / "shard"
         self.dense_size = dense_size
         self._shard: qe.EdgeShard | None = None
         self._open_lock = threading.Lock()
@@ -121,16 +161,7 @@ class EdgeVectorStore:
     def _open(self) -> qe.EdgeShard:
         with self._open_lock:
             if self._shard is None:
-                try:
-                    if self.path.exists() and any(self.path.iterdir()):
-                        shard = qe.EdgeShard.load(str(self.path), self._config())
-                    else:
-                        shard = qe.EdgeShard.create(str(self.path), self._config())
-                except Exception as exc:  # qdrant_edge raises plain Exception
-                    # Typically the shard's WAL is locked by another process: an Edge shard has
-                    # one owner, so a separate worker needs a Qdrant server instead.
-                    log.error("vector_store_open_failed", region=self.region, error=str(exc))
-                    raise VectorStoreUnavailable(self.region) from exc
+                shard = _acquire(self.path, self._config(), self.region)
                 indexed = set(shard.info().payload_schema)
                 wanted: list[tuple[str, Any]] = [
                     ("tenant_id", qe.KeywordIndexParams(is_tenant=True)),
@@ -152,9 +183,8 @@ class EdgeVectorStore:
         def close() -> None:
             with self._open_lock:
                 if self._shard is not None:
-                    self._shard.flush()
-                    self._shard.close()
                     self._shard = None
+                    _release(self.path)
 
         await asyncio.to_thread(close)
 
@@ -259,3 +289,82 @@ class EdgeVectorStore:
         request = qe.CountRequest(exact=True, filter=edge_filter(node))
         result: int = await self._run(ctx, lambda s: s.count(request))
         return result
+
+
+class EdgeQuestionIndex:
+    """The semantic cache's question vectors in a second Edge shard, ``<location>/cache``."""
+
+    def __init__(self, region: str, location: str | Path, *, dense_size: int = DENSE_SIZE) -> None:
+        self.region = region
+        self.path = Path(location).absolute() / "cache"
+        self.dense_size = dense_size
+        self._shard: qe.EdgeShard | None = None
+        self._open_lock = threading.Lock()
+
+    def _open(self) -> qe.EdgeShard:
+        with self._open_lock:
+            if self._shard is None:
+                config = qe.EdgeConfig(
+                    vectors={
+                        DENSE: qe.EdgeVectorParams(
+                            size=self.dense_size, distance=qe.Distance.Cosine
+                        )
+                    }
+                )
+                shard = _acquire(self.path, config, self.region)
+                if "tenant_id" not in shard.info().payload_schema:
+                    shard.update(
+                        qe.UpdateOperation.create_field_index(
+                            "tenant_id", qe.KeywordIndexParams(is_tenant=True)
+                        )
+                    )
+                self._shard = shard
+            return self._shard
+
+    async def _run(self, ctx: TenantContext, op: Any) -> Any:
+        check_region(self.region, ctx)
+        return await asyncio.to_thread(lambda: op(self._open()))
+
+    async def put(self, ctx: TenantContext, entry_id: str, vector: Sequence[float]) -> None:
+        point = qe.Point(
+            entry_id, {DENSE: list(vector)}, {"tenant_id": str(ctx.tenant_id), "entry_id": entry_id}
+        )
+        await self._run(ctx, lambda s: s.update(qe.UpdateOperation.upsert_points([point])))
+
+    async def nearest(
+        self, ctx: TenantContext, vector: Sequence[float], *, limit: int, min_score: float
+    ) -> list[tuple[str, float]]:
+        request = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(list(vector), using=DENSE),
+            filter=edge_filter(tenant_scope(ctx)),
+            score_threshold=min_score,
+            with_payload=True,
+        )
+        points = await self._run(ctx, lambda s: s.query(request))
+        return [(p.payload["entry_id"], p.score) for p in points]
+
+    async def delete(self, ctx: TenantContext, entry_ids: Sequence[str]) -> None:
+        if not entry_ids:
+            return
+        scope = edge_filter(tenant_scope(ctx))
+        ids = list(entry_ids)
+
+        def delete(shard: qe.EdgeShard) -> None:
+            # Only this tenant's points: ids of another tenant's entries are left alone.
+            shard.update(
+                qe.UpdateOperation.delete_points_by_filter(
+                    qe.Filter(must=[scope, qe.FieldCondition("entry_id", match=qe.MatchAny(ids))])
+                )
+            )
+
+        await self._run(ctx, delete)
+
+    async def close(self) -> None:
+        def close() -> None:
+            with self._open_lock:
+                if self._shard is not None:
+                    self._shard = None
+                    _release(self.path)
+
+        await asyncio.to_thread(close)

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from auth.context import TenantContext
 
 COLLECTION = "bulwark_chunks"
+CACHE_COLLECTION = "bulwark_cache"
 
 
 class _ClientFilters:
@@ -254,3 +255,91 @@ class ServerVectorStore:
             self.collection, count_filter=client_filter(node), exact=True
         )
         return result.count
+
+
+class ServerQuestionIndex:
+    """The semantic cache's question vectors in the region's Qdrant (``bulwark_cache``)."""
+
+    def __init__(
+        self,
+        region: str,
+        client: AsyncQdrantClient,
+        *,
+        collection: str = CACHE_COLLECTION,
+        dense_size: int = DENSE_SIZE,
+    ) -> None:
+        self.region = region
+        self.client = client
+        self.collection = collection
+        self.dense_size = dense_size
+        self._ready = False
+
+    @classmethod
+    def connect(
+        cls, region: str, location: str, *, dense_size: int = DENSE_SIZE
+    ) -> ServerQuestionIndex:
+        store = ServerVectorStore.connect(region, location, dense_size=dense_size)
+        return cls(region, store.client, dense_size=dense_size)
+
+    async def _scoped(self, ctx: TenantContext) -> None:
+        check_region(self.region, ctx)
+        if self._ready:
+            return
+        if not await self.client.collection_exists(self.collection):
+            await self.client.create_collection(
+                self.collection,
+                vectors_config={
+                    DENSE: m.VectorParams(size=self.dense_size, distance=m.Distance.COSINE)
+                },
+            )
+            await self.client.create_payload_index(
+                self.collection,
+                "tenant_id",
+                field_schema=m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=True),
+                wait=True,
+            )
+        self._ready = True
+
+    async def put(self, ctx: TenantContext, entry_id: str, vector: Sequence[float]) -> None:
+        await self._scoped(ctx)
+        await self.client.upsert(
+            self.collection,
+            points=[
+                m.PointStruct(
+                    id=entry_id,
+                    vector={DENSE: list(vector)},
+                    payload={"tenant_id": str(ctx.tenant_id), "entry_id": entry_id},
+                )
+            ],
+            wait=True,
+        )
+
+    async def nearest(
+        self, ctx: TenantContext, vector: Sequence[float], *, limit: int, min_score: float
+    ) -> list[tuple[str, float]]:
+        await self._scoped(ctx)
+        result = await self.client.query_points(
+            self.collection,
+            query=list(vector),
+            using=DENSE,
+            query_filter=client_filter(tenant_scope(ctx)),
+            score_threshold=min_score,
+            limit=limit,
+            with_payload=True,
+        )
+        return [(str((p.payload or {})["entry_id"]), p.score) for p in result.points]
+
+    async def delete(self, ctx: TenantContext, entry_ids: Sequence[str]) -> None:
+        if not entry_ids:
+            return
+        await self._scoped(ctx)
+        scope = client_filter(tenant_scope(ctx))
+        only = m.FieldCondition(key="entry_id", match=m.MatchAny(any=list(entry_ids)))
+        await self.client.delete(
+            self.collection,
+            points_selector=m.FilterSelector(filter=m.Filter(must=[scope, only])),
+            wait=True,
+        )
+
+    async def close(self) -> None:
+        await self.client.close()

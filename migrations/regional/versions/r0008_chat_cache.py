@@ -1,0 +1,60 @@
+"""Regional: the semantic cache's entries and the sources they cite (RLS on PostgreSQL).
+
+Revision ID: r0008
+Revises: r0005
+Create Date: 2026-11-29
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from migrations.rls import disable_tenant_rls, enable_tenant_rls
+
+revision = "r0008"
+down_revision = "r0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "cache_entries",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("exact_key", sa.String(64), nullable=False),
+        sa.Column("scope_key", sa.String(64), nullable=False),
+        sa.Column("asker_id", sa.Uuid(), nullable=True),
+        sa.Column("sealed_question", sa.LargeBinary(), nullable=False),
+        sa.Column("sealed_answer", sa.LargeBinary(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("hits", sa.Integer(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.func.current_timestamp(),
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_cache_entries"),
+    )
+    for column in ("tenant_id", "exact_key", "asker_id", "expires_at"):
+        op.create_index(f"ix_cache_entries_{column}", "cache_entries", [column])
+    op.create_table(
+        "cache_sources",
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("entry_id", sa.Uuid(), nullable=False),
+        sa.Column("document_id", sa.Uuid(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("entry_id", "document_id", name="pk_cache_sources"),
+    )
+    op.create_index("ix_cache_sources_tenant_id", "cache_sources", ["tenant_id"])
+    op.create_index("ix_cache_sources_document_id", "cache_sources", ["document_id"])
+    for table in ("cache_entries", "cache_sources"):
+        enable_tenant_rls(table)
+
+
+def downgrade() -> None:
+    for table in ("cache_sources", "cache_entries"):
+        disable_tenant_rls(table)
+        op.drop_table(table)
