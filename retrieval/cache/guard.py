@@ -23,10 +23,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-
-def _words(text: str) -> list[str]:
-    return text.split()
-
+from retrieval.text import FUNCTION_WORDS, word_list, word_set
 
 _CONTRACTIONS = {
     "can't": "can not",
@@ -65,7 +62,7 @@ _NEGATIONS = frozenset(
 _NUMBER_WORDS = {
     word: str(value)
     for value, word in enumerate(
-        _words(
+        word_list(
             "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
             "fifteen sixteen seventeen eighteen nineteen twenty"
         )
@@ -84,33 +81,22 @@ _NUMBER_WORDS = {
 _ORDINALS = {
     word: str(value)
     for value, word in enumerate(
-        _words("zeroth first second third fourth fifth sixth seventh eighth ninth tenth")
+        word_list("zeroth first second third fourth fifth sixth seventh eighth ninth tenth")
     )
 } | {"last": "last", "next": "next", "previous": "previous"}
-_CALENDAR = frozenset(
-    _words(
-        "january february march april may june july august september october november december "
-        "jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday "
-        "saturday sunday today tomorrow yesterday weekend weekday weekly monthly yearly annual "
-        "annually daily quarterly"
-    )
+_CALENDAR = word_set(
+    "january february march april may june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday "
+    "saturday sunday today tomorrow yesterday weekend weekday weekly monthly yearly annual "
+    "annually daily quarterly"
 )
-_DIRECTIONAL = frozenset(
-    _words(
-        "to from into onto than versus vs after before over under replaced replace replaces "
-        "above below between"
-    )
+_DIRECTIONAL = word_set(
+    "to from into onto than versus vs after before over under replaced replace replaces "
+    "above below between"
 )
 # Words that carry no meaning a cached answer depends on.
-_FUNCTION = frozenset(
-    _words(
-        """a an the is are was were be been being am do does did doing have has had having i me my
-    mine we us our you your yours he him his she her it its they them their this that these those
-    there here what which who whom whose where when why how can could should would will shall may
-    might must please kindly tell know let again exactly just also really actually currently
-    about of for in on at by with as and or if so any some some all each every per
-    one's s"""
-    )
+_FUNCTION = FUNCTION_WORDS | word_set(
+    "please kindly tell know let again exactly just also really actually currently one's s"
 )
 _SPELLING = {
     "max": "maximum",
