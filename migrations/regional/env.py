@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from app.chat import models as chat_models  # noqa: F401  (registers the tables)
 from app.db import RegionalBase
 from audit import models as audit_models  # noqa: F401  (registers the tables)
 from auth import models  # noqa: F401  (registers the tables)

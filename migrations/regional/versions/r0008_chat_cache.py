@@ -1,4 +1,5 @@
-"""Regional: the semantic cache's entries and the sources they cite (RLS on PostgreSQL).
+"""Regional: chat sessions and messages, the semantic cache's entries and the sources they cite
+(RLS on PostgreSQL).
 
 Revision ID: r0008
 Revises: r0005
@@ -18,6 +19,15 @@ branch_labels = None
 depends_on = None
 
 
+def _created_at() -> sa.Column:  # type: ignore[type-arg]
+    return sa.Column(
+        "created_at",
+        sa.DateTime(timezone=True),
+        nullable=False,
+        server_default=sa.func.current_timestamp(),
+    )
+
+
 def upgrade() -> None:
     op.create_table(
         "cache_entries",
@@ -30,12 +40,7 @@ def upgrade() -> None:
         sa.Column("sealed_answer", sa.LargeBinary(), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("hits", sa.Integer(), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            nullable=False,
-            server_default=sa.func.current_timestamp(),
-        ),
+        _created_at(),
         sa.PrimaryKeyConstraint("id", name="pk_cache_entries"),
     )
     for column in ("tenant_id", "exact_key", "asker_id", "expires_at"):
@@ -50,11 +55,41 @@ def upgrade() -> None:
     )
     op.create_index("ix_cache_sources_tenant_id", "cache_sources", ["tenant_id"])
     op.create_index("ix_cache_sources_document_id", "cache_sources", ["document_id"])
-    for table in ("cache_entries", "cache_sources"):
+    op.create_table(
+        "chat_sessions",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=True),
+        sa.Column("credential_id", sa.Uuid(), nullable=True),
+        sa.Column("sealed_title", sa.LargeBinary(), nullable=False),
+        sa.Column("message_count", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        _created_at(),
+        sa.PrimaryKeyConstraint("id", name="pk_chat_sessions"),
+    )
+    for column in ("tenant_id", "user_id", "credential_id"):
+        op.create_index(f"ix_chat_sessions_{column}", "chat_sessions", [column])
+    op.create_table(
+        "chat_messages",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("session_id", sa.Uuid(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("sealed_content", sa.LargeBinary(), nullable=False),
+        sa.Column("tokens", sa.Integer(), nullable=False),
+        sa.Column("citations", sa.JSON(), nullable=False),
+        sa.Column("meta", sa.JSON(), nullable=False),
+        _created_at(),
+        sa.PrimaryKeyConstraint("id", name="pk_chat_messages"),
+    )
+    for column in ("tenant_id", "session_id"):
+        op.create_index(f"ix_chat_messages_{column}", "chat_messages", [column])
+    for table in ("cache_entries", "cache_sources", "chat_sessions", "chat_messages"):
         enable_tenant_rls(table)
 
 
 def downgrade() -> None:
-    for table in ("cache_sources", "cache_entries"):
+    for table in ("chat_messages", "chat_sessions", "cache_sources", "cache_entries"):
         disable_tenant_rls(table)
         op.drop_table(table)

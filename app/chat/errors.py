@@ -1,0 +1,15 @@
+"""Chat failures as problem details."""
+
+from __future__ import annotations
+
+from app.errors import NotFound
+
+
+class ChatSessionNotFound(NotFound):
+    """Another person's session, or none: the same 404."""
+
+    code = "chat_session_not_found"
+    title = "Chat session not found"
+
+    def __init__(self) -> None:
+        super().__init__("No such chat session of yours in this tenant.")
