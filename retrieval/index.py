@@ -14,7 +14,7 @@ import asyncio
 import base64
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -186,8 +186,15 @@ class KnowledgeIndex:
         *,
         top_k: int,
         filters: Mapping[str, str] | None = None,
+        vector: Sequence[float] | None = None,
     ) -> list[Passage]:
-        dense = (await self.embedder.embed_async([query]))[0].tolist()
+        """``vector``: the query's embedding when the caller already has it (chat embeds the
+        question once for the cache and the search)."""
+        dense = (
+            list(vector)
+            if vector is not None
+            else (await self.embedder.embed_async([query]))[0].tolist()
+        )
         terms = bm25.query_vector(query)
         sparse = SparseVector(terms.indices, terms.values) if terms.indices else None
         hits = await (await self.store(ctx)).search(
