@@ -40,3 +40,15 @@ class ChatMessage(TenantOwned, Timestamped, RegionalBase):
     citations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False, default=list)
     # Numbers and labels only: usage, model tier, cache outcome, groundedness score.
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+
+
+class ChatPolicyRow(Timestamped, RegionalBase):
+    """One tenant's chat policy (``app.chat.schemas.ChatPolicyBody`` as JSON)."""
+
+    __tablename__ = "chat_policies"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow
+    )

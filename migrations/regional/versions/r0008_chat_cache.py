@@ -18,6 +18,8 @@ down_revision = "r0005"
 branch_labels = None
 depends_on = None
 
+TABLES = ("cache_entries", "cache_sources", "chat_sessions", "chat_messages", "chat_policies")
+
 
 def _created_at() -> sa.Column:  # type: ignore[type-arg]
     return sa.Column(
@@ -85,11 +87,19 @@ def upgrade() -> None:
     )
     for column in ("tenant_id", "session_id"):
         op.create_index(f"ix_chat_messages_{column}", "chat_messages", [column])
-    for table in ("cache_entries", "cache_sources", "chat_sessions", "chat_messages"):
+    op.create_table(
+        "chat_policies",
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("policy", sa.JSON(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        _created_at(),
+        sa.PrimaryKeyConstraint("tenant_id", name="pk_chat_policies"),
+    )
+    for table in TABLES:
         enable_tenant_rls(table)
 
 
 def downgrade() -> None:
-    for table in ("chat_messages", "chat_sessions", "cache_sources", "cache_entries"):
+    for table in reversed(TABLES):
         disable_tenant_rls(table)
         op.drop_table(table)

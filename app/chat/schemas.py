@@ -1,0 +1,118 @@
+"""Chat request and response bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+import msgspec
+
+from auth.schemas import VISIBLE
+
+Message = Annotated[str, msgspec.Meta(min_length=1, max_length=8000, pattern=VISIBLE)]
+ModelName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:/-]{1,100}$")]
+
+
+class AnswerMode(StrEnum):
+    GENERATIVE = "generative"
+    EXTRACTIVE = "extractive"
+
+
+class ChatRequest(msgspec.Struct, forbid_unknown_fields=True):
+    message: Message
+    session_id: uuid.UUID | None = None
+    top_k: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
+    # Metadata equality filters: they only ever narrow what the asker may read.
+    filters: Annotated[dict[str, str], msgspec.Meta(max_length=10)] = msgspec.field(
+        default_factory=dict
+    )
+    # None: the tenant's policy decides (generative unless the tenant wants no model).
+    mode: AnswerMode | None = None
+    # A tier (small, mid, frontier), ``auto`` (the router decides) or a configured alias.
+    model: ModelName = "auto"
+    # Multi-part questions retrieved per part (fan-out); None: the tenant's policy.
+    parallel: bool | None = None
+
+
+class Citation(msgspec.Struct):
+    n: int
+    document_id: uuid.UUID
+    title: str
+    chunk_id: str
+    quote: str
+
+
+class Grounded(msgspec.Struct):
+    score: float
+    uncited_sentences: list[str]
+    unsupported_sentences: list[str]
+
+
+class Usage(msgspec.Struct):
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class ModelInfo(msgspec.Struct):
+    tier: str | None
+    provider: str | None
+    reason: str
+
+
+class ChatResponse(msgspec.Struct):
+    answer: str
+    citations: list[Citation]
+    session_id: uuid.UUID
+    grounded: Grounded
+    usage: Usage
+    model: ModelInfo
+    cache: Literal["exact", "semantic", "miss"]
+    mode: AnswerMode
+    # Why this mode answered (e.g. "tenant_policy", "no_sources", "model_unavailable").
+    mode_reason: str
+    revisions: int = 0
+
+
+class ChatSessionRead(msgspec.Struct):
+    id: uuid.UUID
+    title: str
+    message_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ChatSessionList(msgspec.Struct):
+    items: list[ChatSessionRead]
+    total: int
+
+
+class ChatMessageRead(msgspec.Struct):
+    id: uuid.UUID
+    role: str
+    content: str
+    citations: list[dict[str, str | int]]
+    created_at: datetime
+
+
+class ChatTranscript(msgspec.Struct):
+    session: ChatSessionRead
+    messages: list[ChatMessageRead]
+
+
+class ChatPolicyBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A tenant's chat policy (``PUT/GET /v1/admin/chat``)."""
+
+    mode: AnswerMode = AnswerMode.GENERATIVE
+    cache_enabled: bool = True
+    cache_threshold: Annotated[float, msgspec.Meta(ge=0.8, le=1.0)] = 0.95
+    cache_ttl_seconds: Annotated[int, msgspec.Meta(ge=0, le=30 * 86400)] = 86400
+    # Groundedness below this triggers the revise loop (0 disables it).
+    revise_below: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.5
+    max_revisions: Annotated[int, msgspec.Meta(ge=0, le=2)] = 1
+    parallel: bool = False
+    # A retrieved chunk scoring below this (RRF) is not a source; none left: "nothing found".
+    min_relevance: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0
+    history_tokens: Annotated[int, msgspec.Meta(ge=0, le=8000)] = 1500
