@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, true, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -139,9 +139,7 @@ class CounterRepository(_Scoped):
                     "reserved_tokens": table.c.reserved_tokens + charge.tokens,
                     "reserved_microdollars": table.c.reserved_microdollars + charge.microdollars,
                 },
-                where=conditions[0]
-                if len(conditions) == 1
-                else conditions[0].and_(*conditions[1:]),
+                where=and_(*conditions),
             )
             .returning(table.c.id)
         )
