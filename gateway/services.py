@@ -329,6 +329,10 @@ class GatewayService:
             and config.policy.pinned is None
         ):
             candidates += tiers.get(fallback, [])
+        if request.max_tokens is None and candidates:
+            # No explicit max_tokens: the output may use what the largest window leaves.
+            room = max(c.spec.context_window for c in candidates) - input_tokens
+            max_output = max(1, min(max_output, room))
         fitting = [c for c in candidates if c.spec.context_window >= input_tokens + max_output]
         if not fitting:
             window = max(c.spec.context_window for c in candidates) if candidates else 0
