@@ -714,7 +714,8 @@ def _finished(finish: str | None) -> bool:
 def _usage_of(reported: Usage | None, prepared: Prepared, pieces: list[str]) -> Usage:
     if reported is not None and (reported.input_tokens or reported.output_tokens):
         return reported
-    return Usage(prepared.input_tokens, estimate_tokens("".join(pieces)) if pieces else 0)
+    estimate = min(estimate_tokens("".join(pieces)), prepared.max_output) if pieces else 0
+    return Usage(prepared.input_tokens, estimate)
 
 
 def _with_usage(completion: Completion, prepared: Prepared) -> Completion:
@@ -725,7 +726,8 @@ def _with_usage(completion: Completion, prepared: Prepared) -> Completion:
     return replace(
         completion,
         usage=Usage(
-            prepared.input_tokens, estimate_tokens(completion.text) if completion.text else 0
+            prepared.input_tokens,
+            min(estimate_tokens(completion.text), prepared.max_output) if completion.text else 0,
         ),
     )
 
