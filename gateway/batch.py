@@ -21,9 +21,9 @@ from app.errors import AppError, InvalidInput
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth.context import TenantContext
+from gateway.adapters.base import ChatMessage
 from gateway.errors import BatchNotFound
 from gateway.models import Batch, BatchItem
-from gateway.providers.base import ChatMessage
 from gateway.repositories import BatchRepository
 from gateway.schemas import BatchCreate, BatchItemRead, BatchRead
 from gateway.services import Caller, GatewayRequest, GatewayService

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from gateway.adapters.base import ChatMessage, ProviderError, ProviderRequest
 from gateway.fleet import Endpoint
-from gateway.providers.base import ChatMessage, ProviderError, ProviderRequest
 
 _PROMPT = (
     "Rate how hard the following request is for an AI assistant. Answer with exactly one "

@@ -22,9 +22,9 @@ from audit.deps import AUDIT_DEPENDENCIES
 from audit.services import AuditLog
 from auth.context import Role, TenantContext
 from auth.guards import requires_role, requires_tenant
+from gateway.adapters.base import ChatMessage
 from gateway.admin import GatewayAdminService, UsageService
 from gateway.batch import BatchService
-from gateway.providers.base import ChatMessage
 from gateway.schemas import (
     BatchCreate,
     BatchRead,

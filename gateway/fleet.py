@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.settings import GatewaySettings, ModelEndpointSettings
-from gateway.providers.anthropic import AnthropicProvider
-from gateway.providers.base import ChatProvider
-from gateway.providers.llamacpp import LlamaCppProvider
-from gateway.providers.openai import OpenAIProvider
+from gateway.adapters.anthropic import AnthropicProvider
+from gateway.adapters.base import ChatProvider
+from gateway.adapters.llamacpp import LlamaCppProvider
+from gateway.adapters.openai import OpenAIProvider
 
 TIERS = ("small", "mid", "frontier")
 Clock = Callable[[], float]

@@ -35,6 +35,14 @@ from audit import pseudonyms
 from audit.schemas import AuditAction, AuditOutcome, ResourceType
 from audit.services import AuditLog
 from auth.context import TenantContext
+from gateway.adapters.base import (
+    ChatMessage,
+    Completion,
+    Delta,
+    ProviderError,
+    ProviderRequest,
+    Usage,
+)
 from gateway.errors import (
     InputTooLong,
     ModelProviderRejected,
@@ -45,14 +53,6 @@ from gateway.errors import (
 )
 from gateway.fleet import TIERS, Endpoint, Fleet
 from gateway.models import UsageRecord
-from gateway.providers.base import (
-    ChatMessage,
-    Completion,
-    Delta,
-    ProviderError,
-    ProviderRequest,
-    Usage,
-)
 from gateway.repositories import (
     ByoModelRepository,
     CounterCharge,

@@ -19,7 +19,7 @@ import pytest
 
 from app.runtime import Runtime
 from app.settings import GatewaySettings, ModelEndpointSettings, RouterSettings, Settings
-from gateway.providers.base import ChatMessage
+from gateway.adapters.base import ChatMessage
 from gateway.repositories import CounterRepository
 from gateway.services import Caller, GatewayRequest
 from tests.conftest import Api, Deployment, context_of
@@ -226,7 +226,7 @@ async def test_budget_holds_under_200_concurrent_requests(
 async def test_real_tokens_stream_from_llama_cpp_server(
     api: Api, deployment: Deployment, runtimes: list[Runtime], tmp_path: Path
 ) -> None:
-    from gateway.providers.llamacpp import default_model_path
+    from gateway.adapters.llamacpp import default_model_path
 
     port = free_port()
     process = _spawn(

