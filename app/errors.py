@@ -34,6 +34,8 @@ class AppError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+        # Response headers the problem carries (e.g. ``Retry-After`` on a 429).
+        self.headers: dict[str, str] = {}
 
 
 class InvalidInput(AppError):
@@ -64,6 +66,18 @@ class Forbidden(AppError):
     status = 403
     code = "forbidden"
     title = "Forbidden"
+
+
+class TooManyRequests(AppError):
+    """Rate limit or quota exhausted; ``retry_after`` (seconds) becomes the Retry-After header."""
+
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, retry_after=max(1, retry_after), **extra)
+        self.headers = {"Retry-After": str(max(1, retry_after))}
 
 
 class ServiceUnavailable(AppError):
@@ -121,6 +135,7 @@ def app_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Respons
         title=exc.title,
         detail=exc.detail,
         extra=exc.extra or None,
+        headers=getattr(exc, "headers", None) or None,
     )
 
 
@@ -212,6 +227,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "ServiceUnavailable",
+    "TooManyRequests",
     "Unauthenticated",
     "with_prefix_handler",
 ]

@@ -45,6 +45,14 @@ from auth.scim import (
     scim_exception_handler,
 )
 from auth.sso_controllers import OidcConfigController, OidcLoginController
+from gateway.controllers import (
+    ByoModelController,
+    GatewayBatchController,
+    GatewayController,
+    ModelPolicyController,
+    QuotaController,
+    UsageController,
+)
 from keys.controllers import KmsController
 from retrieval.controllers import DocumentController, JobController, SearchController
 from tenants.controllers import TenantController
@@ -64,6 +72,12 @@ TENANT_ROUTES = [
     DocumentController,
     JobController,
     SearchController,
+    GatewayController,
+    GatewayBatchController,
+    QuotaController,
+    ModelPolicyController,
+    ByoModelController,
+    UsageController,
 ]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
 # Sign-in flows: unauthenticated by design, tenant named in the path.

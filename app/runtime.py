@@ -14,6 +14,11 @@ from auth.adapters.keycloak import KeycloakOidc
 from auth.context import TenantContext
 from auth.oidc import OidcBearer, OidcCallback, OidcLogin
 from auth.services import AuthenticationService
+from gateway.batch import BATCH_JOB, BatchRunner
+from gateway.classifier import SmallModelClassifier
+from gateway.fleet import Fleet
+from gateway.router import Router
+from gateway.services import GatewayService
 from keys.services import Keyring
 from residency.database import Database
 from residency.objects import TenantObjects
@@ -41,6 +46,7 @@ class Runtime:
     oidc_callback: OidcCallback
     knowledge: KnowledgeIndex
     jobs: JobRunner
+    gateway: GatewayService
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -67,6 +73,19 @@ class Runtime:
         )
         knowledge = KnowledgeIndex(registry, OnnxMiniLMEmbedder(threads=2), MiniLMTokenCounter())
         jobs = JobRunner(registry, authenticator, broker=make_broker(settings.jobs))
+        router_settings = settings.gateway.router
+        gateway = GatewayService(
+            registry,
+            keyring,
+            Fleet(settings.gateway),
+            Router(
+                router_settings,
+                SmallModelClassifier(router_settings.classifier_timeout_seconds)
+                if router_settings.classifier == "small-model"
+                else None,
+            ),
+            settings.gateway,
+        )
         runtime = cls(
             settings=settings,
             control=control,
@@ -81,9 +100,12 @@ class Runtime:
             oidc_callback=OidcCallback(oidc_login, registry, keyring.for_tenant),
             knowledge=knowledge,
             jobs=jobs,
+            gateway=gateway,
         )
         ingest = IngestHandler(registry, keyring, knowledge, runtime.tenant_objects)
         jobs.handler(INGEST, ingest, on_failure=ingest.failed)
+        batches = BatchRunner(registry, keyring, gateway)
+        jobs.handler(BATCH_JOB, batches, on_failure=batches.failed)
         return runtime
 
     def tenant_objects(self, session: AsyncSession, ctx: TenantContext) -> TenantObjects:
@@ -98,6 +120,7 @@ class Runtime:
     async def dispose(self) -> None:
         await self.jobs.drain()
         await self.jobs.shutdown()
+        await self.gateway.fleet.aclose()
         await self.knowledge.close()
         await self.control.dispose()
         await self.registry.dispose()

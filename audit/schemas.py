@@ -36,6 +36,12 @@ class AuditAction(StrEnum):
     DOCUMENT_DELETED = "document.deleted"
     KMS_CONFIGURED = "kms.configured"
     KMS_ROTATED = "kms.rotated"
+    MODEL_CALLED = "model.called"
+    MODEL_POLICY_UPDATED = "model_policy.updated"
+    QUOTAS_UPDATED = "quotas.updated"
+    BYO_MODEL_CONFIGURED = "byo_model.configured"
+    BYO_MODEL_REMOVED = "byo_model.removed"
+    MODEL_BATCH_SUBMITTED = "model_batch.submitted"
 
 
 class AuditOutcome(StrEnum):
@@ -55,6 +61,11 @@ class ResourceType(StrEnum):
     IDENTITY_PROVIDER = "identity_provider"
     ROLE_MAPPINGS = "role_mappings"
     SCIM_TOKEN = "scim_token"  # noqa: S105 - a resource type
+    MODEL_CALL = "model_call"
+    MODEL_POLICY = "model_policy"
+    QUOTA = "quota"
+    MODEL_ENDPOINT = "model_endpoint"
+    MODEL_BATCH = "model_batch"
 
 
 class ExportFormat(StrEnum):

@@ -60,6 +60,18 @@ ISOLATION_ROUTES = {
     ("DELETE", "/v1/documents/{document_id:uuid}"),
     ("GET", "/v1/jobs/{job_id:uuid}"),
     ("POST", "/v1/search"),
+    # Gateway (test_gateway_is_per_tenant below).
+    ("POST", "/v1/gateway/chat/completions"),
+    ("POST", "/v1/gateway/batches"),
+    ("GET", "/v1/gateway/batches/{batch_id:uuid}"),
+    ("GET", "/v1/admin/quotas"),
+    ("PUT", "/v1/admin/quotas"),
+    ("GET", "/v1/admin/model-policy"),
+    ("PUT", "/v1/admin/model-policy"),
+    ("GET", "/v1/admin/byo-models"),
+    ("PUT", "/v1/admin/byo-models/{tier:str}"),
+    ("DELETE", "/v1/admin/byo-models/{tier:str}"),
+    ("GET", "/v1/usage"),
 }
 # SCIM, reached with a tenant's SCIM token (see test_scim_token_reaches_only_its_own_tenant).
 _SCIM = "/scim/v2/{tenant:str}"
@@ -466,3 +478,67 @@ async def test_documents_and_search_are_per_tenant(
     listed = (await api.client.get("/v1/documents", headers=other.admin)).json()["items"]
     assert doc_id not in {d["id"] for d in listed}
     assert (await api.client.get(f"/v1/documents/{doc_id}", headers=a.admin)).status_code == 200
+
+
+@pytest.mark.parametrize("intruder", ["b", "c"])
+async def test_gateway_is_per_tenant(api: Api, world: dict[str, Any], intruder: str) -> None:
+    """Quotas, policy, BYO models, usage and batches of A are invisible to B and C, and their
+    writes change only their own. (The default embedded fleet has no reachable model here, so
+    A's batch stays queued or fails; what matters is who can see it.)"""
+    a: TenantHandle = world["a"]
+    other: TenantHandle = world[intruder]
+    assert (
+        await api.client.put(
+            "/v1/admin/quotas", json={"tenant": {"day": {"tokens": 5}}}, headers=a.admin
+        )
+    ).status_code == 200
+    assert (
+        await api.client.put("/v1/admin/model-policy", json={"pinned": "small"}, headers=a.admin)
+    ).status_code == 200
+    byo = await api.client.put(
+        "/v1/admin/byo-models/mid",
+        json={"provider": "openai", "base_url": "http://127.0.0.1:9", "model": "m", "api_key": "k"},
+        headers=a.admin,
+    )
+    assert byo.status_code == 200, byo.text
+    batch = await api.client.post(
+        "/v1/gateway/batches",
+        json={"requests": [{"messages": [{"role": "user", "content": "hi"}]}]},
+        headers=a.admin,
+    )
+    assert batch.status_code == 202, batch.text
+
+    quotas = (await api.client.get("/v1/admin/quotas", headers=other.admin)).json()
+    assert quotas["tenant"]["day"] is None
+    policy = (await api.client.get("/v1/admin/model-policy", headers=other.admin)).json()
+    assert policy["pinned"] is None
+    assert (await api.client.get("/v1/admin/byo-models", headers=other.admin)).json() == {
+        "items": []
+    }
+    assert_problem(
+        await api.client.delete("/v1/admin/byo-models/mid", headers=other.admin),
+        404,
+        "byo_model_not_found",
+    )
+    assert_problem(
+        await api.client.get(f"/v1/gateway/batches/{batch.json()['id']}", headers=other.admin),
+        404,
+        "batch_not_found",
+    )
+    assert (await api.client.get("/v1/usage", headers=other.admin)).json()["items"] == []
+    # B's own writes leave A's settings alone.
+    await api.client.put("/v1/admin/quotas", json={}, headers=other.admin)
+    await api.client.put("/v1/admin/model-policy", json={}, headers=other.admin)
+    assert (await api.client.get("/v1/admin/quotas", headers=a.admin)).json()["tenant"]["day"][
+        "tokens"
+    ] == 5
+    assert len((await api.client.get("/v1/admin/byo-models", headers=a.admin)).json()["items"]) == 1
+    # A chat completion of B never uses A's BYO model or A's pin: B's own (embedded) fleet.
+    response = await api.client.post(
+        "/v1/gateway/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}], "model": "mid"},
+        headers=other.admin,
+    )
+    assert response.status_code in (200, 503), response.text
+    if response.status_code == 503:
+        assert response.json()["code"] in ("no_models_configured", "model_unavailable")

@@ -2,7 +2,7 @@
 (RLS on PostgreSQL).
 
 Revision ID: r0008
-Revises: r0005
+Revises: r0006_gateway
 Create Date: 2026-11-29
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from migrations.rls import disable_tenant_rls, enable_tenant_rls
 
 revision = "r0008"
-down_revision = "r0005"
+down_revision = "r0006_gateway"
 branch_labels = None
 depends_on = None
 

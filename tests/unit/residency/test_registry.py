@@ -23,6 +23,7 @@ def registry(tmp_path: Path) -> RegionRegistry:
     ]
     us = embedded_region(tmp_path, "us")
     us["vector_store"] = ""
+    us["models"] = []  # the embedded default has a local small tier; this region has none
     return RegionRegistry.from_settings(Settings(data_dir=tmp_path, regions={"eu": eu, "us": us}))
 
 

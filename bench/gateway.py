@@ -1,0 +1,224 @@
+"""Gateway overhead and routing savings.
+
+Starts a zero-latency model peer (``tests/peers/llm_peer.py``) and an embedded Bulwark server
+whose eu fleet points at it, then measures, closed loop from this process:
+
+- the added latency of ``POST /v1/gateway/chat/completions`` (auth, rate limit, quota
+  reservation and settlement, routing, ledger, audit) over calling the peer directly, p50/p99,
+  at concurrency 1 and 64, non-streaming and streaming (time to first byte);
+- requests/s of the one API process;
+- the cost of a mixed workload routed (``model: auto``) vs always ``frontier``.
+
+The load generator, the peer and the server share the machine's cores (2 here, shared with other
+work), so treat the figures as a floor for the server and an upper bound for the overhead.
+
+    python -m bench.gateway [--requests 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench._server import free_port, percentiles
+
+PRICES = {"small": (0.1, 0.4), "mid": (0.5, 1.5), "frontier": (3.0, 15.0)}
+MIXED = (
+    ["What is the capital of France?", "Define idempotency.", "hello", "How many days in May?"] * 6
+    + ["Explain why the build failed.", "Summarize this paragraph for me."] * 3
+    + ["Compare the trade-offs of both designs step by step.", "Analyze the legal risk."] * 2
+)
+
+
+def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: process exited")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not start")
+
+
+def _fleet(peer: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": f"eu-{tier}",
+            "tier": tier,
+            "base_url": peer,
+            "model": f"{tier}-model",
+            "input_price_per_mtok": PRICES[tier][0],
+            "output_price_per_mtok": PRICES[tier][1],
+            "max_concurrency": 128,
+        }
+        for tier in ("small", "mid", "frontier")
+    ]
+
+
+async def _load(
+    url: str, body: dict[str, Any], headers: dict[str, str], *, n: int, concurrency: int
+) -> tuple[list[float], float, int]:
+    samples: list[float] = []
+    errors = 0
+    remaining = n
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60, headers=headers) as client:
+        for _ in range(min(20, n)):
+            await client.post(url, json=body)
+
+        async def worker() -> None:
+            nonlocal remaining, errors
+            while remaining > 0:
+                remaining -= 1
+                started = time.perf_counter()
+                if body.get("stream"):
+                    async with client.stream("POST", url, json=body) as response:
+                        chunks = response.aiter_bytes()
+                        await chunks.__anext__()
+                        samples.append(time.perf_counter() - started)
+                        async for _ in chunks:
+                            pass
+                        errors += response.status_code != 200
+                else:
+                    response = await client.post(url, json=body)
+                    samples.append(time.perf_counter() - started)
+                    errors += response.status_code != 200
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return samples, time.perf_counter() - started, errors
+
+
+async def _cost(url: str, headers: dict[str, str], model: str) -> tuple[float, dict[str, int]]:
+    total, tiers = 0.0, {"small": 0, "mid": 0, "frontier": 0}
+    async with httpx.AsyncClient(timeout=60, headers=headers) as client:
+        for prompt in MIXED:
+            body = {"messages": [{"role": "user", "content": prompt}], "model": model}
+            route = (await client.post(url, json=body)).json()["bulwark"]
+            total += route["cost_usd"]
+            tiers[route["tier"]] += 1
+    return total, tiers
+
+
+async def measure(base: str, peer: str, key: str, n: int) -> dict[str, Any]:
+    auth = {"Authorization": f"Bearer {key}"}
+    gateway = f"{base}/v1/gateway/chat/completions"
+    direct = f"{peer}/v1/chat/completions"
+    results: dict[str, Any] = {}
+    for stream in (False, True):
+        for concurrency in (1, 64):
+            count = n if concurrency == 1 else n * 2
+            body: dict[str, Any] = {
+                "messages": [{"role": "user", "content": "What is the capital of France?"}],
+                "model": "small",
+                "max_tokens": 64,
+                "stream": stream,
+            }
+            peer_body = {**body, "model": "small-model"}
+            d, _, _ = await _load(direct, peer_body, {}, n=count, concurrency=concurrency)
+            g, elapsed, errors = await _load(gateway, body, auth, n=count, concurrency=concurrency)
+            dp, gp = percentiles(d), percentiles(g)
+            results[f"{'stream_ttfb' if stream else 'non_stream'}_c{concurrency}"] = {
+                "requests": count,
+                "errors": errors,
+                "direct": dp,
+                "gateway": gp,
+                "added_p50_ms": round(gp["p50_ms"] - dp["p50_ms"], 2),
+                "added_p99_ms": round(gp["p99_ms"] - dp["p99_ms"], 2),
+                "gateway_requests_per_s": round(len(g) / elapsed, 1),
+            }
+    routed, routed_tiers = await _cost(gateway, auth, "auto")
+    frontier, _ = await _cost(gateway, auth, "frontier")
+    results["mixed_workload_cost"] = {
+        "requests": len(MIXED),
+        "routed_usd": round(routed, 6),
+        "always_frontier_usd": round(frontier, 6),
+        "routed_share_of_frontier": round(routed / frontier, 3),
+        "routed_tiers": routed_tiers,
+    }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    peer_port, port = free_port(), free_port()
+    peer_url, base = f"http://127.0.0.1:{peer_port}", f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="bulwark-bench-gw-") as data_dir:
+        regions = {}
+        for name in ("eu", "us"):
+            root = Path(data_dir) / "regions" / name
+            regions[name] = {
+                "database_url": f"sqlite+aiosqlite:///{root / 'bulwark.db'}",
+                "vector_store": str(root / "vectors"),
+                "object_store": str(root / "objects"),
+                "kms": {"provider": "local", "key_file": str(root / "kms.key")},
+                "models": _fleet(peer_url) if name == "eu" else [],
+            }
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
+        env.update(
+            {
+                "BULWARK_DATA_DIR": data_dir,
+                "BULWARK_OBSERVABILITY__LOG_LEVEL": "WARNING",
+                "BULWARK_REGIONS": json.dumps(regions),
+                "BULWARK_GATEWAY__IDENTITY_REQUESTS_PER_MINUTE": "100000000",
+                "BULWARK_GATEWAY__TENANT_REQUESTS_PER_MINUTE": "100000000",
+                "BULWARK_GATEWAY__ROUTER__CLASSIFIER": "none",
+            }
+        )
+        cli = [sys.executable, "-m", "app.cli"]
+        subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
+        subprocess.run([*cli, "demo"], env=env, check=True, capture_output=True)
+        peer = subprocess.Popen(
+            [sys.executable, "-m", "tests.peers.llm_peer", "--port", str(peer_port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        server = subprocess.Popen(
+            [*cli, "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait(f"{base}/healthz", server)
+            _wait(f"{peer_url}/", peer)
+            credentials = json.loads((Path(data_dir) / "demo-credentials.json").read_text())
+            tenants = credentials["tenants"]
+            key = next(t["users"][0]["api_key"] for t in tenants.values() if t["region"] == "eu")
+            results = asyncio.run(measure(base, peer_url, key, args.requests))
+        finally:
+            server.terminate()
+            peer.terminate()
+            server.wait(timeout=10)
+            peer.wait(timeout=10)
+    print(
+        json.dumps(
+            {
+                "benchmark": "gateway",
+                "cpu_count": os.cpu_count(),
+                "note": "load generator, model peer and API server share the same (shared) cores",
+                "targets": {"added_p50_ms": 2, "added_p99_ms": 10, "routed_share_of_frontier": 0.4},
+                **results,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

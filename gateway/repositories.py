@@ -1,0 +1,296 @@
+"""Tenant-scoped gateway repositories: policy, BYO models, atomic counters, rate windows, ledger,
+batches.
+
+Quota and rate checks are single ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <under the limit>
+RETURNING`` statements, on SQLite and PostgreSQL alike: the row is created or incremented and
+the limit checked in one atomic step, so concurrent requests on any number of replicas cannot
+both pass a check that only one of them fits. (PostgreSQL locks the conflicting row and
+re-evaluates the WHERE on its latest version; SQLite serialises writers with BEGIN IMMEDIATE.)
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, func, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth.context import TenantContext
+from gateway.models import (
+    Batch,
+    BatchItem,
+    ByoModel,
+    GatewayPolicy,
+    RateWindow,
+    UsageCounter,
+    UsageRecord,
+)
+
+
+class _Scoped:
+    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
+        if not isinstance(ctx, TenantContext):
+            raise TypeError("a TenantContext is required")
+        self.session = session
+        self.ctx = ctx
+
+    def _insert(self, table: Any) -> Any:
+        dialect = self.session.get_bind().dialect.name
+        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+class PolicyRepository(_Scoped):
+    async def get(self) -> GatewayPolicy | None:
+        result = await self.session.execute(
+            select(GatewayPolicy).where(GatewayPolicy.tenant_id == self.ctx.tenant_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def get_or_create(self) -> GatewayPolicy:
+        await self.session.execute(
+            self._insert(GatewayPolicy)
+            .values(
+                id=uuid.uuid4(),
+                tenant_id=self.ctx.tenant_id,
+                model_policy={},
+                quotas={},
+                updated_at=func.current_timestamp(),
+            )
+            .on_conflict_do_nothing(index_elements=["tenant_id"])
+        )
+        policy = await self.get()
+        assert policy is not None
+        return policy
+
+
+class ByoModelRepository(_Scoped):
+    async def all(self) -> Sequence[ByoModel]:
+        result = await self.session.execute(
+            select(ByoModel).where(ByoModel.tenant_id == self.ctx.tenant_id).order_by(ByoModel.tier)
+        )
+        return result.scalars().all()
+
+    async def get(self, tier: str) -> ByoModel | None:
+        result = await self.session.execute(
+            select(ByoModel).where(ByoModel.tenant_id == self.ctx.tenant_id, ByoModel.tier == tier)
+        )
+        return result.scalar_one_or_none()
+
+    async def add(self, model: ByoModel) -> ByoModel:
+        model.tenant_id = self.ctx.tenant_id
+        self.session.add(model)
+        await self.session.flush()
+        return model
+
+    async def remove(self, tier: str) -> bool:
+        result = await self.session.execute(
+            delete(ByoModel).where(ByoModel.tenant_id == self.ctx.tenant_id, ByoModel.tier == tier)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
+@dataclass(frozen=True, slots=True)
+class CounterCharge:
+    scope: str
+    period: str
+    tokens: int
+    microdollars: int
+    max_tokens: int | None
+    max_microdollars: int | None
+
+
+class CounterRepository(_Scoped):
+    async def reserve(self, charge: CounterCharge) -> bool:
+        """Add a reservation to one counter if it stays within its limits (atomically)."""
+        if charge.max_tokens is not None and charge.tokens > charge.max_tokens:
+            return False
+        if charge.max_microdollars is not None and charge.microdollars > charge.max_microdollars:
+            return False
+        table = UsageCounter.__table__
+        conditions: list[ColumnElement[bool]] = [true()]
+        if charge.max_tokens is not None:
+            conditions.append(
+                table.c.used_tokens + table.c.reserved_tokens + charge.tokens <= charge.max_tokens
+            )
+        if charge.max_microdollars is not None:
+            conditions.append(
+                table.c.used_microdollars + table.c.reserved_microdollars + charge.microdollars
+                <= charge.max_microdollars
+            )
+        statement = (
+            self._insert(UsageCounter)
+            .values(
+                id=uuid.uuid4(),
+                tenant_id=self.ctx.tenant_id,
+                scope=charge.scope,
+                period=charge.period,
+                used_tokens=0,
+                used_microdollars=0,
+                reserved_tokens=charge.tokens,
+                reserved_microdollars=charge.microdollars,
+            )
+            .on_conflict_do_update(
+                index_elements=["tenant_id", "scope", "period"],
+                set_={
+                    "reserved_tokens": table.c.reserved_tokens + charge.tokens,
+                    "reserved_microdollars": table.c.reserved_microdollars + charge.microdollars,
+                },
+                where=and_(*conditions),
+            )
+            .returning(table.c.id)
+        )
+        result = await self.session.execute(statement)
+        return result.first() is not None
+
+    async def settle(
+        self, scope: str, period: str, *, reserved: tuple[int, int], actual: tuple[int, int]
+    ) -> None:
+        """Release a reservation (tokens, micro-dollars) and add the actual usage."""
+        table = UsageCounter.__table__
+        await self.session.execute(
+            update(UsageCounter)
+            .where(
+                table.c.tenant_id == self.ctx.tenant_id,
+                table.c.scope == scope,
+                table.c.period == period,
+            )
+            .values(
+                reserved_tokens=table.c.reserved_tokens - reserved[0],
+                reserved_microdollars=table.c.reserved_microdollars - reserved[1],
+                used_tokens=table.c.used_tokens + actual[0],
+                used_microdollars=table.c.used_microdollars + actual[1],
+            )
+        )
+
+    async def get(self, scope: str, period: str) -> UsageCounter | None:
+        result = await self.session.execute(
+            select(UsageCounter).where(
+                UsageCounter.tenant_id == self.ctx.tenant_id,
+                UsageCounter.scope == scope,
+                UsageCounter.period == period,
+            )
+        )
+        return result.scalar_one_or_none()
+
+
+class RateWindowRepository(_Scoped):
+    async def hit(self, subject: str, window: int, limit: int) -> bool:
+        """Count one request in ``subject``'s window unless it is already at ``limit``."""
+        table = RateWindow.__table__
+        statement = (
+            self._insert(RateWindow)
+            .values(
+                id=uuid.uuid4(),
+                tenant_id=self.ctx.tenant_id,
+                subject=subject,
+                window=window,
+                count=1,
+            )
+            .on_conflict_do_update(
+                index_elements=["tenant_id", "subject", "window"],
+                set_={"count": table.c.count + 1},
+                where=table.c.count < limit,
+            )
+            .returning(table.c.count)
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+    async def forget_before(self, window: int) -> None:
+        await self.session.execute(
+            delete(RateWindow).where(
+                RateWindow.tenant_id == self.ctx.tenant_id, RateWindow.window < window
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UsageGroup:
+    key: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_microdollars: int
+
+
+class UsageRepository(_Scoped):
+    async def add(self, record: UsageRecord) -> None:
+        record.tenant_id = self.ctx.tenant_id
+        self.session.add(record)
+        await self.session.flush()
+
+    async def grouped(
+        self, by: str, *, since_day: str, until_day: str, user_id: uuid.UUID | None = None
+    ) -> list[UsageGroup]:
+        column: Any = {
+            "day": UsageRecord.day,
+            "model": UsageRecord.model,
+            "user": UsageRecord.user_id,
+            "tier": UsageRecord.tier,
+        }[by]
+        conditions = [
+            UsageRecord.tenant_id == self.ctx.tenant_id,
+            UsageRecord.day >= since_day,
+            UsageRecord.day <= until_day,
+        ]
+        if user_id is not None:
+            conditions.append(UsageRecord.user_id == user_id)
+        result = await self.session.execute(
+            select(
+                column,
+                func.count(),
+                func.coalesce(func.sum(UsageRecord.input_tokens), 0),
+                func.coalesce(func.sum(UsageRecord.output_tokens), 0),
+                func.coalesce(func.sum(UsageRecord.cost_microdollars), 0),
+            )
+            .where(*conditions)
+            .group_by(column)
+            .order_by(column)
+        )
+        return [
+            UsageGroup("" if key is None else str(key), int(calls), int(inp), int(out), int(cost))
+            for key, calls, inp, out, cost in result.all()
+        ]
+
+
+class BatchRepository(_Scoped):
+    async def add(self, batch: Batch, items: Sequence[BatchItem]) -> Batch:
+        batch.tenant_id = self.ctx.tenant_id
+        self.session.add(batch)
+        for item in items:
+            item.tenant_id = self.ctx.tenant_id
+            item.batch_id = batch.id
+            self.session.add(item)
+        await self.session.flush()
+        return batch
+
+    async def get(self, batch_id: uuid.UUID) -> Batch | None:
+        result = await self.session.execute(
+            select(Batch).where(Batch.tenant_id == self.ctx.tenant_id, Batch.id == batch_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def by_job(self, job_id: uuid.UUID) -> Batch | None:
+        result = await self.session.execute(
+            select(Batch).where(Batch.tenant_id == self.ctx.tenant_id, Batch.job_id == job_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def items(self, batch_id: uuid.UUID) -> Sequence[BatchItem]:
+        result = await self.session.execute(
+            select(BatchItem)
+            .where(BatchItem.tenant_id == self.ctx.tenant_id, BatchItem.batch_id == batch_id)
+            .order_by(BatchItem.position)
+        )
+        return result.scalars().all()
+
+    async def item(self, item_id: uuid.UUID) -> BatchItem | None:
+        result = await self.session.execute(
+            select(BatchItem).where(
+                BatchItem.tenant_id == self.ctx.tenant_id, BatchItem.id == item_id
+            )
+        )
+        return result.scalar_one_or_none()

@@ -1,0 +1,739 @@
+"""The gateway service: the one way application code calls a model.
+
+One call: resolve the tenant's policy and fleet (its own region's endpoints, or its BYO model)
+→ trim to the token budget → route to a tier → admit (request-rate limits and a quota
+reservation of the worst-case cost, atomically, in the regional database) → call with retries,
+circuit breakers and fallback → settle (release the reservation, add the actual usage, write
+one ledger row and one audit event holding only a hash of the prompt).
+
+Admission and settlement are two short transactions of their own: no database transaction is
+held open while a model generates. A call is settled exactly once (the ledger's unique call id
+makes a second settlement fail), whatever happened: a failed call settles zero and releases its
+reservation; a stream that fails after its first token settles what was generated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import structlog
+from opentelemetry import trace
+from pydantic import SecretStr
+
+from app.settings import GatewaySettings, ModelEndpointSettings
+from audit import pseudonyms
+from audit.schemas import AuditAction, AuditOutcome, ResourceType
+from audit.services import AuditLog
+from auth.context import TenantContext
+from gateway.adapters.base import (
+    ChatMessage,
+    Completion,
+    Delta,
+    ProviderError,
+    ProviderRequest,
+    Usage,
+)
+from gateway.errors import (
+    InputTooLong,
+    ModelProviderRejected,
+    ModelUnavailable,
+    QuotaExhausted,
+    RateLimited,
+    UnknownModel,
+)
+from gateway.fleet import TIERS, Endpoint, Fleet
+from gateway.models import UsageRecord
+from gateway.repositories import (
+    ByoModelRepository,
+    CounterCharge,
+    CounterRepository,
+    PolicyRepository,
+    RateWindowRepository,
+    UsageRepository,
+)
+from gateway.router import ModelPolicy, RouteDecision, RouteInput, Router
+from keys.services import Keyring
+from residency.errors import RegionUnavailable
+from residency.registry import RegionRegistry
+
+log = structlog.get_logger("bulwark.gateway")
+T = TypeVar("T")
+
+# A conservative token estimate (English runs ~4 characters a token): reservations should not
+# undershoot what a provider later reports.
+_CHARS_PER_TOKEN = 3
+_MESSAGE_OVERHEAD = 4
+
+
+def estimate_tokens(text: str) -> int:
+    return len(text) // _CHARS_PER_TOKEN + 1
+
+
+def estimate_messages(messages: Sequence[ChatMessage]) -> int:
+    return sum(estimate_tokens(m.content) + _MESSAGE_OVERHEAD for m in messages)
+
+
+def prompt_hash(messages: Sequence[ChatMessage]) -> str:
+    canonical = json.dumps([[m.role, m.content] for m in messages], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def trim(messages: Sequence[ChatMessage], budget: int) -> tuple[list[ChatMessage], int]:
+    """Drop the oldest conversation turns (never system messages, never the last message) until
+    the estimate fits ``budget``; returns the kept messages and their estimate."""
+    kept = list(messages)
+    tokens = estimate_messages(kept)
+    index = 0
+    while tokens > budget and index < len(kept) - 1:
+        if kept[index].role == "system":
+            index += 1
+            continue
+        tokens -= estimate_tokens(kept[index].content) + _MESSAGE_OVERHEAD
+        del kept[index]
+    return kept, tokens
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayRequest:
+    messages: tuple[ChatMessage, ...]
+    model: str = "auto"  # auto | small | mid | frontier | a configured alias
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    sources: int = 0
+    reasoning: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who pays: the user (per-user quotas), the credential (rate limits), the track."""
+
+    user_id: uuid.UUID | None
+    credential_id: uuid.UUID | None
+    request_id: str | None = None
+    track: str = "interactive"  # interactive | batch
+
+    @classmethod
+    def of(cls, ctx: TenantContext, request_id: str | None = None) -> Caller:
+        return cls(ctx.user_id, ctx.credential_id, request_id)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantGatewayConfig:
+    policy: ModelPolicy
+    quotas: dict[str, Any]
+    identity_rpm: int
+    tenant_rpm: int
+    byo: dict[str, tuple[str, ModelEndpointSettings]]  # tier -> (fleet key, spec)
+
+
+@dataclass(slots=True)
+class Prepared:
+    call_id: uuid.UUID
+    messages: list[ChatMessage]
+    input_tokens: int
+    max_output: int
+    decision: RouteDecision
+    candidates: list[Endpoint]
+    reserved_tokens: int
+    reserved_microdollars: int
+    charges: list[CounterCharge] = field(default_factory=list)
+    prompt_hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayResult:
+    call_id: uuid.UUID
+    text: str
+    finish_reason: str | None
+    usage: Usage
+    cost_microdollars: int
+    decision: RouteDecision
+    endpoint: str
+    model: str
+    fallbacks: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    kind: str  # delta | done | error
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    cost_microdollars: int = 0
+    error_code: str | None = None
+
+
+@dataclass(slots=True)
+class GatewayStream:
+    call_id: uuid.UUID
+    decision: RouteDecision
+    endpoint: str
+    model: str
+    fallbacks: int
+    events: AsyncIterator[StreamEvent]
+
+
+def _periods(now: datetime) -> list[tuple[str, str, int]]:
+    """(period name, counter key, seconds until it resets) for the current UTC day and month."""
+    tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
+    next_month = datetime(year, month, 1, tzinfo=UTC)
+    return [
+        ("day", f"d{now:%Y-%m-%d}", int((tomorrow - now).total_seconds()) + 1),
+        ("month", f"m{now:%Y-%m}", int((next_month - now).total_seconds()) + 1),
+    ]
+
+
+def _limit(quotas: dict[str, Any], scope: str, period: str, kind: str) -> int | None:
+    value = ((quotas.get(scope) or {}).get(period) or {}).get(kind)
+    return int(value) if value is not None else None
+
+
+def _span(decision: RouteDecision, endpoint: str | None = None) -> None:
+    span = trace.get_current_span()
+    span.set_attribute("bulwark.gateway.tier", decision.tier)
+    span.set_attribute("bulwark.gateway.route_reason", decision.reason)
+    if endpoint:
+        span.set_attribute("bulwark.gateway.endpoint", endpoint)
+
+
+class GatewayService:
+    """Model calls for a tenant: ``complete`` and ``stream`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        registry: RegionRegistry,
+        keyring: Keyring,
+        fleet: Fleet,
+        router: Router,
+        settings: GatewaySettings,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.registry = registry
+        self.keyring = keyring
+        self.fleet = fleet
+        self.router = router
+        self.settings = settings
+        self.now = now
+        self._configs: dict[uuid.UUID, tuple[float, TenantGatewayConfig]] = {}
+        self._settling: set[asyncio.Future[int]] = set()
+
+    # -- tenant configuration -------------------------------------------------------------
+
+    def invalidate(self, tenant_id: uuid.UUID) -> None:
+        self._configs.pop(tenant_id, None)
+
+    async def tenant_config(self, ctx: TenantContext) -> TenantGatewayConfig:
+        cached = self._configs.get(ctx.tenant_id)
+        if cached is not None and time.monotonic() - cached[0] < self.settings.config_cache_seconds:
+            return cached[1]
+        async with self.registry.tenant_transaction(ctx, read_only=True) as session:
+            row = await PolicyRepository(session, ctx).get()
+            byo: dict[str, tuple[str, ModelEndpointSettings]] = {}
+            rows = await ByoModelRepository(session, ctx).all()
+            keys = self.keyring.for_tenant(session, ctx) if rows else None
+            for model in rows:
+                secret = None
+                if model.sealed_api_key is not None and keys is not None:
+                    secret = (
+                        await keys.open("byo_model", str(model.id), model.sealed_api_key)
+                    ).decode()
+                spec = ModelEndpointSettings(
+                    name=f"byo-{model.tier}",
+                    tier=model.tier,  # type: ignore[arg-type]
+                    provider=model.provider,  # type: ignore[arg-type]
+                    base_url=model.base_url,
+                    model=model.model,
+                    api_key=SecretStr(secret) if secret else None,
+                    input_price_per_mtok=model.input_price_per_mtok,
+                    output_price_per_mtok=model.output_price_per_mtok,
+                    context_window=model.context_window,
+                    max_concurrency=model.max_concurrency,
+                    read_timeout_seconds=model.timeout_seconds,
+                    total_timeout_seconds=model.timeout_seconds * 4,
+                )
+                byo[model.tier] = (f"byo/{ctx.tenant_id}/{model.tier}/{model.version}", spec)
+        config = TenantGatewayConfig(
+            policy=ModelPolicy.of(row.model_policy if row else None),
+            quotas=dict(row.quotas) if row else {},
+            identity_rpm=(row.identity_rpm if row and row.identity_rpm else None)
+            or self.settings.identity_requests_per_minute,
+            tenant_rpm=(row.tenant_rpm if row and row.tenant_rpm else None)
+            or self.settings.tenant_requests_per_minute,
+            byo=byo,
+        )
+        self._configs[ctx.tenant_id] = (time.monotonic(), config)
+        return config
+
+    def tiers(self, ctx: TenantContext, config: TenantGatewayConfig) -> dict[str, list[Endpoint]]:
+        """The tenant's endpoints per tier: its BYO model replaces a tier; the rest are its own
+        region's (``model_endpoints_for`` never answers with another region's endpoints)."""
+        tiers: dict[str, list[Endpoint]] = {}
+        for tier in TIERS:
+            if tier in config.byo:
+                key, spec = config.byo[tier]
+                tiers[tier] = [self.fleet.endpoint(key, spec, byo=True)]
+                continue
+            try:
+                specs = self.registry.model_endpoints_for(ctx, tier)
+            except RegionUnavailable:
+                continue
+            tiers[tier] = [self.fleet.endpoint(f"{ctx.region}/{s.name}", s) for s in specs]
+        return tiers
+
+    # -- preparation and admission --------------------------------------------------------
+
+    async def prepare(
+        self, ctx: TenantContext, request: GatewayRequest, caller: Caller
+    ) -> tuple[Prepared, TenantGatewayConfig]:
+        config = await self.tenant_config(ctx)
+        tiers = self.tiers(ctx, config)
+        requested, preferred = self._resolve_model(request.model, tiers)
+        max_output = min(
+            request.max_tokens or self.settings.max_output_tokens, self.settings.max_output_tokens
+        )
+        messages, input_tokens = trim(request.messages, self.settings.max_input_tokens)
+        if input_tokens > self.settings.max_input_tokens:
+            raise InputTooLong(input_tokens, self.settings.max_input_tokens)
+        question = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        decision = await self.router.route(
+            RouteInput(question, input_tokens, request.sources, request.reasoning),
+            requested=requested,
+            policy=config.policy,
+            available=[t for t, endpoints in tiers.items() if endpoints],
+            region=ctx.region,
+            small=tiers.get("small", []),
+        )
+        candidates = list(tiers.get(decision.tier, []))
+        if preferred is not None and preferred in candidates:
+            candidates.remove(preferred)
+            candidates.insert(0, preferred)
+        fallback = config.policy.fallback
+        if (
+            fallback
+            and fallback != decision.tier
+            and fallback in config.policy.allowed
+            and config.policy.pinned is None
+        ):
+            candidates += tiers.get(fallback, [])
+        if request.max_tokens is None and candidates:
+            # No explicit max_tokens: the output may use what the largest window leaves.
+            room = max(c.spec.context_window for c in candidates) - input_tokens
+            max_output = max(1, min(max_output, room))
+        fitting = [c for c in candidates if c.spec.context_window >= input_tokens + max_output]
+        if not fitting:
+            window = max(c.spec.context_window for c in candidates) if candidates else 0
+            raise InputTooLong(input_tokens, max(0, window - max_output))
+        reserved = max(c.prices(caller.track).cost(input_tokens, max_output) for c in fitting)
+        prepared = Prepared(
+            call_id=uuid.uuid4(),
+            messages=messages,
+            input_tokens=input_tokens,
+            max_output=max_output,
+            decision=decision,
+            candidates=fitting,
+            reserved_tokens=input_tokens + max_output,
+            reserved_microdollars=reserved,
+            prompt_hash=prompt_hash(messages),
+        )
+        _span(decision)
+        return prepared, config
+
+    @staticmethod
+    def _resolve_model(
+        model: str, tiers: dict[str, list[Endpoint]]
+    ) -> tuple[str | None, Endpoint | None]:
+        if model == "auto":
+            return None, None
+        if model in TIERS:
+            return model, None
+        for tier, endpoints in tiers.items():
+            for endpoint in endpoints:
+                if model == endpoint.name or model in endpoint.aliases:
+                    return tier, endpoint
+        raise UnknownModel(model)
+
+    async def admit(
+        self, ctx: TenantContext, caller: Caller, prepared: Prepared, config: TenantGatewayConfig
+    ) -> None:
+        """Count the request against the rate limits and reserve its worst-case cost against
+        every quota, in one transaction: all or nothing."""
+        now = self.now()
+        epoch = now.timestamp()
+        window = int(epoch // 60)
+        retry_after = 60 - int(epoch % 60)
+        charges: list[CounterCharge] = []
+        scopes = ["tenant"] + ([f"user:{caller.user_id}"] if caller.user_id else [])
+        for scope in scopes:
+            quota_scope = "tenant" if scope == "tenant" else "user"
+            for period, key, _ in _periods(now):
+                charges.append(
+                    CounterCharge(
+                        scope=scope,
+                        period=key,
+                        tokens=prepared.reserved_tokens,
+                        microdollars=prepared.reserved_microdollars,
+                        max_tokens=_limit(config.quotas, quota_scope, period, "tokens"),
+                        max_microdollars=_limit(config.quotas, quota_scope, period, "microdollars"),
+                    )
+                )
+        resets = {key: seconds for _, key, seconds in _periods(now)}
+        async with self.registry.tenant_transaction(ctx) as session:
+            rates = RateWindowRepository(session, ctx)
+            identity = (
+                f"key:{caller.credential_id}"
+                if caller.credential_id
+                else f"user:{caller.user_id}"
+                if caller.user_id
+                else None
+            )
+            if caller.track == "interactive":
+                if identity and not await rates.hit(identity, window, config.identity_rpm):
+                    raise RateLimited("identity", retry_after)
+                if not await rates.hit("tenant", window, config.tenant_rpm):
+                    raise RateLimited("tenant", retry_after)
+                if random.random() < 0.01:  # noqa: S311 - housekeeping, not security
+                    await rates.forget_before(window - 1)
+            counters = CounterRepository(session, ctx)
+            for charge in sorted(charges, key=lambda c: (c.scope, c.period)):
+                if not await counters.reserve(charge):
+                    scope = "tenant" if charge.scope == "tenant" else "user"
+                    period = "day" if charge.period.startswith("d") else "month"
+                    raise QuotaExhausted(scope, period, resets[charge.period])
+        prepared.charges = charges
+
+    async def settle(
+        self,
+        ctx: TenantContext,
+        caller: Caller,
+        prepared: Prepared,
+        *,
+        endpoint: Endpoint | None,
+        usage: Usage,
+        outcome: str,
+    ) -> int:
+        """Release the reservation and record the actual usage, once. Returns the cost."""
+        cost = (
+            endpoint.prices(caller.track).cost(usage.input_tokens, usage.output_tokens)
+            if (endpoint is not None)
+            else 0
+        )
+        tokens = usage.input_tokens + usage.output_tokens if endpoint is not None else 0
+        now = self.now()
+        async with self.registry.tenant_transaction(ctx) as session:
+            counters = CounterRepository(session, ctx)
+            for charge in sorted(prepared.charges, key=lambda c: (c.scope, c.period)):
+                await counters.settle(
+                    charge.scope,
+                    charge.period,
+                    reserved=(charge.tokens, charge.microdollars),
+                    actual=(tokens, cost),
+                )
+            await UsageRepository(session, ctx).add(
+                UsageRecord(
+                    call_id=prepared.call_id,
+                    user_id=caller.user_id,
+                    credential_id=caller.credential_id,
+                    track=caller.track,
+                    tier=prepared.decision.tier,
+                    endpoint=endpoint.name if endpoint else None,
+                    model=endpoint.model if endpoint else None,
+                    outcome=outcome,
+                    input_tokens=usage.input_tokens if endpoint else 0,
+                    output_tokens=usage.output_tokens if endpoint else 0,
+                    cost_microdollars=cost,
+                    prompt_hash=prepared.prompt_hash,
+                    day=f"{now:%Y-%m-%d}",
+                )
+            )
+            subject = pseudonyms.user_subject(caller.user_id) if caller.user_id else None
+            await AuditLog(session, ctx, subject=subject, request_id=caller.request_id).record(
+                AuditAction.MODEL_CALLED,
+                resource_type=ResourceType.MODEL_CALL,
+                resource_id=prepared.call_id,
+                detail={
+                    "tier": prepared.decision.tier,
+                    "route_reason": prepared.decision.reason,
+                    "endpoint": endpoint.name if endpoint else None,
+                    "track": caller.track,
+                    "input_tokens": usage.input_tokens if endpoint else 0,
+                    "output_tokens": usage.output_tokens if endpoint else 0,
+                    "cost_microdollars": cost,
+                    "prompt_sha256": prepared.prompt_hash,
+                },
+                outcome=AuditOutcome.SUCCESS if outcome != "failed" else AuditOutcome.FAILURE,
+            )
+        return cost
+
+    async def _settle_shielded(
+        self,
+        ctx: TenantContext,
+        caller: Caller,
+        prepared: Prepared,
+        *,
+        endpoint: Endpoint | None,
+        usage: Usage,
+        outcome: str,
+    ) -> int:
+        """Settle even when the caller is being cancelled (a client that went away)."""
+        task = asyncio.ensure_future(
+            self.settle(ctx, caller, prepared, endpoint=endpoint, usage=usage, outcome=outcome)
+        )
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            log.warning("gateway_settle_after_cancel", call_id=str(prepared.call_id))
+            raise
+
+    # -- calling with fallback ------------------------------------------------------------
+
+    def _provider_request(self, prepared: Prepared, request: GatewayRequest, ep: Endpoint) -> Any:
+        return ProviderRequest(
+            model=ep.model,
+            messages=tuple(prepared.messages),
+            max_tokens=prepared.max_output,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            stop=request.stop,
+        )
+
+    async def _with_fallback(
+        self,
+        prepared: Prepared,
+        attempt: Callable[[Endpoint], Awaitable[T]],
+        *,
+        hold_slot: bool = False,
+    ) -> tuple[Endpoint, T, int]:
+        """Try the candidates in order: retries of one endpoint on 429/5xx/timeouts (jittered
+        exponential backoff, or the provider's Retry-After when it is short), then the next
+        endpoint, then the fallback tier. A provider that rejects the request (another 4xx)
+        ends the call: another endpoint would not make our request valid."""
+        settings = self.settings
+        tried = 0
+        for index, endpoint in enumerate(prepared.candidates):
+            for retry in range(settings.retries_per_endpoint + 1):
+                if not endpoint.breaker.allow():
+                    break
+                tried += 1
+                try:
+                    async with asyncio.timeout(settings.queue_timeout_seconds):
+                        await endpoint.slots.acquire()
+                except TimeoutError:
+                    endpoint.breaker.release_probe()
+                    break  # saturated here: try the next endpoint
+                succeeded = False
+                try:
+                    async with asyncio.timeout(endpoint.spec.total_timeout_seconds):
+                        result = await attempt(endpoint)
+                    succeeded = True
+                except (ProviderError, TimeoutError) as exc:
+                    failure = (
+                        exc if isinstance(exc, ProviderError) else ProviderError("timeout", "total")
+                    )
+                    if not failure.falls_back:
+                        endpoint.breaker.release_probe()
+                        raise ModelProviderRejected(endpoint.name, failure.status) from None
+                    endpoint.breaker.failure()
+                    log.info(
+                        "gateway_attempt_failed",
+                        endpoint=endpoint.name,
+                        kind=failure.kind,
+                        status=failure.status,
+                    )
+                    jitter = random.uniform(0.5, 1.5)  # noqa: S311 - backoff jitter
+                    delay = settings.retry_base_delay_seconds * (2**retry) * jitter
+                    if failure.retry_after is not None:
+                        if failure.retry_after > settings.max_retry_after_seconds:
+                            endpoint.breaker.defer(failure.retry_after)
+                            break
+                        delay = failure.retry_after
+                    if retry < settings.retries_per_endpoint:
+                        await asyncio.sleep(delay)
+                        continue
+                    break
+                except BaseException:
+                    endpoint.breaker.release_probe()
+                    raise
+                finally:
+                    if not (succeeded and hold_slot):
+                        endpoint.slots.release()
+                endpoint.breaker.success()
+                return endpoint, result, index
+        raise ModelUnavailable(prepared.decision.tier, tried)
+
+    async def complete(
+        self, ctx: TenantContext, request: GatewayRequest, caller: Caller
+    ) -> GatewayResult:
+        prepared, config = await self.prepare(ctx, request, caller)
+        await self.admit(ctx, caller, prepared, config)
+        try:
+            endpoint, completion, index = await self._with_fallback(
+                prepared,
+                lambda ep: ep.provider.complete(self._provider_request(prepared, request, ep)),
+            )
+        except BaseException:
+            await self._settle_shielded(
+                ctx, caller, prepared, endpoint=None, usage=Usage(0, 0), outcome="failed"
+            )
+            raise
+        completion = _with_usage(completion, prepared)
+        assert completion.usage is not None
+        cost = await self._settle_shielded(
+            ctx, caller, prepared, endpoint=endpoint, usage=completion.usage, outcome="ok"
+        )
+        _span(prepared.decision, endpoint.name)
+        return GatewayResult(
+            call_id=prepared.call_id,
+            text=completion.text,
+            finish_reason=completion.finish_reason,
+            usage=completion.usage,
+            cost_microdollars=cost,
+            decision=prepared.decision,
+            endpoint=endpoint.name,
+            model=endpoint.model,
+            fallbacks=index,
+        )
+
+    async def stream(
+        self, ctx: TenantContext, request: GatewayRequest, caller: Caller
+    ) -> GatewayStream:
+        """Open a stream: everything up to the first token (routing, admission, fallback)
+        happens before this returns, so a failure there is an ordinary error response."""
+        prepared, config = await self.prepare(ctx, request, caller)
+        await self.admit(ctx, caller, prepared, config)
+
+        async def open_stream(ep: Endpoint) -> tuple[AsyncIterator[Delta], Delta | None]:
+            source = ep.provider.stream(self._provider_request(prepared, request, ep))
+            try:
+                first = await source.__anext__()
+            except StopAsyncIteration:
+                raise ProviderError("bad_response", "empty stream") from None
+            except BaseException:
+                await _aclose(source)
+                raise
+            return source, first
+
+        try:
+            endpoint, (source, first), index = await self._with_fallback(
+                prepared, open_stream, hold_slot=True
+            )
+        except BaseException:
+            await self._settle_shielded(
+                ctx, caller, prepared, endpoint=None, usage=Usage(0, 0), outcome="failed"
+            )
+            raise
+        _span(prepared.decision, endpoint.name)
+        return GatewayStream(
+            call_id=prepared.call_id,
+            decision=prepared.decision,
+            endpoint=endpoint.name,
+            model=endpoint.model,
+            fallbacks=index,
+            events=self._relay(ctx, caller, prepared, endpoint, source, first),
+        )
+
+    async def _relay(
+        self,
+        ctx: TenantContext,
+        caller: Caller,
+        prepared: Prepared,
+        endpoint: Endpoint,
+        source: AsyncIterator[Delta],
+        first: Delta | None,
+    ) -> AsyncIterator[StreamEvent]:
+        """Relay the stream; settle exactly once whether it ends, breaks or is abandoned."""
+        pieces: list[str] = []
+        usage: Usage | None = None
+        finish: str | None = None
+        error_kind: str | None = None
+        completed = False
+        cost = 0
+        deadline = time.monotonic() + endpoint.spec.total_timeout_seconds
+        try:
+            delta = first
+            while delta is not None:
+                if delta.text:
+                    pieces.append(delta.text)
+                    yield StreamEvent("delta", text=delta.text)
+                usage = delta.usage or usage
+                finish = delta.finish_reason or finish
+                try:
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                        delta = await source.__anext__()
+                except StopAsyncIteration:
+                    delta = None
+            completed = True
+        except (ProviderError, TimeoutError) as exc:
+            error_kind = exc.kind if isinstance(exc, ProviderError) else "timeout"
+            endpoint.breaker.failure()
+            log.info("gateway_stream_broken", endpoint=endpoint.name, kind=error_kind)
+        finally:
+            endpoint.slots.release()
+            await _aclose(source)
+            final = _usage_of(usage, prepared, pieces)
+            cost = await self._settle_shielded(
+                ctx,
+                caller,
+                prepared,
+                endpoint=endpoint,
+                usage=final,
+                outcome="ok" if completed else "partial",
+            )
+        if error_kind is not None:
+            yield StreamEvent(
+                "error",
+                error_code=f"model_stream_{error_kind}",
+                usage=final,
+                cost_microdollars=cost,
+            )
+        else:
+            yield StreamEvent(
+                "done", finish_reason=finish or "stop", usage=final, cost_microdollars=cost
+            )
+
+
+def _finished(finish: str | None) -> bool:
+    return finish is not None
+
+
+def _usage_of(reported: Usage | None, prepared: Prepared, pieces: list[str]) -> Usage:
+    if reported is not None and (reported.input_tokens or reported.output_tokens):
+        return reported
+    estimate = min(estimate_tokens("".join(pieces)), prepared.max_output) if pieces else 0
+    return Usage(prepared.input_tokens, estimate)
+
+
+def _with_usage(completion: Completion, prepared: Prepared) -> Completion:
+    if completion.usage is not None and (
+        completion.usage.input_tokens or completion.usage.output_tokens
+    ):
+        return completion
+    return replace(
+        completion,
+        usage=Usage(
+            prepared.input_tokens,
+            min(estimate_tokens(completion.text), prepared.max_output) if completion.text else 0,
+        ),
+    )
+
+
+async def _aclose(source: AsyncIterator[Delta]) -> None:
+    close = getattr(source, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(ProviderError, RuntimeError):
+            await close()

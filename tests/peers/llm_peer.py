@@ -1,0 +1,256 @@
+"""A scriptable model server for gateway tests and benchmarks (a peer, not a mock of our code).
+
+It speaks OpenAI's chat completions (JSON and SSE streaming, with ``stream_options``) and
+Anthropic's Messages API (JSON and streaming events) over real HTTP. Tests script the next
+replies (status codes, ``Retry-After``, a stream that breaks after N tokens) and read back what
+reached it: that is how fallback, Retry-After and region pinning are observed from outside.
+Where fakellm covers a case (scripted replies, injected 429/500) the tests use fakellm itself;
+this peer covers what fakellm cannot (Retry-After headers, broken streams, Anthropic streams
+with errors, recording). Run in a thread by tests, or as a process for ``bench/gateway.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    text: str | None = None
+    retry_after: str | None = None
+    break_after: int | None = None  # stream: tokens sent before an error event
+
+
+@dataclass
+class LlmPeer:
+    name: str = "peer"
+    text: str = "Paris is the capital of France."
+    script: deque[Reply] = field(default_factory=deque)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def then(self, *replies: Reply) -> LlmPeer:
+        self.script.extend(replies)
+        return self
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        path = scope["path"]
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            payload = {}
+        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        self.requests.append(
+            {
+                "path": path,
+                "model": payload.get("model"),
+                "stream": bool(payload.get("stream")),
+                "credential": headers.get("authorization") or headers.get("x-api-key"),
+            }
+        )
+        reply = self.script.popleft() if self.script else Reply()
+        if reply.status != 200:
+            headers = [(b"content-type", b"application/json")]
+            if reply.retry_after is not None:
+                headers.append((b"retry-after", reply.retry_after.encode()))
+            await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+            await send({"type": "http.response.body", "body": b'{"error":{"message":"scripted"}}'})
+            return
+        words = (reply.text or self.text).split(" ")
+        prompt = sum(len(str(m.get("content", "")).split()) for m in payload.get("messages", []))
+        anthropic = path.endswith("/messages")
+        if not payload.get("stream"):
+            text = " ".join(words)
+            if anthropic:
+                result: dict[str, Any] = {
+                    "id": "msg_peer",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": payload.get("model"),
+                    "content": [{"type": "text", "text": text}],
+                    "stop_reason": "end_turn",
+                    "usage": {"input_tokens": prompt, "output_tokens": len(words)},
+                }
+            else:
+                result = {
+                    "id": "chatcmpl-peer",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": payload.get("model"),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": prompt,
+                        "completion_tokens": len(words),
+                        "total_tokens": prompt + len(words),
+                    },
+                }
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": json.dumps(result).encode()})
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+
+        async def event(data: dict[str, Any], name: str | None = None) -> None:
+            head = f"event: {name}\n" if name else ""
+            chunk = f"{head}data: {json.dumps(data)}\n\n".encode()
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+        if anthropic:
+            await event(
+                {"type": "message_start", "message": {"usage": {"input_tokens": prompt}}},
+                "message_start",
+            )
+        for index, word in enumerate(words):
+            if reply.break_after is not None and index >= reply.break_after:
+                if anthropic:
+                    await event({"type": "error", "error": {"type": "overloaded_error"}}, "error")
+                else:
+                    await event({"error": {"message": "upstream broke"}})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            piece = word if index == 0 else " " + word
+            if anthropic:
+                await event(
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": piece},
+                    },
+                    "content_block_delta",
+                )
+            else:
+                await event(
+                    {
+                        "id": "chatcmpl-peer",
+                        "object": "chat.completion.chunk",
+                        "choices": [
+                            {"index": 0, "delta": {"content": piece}, "finish_reason": None}
+                        ],
+                    }
+                )
+        if anthropic:
+            await event(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn"},
+                    "usage": {"output_tokens": len(words)},
+                },
+                "message_delta",
+            )
+            await event({"type": "message_stop"}, "message_stop")
+        else:
+            await event(
+                {
+                    "id": "chatcmpl-peer",
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                }
+            )
+            if (payload.get("stream_options") or {}).get("include_usage"):
+                await event(
+                    {
+                        "id": "chatcmpl-peer",
+                        "object": "chat.completion.chunk",
+                        "choices": [],
+                        "usage": {
+                            "prompt_tokens": prompt,
+                            "completion_tokens": len(words),
+                            "total_tokens": prompt + len(words),
+                        },
+                    }
+                )
+            await send(
+                {"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": True}
+            )
+        await send({"type": "http.response.body", "body": b""})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RunningPeer:
+    """Serve a peer with uvicorn in a thread on 127.0.0.1 (``with RunningPeer(peer) as p:``)."""
+
+    def __init__(self, peer: LlmPeer) -> None:
+        peer.port = free_port()
+        self.peer = peer
+        config = uvicorn.Config(
+            peer, host="127.0.0.1", port=peer.port, log_level="warning", lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LlmPeer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test model peer did not start")
+            time.sleep(0.02)
+        return self.peer
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve a zero-latency model peer.")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    peer = LlmPeer()
+    peer.port = args.port
+    # Not recording in a long-running process: keep memory flat.
+    peer.requests = _Discard()
+    uvicorn.run(peer, host="127.0.0.1", port=args.port, log_level="warning", lifespan="off")
+
+
+class _Discard(list[dict[str, Any]]):
+    def append(self, _: dict[str, Any]) -> None:
+        return None
+
+
+if __name__ == "__main__":
+    main()
