@@ -49,7 +49,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
     for name, value in settings.model_dump().items():
         env[f"BULWARK_{name.upper()}"] = (
-            value if isinstance(value, str) else json.dumps(value, default=plain)
+            str(value) if isinstance(value, str | Path) else json.dumps(value, default=plain)
         )
     return env
 
