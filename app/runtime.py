@@ -120,6 +120,7 @@ class Runtime:
     async def dispose(self) -> None:
         await self.jobs.drain()
         await self.jobs.shutdown()
+        await self.gateway.settled()
         await self.gateway.fleet.aclose()
         await self.knowledge.close()
         await self.control.dispose()

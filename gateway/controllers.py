@@ -200,7 +200,7 @@ class GatewayController(Controller):
                     **_route_headers(opened.decision.tier, opened.decision.reason, opened.endpoint),
                 },
             )
-        done = await gateway.complete(ctx, call, caller)
+        done = await gateway.complete(ctx, call, caller, settle_later=True)
         body = ChatCompletion(
             id=f"chatcmpl-{done.call_id.hex}",
             created=int(time.time()),
@@ -351,6 +351,12 @@ GroupBy = Annotated[
 Day = Annotated[str | None, QueryParameter(description="YYYY-MM-DD (UTC)", max_length=10)]
 
 
+async def settle_pending(request: Request[Any, Any, Any]) -> None:
+    """Before a usage read opens its transaction: this process's pending settlements land
+    first, so a caller reads what it has just spent."""
+    await get_runtime(request).gateway.settled()
+
+
 class UsageController(Controller):
     path = "/v1/usage"
     tags = ["gateway"]
@@ -365,6 +371,7 @@ class UsageController(Controller):
         "/",
         responses=problem_responses(422),
         summary="Model usage and cost from the ledger (admins: everyone; others: their own)",
+        before_request=settle_pending,
     )
     async def get_usage(
         self,

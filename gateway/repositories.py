@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, select, true, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -149,20 +149,29 @@ class CounterRepository(_Scoped):
     async def settle(
         self, scope: str, period: str, *, reserved: tuple[int, int], actual: tuple[int, int]
     ) -> None:
-        """Release a reservation (tokens, micro-dollars) and add the actual usage."""
+        """Release a reservation (tokens, micro-dollars) and add the actual usage (the counter
+        is created here when nothing was reserved on it: a counter without a limit)."""
         table = UsageCounter.__table__
         await self.session.execute(
-            update(UsageCounter)
-            .where(
-                table.c.tenant_id == self.ctx.tenant_id,
-                table.c.scope == scope,
-                table.c.period == period,
-            )
+            self._insert(UsageCounter)
             .values(
-                reserved_tokens=table.c.reserved_tokens - reserved[0],
-                reserved_microdollars=table.c.reserved_microdollars - reserved[1],
-                used_tokens=table.c.used_tokens + actual[0],
-                used_microdollars=table.c.used_microdollars + actual[1],
+                id=uuid.uuid4(),
+                tenant_id=self.ctx.tenant_id,
+                scope=scope,
+                period=period,
+                used_tokens=actual[0],
+                used_microdollars=actual[1],
+                reserved_tokens=0,
+                reserved_microdollars=0,
+            )
+            .on_conflict_do_update(
+                index_elements=["tenant_id", "scope", "period"],
+                set_={
+                    "reserved_tokens": table.c.reserved_tokens - reserved[0],
+                    "reserved_microdollars": table.c.reserved_microdollars - reserved[1],
+                    "used_tokens": table.c.used_tokens + actual[0],
+                    "used_microdollars": table.c.used_microdollars + actual[1],
+                },
             )
         )
 

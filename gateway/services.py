@@ -380,14 +380,19 @@ class GatewayService:
         for scope in scopes:
             quota_scope = "tenant" if scope == "tenant" else "user"
             for period, key, _ in _periods(now):
+                max_tokens = _limit(config.quotas, quota_scope, period, "tokens")
+                max_microdollars = _limit(config.quotas, quota_scope, period, "microdollars")
+                limited = max_tokens is not None or max_microdollars is not None
+                # A counter without a limit needs no reservation (nothing to enforce): the call
+                # saves a write here and settlement still adds its actual usage.
                 charges.append(
                     CounterCharge(
                         scope=scope,
                         period=key,
-                        tokens=prepared.reserved_tokens,
-                        microdollars=prepared.reserved_microdollars,
-                        max_tokens=_limit(config.quotas, quota_scope, period, "tokens"),
-                        max_microdollars=_limit(config.quotas, quota_scope, period, "microdollars"),
+                        tokens=prepared.reserved_tokens if limited else 0,
+                        microdollars=prepared.reserved_microdollars if limited else 0,
+                        max_tokens=max_tokens,
+                        max_microdollars=max_microdollars,
                     )
                 )
         resets = {key: seconds for _, key, seconds in _periods(now)}
@@ -409,11 +414,20 @@ class GatewayService:
                     await rates.forget_before(window - 1)
             counters = CounterRepository(session, ctx)
             for charge in sorted(charges, key=lambda c: (c.scope, c.period)):
+                if charge.max_tokens is None and charge.max_microdollars is None:
+                    continue
                 if not await counters.reserve(charge):
                     scope = "tenant" if charge.scope == "tenant" else "user"
                     period = "day" if charge.period.startswith("d") else "month"
                     raise QuotaExhausted(scope, period, resets[charge.period])
         prepared.charges = charges
+
+    @staticmethod
+    def cost(caller: Caller, endpoint: Endpoint | None, usage: Usage) -> int:
+        """Micro-dollars of ``usage`` at the endpoint's price table for the caller's track."""
+        if endpoint is None:
+            return 0
+        return endpoint.prices(caller.track).cost(usage.input_tokens, usage.output_tokens)
 
     async def settle(
         self,
@@ -426,11 +440,7 @@ class GatewayService:
         outcome: str,
     ) -> int:
         """Release the reservation and record the actual usage, once. Returns the cost."""
-        cost = (
-            endpoint.prices(caller.track).cost(usage.input_tokens, usage.output_tokens)
-            if (endpoint is not None)
-            else 0
-        )
+        cost = self.cost(caller, endpoint, usage)
         tokens = usage.input_tokens + usage.output_tokens if endpoint is not None else 0
         now = self.now()
         async with self.registry.tenant_transaction(ctx) as session:
@@ -489,16 +499,44 @@ class GatewayService:
         outcome: str,
     ) -> int:
         """Settle even when the caller is being cancelled (a client that went away)."""
-        task = asyncio.ensure_future(
-            self.settle(ctx, caller, prepared, endpoint=endpoint, usage=usage, outcome=outcome)
+        task = self._settle_task(
+            ctx, caller, prepared, endpoint=endpoint, usage=usage, outcome=outcome
         )
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             log.warning("gateway_settle_after_cancel", call_id=str(prepared.call_id))
             raise
+
+    def _settle_task(
+        self,
+        ctx: TenantContext,
+        caller: Caller,
+        prepared: Prepared,
+        *,
+        endpoint: Endpoint | None,
+        usage: Usage,
+        outcome: str,
+    ) -> asyncio.Future[int]:
+        task = asyncio.ensure_future(
+            self.settle(ctx, caller, prepared, endpoint=endpoint, usage=usage, outcome=outcome)
+        )
+        self._settling.add(task)
+        task.add_done_callback(self._settled_one)
+        return task
+
+    def _settled_one(self, task: asyncio.Future[int]) -> None:
+        self._settling.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "gateway_settle_failed",
+                error=type(task.exception()).__name__,
+            )
+
+    async def settled(self) -> None:
+        """Wait for this process's pending settlements (usage reads, shutdown, tests)."""
+        while self._settling:
+            await asyncio.gather(*list(self._settling), return_exceptions=True)
 
     # -- calling with fallback ------------------------------------------------------------
 
@@ -577,8 +615,17 @@ class GatewayService:
         raise ModelUnavailable(prepared.decision.tier, tried)
 
     async def complete(
-        self, ctx: TenantContext, request: GatewayRequest, caller: Caller
+        self,
+        ctx: TenantContext,
+        request: GatewayRequest,
+        caller: Caller,
+        *,
+        settle_later: bool = False,
     ) -> GatewayResult:
+        """One completion. ``settle_later``: return as soon as the answer is in and settle in a
+        background task (the HTTP route: the client does not wait for the ledger). The
+        reservation holds until then, so quotas stay conservative meanwhile; ``settled()``
+        waits for this process's pending settlements (usage reads do, to read their writes)."""
         prepared, config = await self.prepare(ctx, request, caller)
         await self.admit(ctx, caller, prepared, config)
         try:
@@ -592,16 +639,21 @@ class GatewayService:
             )
             raise
         completion = _with_usage(completion, prepared)
-        assert completion.usage is not None
-        cost = await self._settle_shielded(
-            ctx, caller, prepared, endpoint=endpoint, usage=completion.usage, outcome="ok"
-        )
+        usage = completion.usage
+        assert usage is not None
+        if settle_later:
+            cost = self.cost(caller, endpoint, usage)
+            self._settle_task(ctx, caller, prepared, endpoint=endpoint, usage=usage, outcome="ok")
+        else:
+            cost = await self._settle_shielded(
+                ctx, caller, prepared, endpoint=endpoint, usage=usage, outcome="ok"
+            )
         _span(prepared.decision, endpoint.name)
         return GatewayResult(
             call_id=prepared.call_id,
             text=completion.text,
             finish_reason=completion.finish_reason,
-            usage=completion.usage,
+            usage=usage,
             cost_microdollars=cost,
             decision=prepared.decision,
             endpoint=endpoint.name,
