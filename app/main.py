@@ -45,6 +45,7 @@ from auth.scim import (
     scim_exception_handler,
 )
 from auth.sso_controllers import OidcConfigController, OidcLoginController
+from dlp.controllers import DlpPolicyController
 from keys.controllers import KmsController
 from retrieval.controllers import DocumentController, JobController, SearchController
 from tenants.controllers import TenantController
@@ -64,6 +65,7 @@ TENANT_ROUTES = [
     DocumentController,
     JobController,
     SearchController,
+    DlpPolicyController,
 ]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
 # Sign-in flows: unauthenticated by design, tenant named in the path.

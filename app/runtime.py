@@ -13,6 +13,7 @@ from auth.adapters.keycloak import KeycloakOidc
 from auth.context import TenantContext
 from auth.oidc import OidcBearer, OidcCallback, OidcLogin
 from auth.services import AuthenticationService
+from dlp.services import DlpEngine
 from keys.services import Keyring
 from residency.database import Database
 from residency.objects import TenantObjects
@@ -39,6 +40,8 @@ class Runtime:
     oidc_callback: OidcCallback
     knowledge: KnowledgeIndex
     jobs: JobRunner
+    # Presidio/spaCy (loaded once per process, on first use) and the tenants' DLP hash keys.
+    dlp: DlpEngine
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -79,8 +82,9 @@ class Runtime:
             oidc_callback=OidcCallback(oidc_login, registry, keyring.for_tenant),
             knowledge=knowledge,
             jobs=jobs,
+            dlp=DlpEngine.default(pepper),
         )
-        ingest = IngestHandler(registry, keyring, knowledge, runtime.tenant_objects)
+        ingest = IngestHandler(registry, keyring, knowledge, runtime.tenant_objects, runtime.dlp)
         jobs.handler(INGEST, ingest, on_failure=ingest.failed)
         return runtime
 

@@ -36,6 +36,9 @@ class AuditAction(StrEnum):
     DOCUMENT_DELETED = "document.deleted"
     KMS_CONFIGURED = "kms.configured"
     KMS_ROTATED = "kms.rotated"
+    DLP_POLICY_UPDATED = "dlp.policy_updated"
+    # A DLP or injection-guard trip: types/kinds, direction, action and counts; never the text.
+    DLP_TRIPPED = "dlp.tripped"
 
 
 class AuditOutcome(StrEnum):
@@ -55,6 +58,7 @@ class ResourceType(StrEnum):
     IDENTITY_PROVIDER = "identity_provider"
     ROLE_MAPPINGS = "role_mappings"
     SCIM_TOKEN = "scim_token"  # noqa: S105 - a resource type
+    DLP_POLICY = "dlp_policy"
 
 
 class ExportFormat(StrEnum):
