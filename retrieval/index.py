@@ -62,7 +62,7 @@ async def dlp_step(
     scanned = await scrubber.scrub([c.text for c in chunks] + headings)
     heading_of = dict(zip(headings, scanned[len(chunks) :], strict=True))
     result = []
-    for chunk, (text, tagged) in zip(chunks, scanned, strict=True):
+    for chunk, (text, tagged) in zip(chunks, scanned[: len(chunks)], strict=True):
         path = tuple(heading_of[h][0] for h in chunk.heading_path)
         types = set(tagged).union(*(heading_of[h][1] for h in chunk.heading_path))
         result.append(
