@@ -1,4 +1,4 @@
-"""DLP analysis: Presidio as shipped vs Bulwark's configuration, side by side, same model, same texts.
+"""DLP analysis: Presidio as shipped vs Bulwark's configuration, side by side (same model, texts).
 
 "As shipped": ``AnalyzerEngine`` with its default recognizer registry (every predefined
 recognizer, all entities) on a ``SpacyNlpEngine`` running the full en_core_web_sm pipeline of the

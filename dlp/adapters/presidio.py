@@ -21,8 +21,9 @@ Why this configuration is ~4x faster than Presidio as shipped (see ``bench/dlp.p
   (capitalised words that are not common sentence openers, weekdays or months; adjacent ones
   merge, so "Dr Maureen Haynes" is one window); the rest of the text is tokenised only. On the
   labelled set this is both faster and more accurate than NER over whole sentences (the small
-  model tags fewer capitalised common nouns as PERSON without their sentence around them). Pattern recognizers always see
-  the whole text. The phone recognizer runs python-phonenumbers on digit windows only;
+  model tags fewer capitalised common nouns as PERSON without their sentence around them).
+  Pattern recognizers always see the whole text;
+* the phone recognizer runs python-phonenumbers on digit windows only;
 * BLAS runs single-threaded while analysing (small matrices: threads only add contention);
 * Presidio's context enhancer finds each match's token by bisection, not by a scan per match.
 * DATE_TIME, NRP and ORGANIZATION are not detected at all: too noisy to act on.
