@@ -144,18 +144,20 @@ _MAX_DECODE_DEPTH = 2
 _MAX_BLOBS = 20
 
 
-def normalise(text: str) -> str:
-    """The form heuristics read: decoded escapes, NFKC, no invisible characters, lower case,
-    single spaces, and letter-by-letter spacing ("i g n o r e") joined back up."""
-    text = html.unescape(text)
-    text = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
-    if "%" in text:
-        text = unquote(text)
+def normalise(text: str, *, decode: bool = True) -> str:
+    """The form heuristics read: decoded escapes (HTML entities, ``\\u``, %-encoding), NFKC, no
+    invisible characters, lower case, letter-by-letter spacing ("i g n o r e") joined back up,
+    single spaces."""
+    if decode:
+        text = html.unescape(text)
+        text = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+        if "%" in text:
+            text = unquote(text)
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)
     text = text.casefold()
-    text = re.sub(r"[ \t\r\f\v]+", " ", text)
-    return _SPACED_LETTERS.sub(lambda m: m.group(0).replace(" ", ""), text)
+    text = _SPACED_LETTERS.sub(lambda m: m.group(0).replace(" ", ""), text)
+    return re.sub(r"[ \t\r\f\v]+", " ", text)
 
 
 def _printable_text(raw: bytes) -> str | None:
@@ -207,8 +209,7 @@ def _host(url: str) -> str:
         return ""
 
 
-def _plain_kinds(text: str, allowed_hosts: Sequence[str]) -> set[str]:
-    norm = normalise(text)
+def _pattern_kinds(norm: str) -> set[str]:
     kinds: set[str] = set()
     if any(p.search(norm) for p in _OVERRIDE):
         kinds.add(OVERRIDE)
@@ -218,6 +219,14 @@ def _plain_kinds(text: str, allowed_hosts: Sequence[str]) -> set[str]:
         kinds.add(TOOL_LURE)
     if any(p.search(norm) for p in _EXFIL_TEXT):
         kinds.add(EXFILTRATION)
+    return kinds
+
+
+def _plain_kinds(text: str, allowed_hosts: Sequence[str]) -> set[str]:
+    kinds = _pattern_kinds(normalise(text))
+    if kinds - _pattern_kinds(normalise(text, decode=False)):
+        # Only visible once HTML entities, \u or %-escapes are decoded: an encoded payload.
+        kinds.add(ENCODED_PAYLOAD)
     for kind, url in _links(text):
         # An image loads by itself (a zero-click channel): any unlisted host is exfiltration. A
         # link needs a click; it counts when it carries data in its query string.

@@ -51,7 +51,9 @@ HOST = re.compile(
 )
 # A quantified group that itself contains a quantifier: (a+)+, (\w*)*, (a|aa)+ ... the classic
 # shapes of catastrophic backtracking. Refused outright.
-_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)\s*(?:[+*]|\{\d*,)")
+_NESTED_QUANTIFIER = re.compile(
+    r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)\s*(?:[+*]|\{\d*,|\{\d{2,}\})"
+)
 _ALTERNATION_REPEAT = re.compile(r"\((?:[^()\\]|\\.)*\|(?:[^()\\]|\\.)*\)\s*(?:[+*]|\{\d*,)")
 _BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=|\\k<")
 _LOOKAROUND = re.compile(r"\(\?<?[=!]")
