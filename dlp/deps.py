@@ -21,4 +21,4 @@ def provide_dlp_service(
     audit: NamedDependency[AuditLog],
 ) -> DlpService:
     runtime = get_runtime(request)
-    return DlpService(db, ctx, runtime.dlp, TripRecorder(ctx, audit, runtime.registry))
+    return DlpService(db, ctx, runtime.dlp, TripRecorder(db, ctx, audit, runtime.registry))

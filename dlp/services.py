@@ -28,7 +28,7 @@ from functools import lru_cache
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.schemas import AuditAction, ResourceType
+from audit.schemas import AuditAction, AuditOutcome, ResourceType
 from audit.services import AuditLog
 from auth.context import TenantContext
 from dlp import injection
@@ -47,6 +47,7 @@ from dlp.policies import (
 from dlp.ports import DetectionRequest, Detector, Finding, Rewriter
 from dlp.repositories import DlpPolicyRepository
 from dlp.transform import PseudonymVault, normalise, replacement
+from residency.database import after_end
 from residency.registry import RegionRegistry
 
 _DIGITS = re.compile(r"[0-9]")
@@ -247,14 +248,21 @@ def trip_detail(direction: str, trips: Counter[tuple[str, str]]) -> dict[str, ob
 class TripRecorder:
     """Counts trips in Prometheus and records them in the tenant's audit chain.
 
-    Normally the event joins the request's unit of work. A block is different: the request is
-    refused and its unit of work rolls back, yet a refused attempt is exactly what an auditor
-    wants to see. So a blocking trip is written in a short transaction of its own in the tenant's
-    region (it holds kinds and counts, never the text). The scan must therefore run before the
-    request appends audit events of its own (the chain head is locked per transaction).
+    Normally the event joins the request's unit of work. A refusal is different: the request
+    fails and its unit of work rolls back, yet a refused attempt is exactly what an auditor wants
+    to see. So a refusing trip is written once the request's unit of work has ended (``after_end``:
+    its locks released), in a short transaction of its own in the tenant's region. It holds
+    kinds, actions and counts, never the text.
     """
 
-    def __init__(self, ctx: TenantContext, audit: AuditLog, registry: RegionRegistry) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        ctx: TenantContext,
+        audit: AuditLog,
+        registry: RegionRegistry,
+    ) -> None:
+        self.session = session
         self.ctx = ctx
         self.audit = audit
         self.registry = registry
@@ -278,14 +286,19 @@ class TripRecorder:
                 detail=detail,
             )
             return
-        async with self.registry.tenant_transaction(self.ctx) as session:
-            log = AuditLog(session, self.ctx, request_id=self.audit.request_id)
-            await log.record(
-                AuditAction.DLP_TRIPPED,
-                resource_type=ResourceType.DLP_POLICY,
-                resource_id=None,
-                detail=detail,
-            )
+        ctx, registry, request_id = self.ctx, self.registry, self.audit.request_id
+
+        async def record_refusal() -> None:
+            async with registry.tenant_transaction(ctx) as session:
+                await AuditLog(session, ctx, request_id=request_id).record(
+                    AuditAction.DLP_TRIPPED,
+                    resource_type=ResourceType.DLP_POLICY,
+                    resource_id=None,
+                    detail=detail,
+                    outcome=AuditOutcome.DENIED,
+                )
+
+        after_end(self.session, record_refusal)
 
 
 async def load_policy(session: AsyncSession, ctx: TenantContext) -> DlpPolicy:
