@@ -212,6 +212,7 @@ async def test_ingest_redacts_by_default_and_tags_when_the_policy_says_so(
         "# Org chart\n\nThe logistics hub in Rotterdam is run by Margaret Okafor.",
         acl={"visibility": "tenant"},
     )
+
     def ids(hits: list[dict[str, Any]]) -> set[str]:
         return {hit["document_id"] for hit in hits}
 
