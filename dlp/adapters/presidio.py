@@ -195,6 +195,7 @@ class _Engines:
 
         disable_tldextract_downloads()
         nlp = load_spacy(trimmed=True)
+        self.nlp = nlp
         ner_config = NerModelConfiguration(
             model_to_presidio_entity_mapping=dict(NER_LABELS),
             labels_to_ignore=["DATE", "TIME", "NORP", "ORG", "CARDINAL", "ORDINAL", "MONEY"],
@@ -360,6 +361,12 @@ def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
     return sorted(chosen, key=lambda f: f.start)
 
 
+# spaCy interns every token it sees in the model's string store, for the life of the process: in
+# a long-running server that is unbounded memory, and it holds the very values DLP looks for. The
+# engines are rebuilt (about a second) once the store passes this many strings.
+MAX_VOCAB_STRINGS = 300_000
+
+
 class PresidioDetector:
     """``Detector`` over Presidio's analyzer, configured as described in the module docstring."""
 
@@ -416,6 +423,8 @@ class PresidioDetector:
                         [Finding(r.entity_type, r.start, r.end, float(r.score)) for r in raw]
                     )
                 )
+            if len(engines.nlp.vocab.strings) > MAX_VOCAB_STRINGS:
+                self._engines = None  # next call loads a fresh model
         return results
 
 

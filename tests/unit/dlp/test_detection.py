@@ -241,3 +241,18 @@ def test_policy_validation_refuses_what_cannot_work() -> None:
         with pytest.raises(InvalidDlpPolicy):
             validate(policy, supported)
     assert validate(DEFAULT_POLICY, supported) is DEFAULT_POLICY
+
+
+def test_model_is_reloaded_before_its_string_store_grows_without_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dlp.adapters.presidio as adapter
+
+    detector = PresidioDetector()
+    request = DetectionRequest(frozenset({"PERSON"}))
+    detector.detect(["Ada Lovelace wrote the first program."], request)
+    first = detector.engines()
+    monkeypatch.setattr(adapter, "MAX_VOCAB_STRINGS", 10)
+    (found,) = detector.detect(["Grace Hopper found the first bug."], request)
+    assert [f.entity_type for f in found] == ["PERSON"]
+    assert detector.engines() is not first
