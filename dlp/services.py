@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import re
 import uuid
 from collections import Counter
@@ -432,7 +433,10 @@ class DlpPolicyService:
                 "entities": len(policy.entities),
                 "custom": len(policy.custom),
                 "allow_list": len(policy.allow_list),
-                "digest": hashlib.sha256(repr(policy_json(policy)).encode()).hexdigest(),
+                # Which policy is in force, comparable across events; the terms stay out.
+                "digest": hashlib.sha256(
+                    json.dumps(policy_json(policy), sort_keys=True).encode()
+                ).hexdigest(),
             },
         )
         return row
