@@ -35,8 +35,8 @@ def provide_dlp_policy_service(
     ctx: NamedDependency[TenantContext],
     audit: NamedDependency[AuditLog],
 ) -> DlpPolicyService:
-    supported = get_runtime(request).dlp.detector.supported_entities
-    return DlpPolicyService(DlpPolicyRepository(db, ctx), audit, supported)
+    detector = get_runtime(request).dlp.detector
+    return DlpPolicyService(DlpPolicyRepository(db, ctx), audit, detector)
 
 
 def policy_of(data: DlpPolicyUpdate) -> DlpPolicy:

@@ -10,7 +10,7 @@ personal data the asker gave or the cited sources hold.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -57,6 +57,7 @@ _NESTED_QUANTIFIER = re.compile(
 _ALTERNATION_REPEAT = re.compile(r"\((?:[^()\\]|\\.)*\|(?:[^()\\]|\\.)*\)\s*(?:[+*]|\{\d*,)")
 _BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=|\\k<")
 _LOOKAROUND = re.compile(r"\(\?<?[=!]")
+_BIG_REPEAT = re.compile(r"\{\s*[0-9]*\s*,?\s*[0-9]{4,}")
 
 
 def check_pattern(pattern: str) -> str:
@@ -72,10 +73,14 @@ def check_pattern(pattern: str) -> str:
         raise InvalidDlpPolicy("A pattern may not repeat a group that itself repeats.")
     if _BACKREFERENCE.search(pattern) or _LOOKAROUND.search(pattern):
         raise InvalidDlpPolicy("Patterns may not use backreferences or lookarounds.")
+    if _BIG_REPEAT.search(pattern):
+        raise InvalidDlpPolicy("Repetition counts in a pattern must be below 1000.")
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
         raise InvalidDlpPolicy(f"A pattern does not compile: {exc.msg}.") from None
+    except (OverflowError, RecursionError, ValueError):
+        raise InvalidDlpPolicy("A pattern does not compile.") from None
     if compiled.match(""):
         raise InvalidDlpPolicy("A pattern may not match the empty string.")
     return pattern
@@ -145,7 +150,11 @@ DEFAULT_POLICY = DlpPolicy(
 
 
 def validate(
-    policy: DlpPolicy, supported: frozenset[str], *, max_classification: int = 3
+    policy: DlpPolicy,
+    supported: frozenset[str],
+    *,
+    compiles: Callable[[str], bool] | None = None,
+    max_classification: int = 3,
 ) -> DlpPolicy:
     """Refuse (422) what would not work: unknown types, actions that make no sense in a
     direction, unsafe regexes, duplicate names."""
@@ -161,6 +170,8 @@ def validate(
             raise InvalidDlpPolicy(f"Custom recognizer {rule.entity_type} needs patterns or terms.")
         for pattern in rule.patterns:
             check_pattern(pattern)
+            if compiles is not None and not compiles(pattern):
+                raise InvalidDlpPolicy("A pattern does not compile in the detector's engine.")
     seen: set[str] = set()
     for entity in policy.entities:
         if entity.entity_type in seen:

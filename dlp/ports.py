@@ -53,6 +53,10 @@ class Detector(Protocol):
         """Findings per text (blocking; call it off the event loop)."""
         ...
 
+    def compiles(self, pattern: str) -> bool:
+        """Does the detector's own regex engine accept this tenant pattern?"""
+        ...
+
 
 class Rewriter(Protocol):
     def rewrite(

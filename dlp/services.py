@@ -405,18 +405,19 @@ class DlpService:
 
 class DlpPolicyService:
     def __init__(
-        self, repository: DlpPolicyRepository, audit: AuditLog, supported: frozenset[str]
+        self, repository: DlpPolicyRepository, audit: AuditLog, detector: Detector
     ) -> None:
         self.repository = repository
         self.audit = audit
-        self.supported = supported
+        self.detector = detector
+        self.supported = detector.supported_entities
 
     async def current(self) -> tuple[DlpPolicy, DlpPolicyRow | None]:
         row = await self.repository.get()
         return (DEFAULT_POLICY if row is None else policy_from_json(row.policy)), row
 
     async def replace(self, policy: DlpPolicy) -> DlpPolicyRow:
-        validate(policy, self.supported)
+        validate(policy, self.supported, compiles=self.detector.compiles)
         row = await self.repository.get()
         if row is None:
             row = await self.repository.add(DlpPolicyRow(policy=policy_json(policy), version=1))

@@ -67,6 +67,8 @@ PATTERN_ENTITIES = frozenset(
     }
 )
 SUPPORTED_ENTITIES = NER_ENTITIES | PATTERN_ENTITIES
+# Presidio's default flags for pattern recognizers (tenant patterns included).
+REGEX_FLAGS = re.DOTALL | re.MULTILINE | re.IGNORECASE
 
 # NER sees only windows around capitalised words that are not just sentence openers.
 _WORD = re.compile(r"\S+")
@@ -392,6 +394,16 @@ class PresidioDetector:
 
     def warm_up(self) -> None:
         self.engines()
+
+    def compiles(self, pattern: str) -> bool:
+        """Presidio matches with the ``regex`` module and these flags, not with ``re``."""
+        import regex
+
+        try:
+            regex.compile(pattern, REGEX_FLAGS)
+        except (regex.error, OverflowError, RecursionError, ValueError):
+            return False
+        return True
 
     def detect(self, texts: Sequence[str], request: DetectionRequest) -> list[list[Finding]]:
         entities = request.entities & SUPPORTED_ENTITIES

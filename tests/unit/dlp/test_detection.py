@@ -213,6 +213,8 @@ def test_mask_and_vault_never_serialise() -> None:
         "[unclosed",
         "a*",
         "x" * 201,
+        "a{4294967296}",
+        "[0-9]{1,99999}",
     ],
 )
 def test_unsafe_or_broken_patterns_are_refused(pattern: str) -> None:
