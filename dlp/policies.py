@@ -158,6 +158,9 @@ def validate(
 ) -> DlpPolicy:
     """Refuse (422) what would not work: unknown types, actions that make no sense in a
     direction, unsafe regexes, duplicate names."""
+    for term in (*policy.allow_list, *(t for rule in policy.custom for t in rule.deny_list)):
+        if not 1 <= len(term) <= MAX_TERM_LENGTH or not term.strip():
+            raise InvalidDlpPolicy(f"Terms must be 1 to {MAX_TERM_LENGTH} visible characters.")
     custom_types = {rule.entity_type for rule in policy.custom}
     if len(custom_types) != len(policy.custom):
         raise InvalidDlpPolicy("Custom recognizer names must be unique.")

@@ -19,18 +19,10 @@ EntityType = Annotated[
     ),
 ]
 Score = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-Term = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-Regex = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1,
-        max_length=200,
-        description="Python regex; no nested repetition, backreferences or lookarounds.",
-    ),
-]
-Host = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=253, pattern=r"^[*a-z0-9][a-z0-9.\-]*$")
-]
+# List items are checked by the service (422), not here: the OpenAPI document cannot express
+# constraints on list items, and a schema-valid request must never be refused as malformed.
+# Terms: 1-100 characters. Patterns: 1-200 characters of Python regex without nested repetition,
+# backreferences or lookarounds. Hosts: a DNS name, optionally "*." for its subdomains.
 
 
 class EntityRuleSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -49,17 +41,17 @@ class CustomRecognizerSpec(msgspec.Struct, forbid_unknown_fields=True):
     internal account formats). List its name in ``entities`` to say what to do with it."""
 
     type: EntityType
-    patterns: Annotated[list[Regex], msgspec.Meta(max_length=20)] = msgspec.field(
+    patterns: Annotated[list[str], msgspec.Meta(max_length=20)] = msgspec.field(
         default_factory=list
     )
-    terms: Annotated[list[Term], msgspec.Meta(max_length=500)] = msgspec.field(default_factory=list)
+    terms: Annotated[list[str], msgspec.Meta(max_length=500)] = msgspec.field(default_factory=list)
     score: Score = 0.9
 
 
 class InjectionSpec(msgspec.Struct, forbid_unknown_fields=True):
     user_message: Literal["refuse", "strip"] = "refuse"
     chunks: Literal["quarantine", "wrap"] = "quarantine"
-    allowed_hosts: Annotated[list[Host], msgspec.Meta(max_length=100)] = msgspec.field(
+    allowed_hosts: Annotated[list[str], msgspec.Meta(max_length=100)] = msgspec.field(
         default_factory=list
     )
 
@@ -70,11 +62,12 @@ class DlpPolicyUpdate(msgspec.Struct, forbid_unknown_fields=True):
         default_factory=list
     )
     # Values never flagged (exact match), e.g. the company's own switchboard number.
-    allow_list: Annotated[list[Term], msgspec.Meta(max_length=500)] = msgspec.field(
+    allow_list: Annotated[list[str], msgspec.Meta(max_length=500)] = msgspec.field(
         default_factory=list
     )
     # With ``ingest: tag``: chunks holding personal data get at least this classification.
-    tag_classification: Annotated[int, msgspec.Meta(ge=0, le=3)] | None = None
+    # (0-3, checked by the service.)
+    tag_classification: int | None = None
     injection: InjectionSpec = msgspec.field(default_factory=InjectionSpec)
 
 
