@@ -18,6 +18,7 @@ from dlp.policies import (
     Action,
     DlpPolicy,
     EntityRule,
+    InjectionPolicy,
     check_pattern,
     validate,
 )
@@ -238,6 +239,13 @@ def test_policy_validation_refuses_what_cannot_work() -> None:
         DlpPolicy(entities=(EntityRule("PERSON", inbound=Action.TAG),)),
         DlpPolicy(entities=(EntityRule("PERSON"), EntityRule("PERSON"))),
         DlpPolicy(entities=(), custom=(CustomRecognizer("CODE", patterns=(r"C-[0-9]+",)),)),
+        DlpPolicy(entities=(EntityRule("PERSON"),), allow_list=("",)),
+        DlpPolicy(entities=(EntityRule("PERSON"),), allow_list=("x" * 101,)),
+        DlpPolicy(entities=(EntityRule("PERSON"),), tag_classification=4),
+        DlpPolicy(
+            entities=(EntityRule("PERSON"),),
+            injection=InjectionPolicy(allowed_hosts=("not a host",)),
+        ),
     ]
     for policy in bad:
         with pytest.raises(InvalidDlpPolicy):
