@@ -66,14 +66,17 @@ def main() -> None:
     docs = documents(samples)
     detector = PresidioDetector()
     request = DetectionRequest(frozenset(r.entity_type for r in DEFAULT_POLICY.entities))
+    # Load times include the first analysis (lazy parts); spaCy itself is imported before both.
+    import spacy  # noqa: F401
+
+    started = time.perf_counter()
     shipped = shipped_analyzer()
+    shipped.analyze("Warm up for John Smith.", language="en")
+    shipped_load = time.perf_counter() - started
     started = time.perf_counter()
     detector.warm_up()
     detector.detect(["Warm up for John Smith."], request)
     bulwark_load = time.perf_counter() - started
-    started = time.perf_counter()
-    shipped.analyze("Warm up for John Smith.", language="en")
-    shipped_load = time.perf_counter() - started
 
     per_kb: dict[str, list[float]] = {"shipped": [], "bulwark": []}
     for _ in range(args.rounds):
@@ -141,6 +144,9 @@ def main() -> None:
             "quality": quality(bulwark_found),
         },
         "speedup_p50": round(p50["shipped"] / p50["bulwark"], 2),
+        "speedup_p99": round(
+            percentile(per_kb["shipped"], 99) / percentile(per_kb["bulwark"], 99), 2
+        ),
     }
     print(json.dumps(result, indent=2))
 
