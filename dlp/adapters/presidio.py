@@ -34,6 +34,7 @@ services run in a worker thread.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from bisect import bisect_right
@@ -91,6 +92,16 @@ PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "BR", "IL")
 
 _lock = threading.Lock()
 _offline = False
+
+
+# Presidio's debug logging quotes the text around each match ("Context list is: ..."): whatever
+# the service's log level, these loggers never emit below WARNING.
+VENDOR_LOGGERS = ("presidio-analyzer", "presidio-anonymizer", "spacy", "tldextract")
+
+
+def quiet_vendor_loggers() -> None:
+    for name in VENDOR_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def disable_tldextract_downloads() -> None:
@@ -196,6 +207,7 @@ class _Engines:
                 return self.remove_duplicates(results)
 
         disable_tldextract_downloads()
+        quiet_vendor_loggers()
         nlp = load_spacy(trimmed=True)
         self.nlp = nlp
         ner_config = NerModelConfiguration(
@@ -457,6 +469,7 @@ class PresidioRewriter:
 
         with self._lock:
             if self._engine is None:
+                quiet_vendor_loggers()
                 self._engine = AnonymizerEngine()  # type: ignore[no-untyped-call]
         # Presidio's operators see the value, not the span: key each span by a unique entity
         # name so every span gets exactly its own replacement.

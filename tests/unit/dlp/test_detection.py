@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from base64 import urlsafe_b64decode
 from importlib.metadata import distribution
@@ -266,3 +267,18 @@ def test_model_is_reloaded_before_its_string_store_grows_without_bound(
     (found,) = detector.detect(["Grace Hopper found the first bug."], request)
     assert [f.entity_type for f in found] == ["PERSON"]
     assert detector.engines() is not first
+
+
+async def test_vendor_debug_logging_never_carries_the_text(
+    engine: DlpEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Even with the root logger at DEBUG, analysing and rewriting logs no detected value."""
+    caplog.set_level(logging.DEBUG)
+    scanner = DlpScanner(engine, DEFAULT_POLICY, uuid.uuid4())
+    text = (
+        "Call Evelyn Marchetti on +1 415 555 0199 or evelyn.m@example.com, card 4111111111111111."
+    )
+    scan, _ = await scanner.inbound(text)
+    assert "Evelyn Marchetti" not in scan.text
+    for sentinel in ("Evelyn", "555 0199", "evelyn.m@example.com", "4111111111111111"):
+        assert sentinel not in caplog.text
