@@ -99,8 +99,8 @@ def test_model_is_the_pinned_package_unmodified() -> None:
     assert checked > 10
 
 
-def test_detects_offline_without_touching_the_network(
-    detector: PresidioDetector, monkeypatch: pytest.MonkeyPatch
+def test_loads_and_detects_offline_without_touching_the_network(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import socket
 
@@ -109,11 +109,22 @@ def test_detects_offline_without_touching_the_network(
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+    detector = PresidioDetector()  # a fresh one: the model loads under the same guard
     found = detector.detect(
         ["Write to maria.lopez@example.org or call Maria Lopez."],
         DetectionRequest(frozenset({"EMAIL_ADDRESS", "PERSON"})),
     )[0]
     assert {f.entity_type for f in found} == {"EMAIL_ADDRESS", "PERSON"}
+
+
+def test_context_words_raise_the_score(detector: PresidioDetector) -> None:
+    """Presidio's context words work without a lemmatizer (matched on lower-cased tokens)."""
+    request = DetectionRequest(frozenset({"PHONE_NUMBER"}))
+    plain, with_context = detector.detect(
+        ["Reference 212 555 0143 was closed.", "My phone number is 212 555 0143."], request
+    )
+    assert plain and with_context
+    assert with_context[0].score > plain[0].score
 
 
 async def test_pseudonyms_round_trip_for_the_requester(engine: DlpEngine) -> None:
