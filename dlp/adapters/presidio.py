@@ -427,13 +427,15 @@ class PresidioDetector:
         engine = engines.with_ner if entities & NER_ENTITIES else engines.patterns_only
         ad_hoc = _ad_hoc(request.custom)
         results: list[list[Finding]] = []
-        # The NER model multiplies small matrices: BLAS threads only add contention there (and
-        # the API already runs analyses in worker threads), so one BLAS thread while analysing.
-        with self._run_lock, self._blas.limit(limits=1, user_api="blas"):
-            for text in texts:
-                if not text.strip():
-                    results.append([])
-                    continue
+        for text in texts:
+            if not text.strip():
+                results.append([])
+                continue
+            # One text at a time under the lock, so a long ingest batch interleaves with the
+            # short scans of interactive requests instead of holding them up. The NER model
+            # multiplies small matrices: BLAS threads only add contention (and the API already
+            # runs analyses in worker threads), so one BLAS thread while analysing.
+            with self._run_lock, self._blas.limit(limits=1, user_api="blas"):
                 raw = engine.analyze(
                     text=text,
                     language=LANGUAGE,
@@ -442,13 +444,14 @@ class PresidioDetector:
                     allow_list=list(request.allow_list) or None,
                     score_threshold=request.min_score,
                 )
-                results.append(
-                    resolve_overlaps(
-                        [Finding(r.entity_type, r.start, r.end, float(r.score)) for r in raw]
-                    )
+            results.append(
+                resolve_overlaps(
+                    [Finding(r.entity_type, r.start, r.end, float(r.score)) for r in raw]
                 )
-            if len(engines.nlp.vocab.strings) > MAX_VOCAB_STRINGS:
-                self._engines = None  # next call loads a fresh model
+            )
+        if len(engines.nlp.vocab.strings) > MAX_VOCAB_STRINGS:
+            with self._load_lock:
+                self._engines = None  # the next call loads a fresh model
         return results
 
 
