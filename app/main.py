@@ -45,6 +45,7 @@ from auth.scim import (
     scim_exception_handler,
 )
 from auth.sso_controllers import OidcConfigController, OidcLoginController
+from dlp.controllers import DlpPolicyController
 from gateway.controllers import (
     ByoModelController,
     GatewayBatchController,
@@ -78,6 +79,7 @@ TENANT_ROUTES = [
     ModelPolicyController,
     ByoModelController,
     UsageController,
+    DlpPolicyController,
 ]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
 # Sign-in flows: unauthenticated by design, tenant named in the path.

@@ -14,6 +14,7 @@ from auth.adapters.keycloak import KeycloakOidc
 from auth.context import TenantContext
 from auth.oidc import OidcBearer, OidcCallback, OidcLogin
 from auth.services import AuthenticationService
+from dlp.services import DlpEngine
 from gateway.batch import BATCH_JOB, BatchRunner
 from gateway.classifier import SmallModelClassifier
 from gateway.fleet import Fleet
@@ -47,6 +48,8 @@ class Runtime:
     knowledge: KnowledgeIndex
     jobs: JobRunner
     gateway: GatewayService
+    # Presidio/spaCy (loaded once per process, on first use) and the tenants' DLP hash keys.
+    dlp: DlpEngine
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -101,8 +104,9 @@ class Runtime:
             knowledge=knowledge,
             jobs=jobs,
             gateway=gateway,
+            dlp=DlpEngine.default(pepper),
         )
-        ingest = IngestHandler(registry, keyring, knowledge, runtime.tenant_objects)
+        ingest = IngestHandler(registry, keyring, knowledge, runtime.tenant_objects, runtime.dlp)
         jobs.handler(INGEST, ingest, on_failure=ingest.failed)
         batches = BatchRunner(registry, keyring, gateway)
         jobs.handler(BATCH_JOB, batches, on_failure=batches.failed)

@@ -42,6 +42,9 @@ class AuditAction(StrEnum):
     BYO_MODEL_CONFIGURED = "byo_model.configured"
     BYO_MODEL_REMOVED = "byo_model.removed"
     MODEL_BATCH_SUBMITTED = "model_batch.submitted"
+    DLP_POLICY_UPDATED = "dlp.policy_updated"
+    # A DLP or injection-guard trip: types/kinds, direction, action and counts; never the text.
+    DLP_TRIPPED = "dlp.tripped"
 
 
 class AuditOutcome(StrEnum):
@@ -66,6 +69,7 @@ class ResourceType(StrEnum):
     QUOTA = "quota"
     MODEL_ENDPOINT = "model_endpoint"
     MODEL_BATCH = "model_batch"
+    DLP_POLICY = "dlp_policy"
 
 
 class ExportFormat(StrEnum):

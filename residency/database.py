@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -30,11 +31,28 @@ from residency.errors import DatabaseUnavailable
 
 _OUTAGE_ERRORS = (OperationalError, InterfaceError, OSError, TimeoutError)
 AFTER_COMMIT = "bulwark_after_commit"
+AFTER_ROLLBACK = "bulwark_after_rollback"
+log = structlog.get_logger("bulwark.database")
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
     """Run ``callback`` once the unit of work ``session`` belongs to has committed."""
     session.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
+def after_end(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
+    """Run ``callback`` once the unit of work has ended, committed or rolled back: for records
+    that must outlive a refused request (a blocked DLP attempt) without holding its locks."""
+    done = False
+
+    async def once() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            await callback()
+
+    session.info.setdefault(AFTER_COMMIT, []).append(once)
+    session.info.setdefault(AFTER_ROLLBACK, []).append(once)
 
 
 _read_only: ContextVar[bool] = ContextVar("bulwark_db_read_only", default=False)
@@ -116,13 +134,22 @@ class Database:
         token = _read_only.set(read_only)
         try:
             async with self._sessions() as session:
-                async with session.begin():
-                    if tenant_id is not None and self.is_postgres:
-                        await session.execute(
-                            text("SELECT set_config(:name, :value, true)"),
-                            {"name": TENANT_SETTING, "value": str(tenant_id)},
-                        )
-                    yield session
+                try:
+                    async with session.begin():
+                        if tenant_id is not None and self.is_postgres:
+                            await session.execute(
+                                text("SELECT set_config(:name, :value, true)"),
+                                {"name": TENANT_SETTING, "value": str(tenant_id)},
+                            )
+                        yield session
+                except BaseException:
+                    # Rolled back (and its locks released): run what must happen regardless.
+                    for callback in session.info.pop(AFTER_ROLLBACK, []):
+                        try:
+                            await callback()
+                        except Exception:  # never mask the error that rolled back
+                            log.exception("after_rollback_failed")
+                    raise
                 # Committed: now (and only now) hand work to others, e.g. enqueue jobs that
                 # must see the rows this unit of work wrote.
                 for callback in session.info.pop(AFTER_COMMIT, []):

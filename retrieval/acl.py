@@ -112,6 +112,37 @@ class DocumentAcl:
         return self.users
 
 
+PII_ATTRIBUTE_PREFIX = "pii."
+PII_CLEARED = "cleared"
+
+
+def pii_attribute(entity_type: str) -> str:
+    """The ABAC attribute a chunk holding ``entity_type`` requires (``pii.email_address``)."""
+    return PII_ATTRIBUTE_PREFIX + entity_type.lower()
+
+
+def with_pii(
+    acl: DocumentAcl, entity_types: Iterable[str], classification: int | None
+) -> DocumentAcl:
+    """``acl`` tightened for content holding personal data of ``entity_types`` (DLP ingest
+    ``tag``): a reader must also hold ``pii.<type> = cleared`` for every type found (rule 4), and
+    the classification is raised to at least ``classification``. Only ever narrows access."""
+    types = sorted(set(entity_types))
+    if not types:
+        return acl
+    attributes = dict(acl.attributes)
+    for entity_type in types:
+        attributes[pii_attribute(entity_type)] = (PII_CLEARED,)
+    return DocumentAcl(
+        visibility=acl.visibility,
+        groups=acl.groups,
+        users=acl.users,
+        classification=max(acl.classification, classification or 0),
+        attributes=attributes,
+        owner=acl.owner,
+    )
+
+
 def may_read(principal: TenantContext, document_acl: DocumentAcl, tenant_id: uuid.UUID) -> bool:
     """The reference policy: may ``principal`` read a document of ``tenant_id`` with this ACL?"""
     if principal.tenant_id != tenant_id:

@@ -20,6 +20,7 @@ from audit.deps import AUDIT_DEPENDENCIES
 from audit.services import AuditLog
 from auth.context import TenantContext
 from auth.guards import requires_tenant
+from dlp.deps import provide_dlp_service
 from retrieval.models import Document, Job
 from retrieval.schemas import (
     AclSpec,
@@ -51,6 +52,7 @@ def provide_documents(
         runtime.knowledge,
         runtime.jobs,
         audit,
+        provide_dlp_service(request, db, ctx, audit),
     )
 
 

@@ -1,8 +1,9 @@
 """The knowledge index: from a document's bytes to searchable, sealed, ACL-tagged chunks, and
 back from a query to the chunks the asker may read.
 
-Ingest: parse → chunk (structure-aware, token-bounded) → DLP hook (a no-op until the DLP issue)
-→ dense embedding (ONNX MiniLM) and BM25 sparse vector → upsert into the tenant's region's
+Ingest: parse → chunk (structure-aware, token-bounded) → DLP (per the tenant's policy,
+personal data redacted, or the chunk tagged so that reading it needs PII clearance) → dense
+embedding (ONNX MiniLM) and BM25 sparse vector → upsert into the tenant's region's
 vector store with the ACL in the payload and the chunk text sealed under the tenant's keys.
 Search: one hybrid query (dense + sparse prefetch, RRF) with the ABAC filter inside it; the hits'
 text is opened only after the store has decided what the asker may see.
@@ -12,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
@@ -23,7 +26,7 @@ from auth.context import TenantContext
 from keys.services import TenantKeys
 from residency.registry import RegionRegistry
 from retrieval import sparse as bm25
-from retrieval.acl import DocumentAcl, SearchFilters
+from retrieval.acl import DocumentAcl, SearchFilters, with_pii
 from retrieval.cache.index import QuestionIndex, open_question_index
 from retrieval.chunking import Chunk, TokenCounter, chunk_blocks
 from retrieval.embeddings import Embedder
@@ -44,9 +47,36 @@ class Passage:
     text: str
 
 
-def dlp_hook(chunks: list[Chunk]) -> list[Chunk]:
-    """Where the DLP issue redacts personal data in chunks before they are embedded."""
-    return chunks
+class ChunkScrubber(Protocol):
+    """The DLP step of ingest (``dlp.services.IngestScrubber``): each text as it may be indexed,
+    with the entity types found in it that the tenant's policy tags rather than redacts."""
+
+    tag_classification: int | None
+
+    async def scrub(self, texts: list[str]) -> list[tuple[str, frozenset[str]]]: ...
+
+
+async def dlp_step(
+    chunks: list[Chunk], acl: DocumentAcl, scrubber: ChunkScrubber | None
+) -> list[tuple[Chunk, DocumentAcl]]:
+    """Each chunk after DLP, with the ACL it is indexed under: the document's, tightened by
+    ``with_pii`` for a chunk holding tagged personal data. Headings are scanned too."""
+    if scrubber is None or not chunks:
+        return [(chunk, acl) for chunk in chunks]
+    headings = sorted({h for chunk in chunks for h in chunk.heading_path})
+    scanned = await scrubber.scrub([c.text for c in chunks] + headings)
+    heading_of = dict(zip(headings, scanned[len(chunks) :], strict=True))
+    result = []
+    for chunk, (text, tagged) in zip(chunks, scanned[: len(chunks)], strict=True):
+        path = tuple(heading_of[h][0] for h in chunk.heading_path)
+        types = set(tagged).union(*(heading_of[h][1] for h in chunk.heading_path))
+        result.append(
+            (
+                dataclasses.replace(chunk, text=text, heading_path=path),
+                with_pii(acl, types, scrubber.tag_classification),
+            )
+        )
+    return result
 
 
 class KnowledgeIndex:
@@ -107,17 +137,20 @@ class KnowledgeIndex:
         media_type: str,
         acl: DocumentAcl,
         metadata: Mapping[str, str],
+        scrubber: ChunkScrubber | None = None,
     ) -> int:
         blocks = await asyncio.to_thread(parse_document, data, media_type)
-        chunks = dlp_hook(await asyncio.to_thread(chunk_blocks, blocks, self.counter))
+        chunks = await dlp_step(
+            await asyncio.to_thread(chunk_blocks, blocks, self.counter), acl, scrubber
+        )
         store = await self.store(ctx)
         # A new version replaces the old one: its chunks go, then the new ones come.
         await store.delete_document(ctx, str(document_id))
         if not chunks:
             return 0
-        dense = await self.embedder.embed_async([c.embed_text for c in chunks])
+        dense = await self.embedder.embed_async([c.embed_text for c, _ in chunks])
         points = []
-        for chunk, vector in zip(chunks, dense, strict=True):
+        for (chunk, chunk_acl), vector in zip(chunks, dense, strict=True):
             chunk_id = f"{document_id}:{version}:{chunk.ordinal}"
             body = json.dumps({"text": chunk.text, "heading_path": list(chunk.heading_path)})
             sealed = await keys.seal(CHUNK_KIND, chunk_id, body.encode())
@@ -129,7 +162,7 @@ class KnowledgeIndex:
                     ordinal=chunk.ordinal,
                     dense=vector.tolist(),
                     sparse=SparseVector(terms.indices, terms.values),
-                    acl=acl,
+                    acl=chunk_acl,
                     metadata=dict(metadata),
                     sealed=base64.b64encode(sealed).decode(),
                 )

@@ -20,11 +20,19 @@ from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth.context import Role, TenantContext
 from auth.schemas import check_attributes
+from dlp.services import (
+    DlpEngine,
+    DlpScanner,
+    DlpService,
+    IngestScrubber,
+    load_policy,
+    record_ingest_trips,
+)
 from keys.services import Keyring, TenantKeys
 from residency.database import after_commit
 from residency.objects import TenantObjects
 from residency.registry import RegionRegistry
-from retrieval.acl import DocumentAcl, may_read
+from retrieval.acl import DocumentAcl, may_read, with_pii
 from retrieval.cache.invalidation import drop_answers_citing
 from retrieval.errors import UnparseableDocument, UnsupportedMediaType
 from retrieval.index import KnowledgeIndex, Passage
@@ -62,9 +70,11 @@ class NotDocumentOwner(Forbidden):
         super().__init__("Only the document's owner or a tenant admin may do this.")
 
 
-def document_acl(document: Document) -> DocumentAcl:
+def document_acl(document: Document, *, with_pii_tags: bool = True) -> DocumentAcl:
+    """The document's ACL; with the PII clearance its DLP tags require (``acl["pii"]``: the
+    types found at ingest under a ``tag`` policy), unless asked for the ACL as set."""
     acl = document.acl
-    return DocumentAcl(
+    base = DocumentAcl(
         visibility=acl.get("visibility", "restricted"),
         groups=tuple(acl.get("groups", ())),
         users=tuple(acl.get("users", ())),
@@ -72,6 +82,10 @@ def document_acl(document: Document) -> DocumentAcl:
         attributes={k: tuple(v) for k, v in acl.get("attributes", {}).items()},
         owner=acl.get("owner"),
     )
+    pii = acl.get("pii")
+    if not with_pii_tags or not pii:
+        return base
+    return with_pii(base, pii.get("types", ()), pii.get("classification"))
 
 
 def acl_json(spec: AclSpec | None, owner: uuid.UUID | None) -> dict[str, Any]:
@@ -127,8 +141,10 @@ class DocumentService:
         index: KnowledgeIndex,
         jobs: JobRunner,
         audit: AuditLog,
+        dlp: DlpService,
     ) -> None:
         self.session = session
+        self.dlp = dlp
         self.ctx = ctx
         self.keys = keys
         self.objects = objects
@@ -204,7 +220,9 @@ class DocumentService:
 
     async def set_acl(self, document_id: uuid.UUID, spec: AclSpec) -> Document:
         document = await self.manageable(document_id)
-        document.acl = acl_json(spec, document.owner_id)
+        pii = document.acl.get("pii")
+        # DLP tags found at ingest stay: an ACL change never lifts the PII clearance.
+        document.acl = {**acl_json(spec, document.owner_id), **({"pii": pii} if pii else {})}
         await self.session.flush()
         # In the vector store before the response: the next search already obeys it.
         await self.index.set_acl(self.ctx, document.id, document_acl(document))
@@ -289,7 +307,15 @@ class DocumentService:
         self, query: str, *, top_k: int, filters: dict[str, str]
     ) -> tuple[list[Passage], dict[uuid.UUID, str]]:
         """Hybrid search over what the caller may read (the ABAC filter is inside the query),
-        with the titles of the documents the hits come from."""
+        with the titles of the documents the hits come from.
+
+        The query is user input: the injection guard and the inbound DLP scan run first, so a
+        blocked query is refused (422) and redacted or pseudonymized values never reach the
+        embedder, the index or a log. A query the injection policy strips finds nothing."""
+        guarded = await self.dlp.guard_user_message(query)
+        if guarded is None:
+            return [], {}
+        query = (await self.dlp.scan_inbound(guarded)).text
         hits = await self.index.search(self.ctx, self.keys, query, top_k=top_k, filters=filters)
         rows = await self.documents.get_many(list({uuid.UUID(h.document_id) for h in hits}))
         return hits, await self.titles(rows)
@@ -337,11 +363,13 @@ class IngestHandler:
         keyring: Keyring,
         index: KnowledgeIndex,
         objects_for: Callable[[AsyncSession, TenantContext], TenantObjects],
+        dlp: DlpEngine,
     ) -> None:
         self.registry = registry
         self.keyring = keyring
         self.index = index
         self.objects_for = objects_for
+        self.dlp = dlp
 
     async def __call__(self, ctx: TenantContext, job: Job) -> None:
         if job.document_id is None:
@@ -354,6 +382,8 @@ class IngestHandler:
                 data = await self.objects_for(session, ctx).get(
                     "document", f"{document.id.hex}-v{document.version}"
                 )
+                policy = await load_policy(session, ctx)
+                scrubber = IngestScrubber(DlpScanner(self.dlp, policy, ctx.tenant_id))
                 count = await self.index.ingest(
                     ctx,
                     self.keyring.for_tenant(session, ctx),
@@ -361,19 +391,38 @@ class IngestHandler:
                     version=document.version,
                     data=data,
                     media_type=document.media_type,
-                    acl=document_acl(document),
+                    acl=document_acl(document, with_pii_tags=False),
                     metadata=document.meta,
+                    scrubber=scrubber,
                 )
         except (UnsupportedMediaType, UnparseableDocument) as exc:
             raise PermanentJobError(exc.code, exc.detail) from None
-        await self._outcome(ctx, job, "ready", count)
+        await self._outcome(ctx, job, "ready", count, scrubber)
 
     async def failed(self, ctx: TenantContext, job: Job) -> None:
         """The job ended failed (permanently, or out of retries): so does its document."""
         await self._outcome(ctx, job, "failed", 0)
 
-    async def _outcome(self, ctx: TenantContext, job: Job, status: str, chunks: int) -> None:
+    async def _outcome(
+        self,
+        ctx: TenantContext,
+        job: Job,
+        status: str,
+        chunks: int,
+        scrubber: IngestScrubber | None = None,
+    ) -> None:
         async with self.registry.tenant_transaction(ctx) as session:
             document = await DocumentRepository(session, ctx).get(job.document_id)  # type: ignore[arg-type]
             if document is not None and document.version == job.document_version:
                 document.status, document.chunk_count = status, chunks
+                if scrubber is not None:
+                    # The union of the types tagged in any chunk, kept on the document so that
+                    # a later ACL change re-applies the clearance to every chunk.
+                    acl = {k: v for k, v in document.acl.items() if k != "pii"}
+                    if scrubber.tagged:
+                        acl["pii"] = {
+                            "types": sorted(scrubber.tagged),
+                            "classification": scrubber.tag_classification,
+                        }
+                    document.acl = acl
+                    await record_ingest_trips(session, ctx, document.id, scrubber)

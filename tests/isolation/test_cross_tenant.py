@@ -72,6 +72,8 @@ ISOLATION_ROUTES = {
     ("PUT", "/v1/admin/byo-models/{tier:str}"),
     ("DELETE", "/v1/admin/byo-models/{tier:str}"),
     ("GET", "/v1/usage"),
+    ("GET", "/v1/admin/dlp"),
+    ("PUT", "/v1/admin/dlp"),
 }
 # SCIM, reached with a tenant's SCIM token (see test_scim_token_reaches_only_its_own_tenant).
 _SCIM = "/scim/v2/{tenant:str}"
@@ -542,3 +544,35 @@ async def test_gateway_is_per_tenant(api: Api, world: dict[str, Any], intruder: 
     assert response.status_code in (200, 503), response.text
     if response.status_code == 503:
         assert response.json()["code"] in ("no_models_configured", "model_unavailable")
+
+
+async def test_dlp_policies_are_per_tenant(api: Api, world: dict[str, Any], intruder: str) -> None:
+    a: TenantHandle = world["a"]
+    other: TenantHandle = world[intruder]
+    a_policy = {
+        "entities": [{"type": "CREDIT_CARD", "inbound": "block"}],
+        "custom": [{"type": "A_SECRET_CODE", "terms": ["Kestrel"]}],
+        "allow_list": ["a-only@example.com"],
+    }
+    a_policy["entities"].append({"type": "A_SECRET_CODE", "inbound": "redact"})
+    assert (
+        await api.client.put("/v1/admin/dlp", json=a_policy, headers=a.admin)
+    ).status_code == 200
+    seen = (await api.client.get("/v1/admin/dlp", headers=other.admin)).json()
+    assert seen["configured"] is False and seen["custom"] == []
+    assert "Kestrel" not in json.dumps(seen) and "a-only@example.com" not in json.dumps(seen)
+    # B's own policy never changes A's, and A's block does not apply to B's searches.
+    own = {"entities": [{"type": "PERSON", "inbound": "redact"}]}
+    assert (await api.client.put("/v1/admin/dlp", json=own, headers=other.admin)).status_code == 200
+    after = (await api.client.get("/v1/admin/dlp", headers=a.admin)).json()
+    assert after["version"] == 1 and [e["type"] for e in after["entities"]] == [
+        "CREDIT_CARD",
+        "A_SECRET_CODE",
+    ]
+    query = {"query": "refund to card 4111 1111 1111 1111", "top_k": 1}
+    assert (await api.client.post("/v1/search", json=query, headers=other.admin)).status_code == 200
+    assert_problem(
+        await api.client.post("/v1/search", json=query, headers=a.admin),
+        422,
+        "personal_data_blocked",
+    )

@@ -15,7 +15,7 @@ pytestmark = [
     pytest.mark.parametrize("deployment", ["postgres"], indirect=True),
 ]
 
-TENANT_TABLES = ("users", "groups", "memberships", "api_keys")
+TENANT_TABLES = ("users", "groups", "memberships", "api_keys", "dlp_policies")
 
 
 @pytest.fixture
@@ -33,6 +33,8 @@ async def test_rls_hides_other_tenants_and_everything_without_a_tenant(
     group = await api.new_group(a)
     await api.new_key(a, a.admin_id)
     await api.client.put(f"/v1/admin/groups/{group['id']}/members/{a.admin_id}", headers=a.admin)
+    dlp = {"entities": [{"type": "PERSON", "inbound": "redact"}]}
+    assert (await api.client.put("/v1/admin/dlp", json=dlp, headers=a.admin)).status_code == 200
 
     conn = await asyncpg.connect(raw_pg_dsn(pg.databases["eu"], APP_ROLE))
     try:

@@ -1,8 +1,8 @@
 """Regional: chat sessions and messages, the semantic cache's entries and the sources they cite
 (RLS on PostgreSQL).
 
-Revision ID: r0008
-Revises: r0006_gateway
+Revision ID: r0008_chat
+Revises: r0007_dlp
 Create Date: 2026-11-29
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from migrations.rls import disable_tenant_rls, enable_tenant_rls
 
-revision = "r0008"
-down_revision = "r0006_gateway"
+revision = "r0008_chat"
+down_revision = "r0007_dlp"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,32 @@
+"""Tenant-scoped access to the DLP policy row."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth.context import TenantContext
+from dlp.models import DlpPolicyRow
+
+
+class DlpPolicyRepository:
+    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
+        if not isinstance(ctx, TenantContext):
+            raise TypeError("a TenantContext is required")
+        self.session = session
+        self.ctx = ctx
+
+    async def get(self) -> DlpPolicyRow | None:
+        result = await self.session.execute(
+            select(DlpPolicyRow).where(DlpPolicyRow.tenant_id == self.ctx.tenant_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def add(self, row: DlpPolicyRow) -> DlpPolicyRow:
+        row.tenant_id = self.ctx.tenant_id
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def flush(self) -> None:
+        await self.session.flush()
