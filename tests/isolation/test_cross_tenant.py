@@ -546,6 +546,7 @@ async def test_gateway_is_per_tenant(api: Api, world: dict[str, Any], intruder: 
         assert response.json()["code"] in ("no_models_configured", "model_unavailable")
 
 
+@pytest.mark.parametrize("intruder", ["b", "c"])
 async def test_dlp_policies_are_per_tenant(api: Api, world: dict[str, Any], intruder: str) -> None:
     a: TenantHandle = world["a"]
     other: TenantHandle = world[intruder]
