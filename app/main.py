@@ -12,6 +12,12 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from app import __version__
 from app.api import BEARER
+from app.chat.controllers import (
+    ChatController,
+    ChatPolicyController,
+    ChatSessionController,
+    ModelsController,
+)
 from app.errors import with_prefix_handler
 from app.health import HealthController, MetricsController
 from app.observability import (
@@ -80,6 +86,10 @@ TENANT_ROUTES = [
     ByoModelController,
     UsageController,
     DlpPolicyController,
+    ChatController,
+    ChatSessionController,
+    ChatPolicyController,
+    ModelsController,
 ]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
 # Sign-in flows: unauthenticated by design, tenant named in the path.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import time
 import uuid
 from typing import Any
@@ -150,3 +151,23 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
             structlog.contextvars.clear_contextvars()
 
     return middleware
+
+
+# A tenant label per tenant would let a large fleet blow up the series count: metrics carry the
+# tenant id for the first MAX_TENANT_LABELS tenants a process sees and "other" after that (the
+# audit log and the usage ledger keep the exact per-tenant record).
+MAX_TENANT_LABELS = 500
+OTHER_TENANTS = "other"
+_labelled: set[str] = set()
+_labelled_lock = threading.Lock()
+
+
+def tenant_label(tenant_id: object) -> str:
+    key = str(tenant_id)
+    with _labelled_lock:
+        if key in _labelled:
+            return key
+        if len(_labelled) < MAX_TENANT_LABELS:
+            _labelled.add(key)
+            return key
+    return OTHER_TENANTS

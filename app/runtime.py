@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.chat import models as chat_models  # noqa: F401  (registers the chat tables)
 from app.settings import Settings, resolve_secret
 from audit.signing import CheckpointSigner
 from auth.adapters.keycloak import KeycloakOidc

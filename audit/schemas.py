@@ -45,6 +45,8 @@ class AuditAction(StrEnum):
     DLP_POLICY_UPDATED = "dlp.policy_updated"
     # A DLP or injection-guard trip: types/kinds, direction, action and counts; never the text.
     DLP_TRIPPED = "dlp.tripped"
+    CHAT_ANSWERED = "chat.answered"
+    CHAT_POLICY_UPDATED = "chat_policy.updated"
 
 
 class AuditOutcome(StrEnum):
@@ -70,6 +72,8 @@ class ResourceType(StrEnum):
     MODEL_ENDPOINT = "model_endpoint"
     MODEL_BATCH = "model_batch"
     DLP_POLICY = "dlp_policy"
+    CHAT_SESSION = "chat_session"
+    CHAT_POLICY = "chat_policy"
 
 
 class ExportFormat(StrEnum):

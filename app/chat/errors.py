@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.errors import NotFound
+from app.errors import InvalidInput, NotFound
 
 
 class ChatSessionNotFound(NotFound):
@@ -13,3 +13,11 @@ class ChatSessionNotFound(NotFound):
 
     def __init__(self) -> None:
         super().__init__("No such chat session of yours in this tenant.")
+
+
+class NotAChatQuestion(InvalidInput):
+    code = "no_user_message"
+    title = "No user message"
+
+    def __init__(self) -> None:
+        super().__init__("The messages must end with a non-empty user message to answer.")

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from auth.schemas import VISIBLE
+from gateway.schemas import ChatMessageOut, CompletionUsage
 
 Message = Annotated[str, msgspec.Meta(min_length=1, max_length=8000, pattern=VISIBLE)]
 ModelName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:/-]{1,100}$")]
@@ -116,3 +117,34 @@ class ChatPolicyBody(msgspec.Struct, forbid_unknown_fields=True):
     # A retrieved chunk scoring below this (RRF) is not a source; none left: "nothing found".
     min_relevance: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0
     history_tokens: Annotated[int, msgspec.Meta(ge=0, le=8000)] = 1500
+
+
+class RagChoice(msgspec.Struct):
+    index: int
+    message: ChatMessageOut
+    finish_reason: str | None
+
+
+class ChatCompletionWithSources(msgspec.Struct):
+    """OpenAI's chat completion, with Bulwark's answer summary (citations, groundedness, cache,
+    tier, cost) in the ``bulwark`` extension field."""
+
+    id: str
+    created: int
+    model: str
+    choices: list[RagChoice]
+    usage: CompletionUsage
+    bulwark: ChatResponse
+    object: str = "chat.completion"
+
+
+class ModelRead(msgspec.Struct):
+    id: str
+    created: int
+    owned_by: str
+    object: str = "model"
+
+
+class ModelList(msgspec.Struct):
+    data: list[ModelRead]
+    object: str = "list"

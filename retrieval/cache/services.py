@@ -32,6 +32,7 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
+from app.observability import tenant_label
 from auth.context import TenantContext
 from keys.services import TenantKeys
 from retrieval.acl import may_read
@@ -95,7 +96,6 @@ class SemanticCache:
         *,
         pepper: str | bytes,
         policy: CachePolicy,
-        tenant_label: str,
     ) -> None:
         self.ctx = ctx
         self.keys = keys
@@ -104,7 +104,7 @@ class SemanticCache:
         self.entries = CacheRepository(session, ctx)
         self.documents = DocumentRepository(session, ctx)
         self._pepper = pepper.encode() if isinstance(pepper, str) else pepper
-        self._label = tenant_label
+        self._label = tenant_label(ctx.tenant_id)
 
     # --- keys --------------------------------------------------------------------------------
 

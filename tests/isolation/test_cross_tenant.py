@@ -74,6 +74,15 @@ ISOLATION_ROUTES = {
     ("GET", "/v1/usage"),
     ("GET", "/v1/admin/dlp"),
     ("PUT", "/v1/admin/dlp"),
+    # Chat (test_chat_is_per_tenant below).
+    ("POST", "/v1/chat"),
+    ("POST", "/v1/chat/completions"),
+    ("GET", "/v1/chat/sessions"),
+    ("GET", "/v1/chat/sessions/{session_id:uuid}"),
+    ("DELETE", "/v1/chat/sessions/{session_id:uuid}"),
+    ("GET", "/v1/admin/chat"),
+    ("PUT", "/v1/admin/chat"),
+    ("GET", "/v1/models"),
 }
 # SCIM, reached with a tenant's SCIM token (see test_scim_token_reaches_only_its_own_tenant).
 _SCIM = "/scim/v2/{tenant:str}"
@@ -577,3 +586,50 @@ async def test_dlp_policies_are_per_tenant(api: Api, world: dict[str, Any], intr
         422,
         "personal_data_blocked",
     )
+
+
+@pytest.mark.parametrize("intruder", ["b", "c"])
+async def test_chat_is_per_tenant(api: Api, world: dict[str, Any], intruder: str) -> None:
+    """A's sessions and chat policy are invisible to B and C; B's writes change only B's. (The
+    answers and the cache across tenants: tests/integration/chat.)"""
+    a: TenantHandle = world["a"]
+    other: TenantHandle = world[intruder]
+    asked = await api.client.post(
+        "/v1/chat", json={"message": "What is our travel policy?"}, headers=a.admin
+    )
+    assert asked.status_code == 200, asked.text
+    session_id = asked.json()["session_id"]
+    put = await api.client.put(
+        "/v1/admin/chat", json={"mode": "extractive", "cache_threshold": 0.99}, headers=a.admin
+    )
+    assert put.status_code == 200, put.text
+
+    for method in ("GET", "DELETE"):
+        assert_problem(
+            await api.client.request(
+                method, f"/v1/chat/sessions/{session_id}", headers=other.admin
+            ),
+            404,
+            "chat_session_not_found",
+        )
+    listed = (await api.client.get("/v1/chat/sessions", headers=other.admin)).json()
+    assert session_id not in {s["id"] for s in listed["items"]}
+    assert_problem(
+        await api.client.post(
+            "/v1/chat",
+            json={"message": "More please", "session_id": session_id},
+            headers=other.admin,
+        ),
+        404,
+        "chat_session_not_found",
+    )
+    assert (await api.client.get("/v1/admin/chat", headers=other.admin)).json()["mode"] == (
+        "generative"
+    )
+    await api.client.put("/v1/admin/chat", json={"parallel": True}, headers=other.admin)
+    mine = (await api.client.get("/v1/admin/chat", headers=a.admin)).json()
+    assert (mine["mode"], mine["parallel"]) == ("extractive", False)
+    assert (
+        await api.client.get(f"/v1/chat/sessions/{session_id}", headers=a.admin)
+    ).status_code == 200
+    assert (await api.client.get("/v1/models", headers=other.admin)).status_code == 200

@@ -67,6 +67,7 @@ class LlmPeer:
                 "path": path,
                 "model": payload.get("model"),
                 "stream": bool(payload.get("stream")),
+                "messages": payload.get("messages"),
                 "credential": headers.get("authorization") or headers.get("x-api-key"),
             }
         )

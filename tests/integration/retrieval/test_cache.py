@@ -41,7 +41,6 @@ class Cache:
                 await self.runtime.knowledge.questions(ctx),
                 pepper=self.runtime.pepper,
                 policy=self.policy,
-                tenant_label="test",
             )
 
     async def vector(self, text: str) -> list[float]:

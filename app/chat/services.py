@@ -1,0 +1,786 @@
+"""One grounded answer, along the path of DESIGN.md §2.
+
+DLP inbound (injection guard, then redaction/pseudonymization) → exact, then semantic cache →
+retrieve with the ABAC filter inside the vector query (fan-out for multi-part questions, per
+policy) → injection guard on the retrieved chunks → compose numbered sources → gateway (routing,
+fallback, budgets) → revise loop when groundedness is low → DLP outbound and output checks →
+groundedness and citations → session messages, cache entry, audit event (hashes only).
+
+No database transaction stays open while a model generates: the steps before the model run in
+one short regional transaction (``_prepare``), the steps after it in another (``_finish``).
+Answers that need no model — nothing relevant found, the tenant's extractive mode, every allowed
+tier down or the budget spent — finish without one, and say which mode answered and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import structlog
+from prometheus_client import Histogram
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.chat.models import ChatSession
+from app.chat.repositories import ChatPolicyRepository
+from app.chat.schemas import (
+    AnswerMode,
+    ChatPolicyBody,
+    ChatRequest,
+    ChatResponse,
+    Citation,
+    Grounded,
+    ModelInfo,
+    Usage,
+)
+from app.chat.sessions import ChatSessionService
+from app.chat.workflows import Generation, fan_out, revise, subquestions
+from audit.schemas import AuditAction, ResourceType
+from audit.services import AuditLog
+from auth.context import TenantContext
+from dlp import injection
+from dlp.errors import PersonalDataBlocked
+from dlp.services import DlpEngine, DlpScanner, DlpService, TripRecorder
+from dlp.transform import PseudonymVault
+from gateway.adapters.base import ChatMessage
+from gateway.errors import ModelUnavailable, QuotaExhausted
+from gateway.services import Caller, GatewayRequest, GatewayService, GatewayStream
+from keys.services import Keyring, TenantKeys
+from residency.registry import RegionRegistry
+from retrieval.cache.services import CachePolicy, SemanticCache
+from retrieval.extractive import Extract, extract, render
+from retrieval.grounding import CITATION, Grounding, check
+from retrieval.index import KnowledgeIndex, Passage
+from retrieval.prompt import SYSTEM_PROMPT, Source, Turn, compose
+from retrieval.repositories import DocumentRepository
+
+log = structlog.get_logger("bulwark.chat")
+
+NOTHING_FOUND = (
+    "The documents available to you do not answer this question, so no answer was generated."
+)
+WITHHELD = "Your message was withheld by your organisation's prompt-injection policy."
+
+GROUNDEDNESS = Histogram(
+    "bulwark_chat_groundedness",
+    "Groundedness score of chat answers (share of factual sentences supported by a citation).",
+    ["mode"],
+    buckets=(0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatEvent:
+    kind: str  # meta | token | citation | done | error
+    payload: Any
+
+
+async def _replay(response: ChatResponse) -> AsyncIterator[ChatEvent]:
+    """An answer that needed no model, as the same events a streamed one produces."""
+    yield ChatEvent(
+        "meta",
+        {
+            "session_id": str(response.session_id),
+            "cache": response.cache,
+            "mode": str(response.mode),
+            "model": msgspec.to_builtins(response.model),
+        },
+    )
+    yield ChatEvent("token", {"text": response.answer})
+    for citation in response.citations:
+        yield ChatEvent("citation", citation)
+    yield ChatEvent("done", response)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """What the model-free steps established for one request (in memory only)."""
+
+    request: ChatRequest
+    policy: ChatPolicyBody
+    session_id: uuid.UUID
+    new_session: bool
+    question: str  # the message as the model, cache and logs may see it
+    vault: PseudonymVault | None
+    pii_found: bool
+    vector: list[float]
+    history: list[dict[str, str]]
+    passages: list[Passage] = field(default_factory=list)
+    titles: dict[str, str] = field(default_factory=dict)
+    versions: dict[uuid.UUID, int] = field(default_factory=dict)
+    scanner: DlpScanner | None = None
+    answered: ChatResponse | None = None  # finished without a model (cache, nothing found...)
+    mode: AnswerMode = AnswerMode.GENERATIVE
+    mode_reason: str = "tenant_policy"
+
+    @property
+    def sources(self) -> list[str]:
+        return [p.text for p in self.passages]
+
+
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
+
+
+class StreamingOutbound:
+    """Outbound DLP and output checks on a streamed answer, one sentence at a time: a sentence
+    is released once it is complete and scanned (its cited sources and the asker's own message
+    are what it may repeat), so nothing unscanned reaches the client."""
+
+    def __init__(
+        self,
+        scanner: DlpScanner,
+        vault: PseudonymVault | None,
+        asker_message: str,
+        sources: list[str],
+    ) -> None:
+        self.scanner = scanner
+        self.vault = vault
+        self.asker_message = asker_message
+        self.sources = sources
+        self.pending = ""
+        self.released: list[str] = []
+        self.trips: Counter[tuple[str, str]] = Counter()
+        self.output_kinds: Counter[tuple[str, str]] = Counter()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.released)
+
+    async def feed(self, delta: str) -> str:
+        self.pending += delta
+        ends = list(_SENTENCE_END.finditer(self.pending))
+        if not ends:
+            return ""
+        cut = ends[-1].end()
+        ready, self.pending = self.pending[:cut], self.pending[cut:]
+        return await self._scan(ready)
+
+    async def flush(self) -> str:
+        ready, self.pending = self.pending, ""
+        return await self._scan(ready) if ready else ""
+
+    async def _scan(self, piece: str) -> str:
+        cited = [
+            self.sources[int(n) - 1]
+            for n in CITATION.findall(piece)
+            if 1 <= int(n) <= len(self.sources)
+        ]
+        scan, applied = await self.scanner.outbound(
+            piece, vault=self.vault, asker_message=self.asker_message, sources=cited
+        )
+        self.trips.update(applied.trips)
+        if applied.blocked:
+            raise PersonalDataBlocked(applied.blocked)
+        checked = injection.check_output(
+            scan.text,
+            system_prompt=SYSTEM_PROMPT,
+            allowed_hosts=self.scanner.policy.injection.allowed_hosts,
+        )
+        self.output_kinds.update((kind, "removed") for kind in checked.kinds)
+        self.released.append(checked.text)
+        return checked.text
+
+
+def _digest(secret: bytes, text: str) -> str:
+    return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class ChatService:
+    """Chat for one principal of one tenant."""
+
+    def __init__(
+        self,
+        ctx: TenantContext,
+        *,
+        registry: RegionRegistry,
+        keyring: Keyring,
+        knowledge: KnowledgeIndex,
+        gateway: GatewayService,
+        dlp_engine: DlpEngine,
+        pepper: str,
+        request_id: str | None,
+    ) -> None:
+        self.ctx = ctx
+        self.registry = registry
+        self.keyring = keyring
+        self.knowledge = knowledge
+        self.gateway = gateway
+        self.dlp_engine = dlp_engine
+        self.secret = pepper.encode()
+        self.request_id = request_id
+        self._sources_count = 0
+
+    # -- transactions ---------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _unit(self) -> AsyncIterator[tuple[AsyncSession, TenantKeys, AuditLog]]:
+        async with self.registry.tenant_transaction(self.ctx) as session:
+            keys = self.keyring.for_tenant(session, self.ctx)
+            await keys.require_usable()
+            yield session, keys, AuditLog(session, self.ctx, request_id=self.request_id)
+
+    def _dlp(self, session: AsyncSession, audit: AuditLog) -> DlpService:
+        recorder = TripRecorder(session, self.ctx, audit, self.registry)
+        return DlpService(session, self.ctx, self.dlp_engine, recorder)
+
+    async def _cache(
+        self, session: AsyncSession, keys: TenantKeys, policy: ChatPolicyBody
+    ) -> SemanticCache:
+        return SemanticCache(
+            self.ctx,
+            session,
+            keys,
+            await self.knowledge.questions(self.ctx),
+            pepper=self.secret,
+            policy=CachePolicy(
+                enabled=policy.cache_enabled,
+                threshold=policy.cache_threshold,
+                ttl_seconds=policy.cache_ttl_seconds,
+            ),
+        )
+
+    # -- the request ----------------------------------------------------------------------
+
+    async def answer(
+        self, request: ChatRequest, *, history: list[dict[str, str]] | None = None
+    ) -> ChatResponse:
+        """``history``: earlier turns given by the caller (the OpenAI-compatible endpoint)
+        instead of a stored session's."""
+        prepared = await self._prepare(request, history)
+        if prepared.answered is not None:
+            return prepared.answered
+        generation, grounding, revisions = await self._generate(prepared)
+        return await self._finish(prepared, generation, grounding, revisions)
+
+    async def stream(
+        self, request: ChatRequest, *, history: list[dict[str, str]] | None = None
+    ) -> AsyncIterator[ChatEvent]:
+        """The answer as events: ``meta``, ``token``..., ``citation``..., ``done`` (or
+        ``error``). Everything up to the model's first token — DLP, cache, retrieval, routing,
+        admission — happens before this returns, so its failures are ordinary problem responses.
+
+        Outbound DLP must see a sentence to judge it (a name is only a name in context), so the
+        model's tokens are released sentence by sentence, each after its scan.
+        """
+        prepared = await self._prepare(request, history)
+        if prepared.answered is not None:
+            return _replay(prepared.answered)
+        self._sources_count = len(prepared.passages)
+        try:
+            opened = await self.gateway.stream(
+                self.ctx,
+                GatewayRequest(
+                    messages=tuple(
+                        ChatMessage(m["role"], m["content"]) for m in self._messages(prepared)
+                    ),
+                    model=request.model,
+                    sources=len(prepared.passages),
+                ),
+                Caller.of(self.ctx, self.request_id),
+            )
+        except (ModelUnavailable, QuotaExhausted) as exc:
+            prepared.mode_reason = (
+                "budget_exhausted" if isinstance(exc, QuotaExhausted) else "model_unavailable"
+            )
+            done = await self._finish(prepared, None, check("", prepared.sources), 0)
+            return _replay(done)
+        return self._relay(prepared, opened)
+
+    async def _relay(self, prepared: Prepared, opened: GatewayStream) -> AsyncIterator[ChatEvent]:
+        yield ChatEvent(
+            "meta",
+            {
+                "session_id": str(prepared.session_id),
+                "cache": "miss",
+                "mode": str(AnswerMode.GENERATIVE),
+                "model": {
+                    "tier": opened.decision.tier,
+                    "provider": opened.endpoint,
+                    "reason": opened.decision.reason,
+                },
+            },
+        )
+        assert prepared.scanner is not None  # set by _prepare before any model call
+        outbound = StreamingOutbound(
+            prepared.scanner, prepared.vault, prepared.request.message, prepared.sources
+        )
+        usage, cost = None, 0
+        async for event in opened.events:
+            if event.kind == "delta":
+                released = await outbound.feed(event.text)
+                if released:
+                    yield ChatEvent("token", {"text": released})
+            elif event.kind == "error":
+                yield ChatEvent(
+                    "error",
+                    {
+                        "code": event.error_code or "model_error",
+                        "detail": "The model stream broke off; what was generated was billed.",
+                    },
+                )
+                return
+            else:
+                usage, cost = event.usage, event.cost_microdollars
+        released = await outbound.flush()
+        if released:
+            yield ChatEvent("token", {"text": released})
+        generation = Generation(
+            text=outbound.text,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            cost_microdollars=cost,
+            tier=opened.decision.tier,
+            provider=opened.endpoint,
+            reason=opened.decision.reason,
+        )
+        response = await self._finish(
+            prepared, generation, check(outbound.text, prepared.sources), 0, streamed=outbound
+        )
+        for citation in response.citations:
+            yield ChatEvent("citation", citation)
+        yield ChatEvent("done", response)
+
+    async def _prepare(
+        self, request: ChatRequest, history: list[dict[str, str]] | None = None
+    ) -> Prepared:
+        async with self._unit() as (session, keys, audit):
+            policy = await policy_of(session, self.ctx)
+            sessions = ChatSessionService(session, self.ctx, keys)
+            dlp = self._dlp(session, audit)
+            guarded = await dlp.guard_user_message(request.message)
+            row, new = await self._session(sessions, request.session_id, request.message)
+            if guarded is None:
+                prepared = Prepared(request, policy, row.id, new, "", None, False, [], [])
+                prepared.answered = await self._no_model(
+                    sessions, row, prepared, WITHHELD, "message_withheld"
+                )
+                return prepared
+            scan = await dlp.scan_inbound(guarded)
+            turns = await self._history(dlp, sessions, row, new, history)
+            vector = (await self.knowledge.embedder.embed_async([scan.text]))[0].tolist()
+            prepared = Prepared(
+                request=request,
+                policy=policy,
+                session_id=row.id,
+                new_session=new,
+                question=scan.text,
+                vault=scan.vault if len(scan.vault) else None,
+                pii_found=bool(scan.findings),
+                vector=vector,
+                history=turns,
+            )
+            prepared.scanner = await dlp.scanner()
+            prepared.mode = request.mode or policy.mode
+            prepared.mode_reason = "requested" if request.mode else "tenant_policy"
+            cache_scope = self._cache_scope(prepared)
+            cacheable = not turns and not prepared.pii_found
+            if cacheable:
+                cache = await self._cache(session, keys, policy)
+                lookup = await cache.lookup(scan.text, vector, cache_scope)
+                if lookup.hit is not None:
+                    cached = msgspec.convert(
+                        {
+                            **lookup.hit.answer,
+                            "session_id": str(row.id),
+                            "usage": {"input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0},
+                            "cache": lookup.outcome,
+                        },
+                        ChatResponse,
+                    )
+                    await self._remember(sessions, row, prepared, cached, audit)
+                    prepared.answered = cached
+                    return prepared
+            await self._retrieve(prepared, keys, session)
+            guarded_chunks = await dlp.guard_chunks(prepared.sources)
+            kept = [
+                (p, text) for p, text in zip(prepared.passages, guarded_chunks, strict=True) if text
+            ]
+            prepared.passages = [
+                Passage(p.chunk_id, p.document_id, p.score, p.heading_path, text)
+                for p, text in kept
+            ]
+            if not prepared.passages:
+                prepared.answered = await self._no_model(
+                    sessions, row, prepared, NOTHING_FOUND, "no_sources"
+                )
+                return prepared
+            if prepared.mode == AnswerMode.EXTRACTIVE:
+                prepared.answered = await self._extractive(
+                    prepared, session, keys, audit, prepared.mode_reason
+                )
+            return prepared
+
+    async def _history(
+        self,
+        dlp: DlpService,
+        sessions: ChatSessionService,
+        row: ChatSession,
+        new: bool,
+        given: list[dict[str, str]] | None,
+    ) -> list[dict[str, str]]:
+        """Earlier turns: the session's (stored after DLP), or the caller's own, whose user
+        messages pass the inbound scan like the question does."""
+        if given is None:
+            stored = [] if new else await sessions.history(row)
+            return [{"role": t.role, "content": t.content} for t in stored]
+        turns = []
+        for turn in given:
+            content = turn["content"]
+            if turn["role"] == "user":
+                content = (await dlp.scan_inbound(content)).text
+            turns.append({"role": turn["role"], "content": content})
+        return turns
+
+    async def _session(
+        self, sessions: ChatSessionService, session_id: uuid.UUID | None, message: str
+    ) -> tuple[ChatSession, bool]:
+        if session_id is not None:
+            return await sessions.get(session_id), False
+        return await sessions.start(message), True
+
+    def _cache_scope(self, prepared: Prepared) -> dict[str, Any]:
+        request = prepared.request
+        return {
+            "mode": str(prepared.mode),
+            "top_k": request.top_k,
+            "filters": dict(sorted(request.filters.items())),
+            "model": request.model,
+        }
+
+    async def _retrieve(self, prepared: Prepared, keys: TenantKeys, session: AsyncSession) -> None:
+        request, policy = prepared.request, prepared.policy
+        parts = (
+            subquestions(prepared.question)
+            if (request.parallel if request.parallel is not None else policy.parallel)
+            else [prepared.question]
+        )
+
+        async def retrieve(part: str) -> list[Passage]:
+            vector = prepared.vector if part == prepared.question else None
+            return await self.knowledge.search(
+                self.ctx, keys, part, top_k=request.top_k, filters=request.filters, vector=vector
+            )
+
+        if len(parts) > 1:
+            passages = await fan_out(parts, retrieve, top_k=request.top_k)
+        else:
+            passages = await retrieve(prepared.question)
+        prepared.passages = [p for p in passages if p.score >= policy.min_relevance]
+        documents = await DocumentRepository(session, self.ctx).get_many(
+            list({uuid.UUID(p.document_id) for p in prepared.passages})
+        )
+        for document in documents:
+            title = await keys.open("document-title", str(document.id), document.sealed_title)
+            prepared.titles[str(document.id)] = title.decode()
+            prepared.versions[document.id] = document.version
+
+    # -- generation (no transaction open) -------------------------------------------------
+
+    def _messages(self, prepared: Prepared) -> list[dict[str, str]]:
+        sources = [
+            Source(prepared.titles.get(p.document_id, ""), p.heading_path, p.text)
+            for p in prepared.passages
+        ]
+        return compose(
+            prepared.question,
+            sources,
+            [Turn(m["role"], m["content"]) for m in prepared.history],
+            history_budget=prepared.policy.history_tokens,
+            counter=self.knowledge.counter,
+        )
+
+    async def _call(self, messages: list[dict[str, str]], *, model: str) -> Generation:
+        result = await self.gateway.complete(
+            self.ctx,
+            GatewayRequest(
+                messages=tuple(ChatMessage(m["role"], m["content"]) for m in messages),
+                model=model,
+                sources=self._sources_count,
+            ),
+            Caller.of(self.ctx, self.request_id),
+        )
+        return Generation(
+            text=result.text,
+            input_tokens=result.usage.input_tokens,
+            output_tokens=result.usage.output_tokens,
+            cost_microdollars=result.cost_microdollars,
+            tier=result.decision.tier,
+            provider=result.endpoint,
+            reason=result.decision.reason,
+        )
+
+    async def _generate(self, prepared: Prepared) -> tuple[Generation | None, Grounding, int]:
+        messages = self._messages(prepared)
+        self._sources_count = len(prepared.passages)
+        try:
+            first = await self._call(messages, model=prepared.request.model)
+        except (ModelUnavailable, QuotaExhausted) as exc:
+            prepared.mode = AnswerMode.EXTRACTIVE
+            prepared.mode_reason = (
+                "budget_exhausted" if isinstance(exc, QuotaExhausted) else "model_unavailable"
+            )
+            return None, check("", prepared.sources), 0
+        policy = prepared.policy
+        if policy.revise_below <= 0 or policy.max_revisions == 0:
+            return first, check(first.text, prepared.sources), 0
+        try:
+            return await revise(
+                messages,
+                first,
+                prepared.sources,
+                self._call,
+                model=first.tier,
+                threshold=policy.revise_below,
+                max_revisions=policy.max_revisions,
+            )
+        except (ModelUnavailable, QuotaExhausted):
+            return first, check(first.text, prepared.sources), 0
+
+    # -- after the model ------------------------------------------------------------------
+
+    async def _finish(
+        self,
+        prepared: Prepared,
+        generation: Generation | None,
+        grounding: Grounding,
+        revisions: int,
+        *,
+        streamed: StreamingOutbound | None = None,
+    ) -> ChatResponse:
+        async with self._unit() as (session, keys, audit):
+            if generation is None:
+                return await self._extractive(prepared, session, keys, audit, prepared.mode_reason)
+            dlp = self._dlp(session, audit)
+            if streamed is not None:
+                # Scanned sentence by sentence as it streamed: record what the scans did.
+                await dlp.recorder.record("outbound", streamed.trips + streamed.output_kinds)
+                text = streamed.text
+            else:
+                cited = [prepared.sources[n - 1] for n in grounding.cited]
+                outbound = await dlp.scan_outbound(
+                    grounding.answer,
+                    vault=prepared.vault,
+                    asker_message=prepared.request.message,
+                    sources=cited,
+                )
+                text = await dlp.guard_output(outbound.text, system_prompt=SYSTEM_PROMPT)
+            final = check(text, prepared.sources)
+            response = ChatResponse(
+                answer=final.answer,
+                citations=self._citations(prepared, final),
+                session_id=prepared.session_id,
+                grounded=Grounded(
+                    final.score, final.uncited_sentences, final.unsupported_sentences
+                ),
+                usage=Usage(
+                    generation.input_tokens,
+                    generation.output_tokens,
+                    generation.cost_microdollars / 1_000_000,
+                ),
+                model=ModelInfo(generation.tier, generation.provider, generation.reason),
+                cache="miss",
+                mode=AnswerMode.GENERATIVE,
+                mode_reason=prepared.mode_reason,
+                revisions=revisions,
+            )
+            await self._complete(session, keys, audit, prepared, response)
+            return response
+
+    async def _extractive(
+        self,
+        prepared: Prepared,
+        session: AsyncSession,
+        keys: TenantKeys,
+        audit: AuditLog,
+        reason: str,
+    ) -> ChatResponse:
+        extracts = await self._extract(prepared)
+        text = render(extracts) if extracts else NOTHING_FOUND
+        grounding = check(text, prepared.sources)
+        response = ChatResponse(
+            answer=grounding.answer,
+            citations=self._citations(prepared, grounding),
+            session_id=prepared.session_id,
+            grounded=Grounded(
+                grounding.score, grounding.uncited_sentences, grounding.unsupported_sentences
+            ),
+            usage=Usage(0, 0, 0.0),
+            model=ModelInfo(None, None, reason),
+            cache="miss",
+            mode=AnswerMode.EXTRACTIVE,
+            mode_reason=reason,
+        )
+        await self._complete(session, keys, audit, prepared, response)
+        return response
+
+    async def _extract(self, prepared: Prepared) -> list[Extract]:
+        return await asyncio.to_thread(
+            extract, prepared.question, prepared.sources, self.knowledge.embedder
+        )
+
+    def _citations(self, prepared: Prepared, grounding: Grounding) -> list[Citation]:
+        citations = []
+        for n in grounding.cited:
+            passage = prepared.passages[n - 1]
+            citations.append(
+                Citation(
+                    n=n,
+                    document_id=uuid.UUID(passage.document_id),
+                    title=prepared.titles.get(passage.document_id, ""),
+                    chunk_id=passage.chunk_id,
+                    quote=" ".join(passage.text.split())[:300],
+                )
+            )
+        return citations
+
+    async def _complete(
+        self,
+        session: AsyncSession,
+        keys: TenantKeys,
+        audit: AuditLog,
+        prepared: Prepared,
+        response: ChatResponse,
+    ) -> None:
+        sessions = ChatSessionService(session, self.ctx, keys)
+        row = await sessions.get(prepared.session_id)
+        await self._remember(sessions, row, prepared, response, audit)
+        cited = {uuid.UUID(str(c.document_id)) for c in response.citations}
+        # Cached only when it cites sources (a hit re-checks each for this asker), and when it
+        # depends on nothing but the question: no history, no personal data of the asker's.
+        if cited and not prepared.history and not prepared.pii_found:
+            answer = _cacheable(response)
+            cache = await self._cache(session, keys, prepared.policy)
+            await cache.store(
+                prepared.question,
+                prepared.vector,
+                self._cache_scope(prepared),
+                answer,
+                {d: prepared.versions[d] for d in cited if d in prepared.versions},
+            )
+        GROUNDEDNESS.labels(str(response.mode)).observe(response.grounded.score)
+
+    async def _remember(
+        self,
+        sessions: ChatSessionService,
+        row: ChatSession,
+        prepared: Prepared,
+        response: ChatResponse,
+        audit: AuditLog,
+    ) -> None:
+        await sessions.append(row, "user", prepared.question or prepared.request.message)
+        await sessions.append(
+            row,
+            "assistant",
+            response.answer,
+            tokens=response.usage.output_tokens,
+            citations=[
+                {"n": c.n, "document_id": str(c.document_id), "chunk_id": c.chunk_id}
+                for c in response.citations
+            ],
+            meta={
+                "mode": str(response.mode),
+                "cache": response.cache,
+                "tier": response.model.tier,
+                "grounded": response.grounded.score,
+                "cost_usd": response.usage.cost_usd,
+            },
+        )
+        await audit.record(
+            AuditAction.CHAT_ANSWERED,
+            resource_type=ResourceType.CHAT_SESSION,
+            resource_id=row.id,
+            detail={
+                # Keyed hashes: equal questions match across events, the text never appears.
+                "question_hash": _digest(self.secret, prepared.question),
+                "answer_hash": _digest(self.secret, response.answer),
+                "documents": sorted({str(c.document_id) for c in response.citations}),
+                "mode": str(response.mode),
+                "cache": response.cache,
+                "tier": response.model.tier,
+                "grounded_permille": round(response.grounded.score * 1000),
+            },
+        )
+        log.info(
+            "chat_answered",
+            session_id=str(row.id),
+            question_hash=_digest(self.secret, prepared.question),
+            mode=str(response.mode),
+            cache=response.cache,
+            tier=response.model.tier,
+            citations=len(response.citations),
+        )
+
+    async def _no_model(
+        self,
+        sessions: ChatSessionService,
+        row: ChatSession,
+        prepared: Prepared,
+        text: str,
+        reason: str,
+    ) -> ChatResponse:
+        response = ChatResponse(
+            answer=text,
+            citations=[],
+            session_id=row.id,
+            grounded=Grounded(1.0, [], []),
+            usage=Usage(0, 0, 0.0),
+            model=ModelInfo(None, None, reason),
+            cache="miss",
+            mode=AnswerMode.EXTRACTIVE,
+            mode_reason=reason,
+        )
+        audit = AuditLog(sessions.sessions.session, self.ctx, request_id=self.request_id)
+        await self._remember(sessions, row, prepared, response, audit)
+        return response
+
+
+def _cacheable(response: ChatResponse) -> dict[str, Any]:
+    """The parts of a response a later hit replays (not the session, usage or cache fields)."""
+    body: dict[str, Any] = msgspec.to_builtins(response)
+    for key in ("session_id", "usage", "cache"):
+        body.pop(key, None)
+    return body
+
+
+class ChatPolicyService:
+    """The tenant's chat policy: read (defaults when never set) and replace (audited)."""
+
+    def __init__(self, session: AsyncSession, ctx: TenantContext, audit: AuditLog) -> None:
+        self.session = session
+        self.ctx = ctx
+        self.audit = audit
+
+    async def current(self) -> ChatPolicyBody:
+        return await policy_of(self.session, self.ctx)
+
+    async def replace(self, policy: ChatPolicyBody) -> ChatPolicyBody:
+        body = msgspec.to_builtins(policy)
+        await ChatPolicyRepository(self.session, self.ctx).put(body)
+        canonical = msgspec.json.encode(body, order="sorted")
+        await self.audit.record(
+            AuditAction.CHAT_POLICY_UPDATED,
+            resource_type=ResourceType.CHAT_POLICY,
+            resource_id=None,
+            detail={
+                "mode": str(policy.mode),
+                "cache_enabled": policy.cache_enabled,
+                "policy_sha256": hashlib.sha256(canonical).hexdigest(),
+            },
+        )
+        return policy
+
+
+async def policy_of(session: AsyncSession, ctx: TenantContext) -> ChatPolicyBody:
+    row = await ChatPolicyRepository(session, ctx).get()
+    if row is None:
+        return ChatPolicyBody()
+    return msgspec.convert(row.policy, ChatPolicyBody)

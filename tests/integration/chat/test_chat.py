@@ -1,0 +1,269 @@
+"""Chat end to end over HTTP with a real (scripted) model server: grounded answers and their
+citations, sessions, the ACL-aware cache, streaming order, the model-free modes, the
+OpenAI-compatible endpoint through the official SDK, and audit without plaintext."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+
+from tests.conftest import Api, TenantHandle, assert_problem
+from tests.integration.chat.conftest import sse_events
+from tests.integration.retrieval.test_documents import add, member
+from tests.peers.llm_peer import LlmPeer, Reply
+
+POLICY = """# Travel policy
+
+## Hotels
+
+Employees may book hotels up to 180 euros per night in Paris and 140 euros elsewhere.
+
+## Trains
+
+First class is allowed for journeys longer than four hours.
+"""
+ANSWER = "Employees may book hotels up to 180 euros per night in Paris [1]."
+QUESTION = "What is the hotel limit per night in Paris?"
+
+
+async def ask(api: Api, headers: dict[str, str], message: str, **extra: Any) -> dict[str, Any]:
+    response = await api.client.post(
+        "/v1/chat", json={"message": message, **extra}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def travel_tenant(api: Api) -> tuple[TenantHandle, dict[str, Any]]:
+    tenant = await api.new_tenant("eu")
+    doc = await add(api, tenant, "Travel policy", POLICY, acl={"visibility": "tenant"})
+    return tenant, doc
+
+
+async def test_a_grounded_answer_cites_what_the_asker_may_read(chat: Api, peer: LlmPeer) -> None:
+    tenant, doc = await travel_tenant(chat)
+    _, key = await member(chat, tenant)
+    peer.text = ANSWER
+    body = await ask(chat, key, QUESTION)
+
+    assert body["answer"] == ANSWER and body["cache"] == "miss" and body["mode"] == "generative"
+    [citation] = body["citations"]
+    assert citation["n"] == 1 and citation["document_id"] == doc["document_id"]
+    assert citation["title"] == "Travel policy" and "180 euros" in citation["quote"]
+    assert body["grounded"] == {"score": 1.0, "uncited_sentences": [], "unsupported_sentences": []}
+    assert body["usage"]["input_tokens"] > 0 and body["usage"]["cost_usd"] > 0
+    assert body["model"]["tier"] in ("small", "mid", "frontier") and body["model"]["reason"]
+    # The model saw numbered, inert sources and the question; the source text is quoted data.
+    [request] = peer.requests
+    system = request["messages"][0]["content"]
+    assert '<source n="1"' in system and "180 euros" in system
+    assert request["messages"][-1] == {"role": "user", "content": QUESTION}
+
+    sessions = (await chat.client.get("/v1/chat/sessions", headers=key)).json()
+    assert [s["id"] for s in sessions["items"]] == [body["session_id"]]
+    transcript = await chat.client.get(f"/v1/chat/sessions/{body['session_id']}", headers=key)
+    messages = transcript.json()["messages"]
+    assert [(m["role"], m["content"]) for m in messages] == [
+        ("user", QUESTION),
+        ("assistant", ANSWER),
+    ]
+    assert messages[1]["citations"][0]["document_id"] == doc["document_id"]
+
+
+async def test_follow_ups_carry_the_session_history(chat: Api, peer: LlmPeer) -> None:
+    tenant, _ = await travel_tenant(chat)
+    _, key = await member(chat, tenant)
+    peer.text = ANSWER
+    first = await ask(chat, key, QUESTION)
+    calls = len(peer.requests)
+    await ask(chat, key, "And for trains over four hours?", session_id=first["session_id"])
+    sent = peer.requests[calls]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"], sent
+    assert sent[1]["content"] == QUESTION and sent[2]["content"] == ANSWER
+    # Another person's session is not found.
+    _, other = await member(chat, tenant)
+    assert_problem(
+        await chat.client.get(f"/v1/chat/sessions/{first['session_id']}", headers=other),
+        404,
+        "chat_session_not_found",
+    )
+    deleted = await chat.client.delete(f"/v1/chat/sessions/{first['session_id']}", headers=key)
+    assert deleted.status_code == 204
+    listed = (await chat.client.get("/v1/chat/sessions", headers=key)).json()
+    assert listed["total"] == 0
+
+
+async def test_the_cache_serves_readers_only_and_forgets_on_acl_change(
+    chat: Api, peer: LlmPeer
+) -> None:
+    tenant = await chat.new_tenant("eu")
+    finance = await chat.new_group(tenant, "finance")
+    reader, reader_key = await member(chat, tenant)
+    await chat.client.put(
+        f"/v1/admin/groups/{finance['id']}/members/{reader['id']}", headers=tenant.admin
+    )
+    _, outsider_key = await member(chat, tenant)
+    doc = await add(chat, tenant, "Travel policy", POLICY, acl={"groups": [finance["id"]]})
+    peer.text = ANSWER
+
+    assert (await ask(chat, reader_key, QUESTION))["cache"] == "miss"
+    calls = len(peer.requests)
+    again = await ask(chat, reader_key, QUESTION)
+    assert again["cache"] == "exact" and again["answer"] == ANSWER
+    paraphrase = await ask(chat, reader_key, "What's the hotel limit per night in Paris?")
+    assert paraphrase["cache"] == "semantic"
+    near_miss = await ask(
+        chat, reader_key, "What is the hotel limit per night in Paris for 3 nights?"
+    )
+    assert near_miss["cache"] == "miss"
+    assert len(peer.requests) == calls + 1  # only the near miss reached the model
+
+    # Someone who may not read the cited document: a miss, and nothing of the cached answer.
+    refused = await ask(chat, outsider_key, QUESTION)
+    assert refused["cache"] == "miss" and "180" not in json.dumps(refused)
+    assert refused["citations"] == [] and refused["mode_reason"] == "no_sources"
+
+    changed = await chat.client.patch(
+        f"/v1/documents/{doc['document_id']}/acl",
+        json={"visibility": "tenant"},
+        headers=tenant.admin,
+    )
+    assert changed.status_code == 200
+    assert (await ask(chat, reader_key, QUESTION))["cache"] == "miss"
+
+
+async def test_streaming_sends_meta_tokens_citations_then_done(chat: Api, peer: LlmPeer) -> None:
+    tenant, doc = await travel_tenant(chat)
+    _, key = await member(chat, tenant)
+    peer.text = ANSWER + " First class is allowed for journeys longer than four hours [1]."
+    response = await chat.client.post(
+        "/v1/chat",
+        json={"message": "What are the hotel and train rules?"},
+        headers={**key, "Accept": "text/event-stream"},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(response.text)
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "meta" and kinds[-1] == "done"
+    assert kinds.count("token") >= 2  # one per sentence at least
+    assert kinds.index("citation") > max(i for i, k in enumerate(kinds) if k == "token")
+    streamed = "".join(data["text"] for kind, data in events if kind == "token")
+    done = events[-1][1]
+    assert streamed == done["answer"] and done["citations"][0]["document_id"] == doc["document_id"]
+    assert events[0][1]["model"]["tier"] == done["model"]["tier"]
+
+
+async def test_no_relevant_sources_means_no_model_call(chat: Api, peer: LlmPeer) -> None:
+    tenant = await chat.new_tenant("eu")
+    body = await ask(chat, tenant.admin, QUESTION)
+    assert body["mode"] == "extractive" and body["mode_reason"] == "no_sources"
+    assert body["citations"] == [] and body["usage"]["cost_usd"] == 0
+    assert peer.requests == []
+
+
+async def test_extractive_answers_when_the_model_is_down_or_by_policy(
+    chat: Api, peer: LlmPeer
+) -> None:
+    tenant, doc = await travel_tenant(chat)
+    peer.then(*[Reply(status=500)] * 10)
+    degraded = await ask(chat, tenant.admin, QUESTION)
+    assert degraded["mode"] == "extractive" and degraded["mode_reason"] == "model_unavailable"
+    assert "180 euros" in degraded["answer"] and degraded["answer"].endswith("[1]")
+    assert degraded["citations"][0]["document_id"] == doc["document_id"]
+
+    peer.script.clear()
+    put = await chat.client.put(
+        "/v1/admin/chat", json={"mode": "extractive", "cache_enabled": False}, headers=tenant.admin
+    )
+    assert put.status_code == 200, put.text
+    calls = len(peer.requests)
+    by_policy = await ask(chat, tenant.admin, "Is first class allowed on long train journeys?")
+    assert by_policy["mode"] == "extractive" and by_policy["mode_reason"] == "tenant_policy"
+    assert "four hours" in by_policy["answer"] and len(peer.requests) == calls
+    current = (await chat.client.get("/v1/admin/chat", headers=tenant.admin)).json()
+    assert current["mode"] == "extractive" and current["cache_enabled"] is False
+
+
+async def test_the_official_openai_sdk_works_unchanged(chat: Api, peer: LlmPeer) -> None:
+    tenant, doc = await travel_tenant(chat)
+    peer.text = ANSWER
+    # The SDK sends through the test client (an httpx.AsyncClient wired to the app), so the
+    # requests are served on the app's own event loop, as a real server would.
+    client = openai.AsyncOpenAI(
+        api_key=tenant.admin_key,
+        base_url=f"{chat.client.base_url}/v1",
+        http_client=chat.client,
+        max_retries=0,
+    )
+    models = await client.models.list()
+    assert {"auto", "small", "mid", "frontier"} <= {m.id for m in models.data}
+    completion = await client.chat.completions.create(
+        model="auto", messages=[{"role": "user", "content": QUESTION}]
+    )
+    assert completion.choices[0].message.content == ANSWER
+    extra = completion.model_extra or {}
+    assert extra["bulwark"]["citations"][0]["document_id"] == doc["document_id"]
+    pieces = []
+    stream = await client.chat.completions.create(
+        model="auto",
+        messages=[
+            {"role": "user", "content": "Hello"},
+            {"role": "assistant", "content": "Hi."},
+            {"role": "user", "content": "What is the hotel limit in Paris per night?"},
+        ],
+        stream=True,
+    )
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+    assert "".join(pieces) == ANSWER
+
+
+async def test_bad_input_is_a_problem_and_nothing_is_stored(chat: Api) -> None:
+    tenant = await chat.new_tenant("eu")
+    assert_problem(await chat.client.post("/v1/chat", json={}, headers=tenant.admin), 400)
+    assert_problem(
+        await chat.client.post("/v1/chat", json={"message": "x", "top_k": 0}, headers=tenant.admin),
+        400,
+    )
+    assert_problem(
+        await chat.client.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "system", "content": "only rules"}]},
+            headers=tenant.admin,
+        ),
+        422,
+        "no_user_message",
+    )
+    listed = (await chat.client.get("/v1/chat/sessions", headers=tenant.admin)).json()
+    assert listed["total"] == 0
+
+
+async def test_audit_records_hashes_never_the_text(chat: Api, peer: LlmPeer) -> None:
+    tenant, _ = await travel_tenant(chat)
+    peer.text = ANSWER
+    await ask(chat, tenant.admin, QUESTION)
+    export = await chat.client.get("/v1/audit/export", headers=tenant.admin)
+    assert export.status_code == 200
+    assert "chat.answered" in export.text
+    assert "hotel limit" not in export.text and "180 euros" not in export.text
+
+
+async def test_another_tenant_never_hits_the_cache_or_sees_sessions(
+    chat: Api, peer: LlmPeer
+) -> None:
+    a, _ = await travel_tenant(chat)
+    b = await chat.new_tenant("eu")
+    peer.text = ANSWER
+    first = await ask(chat, a.admin, QUESTION)
+    other = await ask(chat, b.admin, QUESTION)
+    assert other["cache"] == "miss" and "180" not in json.dumps(other)
+    assert_problem(
+        await chat.client.get(f"/v1/chat/sessions/{first['session_id']}", headers=b.admin),
+        404,
+    )
+    sessions = (await chat.client.get("/v1/chat/sessions", headers=b.admin)).json()["items"]
+    assert first["session_id"] not in {s["id"] for s in sessions}
