@@ -137,7 +137,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[
             OpenTelemetryPlugin(
                 OpenTelemetryConfig(
-                    tracer_provider=tracer_provider, exclude=["/metrics", "/healthz"]
+                    tracer_provider=tracer_provider,
+                    exclude=["/metrics", "/healthz"],
+                    # One span per request, not one per ASGI message (an SSE answer sends one
+                    # message per token): the steps of a request are spans of their own.
+                    exclude_spans=["receive", "send"],
                 )
             )
         ],

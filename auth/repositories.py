@@ -58,6 +58,13 @@ class _TenantScoped(Generic[M]):
         await self.session.flush()
         return row
 
+    def stage(self, row: M) -> M:
+        """Add ``row`` to this tenant's unit of work without a round trip now: it is written
+        with the next flush or at commit (for rows nothing reads back in between)."""
+        row.tenant_id = self.ctx.tenant_id  # type: ignore[attr-defined]
+        self.session.add(row)
+        return row
+
     async def find(
         self,
         where: ColumnElement[bool] | None,

@@ -196,10 +196,15 @@ class DlpScanner:
         asker_message: str,
         sources: Sequence[str],
     ) -> tuple[OutboundScan, _Applied]:
-        findings = (await self.engine.detect([answer], self.request("outbound")))[0]
         grounded = normalise(
             " \n ".join([asker_message, *(vault.originals() if vault else []), *sources])
         )
+        if _quoted_throughout(answer, grounded):
+            # Every sentence repeats the asker's message or a cited source word for word: any
+            # personal data in it is grounded, so the scan could change nothing. Skip it.
+            text = vault.restore(answer) if vault is not None else answer
+            return OutboundScan(text, {}), _Applied(answer)
+        findings = (await self.engine.detect([answer], self.request("outbound")))[0]
         applied = self._apply("outbound", answer, findings, grounded=grounded)
         text = vault.restore(applied.text) if vault is not None else applied.text
         return OutboundScan(text, _counts(applied)), applied
@@ -217,6 +222,19 @@ class DlpScanner:
             scans.append(IngestScan(applied.text, frozenset(applied.tagged)))
             trips.update(applied.trips)
         return scans, trips
+
+
+_CITATION = re.compile(r"\s*\[\d{1,3}\]")
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
+
+
+def _quoted_throughout(answer: str, grounded: str) -> bool:
+    """Whether each sentence of ``answer`` (citation marks and end punctuation aside) occurs
+    verbatim (case- and space-insensitively) in ``grounded``."""
+    sentences = [s for s in _SENTENCE_SPLIT.split(_CITATION.sub("", answer)) if s.strip()]
+    return bool(sentences) and all(
+        normalise(sentence.strip().rstrip(".!?")) in grounded for sentence in sentences
+    )
 
 
 def _counts(applied: _Applied) -> dict[str, int]:

@@ -146,31 +146,38 @@ class CounterRepository(_Scoped):
         result = await self.session.execute(statement)
         return result.first() is not None
 
-    async def settle(
-        self, scope: str, period: str, *, reserved: tuple[int, int], actual: tuple[int, int]
-    ) -> None:
-        """Release a reservation (tokens, micro-dollars) and add the actual usage (the counter
-        is created here when nothing was reserved on it: a counter without a limit)."""
+    async def settle(self, charges: Sequence[CounterCharge], *, actual: tuple[int, int]) -> None:
+        """Release each charge's reservation and add the actual usage (tokens, micro-dollars) to
+        every counter, in one statement. A counter nothing was reserved on (no limit) is
+        created here when it does not exist yet; the inserted row then carries only the usage."""
+        if not charges:
+            return
         table = UsageCounter.__table__
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "tenant_id": self.ctx.tenant_id,
+                "scope": charge.scope,
+                "period": charge.period,
+                "used_tokens": actual[0],
+                "used_microdollars": actual[1],
+                # Negative: on conflict these are added, which releases the reservation.
+                "reserved_tokens": -charge.tokens,
+                "reserved_microdollars": -charge.microdollars,
+            }
+            for charge in charges
+        ]
+        statement = self._insert(UsageCounter).values(rows)
+        excluded = statement.excluded
         await self.session.execute(
-            self._insert(UsageCounter)
-            .values(
-                id=uuid.uuid4(),
-                tenant_id=self.ctx.tenant_id,
-                scope=scope,
-                period=period,
-                used_tokens=actual[0],
-                used_microdollars=actual[1],
-                reserved_tokens=0,
-                reserved_microdollars=0,
-            )
-            .on_conflict_do_update(
+            statement.on_conflict_do_update(
                 index_elements=["tenant_id", "scope", "period"],
                 set_={
-                    "reserved_tokens": table.c.reserved_tokens - reserved[0],
-                    "reserved_microdollars": table.c.reserved_microdollars - reserved[1],
-                    "used_tokens": table.c.used_tokens + actual[0],
-                    "used_microdollars": table.c.used_microdollars + actual[1],
+                    "reserved_tokens": table.c.reserved_tokens + excluded.reserved_tokens,
+                    "reserved_microdollars": table.c.reserved_microdollars
+                    + excluded.reserved_microdollars,
+                    "used_tokens": table.c.used_tokens + excluded.used_tokens,
+                    "used_microdollars": table.c.used_microdollars + excluded.used_microdollars,
                 },
             )
         )

@@ -444,14 +444,9 @@ class GatewayService:
         tokens = usage.input_tokens + usage.output_tokens if endpoint is not None else 0
         now = self.now()
         async with self.registry.tenant_transaction(ctx) as session:
-            counters = CounterRepository(session, ctx)
-            for charge in sorted(prepared.charges, key=lambda c: (c.scope, c.period)):
-                await counters.settle(
-                    charge.scope,
-                    charge.period,
-                    reserved=(charge.tokens, charge.microdollars),
-                    actual=(tokens, cost),
-                )
+            await CounterRepository(session, ctx).settle(
+                sorted(prepared.charges, key=lambda c: (c.scope, c.period)), actual=(tokens, cost)
+            )
             await UsageRepository(session, ctx).add(
                 UsageRecord(
                     call_id=prepared.call_id,

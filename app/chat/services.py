@@ -116,6 +116,7 @@ class Prepared:
     history: list[dict[str, str]]
     passages: list[Passage] = field(default_factory=list)
     titles: dict[str, str] = field(default_factory=dict)
+    parts: int = 1  # > 1: a multi-part question fanned out; its reduce step asks for depth
     versions: dict[uuid.UUID, int] = field(default_factory=dict)
     scanner: DlpScanner | None = None
     answered: ChatResponse | None = None  # finished without a model (cache, nothing found...)
@@ -217,15 +218,25 @@ class ChatService:
         self.dlp_engine = dlp_engine
         self.secret = pepper.encode()
         self.request_id = request_id
+        # Routing hints of the current request: its number of sources, and "high" reasoning for
+        # the reduce step of a fanned-out question (the router then picks the highest tier the
+        # tenant's policy allows).
         self._sources_count = 0
+        self._reasoning: str | None = None
 
     # -- transactions ---------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _unit(self) -> AsyncIterator[tuple[AsyncSession, TenantKeys, AuditLog]]:
+    async def _unit(
+        self, *, gate: bool = True
+    ) -> AsyncIterator[tuple[AsyncSession, TenantKeys, AuditLog]]:
+        """A short regional transaction. ``gate``: refuse up front unless the tenant's key
+        works (the first unit of a request; the second seals with the same key, and sealing
+        fails closed on its own)."""
         async with self.registry.tenant_transaction(self.ctx) as session:
             keys = self.keyring.for_tenant(session, self.ctx)
-            await keys.require_usable()
+            if gate:
+                await keys.require_usable()
             yield session, keys, AuditLog(session, self.ctx, request_id=self.request_id)
 
     def _dlp(self, session: AsyncSession, audit: AuditLog) -> DlpService:
@@ -284,6 +295,7 @@ class ChatService:
                     ),
                     model=request.model,
                     sources=len(prepared.passages),
+                    reasoning="high" if prepared.parts > 1 else None,
                 ),
                 Caller.of(self.ctx, self.request_id),
             )
@@ -364,9 +376,20 @@ class ChatService:
                     sessions, row, prepared, WITHHELD, "message_withheld"
                 )
                 return prepared
-            scan = await dlp.scan_inbound(guarded)
+            # The question's embedding is computed while DLP scans it (two cores, two models);
+            # it is kept only if the scan left the text as it was, else the scanned text is
+            # embedded: what reaches the cache and the index is always the scanned question.
+            speculative = asyncio.ensure_future(self.knowledge.embedder.embed_async([guarded]))
+            try:
+                scan = await dlp.scan_inbound(guarded)
+            except BaseException:
+                speculative.cancel()
+                raise
+            embedded = await speculative
+            if scan.text != guarded:
+                embedded = await self.knowledge.embedder.embed_async([scan.text])
+            vector = embedded[0].tolist()
             turns = await self._history(dlp, sessions, row, new, history)
-            vector = (await self.knowledge.embedder.embed_async([scan.text]))[0].tolist()
             prepared = Prepared(
                 request=request,
                 policy=policy,
@@ -470,6 +493,7 @@ class ChatService:
                 self.ctx, keys, part, top_k=request.top_k, filters=request.filters, vector=vector
             )
 
+        prepared.parts = len(parts)
         if len(parts) > 1:
             passages = await fan_out(parts, retrieve, top_k=request.top_k)
         else:
@@ -505,8 +529,11 @@ class ChatService:
                 messages=tuple(ChatMessage(m["role"], m["content"]) for m in messages),
                 model=model,
                 sources=self._sources_count,
+                reasoning=self._reasoning,
             ),
             Caller.of(self.ctx, self.request_id),
+            # The ledger and audit of the call are written while the answer is finished.
+            settle_later=True,
         )
         return Generation(
             text=result.text,
@@ -521,6 +548,7 @@ class ChatService:
     async def _generate(self, prepared: Prepared) -> tuple[Generation | None, Grounding, int]:
         messages = self._messages(prepared)
         self._sources_count = len(prepared.passages)
+        self._reasoning = "high" if prepared.parts > 1 else None
         try:
             first = await self._call(messages, model=prepared.request.model)
         except (ModelUnavailable, QuotaExhausted) as exc:
@@ -556,7 +584,7 @@ class ChatService:
         *,
         streamed: StreamingOutbound | None = None,
     ) -> ChatResponse:
-        async with self._unit() as (session, keys, audit):
+        async with self._unit(gate=False) as (session, keys, audit):
             if generation is None:
                 return await self._extractive(prepared, session, keys, audit, prepared.mode_reason)
             dlp = self._dlp(session, audit)

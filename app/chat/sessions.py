@@ -100,7 +100,7 @@ class ChatSessionService:
             meta=dict(meta or {}),
         )
         row.message_count += 1
-        return await self.messages.add(message)
+        return self.messages.stage(message)
 
     async def delete(self, session_id: uuid.UUID) -> None:
         row = await self.get(session_id)

@@ -240,8 +240,9 @@ class RunningPeer:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve a zero-latency model peer.")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--text", default=LlmPeer.text, help="The reply to every request.")
     args = parser.parse_args()
-    peer = LlmPeer()
+    peer = LlmPeer(text=args.text)
     peer.port = args.port
     # Not recording in a long-running process: keep memory flat.
     peer.requests = _Discard()

@@ -267,3 +267,22 @@ async def test_another_tenant_never_hits_the_cache_or_sees_sessions(
     )
     sessions = (await chat.client.get("/v1/chat/sessions", headers=b.admin)).json()["items"]
     assert first["session_id"] not in {s["id"] for s in sessions}
+
+
+async def test_a_multi_part_question_fans_out_and_reduces_on_the_top_tier(
+    chat: Api, peer: LlmPeer
+) -> None:
+    tenant, _ = await travel_tenant(chat)
+    peer.text = ANSWER
+    body = await ask(
+        chat,
+        tenant.admin,
+        "What is the hotel limit per night in Paris? Is first class allowed on long trains?",
+        parallel=True,
+        top_k=2,
+    )
+    system = peer.requests[0]["messages"][0]["content"]
+    # Both parts found their section, and the one answer over them came from the top tier.
+    assert "180 euros" in system and "First class" in system
+    assert peer.requests[0]["model"] == "eu-frontier-model"
+    assert body["model"]["tier"] == "frontier" and body["model"]["reason"] == "reasoning_high"

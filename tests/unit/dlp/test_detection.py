@@ -158,6 +158,24 @@ async def test_outbound_redacts_personal_data_the_asker_did_not_give_nor_cite(
     assert "<PERSON>" in out.text and "<EMAIL_ADDRESS>" in out.text
 
 
+async def test_an_answer_quoting_its_sources_word_for_word_passes_unchanged(
+    engine: DlpEngine,
+) -> None:
+    scanner = DlpScanner(engine, DEFAULT_POLICY, uuid.uuid4())
+    source = "The account manager is Priya Raman, reachable at priya.raman@example.com."
+    answer = "The account manager is Priya Raman [1]. Reachable at priya.raman@example.com [1]."
+    out, applied = await scanner.outbound(
+        answer, vault=None, asker_message="Who is my account manager?", sources=[source]
+    )
+    assert out.text == answer and out.findings == {} and not applied.trips
+    # One sentence of its own, and the scan runs: a name nobody gave is redacted.
+    added = answer + " Tobias Schmidt approves it."
+    out, _ = await scanner.outbound(
+        added, vault=None, asker_message="Who is my account manager?", sources=[source]
+    )
+    assert "Priya Raman" in out.text and "Tobias Schmidt" not in out.text
+
+
 async def test_actions_block_mask_hash_and_custom_recognizers(engine: DlpEngine) -> None:
     policy = validate(
         DlpPolicy(

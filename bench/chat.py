@@ -1,0 +1,314 @@
+"""Chat figures, printed as one JSON document.
+
+- ``overhead``: the end-to-end latency of ``POST /v1/chat`` minus the model's own time, against a
+  zero-latency model server (``tests/peers/llm_peer.py``) — authentication, DLP in, cache lookup,
+  retrieval (query embedding, filtered hybrid search, sealed text), prompt, gateway (admission,
+  routing, ledger), DLP out, groundedness, session and audit writes — p50/p99 at concurrency 1
+  and 16, with DLP and the cache on. Every question differs by a number, so each one passes
+  through the cache (and is verified as a near miss) and reaches the model;
+- ``cache``: lookup latency (exact hit, semantic hit, miss) and, on the labelled pairs of
+  ``bench/data/cache-pairs.json``, hit precision (hits that were right to hit) and hit rate (share
+  of same-answer pairs served from the cache) at the default threshold, through the real cache
+  (MiniLM embedding, Qdrant Edge question index, verification, ACL check).
+
+The load generator, the model server and the API share this machine's cores.
+
+    python -m bench.chat [--requests 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench._server import bench_tenant, free_port, one_region_settings, percentiles
+from bench.gateway import _wait
+
+TRAVEL = """# Travel policy
+
+## Hotels
+
+Employees may book hotels up to 180 euros per night in Paris and 140 euros elsewhere.
+
+## Trains
+
+First class is allowed for journeys longer than four hours.
+
+## Meals
+
+Meals are reimbursed up to 35 euros per day when travelling.
+"""
+ANSWER = "Employees may book hotels up to 180 euros per night in Paris [1]."
+
+
+async def _chat_load(
+    base: str, key: str, *, n: int, concurrency: int, offset: int
+) -> tuple[list[float], int]:
+    samples: list[float] = []
+    errors = 0
+    counter = iter(range(offset, offset + n))
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as c:
+
+        async def worker() -> None:
+            nonlocal errors
+            for i in counter:
+                body = {"message": f"What is the hotel limit per night in Paris for {i} nights?"}
+                started = time.perf_counter()
+                response = await c.post("/v1/chat", json=body)
+                samples.append(time.perf_counter() - started)
+                if response.status_code != 200 or response.json()["cache"] != "miss":
+                    errors += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return samples, errors
+
+
+async def _model_only(peer: str, n: int) -> list[float]:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 64}
+    samples = []
+    async with httpx.AsyncClient(timeout=60) as client:
+        for _ in range(n):
+            started = time.perf_counter()
+            await client.post(f"{peer}/v1/chat/completions", json=body)
+            samples.append(time.perf_counter() - started)
+    return samples
+
+
+def overhead(requests: int) -> dict[str, Any]:
+    peer_port, port = free_port(), free_port()
+    peer_url, base = f"http://127.0.0.1:{peer_port}", f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="bulwark-bench-chat-") as data_dir:
+        regions = {}
+        for name in ("eu", "us"):
+            root = Path(data_dir) / "regions" / name
+            regions[name] = {
+                "database_url": f"sqlite+aiosqlite:///{root / 'bulwark.db'}",
+                "vector_store": str(root / "vectors"),
+                "object_store": str(root / "objects"),
+                "kms": {"provider": "local", "key_file": str(root / "kms.key")},
+                "models": [
+                    {
+                        "name": f"{name}-{tier}",
+                        "tier": tier,
+                        "base_url": peer_url,
+                        "model": f"{tier}-model",
+                        "max_concurrency": 64,
+                    }
+                    for tier in ("small", "mid", "frontier")
+                ],
+            }
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
+        env.update(
+            {
+                "BULWARK_DATA_DIR": data_dir,
+                "BULWARK_OBSERVABILITY__LOG_LEVEL": "WARNING",
+                "BULWARK_REGIONS": json.dumps(regions),
+                "BULWARK_GATEWAY__IDENTITY_REQUESTS_PER_MINUTE": "100000000",
+                "BULWARK_GATEWAY__TENANT_REQUESTS_PER_MINUTE": "100000000",
+                "BULWARK_GATEWAY__ROUTER__CLASSIFIER": "none",
+            }
+        )
+        cli = [sys.executable, "-m", "app.cli"]
+        subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
+        subprocess.run([*cli, "demo"], env=env, check=True, capture_output=True)
+        peer = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.peers.llm_peer",
+                "--port",
+                str(peer_port),
+                "--text",
+                ANSWER,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        server = subprocess.Popen(
+            [*cli, "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait(f"{base}/healthz", server)
+            _wait(f"{peer_url}/", peer)
+            credentials = json.loads((Path(data_dir) / "demo-credentials.json").read_text())
+            eu = next(t for t in credentials["tenants"].values() if t["region"] == "eu")
+            admin = next(u["api_key"] for u in eu["users"] if "tenant_admin" in u["roles"])
+            return asyncio.run(_measure(base, peer_url, admin, requests))
+        finally:
+            server.terminate()
+            peer.terminate()
+            server.wait(timeout=10)
+            peer.wait(timeout=10)
+
+
+async def _measure(base: str, peer: str, key: str, requests: int) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
+        doc = await client.post(
+            "/v1/documents",
+            json={"title": "Travel policy", "text": TRAVEL, "acl": {"visibility": "tenant"}},
+        )
+        job = doc.json()["job_id"]
+        for _ in range(600):
+            if (await client.get(f"/v1/jobs/{job}")).json()["status"] == "succeeded":
+                break
+            await asyncio.sleep(0.05)
+    model = percentiles(await _model_only(peer, 100))
+    results: dict[str, Any] = {"model_alone": model}
+    offset = 0
+    for concurrency in (1, 16):
+        await _chat_load(base, key, n=10, concurrency=1, offset=10_000 + offset)  # warm
+        samples, errors = await _chat_load(
+            base, key, n=requests, concurrency=concurrency, offset=offset
+        )
+        offset += requests
+        total = percentiles(samples)
+        results[f"c{concurrency}"] = {
+            "requests": requests,
+            "errors_or_cache_hits": errors,
+            "end_to_end": total,
+            "overhead_p50_ms": round(total["p50_ms"] - model["p50_ms"], 2),
+            "overhead_p99_ms": round(total["p99_ms"] - model["p99_ms"], 2),
+        }
+    return results
+
+
+async def cache_figures() -> dict[str, Any]:
+    from app.runtime import Runtime
+    from auth.context import TenantRoute, user_context
+    from migrations.runner import migrate
+    from retrieval.cache.services import CachePolicy, SemanticCache
+    from retrieval.models import Document
+
+    pairs = json.loads((Path(__file__).parent / "data" / "cache-pairs.json").read_text())["pairs"]
+    with tempfile.TemporaryDirectory(prefix="bulwark-bench-cache-") as data_dir:
+        settings = one_region_settings(Path(data_dir))
+        await asyncio.to_thread(migrate, settings)
+        runtime = Runtime.build(settings)
+        try:
+            route = TenantRoute.of(await bench_tenant(runtime))
+            ctx = user_context(
+                route,
+                user_id=uuid.uuid4(),
+                roles=["member"],
+                group_ids=[],
+                auth_method="api_key",
+                credential_id=None,
+            )
+            document_id = uuid.uuid4()
+            async with runtime.registry.tenant_transaction(ctx) as session:
+                keys = runtime.keyring.for_tenant(session, ctx)
+                session.add(
+                    Document(
+                        id=document_id,
+                        tenant_id=ctx.tenant_id,
+                        owner_id=ctx.user_id,
+                        sealed_title=await keys.seal("document-title", str(document_id), b"T"),
+                        media_type="text/plain",
+                        size_bytes=1,
+                        content_hash="0" * 64,
+                        version=1,
+                        status="ready",
+                        acl={
+                            "visibility": "tenant",
+                            "groups": [],
+                            "users": [],
+                            "classification": 0,
+                            "attributes": {},
+                            "owner": None,
+                        },
+                        meta={},
+                    )
+                )
+            questions = await runtime.knowledge.questions(ctx)
+            embed = runtime.knowledge.embedder.embed_async
+            policy = CachePolicy()
+            scope = {"mode": "generative", "top_k": 5}
+
+            async def with_cache(work: Any) -> Any:
+                async with runtime.registry.tenant_transaction(ctx) as session:
+                    cache = SemanticCache(
+                        ctx,
+                        session,
+                        runtime.keyring.for_tenant(session, ctx),
+                        questions,
+                        pepper=runtime.pepper,
+                        policy=policy,
+                    )
+                    return await work(cache)
+
+            hits = right = same = served_same = 0
+            exact_t: list[float] = []
+            semantic_t: list[float] = []
+            miss_t: list[float] = []
+            for pair in pairs:
+                va = (await embed([pair["a"]]))[0].tolist()
+                vb = (await embed([pair["b"]]))[0].tolist()
+                entry = await with_cache(
+                    lambda c, va=va, pair=pair: c.store(
+                        pair["a"], va, scope, {"answer": "x"}, {document_id: 1}
+                    )
+                )
+                started = time.perf_counter()
+                exact = await with_cache(lambda c, va=va, pair=pair: c.lookup(pair["a"], va, scope))
+                exact_t.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                found = await with_cache(lambda c, vb=vb, pair=pair: c.lookup(pair["b"], vb, scope))
+                elapsed = time.perf_counter() - started
+                (semantic_t if found.hit else miss_t).append(elapsed)
+                assert exact.outcome == "exact"
+                same += pair["same"]
+                if found.hit is not None:
+                    hits += 1
+                    right += pair["same"]
+                    served_same += pair["same"]
+                await with_cache(lambda c: c.erase_subject(ctx.user_id))
+                del entry
+        finally:
+            await runtime.dispose()
+    return {
+        "pairs": len(pairs),
+        "same_answer_pairs": same,
+        "threshold": policy.threshold,
+        "hits": hits,
+        "hit_precision": round(right / hits, 3) if hits else None,
+        "hit_rate": round(served_same / same, 3) if same else None,
+        "lookup_exact_hit": percentiles(exact_t),
+        "lookup_semantic_hit": percentiles(semantic_t) if semantic_t else None,
+        "lookup_miss": percentiles(miss_t) if miss_t else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    report = {
+        "benchmark": "chat",
+        "cpu_count": os.cpu_count(),
+        "note": "load generator, model server and API share the machine's cores",
+        "targets": {"overhead_p50_ms": 30, "hit_precision": 0.97},
+        "overhead": overhead(args.requests),
+        "cache": asyncio.run(cache_figures()),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
