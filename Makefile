@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python -m bench.embedding
 	$(BIN)/python -m bench.gateway
 	$(BIN)/python -m bench.dlp
+	$(BIN)/python -m bench.chat
 
 clean:
 	rm -rf $(VENV) var .fuzz .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -6,7 +6,10 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import msgspec
+from litestar import Litestar
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import QueryParameter
 
 from app.errors import PROBLEM_JSON
@@ -59,3 +62,35 @@ Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000, description="Items to
 
 def next_offset(items: Sequence[Any], *, limit: int, offset: int) -> int | None:
     return offset + limit if len(items) == limit else None
+
+
+# Routes that answer with Server-Sent Events when asked (``Accept: text/event-stream`` or
+# ``"stream": true``): their 200 is documented with both media types.
+EVENT_STREAM_ROUTES = (
+    ("/v1/chat", "post"),
+    ("/v1/chat/completions", "post"),
+    ("/v1/gateway/chat/completions", "post"),
+)
+
+
+def document_event_streams(app: Litestar) -> None:
+    paths = app.openapi_schema.paths or {}
+    for path, method in EVENT_STREAM_ROUTES:
+        item = paths.get(path)
+        operation = getattr(item, method, None) if item is not None else None
+        response = (operation.responses or {}).get("200") if operation is not None else None
+        if not isinstance(response, OpenAPIResponse):
+            continue
+        response.content = {
+            **(response.content or {}),
+            "text/event-stream": OpenAPIMediaType(
+                schema=Schema(
+                    type=OpenAPIType.OBJECT,
+                    description="One Server-Sent Event (its data is a JSON document).",
+                    properties={
+                        "event": Schema(type=OpenAPIType.STRING),
+                        "data": Schema(type=OpenAPIType.STRING),
+                    },
+                )
+            ),
+        }

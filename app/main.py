@@ -11,7 +11,7 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlu
 from litestar.plugins.prometheus import PrometheusConfig
 
 from app import __version__
-from app.api import BEARER
+from app.api import BEARER, document_event_streams
 from app.chat.controllers import (
     ChatController,
     ChatPolicyController,
@@ -172,6 +172,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     app.state.runtime = runtime
     document_strict_bodies(app)
+    document_event_streams(app)
     _document_configured_regions(app, runtime.registry.names)
     return app
 

@@ -3,7 +3,8 @@
 Litestar converts request bodies in msgspec's lax mode, which would accept ``"active": 0`` as
 ``false`` or ``"5"`` as 5. Before the handler runs, the raw JSON body is decoded once more in
 strict mode against the handler's body type; anything lax mode would have coerced is a 400.
-Structs with ``forbid_unknown_fields`` are documented with ``additionalProperties: false``.
+Structs with ``forbid_unknown_fields`` are documented with ``additionalProperties: false`` and
+with every numeric bound of their fields.
 """
 
 from __future__ import annotations
@@ -84,14 +85,72 @@ def _strict_structs(root: type[msgspec.Struct]) -> set[type[msgspec.Struct]]:
     return found
 
 
+_BOUNDS = (
+    ("ge", "minimum"),
+    ("gt", "exclusive_minimum"),
+    ("le", "maximum"),
+    ("lt", "exclusive_maximum"),
+)
+
+
+_LENGTHS = (("min_length", "min_items"), ("max_length", "max_items"))
+_STRINGS = (("min_length", "min_length"), ("max_length", "max_length"), ("pattern", "pattern"))
+
+
+def _members(info: Any) -> tuple[Any, ...]:
+    return tuple(info.types) if isinstance(info, msgspec.inspect.UnionType) else (info,)
+
+
+def _document_bounds(struct: type[msgspec.Struct], schema: Schema) -> None:
+    """Bounds the generated schema lost: Litestar drops a bound of 0 (``ge=0``) and the
+    constraints of a member of a union (``Annotated[list[str], Meta(max_length=4)] | None``).
+    JSON Schema's numeric and array keywords only apply to numbers and arrays, so they sit on
+    the property itself whatever else the union allows."""
+    info = msgspec.inspect.type_info(struct)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for field in info.fields:
+        prop = (schema.properties or {}).get(field.encode_name)
+        if not isinstance(prop, Schema):
+            continue
+        for member in _members(field.type):
+            pairs: tuple[tuple[str, str], ...] = ()
+            if isinstance(member, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+                pairs = _BOUNDS
+            elif isinstance(member, msgspec.inspect.StrType):
+                pairs = _STRINGS
+            elif isinstance(member, msgspec.inspect.ListType):
+                pairs = _LENGTHS
+                _document_items(prop, member.item_type)
+            _fill(prop, member, pairs)
+
+
+def _fill(prop: Schema, member: Any, pairs: tuple[tuple[str, str], ...]) -> None:
+    for constraint, attribute in pairs:
+        value = getattr(member, constraint)
+        if value is not None and getattr(prop, attribute) is None:
+            setattr(prop, attribute, value)
+
+
+def _document_items(prop: Schema, item: Any) -> None:
+    """String constraints of a list's items, on the array member's ``items`` schema."""
+    if not isinstance(item, msgspec.inspect.StrType):
+        return
+    for candidate in (prop, *(prop.one_of or []), *(prop.any_of or [])):
+        items = getattr(candidate, "items", None)
+        if isinstance(items, Schema):
+            _fill(items, item, _STRINGS)
+
+
 def document_strict_bodies(app: Litestar) -> None:
-    names = {
-        struct.__name__
+    structs = {
+        struct.__name__: struct
         for handlers in app.route_handler_method_map.values()
         for handler in handlers.values()
         if isinstance(handler, HTTPRouteHandler) and (body := _body_type(handler)) is not None
         for struct in _strict_structs(body)
     }
     for name, schema in (app.openapi_schema.components.schemas or {}).items():
-        if name.rsplit("_", 1)[-1] in names and isinstance(schema, Schema):
+        struct = structs.get(name.rsplit("_", 1)[-1])
+        if struct is not None and isinstance(schema, Schema):
             schema.additional_properties = False
+            _document_bounds(struct, schema)

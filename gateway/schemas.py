@@ -118,7 +118,7 @@ class ModelPolicyBody(msgspec.Struct, forbid_unknown_fields=True):
 
 class ByoModelWrite(msgspec.Struct, forbid_unknown_fields=True):
     provider: Literal["openai", "anthropic"]
-    base_url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s]+$", max_length=512)]
+    base_url: Annotated[str, msgspec.Meta(pattern=r"^https?://[!-~]+$", max_length=512)]
     model: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     api_key: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)] | None = None
     input_price_per_mtok: Annotated[float, msgspec.Meta(ge=0, le=10_000)] = 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any
 
@@ -100,6 +101,20 @@ def accepted(document: Document, job: Job | None, duplicate: bool) -> DocumentAc
     )
 
 
+_EXTERNAL_ID = re.compile(r"^[!-~]{1,256}$")
+_SOURCE_URI = re.compile(r"^[!-~]{1,2048}$")
+
+
+def _form_field(name: str, value: str | None, pattern: re.Pattern[str]) -> str | None:
+    """A text field of the upload form, held to the same rule as in the JSON endpoint; an
+    empty field (as HTML forms send) is no value."""
+    if not value:
+        return None
+    if not pattern.match(value):
+        raise InvalidInput(f"Invalid {name}: printable ASCII without spaces, {pattern.pattern}.")
+    return value
+
+
 class UploadForm(msgspec.Struct):
     file: UploadFile
     title: str | None = None
@@ -171,8 +186,8 @@ class DocumentController(Controller):
                     title=title,
                     content=content,
                     media_type=(data.file.content_type or "application/octet-stream").split(";")[0],
-                    external_id=data.external_id,
-                    source_uri=data.source_uri,
+                    external_id=_form_field("external_id", data.external_id, _EXTERNAL_ID),
+                    source_uri=_form_field("source_uri", data.source_uri, _SOURCE_URI),
                     acl=acl,
                 )
             )

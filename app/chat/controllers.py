@@ -103,7 +103,7 @@ class ChatController(Controller):
     @post(
         "/",
         status_code=200,
-        responses=problem_responses(404, 422, 429),
+        responses=problem_responses(404, 422, 429, 503),
         summary="A grounded answer with citations (JSON, or SSE with Accept: text/event-stream)",
     )
     async def chat(
@@ -124,7 +124,7 @@ class ChatController(Controller):
     @post(
         "/completions",
         status_code=200,
-        responses=problem_responses(404, 422, 429),
+        responses=problem_responses(404, 422, 429, 503),
         summary="OpenAI-compatible chat completion with RAG on the last user message",
     )
     async def completions(
@@ -220,7 +220,7 @@ class ChatSessionController(Controller):
         "sessions": Provide(provide_sessions, sync_to_thread=False),
     }
 
-    @get("/", summary="Your chat sessions, most recent first")
+    @get("/", responses=problem_responses(), summary="Your chat sessions, most recent first")
     async def list_sessions(
         self, sessions: NamedDependency[ChatSessionService], limit: Limit = 50, offset: Offset = 0
     ) -> ChatSessionList:
@@ -277,7 +277,11 @@ class ModelsController(Controller):
     security = SECURED
     guards = [requires_tenant]
 
-    @get("/", summary="Models a chat completion may name (OpenAI-compatible)")
+    @get(
+        "/",
+        responses=problem_responses(),
+        summary="Models a chat completion may name (OpenAI-compatible)",
+    )
     async def list_models(self) -> ModelList:
         return ModelList(
             data=[ModelRead(id=name, created=0, owned_by="bulwark") for name in ("auto", *TIERS)]
@@ -295,7 +299,11 @@ class ChatPolicyController(Controller):
         "policies": Provide(provide_chat_policy, sync_to_thread=False),
     }
 
-    @get("/", summary="The tenant's chat policy (answer mode, cache, revise loop, fan-out)")
+    @get(
+        "/",
+        responses=problem_responses(),
+        summary="The tenant's chat policy (answer mode, cache, revise loop, fan-out)",
+    )
     async def get_policy(self, policies: NamedDependency[ChatPolicyService]) -> ChatPolicyBody:
         return await policies.current()
 

@@ -12,14 +12,45 @@ mkdir -p "$REPORTS"
 export BULWARK_DATA_DIR="$DATA"
 export BULWARK_OBSERVABILITY__LOG_LEVEL=WARNING
 
+# Every region's model tiers point at a zero-latency model peer: the fuzzer exercises the
+# routes, not SmolLM2's speed (the local model serves one request at a time).
+PEER_PORT=${FUZZ_PEER_PORT:-8766}
+"$VENV/bin/python" -m tests.peers.llm_peer --port "$PEER_PORT" \
+  --text "The sources do not say." >/dev/null 2>&1 &
+PEER=$!
+BULWARK_REGIONS=$("$VENV/bin/python" - "$DATA" "http://127.0.0.1:$PEER_PORT" <<'PY'
+import json, sys
+data, peer = sys.argv[1], sys.argv[2]
+regions = {}
+for name in ("eu", "us"):
+    root = f"{data}/regions/{name}"
+    regions[name] = {
+        "database_url": f"sqlite+aiosqlite:///{root}/bulwark.db",
+        "vector_store": f"{root}/vectors",
+        "object_store": f"{root}/objects",
+        "kms": {"provider": "local", "key_file": f"{root}/kms.key"},
+        "models": [
+            {"name": f"{name}-{tier}", "tier": tier, "base_url": peer, "model": tier}
+            for tier in ("small", "mid", "frontier")
+        ],
+    }
+print(json.dumps(regions))
+PY
+)
+export BULWARK_REGIONS
+# The fuzzer sends far more model requests per minute than a person: lift the request-rate limits
+# (quotas still apply; their 429 is an expected business refusal, see schemathesis.toml).
+export BULWARK_GATEWAY__IDENTITY_REQUESTS_PER_MINUTE=1000000
+export BULWARK_GATEWAY__TENANT_REQUESTS_PER_MINUTE=1000000
+
 "$VENV/bin/bulwark" migrate >/dev/null
 "$VENV/bin/bulwark" demo >/dev/null
 "$VENV/bin/bulwark" serve --port "$PORT" >"$REPORTS/server.log" 2>&1 &
 SERVER=$!
 cleanup() {
   local rc=$?
-  kill "$SERVER" 2>/dev/null || true
-  wait "$SERVER" 2>/dev/null || true
+  kill "$SERVER" "$PEER" 2>/dev/null || true
+  wait "$SERVER" "$PEER" 2>/dev/null || true
   rm -rf "$DATA"
   exit "$rc"
 }

@@ -136,8 +136,13 @@ def _release(path: Path) -> None:
             _shards[path] = (shard, count - 1)
             return
         del _shards[path]
-        shard.flush()
-        shard.close()
+        try:
+            shard.flush()
+            shard.close()
+        except Exception as exc:  # qdrant_edge raises plain Exception
+            # Shutting down with the shard's directory gone (or its disk failing): what is not
+            # flushed is in the WAL; nothing to do but say so.
+            log.warning("vector_store_close_failed", path=str(path), error=str(exc)[:200])
 
 
 class EdgeVectorStore:

@@ -244,6 +244,29 @@ async def test_upload_markdown_file(api: Api) -> None:
     assert hits[0]["heading_path"] == ["Travel policy", "Trains"]
 
 
+async def test_upload_form_fields_follow_the_json_rules(api: Api) -> None:
+    tenant = await api.new_tenant()
+    # Empty text fields (as HTML forms send them) are no value: two such uploads are two
+    # documents, not a clash on an empty external id.
+    for body in (b"first", b"second"):
+        response = await api.client.post(
+            "/v1/documents/upload",
+            files={"file": ("a.txt", body, "text/plain")},
+            data={"external_id": "", "source_uri": ""},
+            headers=tenant.admin,
+        )
+        assert response.status_code == 202, response.text
+    assert_problem(
+        await api.client.post(
+            "/v1/documents/upload",
+            files={"file": ("a.txt", b"third", "text/plain")},
+            data={"external_id": "has spaces"},
+            headers=tenant.admin,
+        ),
+        422,
+    )
+
+
 async def test_scim_group_removal_applies_to_the_next_search(api: Api) -> None:
     from tests.integration.test_scim import issue_token
 
