@@ -69,6 +69,7 @@ NOTHING_FOUND = (
     "The documents available to you do not answer this question, so no answer was generated."
 )
 WITHHELD = "Your message was withheld by your organisation's prompt-injection policy."
+WITHHELD_MESSAGE = "[message withheld by the prompt-injection policy]"
 
 GROUNDEDNESS = Histogram(
     "bulwark_chat_groundedness",
@@ -326,23 +327,35 @@ class ChatService:
             prepared.scanner, prepared.vault, prepared.request.message, prepared.sources
         )
         usage, cost = None, 0
-        async for event in opened.events:
-            if event.kind == "delta":
-                released = await outbound.feed(event.text)
-                if released:
-                    yield ChatEvent("token", {"text": released})
-            elif event.kind == "error":
-                yield ChatEvent(
-                    "error",
-                    {
-                        "code": event.error_code or "model_error",
-                        "detail": "The model stream broke off; what was generated was billed.",
-                    },
-                )
-                return
-            else:
-                usage, cost = event.usage, event.cost_microdollars
-        released = await outbound.flush()
+        events = opened.events
+        try:
+            async for event in events:
+                if event.kind == "delta":
+                    released = await outbound.feed(event.text)
+                    if released:
+                        yield ChatEvent("token", {"text": released})
+                elif event.kind == "error":
+                    yield ChatEvent(
+                        "error",
+                        {
+                            "code": event.error_code or "model_error",
+                            "detail": "The model stream broke off; what was generated was billed.",
+                        },
+                    )
+                    return
+                else:
+                    usage, cost = event.usage, event.cost_microdollars
+            released = await outbound.flush()
+        except PersonalDataBlocked as blocked:
+            # The answer holds personal data the tenant's policy blocks: stop here. What was
+            # released so far had passed its scan; the call is still settled by the gateway.
+            yield ChatEvent("error", {"code": blocked.code, "detail": blocked.detail})
+            return
+        finally:
+            # Closing the model stream settles the call even when the client went away.
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
         if released:
             yield ChatEvent("token", {"text": released})
         generation = Generation(
@@ -369,9 +382,12 @@ class ChatService:
             sessions = ChatSessionService(session, self.ctx, keys)
             dlp = self._dlp(session, audit)
             guarded = await dlp.guard_user_message(request.message)
-            row, new = await self._session(sessions, request.session_id, request.message)
             if guarded is None:
-                prepared = Prepared(request, policy, row.id, new, "", None, False, [], [])
+                # Nothing of a withheld message is kept: not as a title, not as a message.
+                row, new = await self._session(sessions, request.session_id, WITHHELD_MESSAGE)
+                prepared = Prepared(
+                    request, policy, row.id, new, WITHHELD_MESSAGE, None, False, [], []
+                )
                 prepared.answered = await self._no_model(
                     sessions, row, prepared, WITHHELD, "message_withheld"
                 )
@@ -389,6 +405,8 @@ class ChatService:
             if scan.text != guarded:
                 embedded = await self.knowledge.embedder.embed_async([scan.text])
             vector = embedded[0].tolist()
+            # The session (and its title) only ever holds the message as DLP left it.
+            row, new = await self._session(sessions, request.session_id, scan.text)
             turns = await self._history(dlp, sessions, row, new, history)
             prepared = Prepared(
                 request=request,
@@ -704,7 +722,7 @@ class ChatService:
         response: ChatResponse,
         audit: AuditLog,
     ) -> None:
-        await sessions.append(row, "user", prepared.question or prepared.request.message)
+        await sessions.append(row, "user", prepared.question)
         await sessions.append(
             row,
             "assistant",
