@@ -250,6 +250,17 @@ class KnowledgeIndex:
             )
         return passages
 
+    async def best_similarity(
+        self,
+        ctx: TenantContext,
+        vector: Sequence[float],
+        filters: Mapping[str, str] | None = None,
+    ) -> float | None:
+        """Cosine of the closest chunk the asker may read (None: nothing readable at all)."""
+        return await (await self.store(ctx)).best_similarity(
+            ctx, vector, SearchFilters(metadata=dict(filters or {}))
+        )
+
     async def close(self) -> None:
         await self.wait_optimized()
         for index in self._questions.values():

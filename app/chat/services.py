@@ -516,7 +516,9 @@ class ChatService:
             passages = await fan_out(parts, retrieve, top_k=request.top_k)
         else:
             passages = await retrieve(prepared.question)
-        prepared.passages = [p for p in passages if p.score >= policy.min_relevance]
+        best = await self.knowledge.best_similarity(self.ctx, prepared.vector, request.filters)
+        relevant = best is not None and best >= policy.min_relevance
+        prepared.passages = passages if relevant else []
         documents = await DocumentRepository(session, self.ctx).get_many(
             list({uuid.UUID(p.document_id) for p in prepared.passages})
         )

@@ -130,6 +130,13 @@ class VectorStore(Protocol):
         """Chunks of ``ctx``'s tenant (of one document), whatever their ACL: for admin and tests."""
         ...
 
+    async def best_similarity(
+        self, ctx: TenantContext, dense: Sequence[float], filters: SearchFilters | None = None
+    ) -> float | None:
+        """The cosine of the closest chunk ``ctx`` may read (None: none), with the same ABAC
+        filter inside the query as ``search``: how relevant the best source is at all."""
+        ...
+
     async def optimize(self) -> bool:
         """Index what was written since the last call, if the engine leaves that to its owner
         (Qdrant Edge has no background optimizer; a Qdrant server has one: no-op there).

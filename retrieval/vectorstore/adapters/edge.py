@@ -289,6 +289,19 @@ class EdgeVectorStore:
             for p in points
         ]
 
+    async def best_similarity(
+        self, ctx: TenantContext, dense: Sequence[float], filters: SearchFilters | None = None
+    ) -> float | None:
+        check_region(self.region, ctx)
+        node = search_filter(ctx, filters)
+        if isinstance(node, Never):
+            return None
+        request = qe.QueryRequest(
+            limit=1, query=qe.Query.Nearest(list(dense), using=DENSE), filter=edge_filter(node)
+        )
+        points = await self._run(ctx, lambda s: s.query(request))
+        return float(points[0].score) if points else None
+
     async def count(self, ctx: TenantContext, document_id: str | None = None) -> int:
         node = tenant_scope(ctx) if document_id is None else document_scope(ctx, document_id)
         request = qe.CountRequest(exact=True, filter=edge_filter(node))

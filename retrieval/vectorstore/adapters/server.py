@@ -248,6 +248,22 @@ class ServerVectorStore:
             )
         return hits
 
+    async def best_similarity(
+        self, ctx: TenantContext, dense: Sequence[float], filters: SearchFilters | None = None
+    ) -> float | None:
+        await self._scoped(ctx)
+        node = search_filter(ctx, filters)
+        if isinstance(node, Never):
+            return None
+        result = await self.client.query_points(
+            self.collection,
+            query=list(dense),
+            using=DENSE,
+            query_filter=client_filter(node),
+            limit=1,
+        )
+        return float(result.points[0].score) if result.points else None
+
     async def count(self, ctx: TenantContext, document_id: str | None = None) -> int:
         await self._scoped(ctx)
         node = tenant_scope(ctx) if document_id is None else document_scope(ctx, document_id)

@@ -157,10 +157,14 @@ async def test_streaming_sends_meta_tokens_citations_then_done(chat: Api, peer: 
 
 
 async def test_no_relevant_sources_means_no_model_call(chat: Api, peer: LlmPeer) -> None:
-    tenant = await chat.new_tenant("eu")
-    body = await ask(chat, tenant.admin, QUESTION)
+    empty = await chat.new_tenant("eu")
+    body = await ask(chat, empty.admin, QUESTION)
     assert body["mode"] == "extractive" and body["mode_reason"] == "no_sources"
     assert body["citations"] == [] and body["usage"]["cost_usd"] == 0
+    # Documents exist, but none is about the question.
+    tenant, _ = await travel_tenant(chat)
+    unrelated = await ask(chat, tenant.admin, "Who won the football world cup in 2018?")
+    assert unrelated["mode_reason"] == "no_sources" and unrelated["citations"] == []
     assert peer.requests == []
 
 

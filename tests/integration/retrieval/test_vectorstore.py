@@ -244,3 +244,19 @@ async def test_bulk_writes_get_the_edge_shard_indexed_in_the_background(tmp_path
     finally:
         await index.close()
         await store.close()
+
+
+async def test_best_similarity_only_sees_what_the_reader_may_read(store: VectorStore) -> None:
+    rng = random.Random(4)
+    route = TenantRoute(uuid.uuid4(), "acme", "eu", "active")
+    team = uuid.uuid4()
+    member = principal(route, user_id=uuid.uuid4(), groups=frozenset({team}))
+    outsider = principal(route, user_id=uuid.uuid4())
+    probe = vector(rng)
+    await store.upsert(
+        member,
+        [ChunkPoint("c", "d", 0, probe, sparse(rng), DocumentAcl(groups=(str(team),)))],
+    )
+    best = await store.best_similarity(member, probe)
+    assert best is not None and best > 0.99
+    assert await store.best_similarity(outsider, probe) is None
