@@ -30,6 +30,7 @@ from app.runtime import Runtime
 from app.settings import Settings, get_settings
 from app.strict_bodies import document_strict_bodies, validate_body_strictly
 from audit.controllers import AuditController
+from audit.sar.controllers import SarController
 from auth.controllers import (
     AdminApiKeyController,
     AdminGroupController,
@@ -90,6 +91,7 @@ TENANT_ROUTES = [
     ChatSessionController,
     ChatPolicyController,
     ModelsController,
+    SarController,
 ]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
 # Sign-in flows: unauthenticated by design, tenant named in the path.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.settings import Settings, resolve_secret
+from audit.sar.services import SAR_JOB, SarRunner
 from audit.signing import CheckpointSigner
 from auth.adapters.keycloak import KeycloakOidc
 from auth.context import TenantContext
@@ -49,6 +50,8 @@ class Runtime:
     gateway: GatewayService
     # Presidio/spaCy (loaded once per process, on first use) and the tenants' DLP hash keys.
     dlp: DlpEngine
+    # Runs subject-access requests (a job kind); set by ``build``.
+    sar: SarRunner | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -109,6 +112,17 @@ class Runtime:
         jobs.handler(INGEST, ingest, on_failure=ingest.failed)
         batches = BatchRunner(registry, keyring, gateway)
         jobs.handler(BATCH_JOB, batches, on_failure=batches.failed)
+        sar = SarRunner(
+            registry,
+            keyring,
+            knowledge,
+            runtime.tenant_objects,
+            runtime.audit_signer,
+            pepper,
+            settled=gateway.settled,
+        )
+        jobs.handler(SAR_JOB, sar, on_failure=sar.failed)
+        runtime.sar = sar
         return runtime
 
     def tenant_objects(self, session: AsyncSession, ctx: TenantContext) -> TenantObjects:

@@ -47,6 +47,8 @@ class AuditAction(StrEnum):
     DLP_TRIPPED = "dlp.tripped"
     CHAT_ANSWERED = "chat.answered"
     CHAT_POLICY_UPDATED = "chat_policy.updated"
+    SAR_REQUESTED = "sar.requested"
+    SAR_COMPLETED = "sar.completed"
 
 
 class AuditOutcome(StrEnum):
@@ -74,6 +76,7 @@ class ResourceType(StrEnum):
     DLP_POLICY = "dlp_policy"
     CHAT_SESSION = "chat_session"
     CHAT_POLICY = "chat_policy"
+    SAR_REQUEST = "sar_request"
 
 
 class ExportFormat(StrEnum):

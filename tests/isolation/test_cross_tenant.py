@@ -83,6 +83,9 @@ ISOLATION_ROUTES = {
     ("GET", "/v1/admin/chat"),
     ("PUT", "/v1/admin/chat"),
     ("GET", "/v1/models"),
+    # Subject-access requests (test_subject_access_requests_are_per_tenant below).
+    ("POST", "/v1/sar"),
+    ("GET", "/v1/sar/{request_id:uuid}"),
 }
 # SCIM, reached with a tenant's SCIM token (see test_scim_token_reaches_only_its_own_tenant).
 _SCIM = "/scim/v2/{tenant:str}"
@@ -633,3 +636,43 @@ async def test_chat_is_per_tenant(api: Api, world: dict[str, Any], intruder: str
         await api.client.get(f"/v1/chat/sessions/{session_id}", headers=a.admin)
     ).status_code == 200
     assert (await api.client.get("/v1/models", headers=other.admin)).status_code == 200
+
+
+@pytest.mark.parametrize("intruder", ["b", "c"])
+async def test_subject_access_requests_are_per_tenant(
+    api: Api, world: dict[str, Any], intruder: str
+) -> None:
+    """A compliance officer of B or C can neither find nor erase a person of A, nor read A's
+    requests."""
+    a: TenantHandle = world["a"]
+    other: TenantHandle = world[intruder]
+    user = world["user"]
+
+    async def officer(tenant: TenantHandle) -> dict[str, str]:
+        created = await api.new_user(tenant, roles=["compliance_officer"])
+        return bearer((await api.new_key(tenant, created["id"]))["key"])
+
+    theirs = await officer(other)
+    for subject in ({"user_id": user["id"]}, {"email": user["email"]}):
+        for kind in ("access", "erasure"):
+            assert_problem(
+                await api.client.post(
+                    "/v1/sar", json={"subject": subject, "kind": kind}, headers=theirs
+                ),
+                404,
+                "subject_not_found",
+            )
+    mine = await officer(a)
+    started = await api.client.post(
+        "/v1/sar", json={"subject": {"user_id": user["id"]}, "kind": "access"}, headers=mine
+    )
+    assert started.status_code == 202, started.text
+    assert_problem(
+        await api.client.get(f"/v1/sar/{started.json()['id']}", headers=theirs),
+        404,
+        "sar_not_found",
+    )
+    # A's person is still there.
+    assert (
+        await api.client.get(f"/v1/admin/users/{user['id']}", headers=a.admin)
+    ).status_code == 200

@@ -1,0 +1,94 @@
+"""``/v1/sar``: compliance officers start and follow subject-access requests."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api import SECURED, problem_responses
+from app.deps import TENANT_DEPENDENCIES, get_runtime
+from app.errors import InvalidInput
+from audit.deps import AUDIT_DEPENDENCIES
+from audit.sar.errors import SarNotFound
+from audit.sar.schemas import SarAccepted, SarCreate, SarRead
+from audit.sar.services import SarService
+from audit.services import AuditLog
+from auth.context import Role, TenantContext
+from auth.guards import requires_role, requires_tenant
+from residency.database import after_commit
+
+
+def provide_sar(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    ctx: NamedDependency[TenantContext],
+    audit: NamedDependency[AuditLog],
+) -> SarService:
+    runtime = get_runtime(request)
+    return SarService(db, ctx, runtime.keyring.for_tenant(db, ctx), audit, pepper=runtime.pepper)
+
+
+class SarController(Controller):
+    path = "/v1/sar"
+    tags = ["compliance"]
+    security = SECURED
+    guards = [requires_tenant, requires_role(Role.COMPLIANCE_OFFICER)]
+    dependencies = {
+        **TENANT_DEPENDENCIES,
+        **AUDIT_DEPENDENCIES,
+        "sar": Provide(provide_sar, sync_to_thread=False),
+    }
+
+    @post(
+        "/",
+        status_code=202,
+        responses=problem_responses(404, 422),
+        summary="Start a subject-access request (access or erasure); it runs as a job",
+    )
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        sar: NamedDependency[SarService],
+        data: JSONBody[SarCreate],
+    ) -> SarAccepted:
+        given = (data.subject.user_id, data.subject.email, data.subject.external_id)
+        if sum(v is not None for v in given) != 1:
+            raise InvalidInput("Name the subject by exactly one of user_id, email, external_id.")
+        subject_id, reference = await sar.resolve(
+            user_id=data.subject.user_id,
+            email=data.subject.email,
+            external_id=data.subject.external_id,
+        )
+        created, job = await sar.submit(data.kind, subject_id, reference, data.documents)
+        jobs, tenant_id, job_id = get_runtime(request).jobs, sar.ctx.tenant_id, job.id
+        after_commit(db, lambda: jobs.enqueue(tenant_id, job_id))
+        return SarAccepted(id=created.id, job_id=job.id, status=created.status)
+
+    @get(
+        "/{request_id:uuid}",
+        responses=problem_responses(404),
+        summary="A subject-access request: its status and, when done, its signed report",
+    )
+    async def read(
+        self, sar: NamedDependency[SarService], request_id: FromPath[uuid.UUID]
+    ) -> SarRead:
+        found = await sar.get(request_id)
+        if found is None:
+            raise SarNotFound()
+        return SarRead(
+            id=found.id,
+            kind=found.kind,
+            status=found.status,
+            steps_done=list(found.steps_done),
+            created_at=found.created_at,
+            finished_at=found.finished_at,
+            error=found.error,
+            report=await sar.report(found),
+            signature=found.signature,
+        )

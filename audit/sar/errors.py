@@ -1,0 +1,21 @@
+"""Subject-access request failures as problem details."""
+
+from __future__ import annotations
+
+from app.errors import NotFound
+
+
+class SubjectNotFound(NotFound):
+    code = "subject_not_found"
+    title = "Subject not found"
+
+    def __init__(self) -> None:
+        super().__init__("No person with that reference in this tenant.")
+
+
+class SarNotFound(NotFound):
+    code = "sar_not_found"
+    title = "Subject-access request not found"
+
+    def __init__(self) -> None:
+        super().__init__("No such subject-access request in this tenant.")

@@ -1,0 +1,44 @@
+"""Subject-access request bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+
+class SubjectRef(msgspec.Struct, forbid_unknown_fields=True):
+    """Exactly one of: the user's id, email, or IdP external id."""
+
+    user_id: uuid.UUID | None = None
+    email: Annotated[str, msgspec.Meta(pattern=r"^[!-~]{3,320}$")] | None = None
+    external_id: Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,256}$")] | None = None
+
+
+class SarCreate(msgspec.Struct, forbid_unknown_fields=True):
+    subject: SubjectRef
+    kind: Literal["access", "erasure"]
+    # Documents the subject uploaded: deleted, or kept and reassigned to the tenant.
+    documents: Literal["delete", "reassign"] = "delete"
+
+
+class SarAccepted(msgspec.Struct):
+    id: uuid.UUID
+    job_id: uuid.UUID
+    status: str
+
+
+class SarRead(msgspec.Struct):
+    id: uuid.UUID
+    kind: str
+    status: str
+    steps_done: list[str]
+    created_at: datetime
+    finished_at: datetime | None
+    error: str | None
+    # When done: what each store held and (erasure) what became of it, signed (Ed25519 over
+    # the report's canonical JSON) with the deployment key named in it.
+    report: dict[str, Any] | None
+    signature: str | None

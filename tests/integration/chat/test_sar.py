@@ -1,0 +1,226 @@
+"""Subject-access requests end to end: a person with sentinel data uploads, chats, hits the cache
+and appears in the audit log; an access request reports it all; an erasure removes it from every
+store, the audit chain still verifies, the signed report verifies, and an interrupted erasure
+completes when resumed."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from app.runtime import Runtime
+from audit.sar.services import SarRunner
+from retrieval.models import Job
+from tests.conftest import Api, Deployment, TenantHandle, assert_problem, bearer, context_of
+from tests.integration.retrieval.test_documents import add, wait_for_job
+from tests.peers.llm_peer import LlmPeer
+
+NAME = "Zebulon Quartzfeather"
+EMAIL = "zebulon.quartzfeather@sentinel.example"
+SENTENCE = "The heliotrope ledger closes on the ninth moon"
+
+
+async def officer(api: Api, tenant: TenantHandle) -> dict[str, str]:
+    user = await api.new_user(tenant, roles=["compliance_officer"])
+    return bearer((await api.new_key(tenant, user["id"]))["key"])
+
+
+async def run_sar(
+    api: Api, tenant: TenantHandle, headers: dict[str, str], **body: Any
+) -> dict[str, Any]:
+    started = await api.client.post("/v1/sar", json=body, headers=headers)
+    assert started.status_code == 202, started.text
+    await wait_for_job(api, tenant, started.json()["job_id"])
+    done = (await api.client.get(f"/v1/sar/{started.json()['id']}", headers=headers)).json()
+    assert done["status"] == "done", done
+    return dict(done)
+
+
+def verify(report: dict[str, Any], signature: str) -> None:
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(report["signing_key"]))
+    canonical = json.dumps(report, sort_keys=True, separators=(",", ":")).encode()
+    key.verify(base64.b64decode(signature), canonical)  # raises if it does not verify
+
+
+def raw_files(deployment: Deployment) -> list[Path]:
+    root = Path(deployment.settings.data_dir)
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+async def subject_with_data(
+    chat: Api, peer: LlmPeer
+) -> tuple[TenantHandle, dict[str, Any], dict[str, str]]:
+    tenant = await chat.new_tenant("eu")
+    created = await chat.client.post(
+        "/v1/admin/users",
+        json={"email": EMAIL, "display_name": NAME, "roles": ["member"]},
+        headers=tenant.admin,
+    )
+    assert created.status_code == 201, created.text
+    subject = created.json()
+    key = bearer((await chat.new_key(tenant, subject["id"]))["key"])
+    await add(
+        chat,
+        tenant,
+        "Ledger notes",
+        f"# Ledger\n\n{SENTENCE}. The ledger is kept in Lisbon.",
+        acl={"visibility": "tenant"},
+        headers=key,
+    )
+    peer.text = "The ledger is kept in Lisbon [1]."
+    question = "Where is the heliotrope ledger kept?"
+    for expected in ("miss", "exact"):
+        answer = await chat.client.post("/v1/chat", json={"message": question}, headers=key)
+        assert answer.status_code == 200 and answer.json()["cache"] == expected, answer.text
+    return tenant, subject, key
+
+
+async def test_access_then_erasure_leaves_nothing_and_the_report_verifies(
+    chat: Api, peer: LlmPeer, deployment: Deployment
+) -> None:
+    tenant, subject, key = await subject_with_data(chat, peer)
+    compliance = await officer(chat, tenant)
+
+    access = await run_sar(
+        chat, tenant, compliance, subject={"email": EMAIL.upper()}, kind="access"
+    )
+    stores = access["report"]["stores"]
+    for name in (
+        "user",
+        "api_keys",
+        "chat_sessions",
+        "chat_messages",
+        "documents",
+        "document_chunks",
+        "cache_entries",
+        "usage_records",
+        "audit_events",
+    ):
+        assert stores[name]["count"] >= 1, (name, stores)
+    assert stores["user"]["ids"] == [subject["id"]]
+    verify(access["report"], access["signature"])
+
+    erasure = await run_sar(
+        chat, tenant, compliance, subject={"user_id": subject["id"]}, kind="erasure"
+    )
+    verify(erasure["report"], erasure["signature"])
+    assert erasure["steps_done"] == [
+        "cache",
+        "chat",
+        "documents",
+        "usage",
+        "identity",
+        "audit_pseudonym",
+    ]
+    assert erasure["report"]["stores"]["documents"]["action"] == "deleted"
+    # The same person's data, found before erasure, is what the erasure report lists.
+    assert {k: v["count"] for k, v in erasure["report"]["stores"].items()} == {
+        k: v["count"] for k, v in stores.items()
+    } | {"audit_events": erasure["report"]["stores"]["audit_events"]["count"]}
+
+    # Gone everywhere: the API, the raw database/vector/object files, the audit chain's clear text.
+    assert_problem(await chat.client.get("/v1/me", headers=key), 401)
+    listed = (await chat.client.get("/v1/admin/users", headers=tenant.admin)).json()
+    assert subject["id"] not in {u["id"] for u in listed["items"]}
+    docs = (await chat.client.get("/v1/documents", headers=tenant.admin)).json()["items"]
+    assert docs == []
+    verified = (await chat.client.get("/v1/audit/verify", headers=compliance)).json()
+    assert verified["ok"] is True
+    if deployment.backend == "sqlite":
+        for path in raw_files(deployment):
+            blob = path.read_bytes()
+            for sentinel in (NAME, EMAIL, SENTENCE):
+                assert sentinel.encode() not in blob, (sentinel, path)
+                assert sentinel.lower().encode() not in blob.lower(), (sentinel, path)
+    export = (await chat.client.get("/v1/audit/export", headers=compliance)).text
+    assert EMAIL not in export and NAME not in export and subject["id"] in export
+
+
+async def test_an_interrupted_erasure_completes_when_resumed(
+    chat: Api, peer: LlmPeer, runtime: Runtime
+) -> None:
+    tenant, subject, _ = await subject_with_data(chat, peer)
+    compliance = await officer(chat, tenant)
+    started = await chat.client.post(
+        "/v1/sar",
+        json={"subject": {"user_id": subject["id"]}, "kind": "access"},
+        headers=compliance,
+    )
+    await wait_for_job(chat, tenant, started.json()["job_id"])
+    expected = (await chat.client.get(f"/v1/sar/{started.json()['id']}", headers=compliance)).json()
+
+    # Queue an erasure, and run it here, crashing after the first two steps.
+    ctx = context_of(tenant)
+    async with runtime.registry.tenant_transaction(ctx) as session:
+        from audit.sar.services import SarService
+        from audit.services import AuditLog
+
+        service = SarService(
+            session,
+            ctx,
+            runtime.keyring.for_tenant(session, ctx),
+            AuditLog(session, ctx),
+            pepper=runtime.pepper,
+        )
+        request, job = await service.submit("erasure", uuid.UUID(subject["id"]), "0" * 64, "delete")
+    steps: list[str] = []
+
+    async def crash_at_documents(step: str) -> None:
+        steps.append(step)
+        if step == "documents":
+            raise RuntimeError("simulated crash")
+
+    def runner(hook: Any) -> SarRunner:
+        return SarRunner(
+            runtime.registry,
+            runtime.keyring,
+            runtime.knowledge,
+            runtime.tenant_objects,
+            runtime.audit_signer,
+            runtime.pepper,
+            interrupt=hook,
+        )
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        await runner(crash_at_documents)(ctx, job)
+    halfway = (await chat.client.get(f"/v1/sar/{request.id}", headers=compliance)).json()
+    assert halfway["status"] == "running" and halfway["steps_done"] == ["cache", "chat"]
+
+    await runner(None)(ctx, Job(id=job.id, kind=job.kind))
+    done = (await chat.client.get(f"/v1/sar/{request.id}", headers=compliance)).json()
+    assert done["status"] == "done"
+    assert done["steps_done"] == [
+        "cache",
+        "chat",
+        "documents",
+        "usage",
+        "identity",
+        "audit_pseudonym",
+    ]
+    verify(done["report"], done["signature"])
+    counts = {k: v["count"] for k, v in done["report"]["stores"].items()}
+    assert counts == {k: v["count"] for k, v in expected["report"]["stores"].items()}
+    assert steps == ["cache", "chat", "documents"]  # resumed at the step that crashed
+    await asyncio.sleep(0)
+
+
+async def test_only_compliance_officers_run_sars_and_bad_subjects_are_refused(chat: Api) -> None:
+    tenant = await chat.new_tenant("eu")
+    body = {"subject": {"email": "nobody@nowhere.example"}, "kind": "access"}
+    assert_problem(await chat.client.post("/v1/sar", json=body, headers=tenant.admin), 403)
+    compliance = await officer(chat, tenant)
+    assert_problem(
+        await chat.client.post("/v1/sar", json=body, headers=compliance), 404, "subject_not_found"
+    )
+    two = {"subject": {"email": "a@b.example", "external_id": "x"}, "kind": "erasure"}
+    assert_problem(await chat.client.post("/v1/sar", json=two, headers=compliance), 422)
+    assert_problem(
+        await chat.client.get(f"/v1/sar/{uuid.uuid4()}", headers=compliance), 404, "sar_not_found"
+    )
