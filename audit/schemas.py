@@ -49,6 +49,7 @@ class AuditAction(StrEnum):
     CHAT_POLICY_UPDATED = "chat_policy.updated"
     SAR_REQUESTED = "sar.requested"
     SAR_COMPLETED = "sar.completed"
+    SAR_EXPORTED = "sar.exported"
 
 
 class AuditOutcome(StrEnum):

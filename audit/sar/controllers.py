@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,9 +14,10 @@ from app.api import SECURED, problem_responses
 from app.deps import TENANT_DEPENDENCIES, get_runtime
 from app.errors import InvalidInput
 from audit.deps import AUDIT_DEPENDENCIES
-from audit.sar.errors import SarNotFound
+from audit.sar.errors import SarExportUnavailable, SarNotFound
 from audit.sar.schemas import SarAccepted, SarCreate, SarRead
 from audit.sar.services import SarService
+from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth.context import Role, TenantContext
 from auth.guards import requires_role, requires_tenant
@@ -91,4 +92,35 @@ class SarController(Controller):
             error=found.error,
             report=await sar.report(found),
             signature=found.signature,
+        )
+
+    @get(
+        "/{request_id:uuid}/export",
+        responses=problem_responses(404, 409),
+        summary="The access bundle: a zip of JSON files (opened content) and the signed report",
+        media_type="application/zip",
+    )
+    async def export(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        sar: NamedDependency[SarService],
+        request_id: FromPath[uuid.UUID],
+    ) -> Response[bytes]:
+        found = await sar.get(request_id)
+        if found is None:
+            raise SarNotFound()
+        if found.kind != "access" or found.status != "done":
+            raise SarExportUnavailable()
+        bundle = await sar.export(found, get_runtime(request).tenant_objects(db, sar.ctx))
+        await sar.audit.record(
+            AuditAction.SAR_EXPORTED,
+            resource_type=ResourceType.SAR_REQUEST,
+            resource_id=found.id,
+            detail={"bytes": len(bundle)},
+        )
+        return Response(
+            content=bundle,
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="sar-{found.id}.zip"'},
         )

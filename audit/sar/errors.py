@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.errors import NotFound
+from app.errors import Conflict, NotFound
 
 
 class SubjectNotFound(NotFound):
@@ -19,3 +19,11 @@ class SarNotFound(NotFound):
 
     def __init__(self) -> None:
         super().__init__("No such subject-access request in this tenant.")
+
+
+class SarExportUnavailable(Conflict):
+    code = "sar_export_unavailable"
+    title = "No export for this request"
+
+    def __init__(self) -> None:
+        super().__init__("An export exists for a finished access request only.")

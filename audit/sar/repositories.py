@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 
 from app.chat.models import ChatMessage, ChatSession
 from audit.models import AuditEvent, AuditSubject
 from audit.sar.models import SarRequest
-from auth.models import ApiKey, Membership, User, UserSession
+from auth.models import ApiKey, Group, Membership, User, UserSession
 from auth.repositories import _TenantScoped
 from gateway.models import RateWindow, UsageCounter, UsageRecord
 from retrieval.models import CacheEntry, Document
@@ -111,6 +112,28 @@ class SubjectDataRepository(_TenantScoped[User]):
         about = AuditEvent.resource_id == str(user_id)
         where = or_(AuditEvent.actor == actor, about) if actor else about
         return await self._ids(AuditEvent.id, self._tenant(AuditEvent), where)
+
+    async def rows(self, model: type[Any], ids: Sequence[str]) -> list[Any]:
+        """This tenant's rows of ``model`` with these ids (for the access export)."""
+        if not ids:
+            return []
+        id_column = model.id
+        wanted: list[Any] = [uuid.UUID(i) for i in ids]
+        result = await self.session.execute(
+            select(model).where(self._tenant(model), id_column.in_(wanted))  # type: ignore[arg-type]
+        )
+        return list(result.scalars().all())
+
+    async def groups_of(self, group_ids: Sequence[str]) -> dict[str, str]:
+        if not group_ids:
+            return {}
+        result = await self.session.execute(
+            select(Group.id, Group.name).where(
+                self._tenant(Group),  # type: ignore[arg-type]
+                Group.id.in_([uuid.UUID(g) for g in group_ids]),
+            )
+        )
+        return {str(group_id): name for group_id, name in result.all()}
 
     # --- erasure --------------------------------------------------------------------------
 

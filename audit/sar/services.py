@@ -18,15 +18,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import uuid
+import zipfile
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.chat.models import ChatMessage, ChatSession
+from app.chat.sessions import MESSAGE_KIND
 from app.db import utcnow
 from audit import pseudonyms
+from audit.models import AuditEvent
 from audit.repositories import AuditSubjectRepository
 from audit.sar.errors import SubjectNotFound
 from audit.sar.models import SarRequest
@@ -35,12 +41,15 @@ from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from audit.signing import CheckpointSigner
 from auth.context import TenantContext
+from auth.models import ApiKey, UserSession
+from gateway.models import RateWindow, UsageCounter, UsageRecord
 from keys.services import Keyring, TenantKeys
 from residency.objects import TenantObjects
 from residency.registry import RegionRegistry
 from retrieval.cache.invalidation import drop_entries
+from retrieval.cache.services import ANSWER_KIND, QUESTION_KIND
 from retrieval.index import KnowledgeIndex
-from retrieval.models import Job
+from retrieval.models import CacheEntry, Document, Job
 from retrieval.repositories import JobRepository
 
 SAR_JOB = "sar"
@@ -55,6 +64,20 @@ ERASURE_STEPS = (
     "identity",
     "audit_pseudonym",
 )
+
+
+_HIDDEN = frozenset({"secret_hash", "tenant_id"})
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    """A row's columns as JSON-ready values; sealed blobs and secret hashes left out."""
+    out: dict[str, Any] = {}
+    for column in row.__table__.columns:
+        if column.key in _HIDDEN or column.key.startswith("sealed_"):
+            continue
+        value = getattr(row, column.key)
+        out[column.key] = str(value) if isinstance(value, uuid.UUID | datetime) else value
+    return out
 
 
 class SarService:
@@ -136,6 +159,91 @@ class SarService:
         opened = await self.keys.open(REPORT_KIND, str(request.id), request.sealed_report)
         report: dict[str, Any] = json.loads(opened)
         return report
+
+    # --- access export ---------------------------------------------------------------------
+
+    async def export(self, request: SarRequest, objects: TenantObjects) -> bytes:
+        """The access bundle: a zip of JSON files (content opened with the tenant's keys) for
+        every item the report lists, and the signed report itself."""
+        report = await self.report(request)
+        assert report is not None
+        stores = report["stores"]
+        data = self.data
+        files: dict[str, Any] = {
+            "report.json": {"report": report, "signature": request.signature},
+        }
+        user = await data.user(request.subject_id)
+        files["user.json"] = _plain(user) if user else None
+        groups = await data.groups_of(stores["memberships"]["ids"])
+        files["memberships.json"] = [
+            {"group_id": g, "group_name": groups.get(g)} for g in stores["memberships"]["ids"]
+        ]
+        files["api_keys.json"] = [
+            _plain(k) for k in await data.rows(ApiKey, stores["api_keys"]["ids"])
+        ]
+        files["sessions.json"] = [
+            _plain(r) for r in await data.rows(UserSession, stores["sessions"]["ids"])
+        ]
+        chats = []
+        messages = await data.rows(ChatMessage, stores["chat_messages"]["ids"])
+        for chat in await data.rows(ChatSession, stores["chat_sessions"]["ids"]):
+            chats.append(
+                {
+                    **_plain(chat),
+                    "title": (
+                        await self.keys.open("chat-title", str(chat.id), chat.sealed_title)
+                    ).decode(),
+                    "messages": [
+                        {
+                            **_plain(m),
+                            "content": (
+                                await self.keys.open(MESSAGE_KIND, str(m.id), m.sealed_content)
+                            ).decode(),
+                        }
+                        for m in sorted(messages, key=lambda m: m.seq)
+                        if m.session_id == chat.id
+                    ],
+                }
+            )
+        files["chat.json"] = chats
+        documents = []
+        for document in await data.rows(Document, stores["documents"]["ids"]):
+            title = await self.keys.open("document-title", str(document.id), document.sealed_title)
+            documents.append({**_plain(document), "title": title.decode()})
+            for version in range(1, document.version + 1):
+                key = f"{document.id.hex}-v{version}"
+                files[f"documents/{key}.bin"] = await objects.get("document", key)
+        files["documents.json"] = documents
+        entries = []
+        for entry in await data.rows(CacheEntry, stores["cache_entries"]["ids"]):
+            question = await self.keys.open(QUESTION_KIND, str(entry.id), entry.sealed_question)
+            answer = await self.keys.open(ANSWER_KIND, str(entry.id), entry.sealed_answer)
+            entries.append(
+                {**_plain(entry), "question": question.decode(), "answer": json.loads(answer)}
+            )
+        files["cache_entries.json"] = entries
+        files["usage_records.json"] = [
+            _plain(r) for r in await data.rows(UsageRecord, stores["usage_records"]["ids"])
+        ]
+        files["usage_counters.json"] = [
+            _plain(r) for r in await data.rows(UsageCounter, stores["usage_counters"]["ids"])
+        ]
+        files["rate_windows.json"] = [
+            _plain(r) for r in await data.rows(RateWindow, stores["rate_windows"]["ids"])
+        ]
+        files["audit_events.json"] = [
+            _plain(e) for e in await data.rows(AuditEvent, stores["audit_events"]["ids"])
+        ]
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+            for name, content in files.items():
+                payload = (
+                    content
+                    if isinstance(content, bytes)
+                    else json.dumps(content, indent=2, default=str).encode()
+                )
+                bundle.writestr(name, payload)
+        return buffer.getvalue()
 
     # --- finding ---------------------------------------------------------------------------
 

@@ -86,6 +86,7 @@ ISOLATION_ROUTES = {
     # Subject-access requests (test_subject_access_requests_are_per_tenant below).
     ("POST", "/v1/sar"),
     ("GET", "/v1/sar/{request_id:uuid}"),
+    ("GET", "/v1/sar/{request_id:uuid}/export"),
 }
 # SCIM, reached with a tenant's SCIM token (see test_scim_token_reaches_only_its_own_tenant).
 _SCIM = "/scim/v2/{tenant:str}"
@@ -667,11 +668,8 @@ async def test_subject_access_requests_are_per_tenant(
         "/v1/sar", json={"subject": {"user_id": user["id"]}, "kind": "access"}, headers=mine
     )
     assert started.status_code == 202, started.text
-    assert_problem(
-        await api.client.get(f"/v1/sar/{started.json()['id']}", headers=theirs),
-        404,
-        "sar_not_found",
-    )
+    for path in (f"/v1/sar/{started.json()['id']}", f"/v1/sar/{started.json()['id']}/export"):
+        assert_problem(await api.client.get(path, headers=theirs), 404, "sar_not_found")
     # A's person is still there.
     assert (
         await api.client.get(f"/v1/admin/users/{user['id']}", headers=a.admin)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +108,33 @@ async def test_access_then_erasure_leaves_nothing_and_the_report_verifies(
         assert stores[name]["count"] >= 1, (name, stores)
     assert stores["user"]["ids"] == [subject["id"]]
     verify(access["report"], access["signature"])
+    exported = await chat.client.get(f"/v1/sar/{access['id']}/export", headers=compliance)
+    assert exported.status_code == 200 and exported.headers["content-type"] == "application/zip"
+    bundle = zipfile.ZipFile(io.BytesIO(exported.content))
+    files = {name: bundle.read(name).decode(errors="replace") for name in bundle.namelist()}
+    where = {
+        "user": "user.json",
+        "memberships": "memberships.json",
+        "api_keys": "api_keys.json",
+        "sessions": "sessions.json",
+        "chat_sessions": "chat.json",
+        "chat_messages": "chat.json",
+        "documents": "documents.json",
+        "cache_entries": "cache_entries.json",
+        "usage_records": "usage_records.json",
+        "usage_counters": "usage_counters.json",
+        "rate_windows": "rate_windows.json",
+        "audit_events": "audit_events.json",
+    }
+    for store, name in where.items():
+        for item in stores[store].get("ids", []):
+            assert item in files[name], (store, item)
+    originals = [n for n in files if n.startswith("documents/")]
+    assert len(originals) == stores["document_objects"]["count"]
+    assert SENTENCE in "".join(files[n] for n in originals)
+    assert EMAIL in files["user.json"] and NAME in files["user.json"]
+    assert "Where is the heliotrope ledger kept?" in files["chat.json"]
+    assert json.loads(files["report.json"])["signature"] == access["signature"]
 
     erasure = await run_sar(
         chat, tenant, compliance, subject={"user_id": subject["id"]}, kind="erasure"
