@@ -195,6 +195,116 @@ async def _verify_audit_chain(settings: Settings, slug: str) -> dict[str, Any]:
     }
 
 
+@main.group()
+def sar() -> None:
+    """Subject-access requests for operators: find, export or erase a person's data."""
+
+
+def _subject_options(command: Any) -> Any:
+    command = click.option("--tenant", "slug", required=True, help="The tenant's slug.")(command)
+    command = click.option("--email", default=None, help="The person's email.")(command)
+    command = click.option("--external-id", default=None, help="The IdP external id.")(command)
+    return click.option("--user-id", default=None, help="The user id.")(command)
+
+
+@sar.command("find")
+@_subject_options
+def sar_find(slug: str, email: str | None, external_id: str | None, user_id: str | None) -> None:
+    """Print what every store holds about the person (counts and ids), as a signed report."""
+    click.echo(json.dumps(asyncio.run(_run_sar(slug, "access", email, external_id, user_id))))
+
+
+@sar.command("export")
+@_subject_options
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Zip file.")
+def sar_export(
+    slug: str, email: str | None, external_id: str | None, user_id: str | None, out: str
+) -> None:
+    """Write the person's access bundle (a zip of JSON files and the signed report)."""
+    result = asyncio.run(_run_sar(slug, "access", email, external_id, user_id, export_to=out))
+    click.echo(json.dumps({"request_id": result["request_id"], "written": out}))
+
+
+@sar.command("erase")
+@_subject_options
+@click.option("--documents", type=click.Choice(["delete", "reassign"]), default="delete")
+def sar_erase(
+    slug: str, email: str | None, external_id: str | None, user_id: str | None, documents: str
+) -> None:
+    """Erase the person from every store; print the signed erasure report."""
+    click.echo(
+        json.dumps(
+            asyncio.run(_run_sar(slug, "erasure", email, external_id, user_id, documents=documents))
+        )
+    )
+
+
+async def _run_sar(
+    slug: str,
+    kind: str,
+    email: str | None,
+    external_id: str | None,
+    user_id: str | None,
+    *,
+    documents: str = "delete",
+    export_to: str | None = None,
+) -> dict[str, Any]:
+    """One request, run now in this process (not queued), on the operator's behalf."""
+    import uuid
+    from pathlib import Path
+
+    from app.runtime import Runtime
+    from audit.pseudonyms import OPERATOR_SUBJECT
+    from audit.sar.errors import SubjectNotFound
+    from audit.sar.services import SarService
+    from audit.services import AuditLog
+    from auth.context import TenantRoute, system_context
+    from retrieval.models import Job
+    from tenants.repositories import TenantRepository
+
+    if sum(v is not None for v in (email, external_id, user_id)) != 1:
+        raise click.UsageError(
+            "name the person by exactly one of --email, --external-id, --user-id"
+        )
+    runtime = Runtime.build(get_settings())
+    try:
+        async with runtime.control.transaction(None) as session:
+            tenant = await TenantRepository(session).get_by_slug(slug)
+            if tenant is None:
+                raise click.BadParameter(f"no tenant with slug {slug!r}", param_hint="--tenant")
+            ctx = system_context(TenantRoute.of(tenant))
+
+        def service(session: Any) -> SarService:
+            audit = AuditLog(session, ctx, subject=OPERATOR_SUBJECT)
+            keys = runtime.keyring.for_tenant(session, ctx)
+            return SarService(session, ctx, keys, audit, pepper=runtime.pepper)
+
+        async with runtime.registry.tenant_transaction(ctx) as session:
+            sars = service(session)
+            try:
+                subject_id, reference = await sars.resolve(
+                    user_id=uuid.UUID(user_id) if user_id else None,
+                    email=email,
+                    external_id=external_id,
+                )
+            except SubjectNotFound as missing:
+                raise click.ClickException(missing.detail) from None
+            request, job = await sars.submit(kind, subject_id, reference, documents)
+        assert runtime.sar is not None
+        await runtime.sar(ctx, Job(id=job.id, kind=job.kind))
+        async with runtime.registry.tenant_transaction(ctx) as session:
+            sars = service(session)
+            done = await sars.get(request.id)
+            assert done is not None
+            report = await sars.report(done)
+            if export_to is not None:
+                bundle = await sars.export(done, runtime.tenant_objects(session, ctx))
+                await asyncio.to_thread(Path(export_to).write_bytes, bundle)
+    finally:
+        await runtime.dispose()
+    return {"request_id": str(request.id), "report": report, "signature": done.signature}
+
+
 @main.command()
 def version() -> None:
     """Print the version."""

@@ -70,3 +70,37 @@ def test_audit_verify_exit_codes(tmp_path: Path) -> None:
     # The other tenant, in the other region, is untouched.
     globex = cli("audit", "verify", "--tenant", "globex", data_dir=tmp_path)
     assert globex.returncode == 0 and json.loads(globex.stdout)["ok"] is True
+
+
+def test_sar_find_export_and_erase_from_the_command_line(tmp_path: Path) -> None:
+    import zipfile
+
+    assert cli("migrate", data_dir=tmp_path).returncode == 0
+    assert cli("demo", data_dir=tmp_path).returncode == 0
+    credentials = json.loads((tmp_path / "demo-credentials.json").read_text())
+    member = credentials["tenants"]["acme"]["users"][-1]
+    email = member["email"]
+
+    found = cli("sar", "find", "--tenant", "acme", "--email", email, data_dir=tmp_path)
+    assert found.returncode == 0, found.stderr
+    report = json.loads(found.stdout)["report"]
+    assert report["kind"] == "access" and report["stores"]["user"]["count"] == 1
+    assert report["stores"]["api_keys"]["count"] == 1
+
+    out = tmp_path / "bundle.zip"
+    exported = cli(
+        "sar", "export", "--tenant", "acme", "--email", email, "--out", str(out), data_dir=tmp_path
+    )
+    assert exported.returncode == 0, exported.stderr
+    with zipfile.ZipFile(out) as bundle:
+        assert email in bundle.read("user.json").decode()
+        assert "report.json" in bundle.namelist()
+
+    erased = cli("sar", "erase", "--tenant", "acme", "--email", email, data_dir=tmp_path)
+    assert erased.returncode == 0, erased.stderr
+    assert json.loads(erased.stdout)["report"]["stores"]["user"]["action"] == "deleted"
+    again = cli("sar", "find", "--tenant", "acme", "--email", email, data_dir=tmp_path)
+    assert again.returncode == 1 and "Error: No person with that reference" in again.stderr
+    assert "Traceback" not in again.stderr
+    verified = cli("audit", "verify", "--tenant", "acme", data_dir=tmp_path)
+    assert verified.returncode == 0 and json.loads(verified.stdout)["ok"] is True
