@@ -196,6 +196,29 @@ async def _verify_audit_chain(settings: Settings, slug: str) -> dict[str, Any]:
 
 
 @main.group()
+def retention() -> None:
+    """Retention periods: enforce them now (the API process also sweeps on a timer)."""
+
+
+@retention.command("sweep")
+def retention_sweep() -> None:
+    """Sweep every active tenant's retention policy once; print what was removed."""
+    import msgspec
+
+    from app.runtime import Runtime
+
+    async def run() -> dict[str, Any]:
+        runtime = Runtime.build(get_settings())
+        try:
+            swept = await runtime.sweep_retention()
+        finally:
+            await runtime.dispose()
+        return {str(k): msgspec.to_builtins(v) for k, v in swept.items()}
+
+    click.echo(json.dumps({"swept": asyncio.run(run())}))
+
+
+@main.group()
 def sar() -> None:
     """Subject-access requests for operators: find, export or erase a person's data."""
 

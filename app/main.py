@@ -30,7 +30,7 @@ from app.runtime import Runtime
 from app.settings import Settings, get_settings
 from app.strict_bodies import document_strict_bodies, validate_body_strictly
 from audit.controllers import AuditController
-from audit.sar.controllers import SarController
+from audit.sar.controllers import RetentionController, SarController
 from auth.controllers import (
     AdminApiKeyController,
     AdminGroupController,
@@ -92,6 +92,7 @@ TENANT_ROUTES = [
     ChatPolicyController,
     ModelsController,
     SarController,
+    RetentionController,
 ]
 OPERATOR_ROUTES = [TenantController, OperatorTenantAdminController]
 # Sign-in flows: unauthenticated by design, tenant named in the path.

@@ -3,11 +3,17 @@ checkpoint signer)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import uuid
 from dataclasses import dataclass
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.settings import Settings, resolve_secret
+from audit.sar.retention import sweep_active_tenants
+from audit.sar.schemas import RetentionSweep
 from audit.sar.services import SAR_JOB, SarRunner
 from audit.signing import CheckpointSigner
 from auth.adapters.keycloak import KeycloakOidc
@@ -29,6 +35,8 @@ from retrieval.adapters.minilm import MiniLMTokenCounter, OnnxMiniLMEmbedder
 from retrieval.index import KnowledgeIndex
 from retrieval.jobs import JobRunner
 from retrieval.services import INGEST, IngestHandler
+
+log = structlog.get_logger("bulwark.runtime")
 
 
 @dataclass(slots=True)
@@ -52,6 +60,7 @@ class Runtime:
     dlp: DlpEngine
     # Runs subject-access requests (a job kind); set by ``build``.
     sar: SarRunner | None = None
+    _sweeper: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -133,8 +142,29 @@ class Runtime:
 
     async def start(self, *, worker: bool = False) -> None:
         await self.jobs.startup(worker=worker)
+        interval = self.settings.retention.sweep_interval_seconds
+        if not worker and interval > 0:
+            self._sweeper = asyncio.create_task(self._sweep_forever(interval))
+
+    async def sweep_retention(self) -> dict[uuid.UUID, RetentionSweep]:
+        """One retention pass over every active tenant (``bulwark retention sweep`` too)."""
+        return await sweep_active_tenants(
+            self.control, self.registry, self.knowledge, self.tenant_objects
+        )
+
+    async def _sweep_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep_retention()
+            except Exception as exc:  # the next pass tries again
+                log.warning("retention_sweep_failed", error=type(exc).__name__)
 
     async def dispose(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         await self.jobs.drain()
         await self.jobs.shutdown()
         await self.gateway.settled()

@@ -199,6 +199,12 @@ class GatewaySettings(_Group):
     batch_max_items: int = Field(default=100, ge=1)
 
 
+class RetentionSettings(_Group):
+    # The API process sweeps every tenant's retention policy this often (0: never; then run
+    # `bulwark retention sweep` from cron).
+    sweep_interval_seconds: float = Field(default=3600.0, ge=0.0)
+
+
 class ObservabilitySettings(_Group):
     service_name: str = "bulwark"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -224,6 +230,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     identity: IdentitySettings = IdentitySettings()
     jobs: JobsSettings = JobsSettings()
+    retention: RetentionSettings = RetentionSettings()
     gateway: GatewaySettings = GatewaySettings()
     regions: dict[str, RegionSettings] = Field(default_factory=dict)
 

@@ -50,6 +50,8 @@ class AuditAction(StrEnum):
     SAR_REQUESTED = "sar.requested"
     SAR_COMPLETED = "sar.completed"
     SAR_EXPORTED = "sar.exported"
+    RETENTION_UPDATED = "retention.updated"
+    RETENTION_SWEPT = "retention.swept"
 
 
 class AuditOutcome(StrEnum):
@@ -78,6 +80,7 @@ class ResourceType(StrEnum):
     CHAT_SESSION = "chat_session"
     CHAT_POLICY = "chat_policy"
     SAR_REQUEST = "sar_request"
+    RETENTION_POLICY = "retention_policy"
 
 
 class ExportFormat(StrEnum):

@@ -34,6 +34,13 @@ class TenantRepository:
         await self.session.flush()
         return tenant
 
+    async def active(self) -> Sequence[Tenant]:
+        """Tenants that are neither deleted nor purged (retention sweeps, housekeeping)."""
+        result = await self.session.execute(
+            select(Tenant).where(Tenant.deleted_at.is_(None)).order_by(Tenant.created_at)
+        )
+        return result.scalars().all()
+
     async def due_for_purge(self, now: datetime) -> Sequence[Tenant]:
         result = await self.session.execute(
             select(Tenant).where(

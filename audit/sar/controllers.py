@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +15,8 @@ from app.deps import TENANT_DEPENDENCIES, get_runtime
 from app.errors import InvalidInput
 from audit.deps import AUDIT_DEPENDENCIES
 from audit.sar.errors import SarExportUnavailable, SarNotFound
-from audit.sar.schemas import SarAccepted, SarCreate, SarRead
+from audit.sar.retention import RetentionService
+from audit.sar.schemas import RetentionPolicy, SarAccepted, SarCreate, SarRead
 from audit.sar.services import SarService
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
@@ -124,3 +125,41 @@ class SarController(Controller):
             media_type="application/zip",
             headers={"Content-Disposition": f'attachment; filename="sar-{found.id}.zip"'},
         )
+
+
+def provide_retention(
+    db: NamedDependency[AsyncSession],
+    ctx: NamedDependency[TenantContext],
+    audit: NamedDependency[AuditLog],
+) -> RetentionService:
+    return RetentionService(db, ctx, audit)
+
+
+class RetentionController(Controller):
+    path = "/v1/admin/retention"
+    tags = ["compliance", "admin"]
+    security = SECURED
+    guards = [requires_tenant, requires_role(Role.TENANT_ADMIN)]
+    dependencies = {
+        **TENANT_DEPENDENCIES,
+        **AUDIT_DEPENDENCIES,
+        "retention": Provide(provide_retention, sync_to_thread=False),
+    }
+
+    @get(
+        "/",
+        responses=problem_responses(),
+        summary="How long chat messages, cache entries, usage detail and originals are kept",
+    )
+    async def get_retention(self, retention: NamedDependency[RetentionService]) -> RetentionPolicy:
+        return await retention.current()
+
+    @put(
+        "/",
+        responses=problem_responses(422),
+        summary="Replace the tenant's retention periods (the sweeper enforces them)",
+    )
+    async def put_retention(
+        self, retention: NamedDependency[RetentionService], data: JSONBody[RetentionPolicy]
+    ) -> RetentionPolicy:
+        return await retention.replace(data)

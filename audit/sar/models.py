@@ -34,3 +34,15 @@ class SarRequest(TenantOwned, Timestamped, RegionalBase):
     error: Mapped[str | None] = mapped_column(String(200), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+
+
+class RetentionPolicyRow(Timestamped, RegionalBase):
+    """One tenant's retention periods (``audit.sar.schemas.RetentionPolicy`` as JSON)."""
+
+    __tablename__ = "retention_policies"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    last_swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Originals of documents last updated before this were already removed by a sweep.
+    originals_swept_to: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

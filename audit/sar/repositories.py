@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat.models import ChatMessage, ChatSession
 from audit.models import AuditEvent, AuditSubject
-from audit.sar.models import SarRequest
+from audit.sar.models import RetentionPolicyRow, SarRequest
+from auth.context import TenantContext
 from auth.models import ApiKey, Group, Membership, User, UserSession
 from auth.repositories import _TenantScoped
 from gateway.models import RateWindow, UsageCounter, UsageRecord
@@ -192,3 +195,79 @@ class SubjectDataRepository(_TenantScoped[User]):
                 AuditSubject.subject == subject,
             )
         )
+
+
+class RetentionRepository:
+    """This tenant's retention policy, and the rows older than its cutoffs."""
+
+    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
+        if not isinstance(ctx, TenantContext):
+            raise TypeError("a TenantContext is required")
+        self.session = session
+        self.ctx = ctx
+
+    async def policy(self) -> RetentionPolicyRow | None:
+        result = await self.session.execute(
+            select(RetentionPolicyRow).where(RetentionPolicyRow.tenant_id == self.ctx.tenant_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def put(self, policy: dict[str, Any]) -> RetentionPolicyRow:
+        row = await self.policy()
+        if row is None:
+            row = RetentionPolicyRow(tenant_id=self.ctx.tenant_id, policy=policy)
+            self.session.add(row)
+        else:
+            row.policy = policy
+        await self.session.flush()
+        return row
+
+    async def delete_chat_before(self, cutoff: datetime) -> tuple[int, int]:
+        """Messages older than ``cutoff``, and sessions whose last activity is older."""
+        messages = await self.session.execute(
+            delete(ChatMessage).where(
+                ChatMessage.tenant_id == self.ctx.tenant_id, ChatMessage.created_at < cutoff
+            )
+        )
+        stale = select(ChatSession.id).where(
+            ChatSession.tenant_id == self.ctx.tenant_id, ChatSession.updated_at < cutoff
+        )
+        ids = list((await self.session.execute(stale)).scalars().all())
+        if ids:
+            await self.session.execute(
+                delete(ChatMessage).where(
+                    ChatMessage.tenant_id == self.ctx.tenant_id, ChatMessage.session_id.in_(ids)
+                )
+            )
+            await self.session.execute(
+                delete(ChatSession).where(
+                    ChatSession.tenant_id == self.ctx.tenant_id, ChatSession.id.in_(ids)
+                )
+            )
+        return len(ids), int(messages.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def cache_before(self, cutoff: datetime) -> list[uuid.UUID]:
+        result = await self.session.execute(
+            select(CacheEntry.id).where(
+                CacheEntry.tenant_id == self.ctx.tenant_id, CacheEntry.created_at < cutoff
+            )
+        )
+        return list(result.scalars().all())
+
+    async def delete_usage_before(self, cutoff: datetime) -> int:
+        result = await self.session.execute(
+            delete(UsageRecord).where(
+                UsageRecord.tenant_id == self.ctx.tenant_id, UsageRecord.created_at < cutoff
+            )
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def documents_updated_between(
+        self, after: datetime | None, before: datetime
+    ) -> list[Document]:
+        query = select(Document).where(
+            Document.tenant_id == self.ctx.tenant_id, Document.updated_at < before
+        )
+        if after is not None:
+            query = query.where(Document.updated_at >= after)
+        return list((await self.session.execute(query)).scalars().all())

@@ -42,3 +42,24 @@ class SarRead(msgspec.Struct):
     # the report's canonical JSON) with the deployment key named in it.
     report: dict[str, Any] | None
     signature: str | None
+
+
+Days = Annotated[int, msgspec.Meta(ge=0, le=36500)]
+
+
+class RetentionPolicy(msgspec.Struct, forbid_unknown_fields=True):
+    """How long each kind of data is kept, in days (None: kept until deleted or erased). The
+    sweeper removes what is older and records what it removed."""
+
+    chat_messages_days: Days | None = None
+    cache_entries_days: Days | None = None
+    usage_detail_days: Days | None = None
+    uploaded_originals_days: Days | None = None
+
+
+class RetentionSweep(msgspec.Struct):
+    chat_sessions: int
+    chat_messages: int
+    cache_entries: int
+    usage_records: int
+    uploaded_originals: int

@@ -87,6 +87,8 @@ ISOLATION_ROUTES = {
     ("POST", "/v1/sar"),
     ("GET", "/v1/sar/{request_id:uuid}"),
     ("GET", "/v1/sar/{request_id:uuid}/export"),
+    ("GET", "/v1/admin/retention"),
+    ("PUT", "/v1/admin/retention"),
 }
 # SCIM, reached with a tenant's SCIM token (see test_scim_token_reaches_only_its_own_tenant).
 _SCIM = "/scim/v2/{tenant:str}"

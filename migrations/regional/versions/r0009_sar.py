@@ -1,4 +1,4 @@
-"""Regional: subject-access requests (RLS on PostgreSQL).
+"""Regional: subject-access requests and retention policies (RLS on PostgreSQL).
 
 Revision ID: r0009_sar
 Revises: r0008_chat
@@ -47,9 +47,25 @@ def upgrade() -> None:
     op.create_index("ix_sar_requests_tenant_id", "sar_requests", ["tenant_id"])
     op.create_index("ix_sar_requests_subject_id", "sar_requests", ["subject_id"])
     op.create_index("ix_sar_requests_job_id", "sar_requests", ["job_id"])
-    enable_tenant_rls("sar_requests")
+    op.create_table(
+        "retention_policies",
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("policy", sa.JSON(), nullable=False),
+        sa.Column("last_swept_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("originals_swept_to", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.func.current_timestamp(),
+        ),
+        sa.PrimaryKeyConstraint("tenant_id", name="pk_retention_policies"),
+    )
+    for table in ("sar_requests", "retention_policies"):
+        enable_tenant_rls(table)
 
 
 def downgrade() -> None:
-    disable_tenant_rls("sar_requests")
-    op.drop_table("sar_requests")
+    for table in ("retention_policies", "sar_requests"):
+        disable_tenant_rls(table)
+        op.drop_table(table)

@@ -253,3 +253,37 @@ async def test_only_compliance_officers_run_sars_and_bad_subjects_are_refused(ch
     assert_problem(
         await chat.client.get(f"/v1/sar/{uuid.uuid4()}", headers=compliance), 404, "sar_not_found"
     )
+
+
+async def test_retention_sweeps_what_is_older_than_the_tenant_keeps(
+    chat: Api, peer: LlmPeer, runtime: Runtime
+) -> None:
+    tenant, subject, key = await subject_with_data(chat, peer)
+    await chat.client.get("/v1/usage", headers=tenant.admin)  # pending settlements land first
+    policy = {
+        "chat_messages_days": 0,
+        "cache_entries_days": 0,
+        "usage_detail_days": 0,
+        "uploaded_originals_days": 0,
+    }
+    put = await chat.client.put("/v1/admin/retention", json=policy, headers=tenant.admin)
+    assert put.status_code == 200, put.text
+    assert (await chat.client.get("/v1/admin/retention", headers=tenant.admin)).json() == policy
+    assert_problem(await chat.client.put("/v1/admin/retention", json=policy, headers=key), 403)
+
+    swept = (await runtime.sweep_retention())[uuid.UUID(tenant.id)]
+    assert (swept.chat_sessions, swept.chat_messages) == (2, 4)
+    assert (swept.cache_entries, swept.usage_records, swept.uploaded_originals) == (1, 1, 1)
+    again = (await runtime.sweep_retention())[uuid.UUID(tenant.id)]
+    assert (again.chat_messages, again.cache_entries, again.uploaded_originals) == (0, 0, 0)
+
+    assert (await chat.client.get("/v1/chat/sessions", headers=key)).json()["total"] == 0
+    asked = await chat.client.post(
+        "/v1/chat", json={"message": "Where is the heliotrope ledger kept?"}, headers=key
+    )
+    assert asked.json()["cache"] == "miss"
+    events = (
+        await chat.client.get("/v1/audit/events?action=retention.swept", headers=tenant.admin)
+    ).json()
+    assert events["items"][0]["detail"]["chat_messages"] == 4
+    assert subject["id"]  # the person is untouched by retention
