@@ -67,7 +67,8 @@ class SarController(Controller):
             email=data.subject.email,
             external_id=data.subject.external_id,
         )
-        created, job = await sar.submit(data.kind, subject_id, reference, data.documents)
+        documents = data.documents or (await sar.retention().current()).erasure_documents
+        created, job = await sar.submit(data.kind, subject_id, reference, documents)
         jobs, tenant_id, job_id = get_runtime(request).jobs, sar.ctx.tenant_id, job.id
         after_commit(db, lambda: jobs.enqueue(tenant_id, job_id))
         return SarAccepted(id=created.id, job_id=job.id, status=created.status)

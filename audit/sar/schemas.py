@@ -20,8 +20,9 @@ class SubjectRef(msgspec.Struct, forbid_unknown_fields=True):
 class SarCreate(msgspec.Struct, forbid_unknown_fields=True):
     subject: SubjectRef
     kind: Literal["access", "erasure"]
-    # Documents the subject uploaded: deleted, or kept and reassigned to the tenant.
-    documents: Literal["delete", "reassign"] = "delete"
+    # Documents the subject uploaded: deleted, or kept and reassigned to the tenant (None: the
+    # tenant's policy, ``erasure_documents`` in /v1/admin/retention).
+    documents: Literal["delete", "reassign"] | None = None
 
 
 class SarAccepted(msgspec.Struct):
@@ -55,6 +56,8 @@ class RetentionPolicy(msgspec.Struct, forbid_unknown_fields=True):
     cache_entries_days: Days | None = None
     usage_detail_days: Days | None = None
     uploaded_originals_days: Days | None = None
+    # What an erasure does with the documents the person uploaded, unless the request says.
+    erasure_documents: Literal["delete", "reassign"] = "delete"
 
 
 class RetentionSweep(msgspec.Struct):

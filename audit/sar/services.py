@@ -37,6 +37,7 @@ from audit.repositories import AuditSubjectRepository
 from audit.sar.errors import SubjectNotFound
 from audit.sar.models import SarRequest
 from audit.sar.repositories import SarRepository, SubjectDataRepository
+from audit.sar.retention import RetentionService
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from audit.signing import CheckpointSigner
@@ -99,6 +100,9 @@ class SarService:
         self.requests = SarRepository(session, ctx)
         self.data = SubjectDataRepository(session, ctx)
         self._pepper = pepper.encode()
+
+    def retention(self) -> RetentionService:
+        return RetentionService(self.session, self.ctx, self.audit)
 
     def reference_hash(self, kind: str, value: str) -> str:
         message = f"{self.ctx.tenant_id}\x00{kind}\x00{value.lower()}".encode()

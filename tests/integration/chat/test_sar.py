@@ -9,6 +9,7 @@ import asyncio
 import base64
 import io
 import json
+import shutil
 import uuid
 import zipfile
 from pathlib import Path
@@ -85,7 +86,11 @@ async def subject_with_data(
 
 
 async def test_access_then_erasure_leaves_nothing_and_the_report_verifies(
-    chat: Api, peer: LlmPeer, deployment: Deployment
+    chat: Api,
+    peer: LlmPeer,
+    deployment: Deployment,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     tenant, subject, key = await subject_with_data(chat, peer)
     compliance = await officer(chat, tenant)
@@ -162,12 +167,27 @@ async def test_access_then_erasure_leaves_nothing_and_the_report_verifies(
     assert docs == []
     verified = (await chat.client.get("/v1/audit/verify", headers=compliance)).json()
     assert verified["ok"] is True
-    if deployment.backend == "sqlite":
-        for path in raw_files(deployment):
-            blob = path.read_bytes()
-            for sentinel in (NAME, EMAIL, SENTENCE):
-                assert sentinel.encode() not in blob, (sentinel, path)
-                assert sentinel.lower().encode() not in blob.lower(), (sentinel, path)
+    blobs = {str(path): path.read_bytes() for path in raw_files(deployment)}  # files, shards
+    if deployment.backend == "postgres":
+        # Dead tuples are not data; a dump is what a backup would hold.
+        dump = await asyncio.create_subprocess_exec(
+            shutil.which("pg_dump") or "pg_dump",
+            "--data-only",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            deployment.databases["eu"],
+            stdout=asyncio.subprocess.PIPE,
+        )
+        dumped, _ = await asyncio.wait_for(dump.communicate(), timeout=120)
+        assert dump.returncode == 0
+        blobs["pg_dump eu"] = dumped
+    logs = caplog.text + "".join(capsys.readouterr())
+    blobs["logs"] = logs.encode()
+    for where, blob in blobs.items():
+        for sentinel in (NAME, EMAIL, SENTENCE):
+            assert sentinel.lower().encode() not in blob.lower(), (sentinel, where)
     export = (await chat.client.get("/v1/audit/export", headers=compliance)).text
     assert EMAIL not in export and NAME not in export and subject["id"] in export
 
@@ -268,7 +288,8 @@ async def test_retention_sweeps_what_is_older_than_the_tenant_keeps(
     }
     put = await chat.client.put("/v1/admin/retention", json=policy, headers=tenant.admin)
     assert put.status_code == 200, put.text
-    assert (await chat.client.get("/v1/admin/retention", headers=tenant.admin)).json() == policy
+    current = (await chat.client.get("/v1/admin/retention", headers=tenant.admin)).json()
+    assert current == {**policy, "erasure_documents": "delete"}
     assert_problem(await chat.client.put("/v1/admin/retention", json=policy, headers=key), 403)
 
     swept = (await runtime.sweep_retention())[uuid.UUID(tenant.id)]
@@ -287,3 +308,27 @@ async def test_retention_sweeps_what_is_older_than_the_tenant_keeps(
     ).json()
     assert events["items"][0]["detail"]["chat_messages"] == 4
     assert subject["id"]  # the person is untouched by retention
+
+
+async def test_erasure_can_keep_documents_for_the_tenant(chat: Api, peer: LlmPeer) -> None:
+    tenant, subject, _ = await subject_with_data(chat, peer)
+    put = await chat.client.put(
+        "/v1/admin/retention", json={"erasure_documents": "reassign"}, headers=tenant.admin
+    )
+    assert put.status_code == 200, put.text
+    done = await run_sar(
+        chat,
+        tenant,
+        await officer(chat, tenant),
+        subject={"user_id": subject["id"]},
+        kind="erasure",
+    )
+    assert done["report"]["stores"]["documents"]["action"] == "reassigned"
+    docs = (await chat.client.get("/v1/documents", headers=tenant.admin)).json()["items"]
+    assert [d["title"] for d in docs] == ["Ledger notes"]
+    hits = (
+        await chat.client.post(
+            "/v1/search", json={"query": "heliotrope ledger"}, headers=tenant.admin
+        )
+    ).json()["hits"]
+    assert hits and SENTENCE in hits[0]["text"]
