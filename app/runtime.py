@@ -17,7 +17,7 @@ from audit.sar.schemas import RetentionSweep
 from audit.sar.services import SAR_JOB, SarRunner
 from audit.signing import CheckpointSigner
 from auth.adapters.keycloak import KeycloakOidc
-from auth.context import TenantContext
+from auth.context import TenantContext, TenantRoute, system_context
 from auth.oidc import OidcBearer, OidcCallback, OidcLogin
 from auth.services import AuthenticationService
 from dlp.services import DlpEngine
@@ -34,7 +34,9 @@ from retrieval.adapters.brokers import make_broker
 from retrieval.adapters.minilm import MiniLMTokenCounter, OnnxMiniLMEmbedder
 from retrieval.index import KnowledgeIndex
 from retrieval.jobs import JobRunner
+from retrieval.repositories import JobRepository
 from retrieval.services import INGEST, IngestHandler
+from tenants.repositories import TenantRepository
 
 log = structlog.get_logger("bulwark.runtime")
 
@@ -142,9 +144,34 @@ class Runtime:
 
     async def start(self, *, worker: bool = False) -> None:
         await self.jobs.startup(worker=worker)
+        if self.jobs.in_process:
+            # An in-process broker forgets its queue with the process: jobs left queued or
+            # running by a crash (an ingestion, an erasure halfway) are run again. They are
+            # idempotent, and an erasure resumes at the step it had not finished.
+            await self.resume_jobs()
         interval = self.settings.retention.sweep_interval_seconds
         if not worker and interval > 0:
             self._sweeper = asyncio.create_task(self._sweep_forever(interval))
+
+    async def resume_jobs(self) -> int:
+        """Enqueue every tenant's unfinished jobs again; returns how many."""
+        async with self.control.transaction(None, read_only=True) as session:
+            tenants = [TenantRoute.of(t) for t in await TenantRepository(session).active()]
+        resumed = 0
+        for route in tenants:
+            ctx = system_context(route)
+            try:
+                async with self.registry.tenant_transaction(ctx, read_only=True) as session:
+                    unfinished = await JobRepository(session, ctx).unfinished()
+            except Exception as exc:  # one region down must not stop the others (or startup)
+                log.warning("resume_jobs_failed", tenant_id=str(route.id), error=type(exc).__name__)
+                continue
+            for job_id in unfinished:
+                await self.jobs.enqueue(route.id, job_id)
+                resumed += 1
+        if resumed:
+            log.info("jobs_resumed", count=resumed)
+        return resumed
 
     async def sweep_retention(self) -> dict[uuid.UUID, RetentionSweep]:
         """One retention pass over every active tenant (``bulwark retention sweep`` too)."""

@@ -103,6 +103,15 @@ class JobRepository(_Scoped):
         await self.session.flush()
         return job
 
+    async def unfinished(self) -> list[uuid.UUID]:
+        """Jobs queued or running: after a restart of the in-process broker, nobody runs them."""
+        result = await self.session.execute(
+            select(Job.id).where(
+                Job.tenant_id == self.ctx.tenant_id, Job.status.in_(("queued", "running"))
+            )
+        )
+        return list(result.scalars().all())
+
 
 class CacheRepository(_TenantScoped[CacheEntry]):
     """This tenant's cache entries and the sources they cite."""

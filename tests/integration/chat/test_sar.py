@@ -332,3 +332,44 @@ async def test_erasure_can_keep_documents_for_the_tenant(chat: Api, peer: LlmPee
         )
     ).json()["hits"]
     assert hits and SENTENCE in hits[0]["text"]
+
+
+async def test_a_restart_resumes_an_erasure_left_halfway(
+    chat: Api, peer: LlmPeer, runtime: Runtime
+) -> None:
+    tenant, subject, _ = await subject_with_data(chat, peer)
+    ctx = context_of(tenant)
+    async with runtime.registry.tenant_transaction(ctx) as session:
+        from audit.sar.services import SarService
+        from audit.services import AuditLog
+
+        service = SarService(
+            session,
+            ctx,
+            runtime.keyring.for_tenant(session, ctx),
+            AuditLog(session, ctx),
+            pepper=runtime.pepper,
+        )
+        request, job = await service.submit("erasure", uuid.UUID(subject["id"]), "0" * 64, "delete")
+
+    async def crash(step: str) -> None:
+        if step == "usage":
+            raise RuntimeError("the process died")
+
+    halfway = SarRunner(
+        runtime.registry,
+        runtime.keyring,
+        runtime.knowledge,
+        runtime.tenant_objects,
+        runtime.audit_signer,
+        runtime.pepper,
+        interrupt=crash,
+    )
+    with pytest.raises(RuntimeError):
+        await halfway(ctx, Job(id=job.id, kind=job.kind))
+    # A new process over the same stores: its start finds the job unfinished and runs it.
+    assert await runtime.resume_jobs() >= 1
+    await runtime.jobs.drain()
+    compliance = await officer(chat, tenant)
+    done = (await chat.client.get(f"/v1/sar/{request.id}", headers=compliance)).json()
+    assert done["status"] == "done" and done["steps_done"][-1] == "audit_pseudonym"
