@@ -63,6 +63,7 @@ done
 creds="$DATA/demo-credentials.json"
 OPERATOR=$("$VENV/bin/python" -c "import json,sys;print(json.load(open(sys.argv[1]))['operator_token'])" "$creds")
 ADMIN=$("$VENV/bin/python" -c "import json,sys;print(json.load(open(sys.argv[1]))['tenants']['acme']['users'][0]['api_key'])" "$creds")
+OFFICER=$("$VENV/bin/python" -c "import json,sys;print(next(u['api_key'] for u in json.load(open(sys.argv[1]))['tenants']['acme']['users'] if 'compliance_officer' in u['roles']))" "$creds")
 SCHEMA="http://127.0.0.1:$PORT/schema/openapi.json"
 common=(--checks all --max-examples "$MAX_EXAMPLES" --seed 20261129 --workers 1
         --suppress-health-check all)
@@ -85,6 +86,10 @@ echo "== file upload (multipart) as the acme tenant admin"
 "${ST[@]}" run "$SCHEMA" "${common[@]}" -H "Authorization: Bearer $ADMIN" \
   --include-path-regex '^/v1/documents/upload$' --exclude-checks negative_data_rejection \
   --report junit --report-junit-path "$REPORTS/upload.xml" || status=$?
+echo "== subject-access requests as the acme compliance officer"
+"${ST[@]}" run "$SCHEMA" "${common[@]}" -H "Authorization: Bearer $OFFICER" \
+  --include-path-regex '^/v1/sar' --report junit --report-junit-path "$REPORTS/sar.xml" \
+  || status=$?
 echo "== operator API as the platform operator"
 "${ST[@]}" run "$SCHEMA" "${common[@]}" -H "Authorization: Bearer $OPERATOR" \
   --include-path-regex '^/v1/tenants' --report junit --report-junit-path "$REPORTS/operator.xml" \
