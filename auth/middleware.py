@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from opentelemetry import trace
 
 from auth.context import TenantContext
 
@@ -14,6 +15,9 @@ EXCLUDE_FROM_AUTH = "exclude_from_auth"
 SESSION_COOKIE = "bulwark_session"
 # Route opt: this state-changing route may also be authenticated by the session cookie.
 ACCEPT_SESSION_COOKIE = "accept_session_cookie"
+
+
+_tracer = trace.get_tracer("bulwark.auth")
 
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
@@ -29,11 +33,16 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
             handler is not None and handler.opt.get(ACCEPT_SESSION_COOKIE)
         )
         cookie = connection.cookies.get(SESSION_COOKIE) if cookie_ok else None
-        principal = await runtime.authenticator.authenticate(
-            connection.headers.get("authorization"),
-            session_cookie=cookie,
-            tenant_hint=connection.headers.get("x-bulwark-tenant"),
-        )
+        with _tracer.start_as_current_span("auth") as span:
+            principal = await runtime.authenticator.authenticate(
+                connection.headers.get("authorization"),
+                session_cookie=cookie,
+                tenant_hint=connection.headers.get("x-bulwark-tenant"),
+            )
+            span.set_attribute(
+                "bulwark.auth.method",
+                principal.auth_method if isinstance(principal, TenantContext) else "operator",
+            )
         if isinstance(principal, TenantContext):
             structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))
         else:

@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 import structlog
+from opentelemetry import trace
 from prometheus_client import Histogram
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,6 +71,20 @@ NOTHING_FOUND = (
 )
 WITHHELD = "Your message was withheld by your organisation's prompt-injection policy."
 WITHHELD_MESSAGE = "[message withheld by the prompt-injection policy]"
+
+_tracer = trace.get_tracer("bulwark.chat")
+
+
+def _genai(span: Any, tier: str, provider: str, model: str, usage: Any) -> None:
+    """OpenTelemetry GenAI semantic-convention attributes of one model call (no text)."""
+    span.set_attribute("gen_ai.operation.name", "chat")
+    span.set_attribute("gen_ai.system", provider)
+    span.set_attribute("gen_ai.request.model", model)
+    span.set_attribute("gen_ai.response.model", model)
+    span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens if usage else 0)
+    span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens if usage else 0)
+    span.set_attribute("bulwark.tier", tier)
+
 
 GROUNDEDNESS = Histogram(
     "bulwark_chat_groundedness",
@@ -328,6 +343,7 @@ class ChatService:
         )
         usage, cost = None, 0
         events = opened.events
+        span = _tracer.start_span("llm.generate")
         try:
             async for event in events:
                 if event.kind == "delta":
@@ -356,6 +372,9 @@ class ChatService:
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 await aclose()
+            _genai(span, opened.decision.tier, opened.endpoint, opened.model, usage)
+            span.set_attribute("bulwark.cost_usd", cost / 1_000_000)
+            span.end()
         if released:
             yield ChatEvent("token", {"text": released})
         generation = Generation(
@@ -381,7 +400,8 @@ class ChatService:
             policy = await policy_of(session, self.ctx)
             sessions = ChatSessionService(session, self.ctx, keys)
             dlp = self._dlp(session, audit)
-            guarded = await dlp.guard_user_message(request.message)
+            with _tracer.start_as_current_span("dlp.inbound"):
+                guarded = await dlp.guard_user_message(request.message)
             if guarded is None:
                 # Nothing of a withheld message is kept: not as a title, not as a message.
                 row, new = await self._session(sessions, request.session_id, WITHHELD_MESSAGE)
@@ -397,7 +417,9 @@ class ChatService:
             # embedded: what reaches the cache and the index is always the scanned question.
             speculative = asyncio.ensure_future(self.knowledge.embedder.embed_async([guarded]))
             try:
-                scan = await dlp.scan_inbound(guarded)
+                with _tracer.start_as_current_span("dlp.inbound") as span:
+                    scan = await dlp.scan_inbound(guarded)
+                    span.set_attribute("bulwark.dlp.findings", sum(scan.findings.values()))
             except BaseException:
                 speculative.cancel()
                 raise
@@ -426,7 +448,9 @@ class ChatService:
             cacheable = not turns and not prepared.pii_found
             if cacheable:
                 cache = await self._cache(session, keys, policy)
-                lookup = await cache.lookup(scan.text, vector, cache_scope)
+                with _tracer.start_as_current_span("cache.lookup") as span:
+                    lookup = await cache.lookup(scan.text, vector, cache_scope)
+                    span.set_attribute("bulwark.cache.outcome", lookup.outcome)
                 if lookup.hit is not None:
                     cached = msgspec.convert(
                         {
@@ -440,8 +464,11 @@ class ChatService:
                     await self._remember(sessions, row, prepared, cached, audit)
                     prepared.answered = cached
                     return prepared
-            await self._retrieve(prepared, keys, session)
-            guarded_chunks = await dlp.guard_chunks(prepared.sources)
+            with _tracer.start_as_current_span("retrieve") as span:
+                await self._retrieve(prepared, keys, session)
+                guarded_chunks = await dlp.guard_chunks(prepared.sources)
+                span.set_attribute("bulwark.retrieve.passages", len(prepared.passages))
+                span.set_attribute("bulwark.retrieve.parts", prepared.parts)
             kept = [
                 (p, text) for p, text in zip(prepared.passages, guarded_chunks, strict=True) if text
             ]
@@ -530,6 +557,11 @@ class ChatService:
     # -- generation (no transaction open) -------------------------------------------------
 
     def _messages(self, prepared: Prepared) -> list[dict[str, str]]:
+        with _tracer.start_as_current_span("compose_prompt") as span:
+            span.set_attribute("bulwark.prompt.sources", len(prepared.passages))
+            return self._compose(prepared)
+
+    def _compose(self, prepared: Prepared) -> list[dict[str, str]]:
         sources = [
             Source(prepared.titles.get(p.document_id, ""), p.heading_path, p.text)
             for p in prepared.passages
@@ -543,7 +575,22 @@ class ChatService:
         )
 
     async def _call(self, messages: list[dict[str, str]], *, model: str) -> Generation:
-        result = await self.gateway.complete(
+        with _tracer.start_as_current_span("llm.generate") as span:
+            result = await self._complete_call(messages, model)
+            _genai(span, result.decision.tier, result.endpoint, result.model, result.usage)
+            span.set_attribute("bulwark.cost_usd", result.cost_microdollars / 1_000_000)
+        return Generation(
+            text=result.text,
+            input_tokens=result.usage.input_tokens,
+            output_tokens=result.usage.output_tokens,
+            cost_microdollars=result.cost_microdollars,
+            tier=result.decision.tier,
+            provider=result.endpoint,
+            reason=result.decision.reason,
+        )
+
+    async def _complete_call(self, messages: list[dict[str, str]], model: str) -> Any:
+        return await self.gateway.complete(
             self.ctx,
             GatewayRequest(
                 messages=tuple(ChatMessage(m["role"], m["content"]) for m in messages),
@@ -554,15 +601,6 @@ class ChatService:
             Caller.of(self.ctx, self.request_id),
             # The ledger and audit of the call are written while the answer is finished.
             settle_later=True,
-        )
-        return Generation(
-            text=result.text,
-            input_tokens=result.usage.input_tokens,
-            output_tokens=result.usage.output_tokens,
-            cost_microdollars=result.cost_microdollars,
-            tier=result.decision.tier,
-            provider=result.endpoint,
-            reason=result.decision.reason,
         )
 
     async def _generate(self, prepared: Prepared) -> tuple[Generation | None, Grounding, int]:
@@ -614,14 +652,17 @@ class ChatService:
                 text = streamed.text
             else:
                 cited = [prepared.sources[n - 1] for n in grounding.cited]
-                outbound = await dlp.scan_outbound(
-                    grounding.answer,
-                    vault=prepared.vault,
-                    asker_message=prepared.request.message,
-                    sources=cited,
-                )
-                text = await dlp.guard_output(outbound.text, system_prompt=SYSTEM_PROMPT)
-            final = check(text, prepared.sources)
+                with _tracer.start_as_current_span("dlp.outbound"):
+                    outbound = await dlp.scan_outbound(
+                        grounding.answer,
+                        vault=prepared.vault,
+                        asker_message=prepared.request.message,
+                        sources=cited,
+                    )
+                    text = await dlp.guard_output(outbound.text, system_prompt=SYSTEM_PROMPT)
+            with _tracer.start_as_current_span("groundedness") as span:
+                final = check(text, prepared.sources)
+                span.set_attribute("bulwark.groundedness", final.score)
             response = ChatResponse(
                 answer=final.answer,
                 citations=self._citations(prepared, final),
@@ -742,6 +783,21 @@ class ChatService:
                 "cost_usd": response.usage.cost_usd,
             },
         )
+        with _tracer.start_as_current_span("audit.append"):
+            await self._audit_answer(audit, row, prepared, response)
+        log.info(
+            "chat_answered",
+            session_id=str(row.id),
+            question_hash=_digest(self.secret, prepared.question),
+            mode=str(response.mode),
+            cache=response.cache,
+            tier=response.model.tier,
+            citations=len(response.citations),
+        )
+
+    async def _audit_answer(
+        self, audit: AuditLog, row: ChatSession, prepared: Prepared, response: ChatResponse
+    ) -> None:
         await audit.record(
             AuditAction.CHAT_ANSWERED,
             resource_type=ResourceType.CHAT_SESSION,
@@ -756,15 +812,6 @@ class ChatService:
                 "tier": response.model.tier,
                 "grounded_permille": round(response.grounded.score * 1000),
             },
-        )
-        log.info(
-            "chat_answered",
-            session_id=str(row.id),
-            question_hash=_digest(self.secret, prepared.question),
-            mode=str(response.mode),
-            cache=response.cache,
-            tier=response.model.tier,
-            citations=len(response.citations),
         )
 
     async def _no_model(

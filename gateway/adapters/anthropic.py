@@ -20,6 +20,7 @@ from gateway.adapters.base import (
     ProviderRequest,
     Usage,
     failure_of_status,
+    traced,
 )
 from gateway.adapters.openai import http_client, transport_failure
 
@@ -72,7 +73,7 @@ class AnthropicProvider:
     async def complete(self, request: ProviderRequest) -> Completion:
         try:
             response = await self._client.post(
-                self._path, json=self._body(request, stream=False), headers=self._headers
+                self._path, json=self._body(request, stream=False), headers=traced(self._headers)
             )
         except httpx.HTTPError as exc:
             raise transport_failure(exc) from None
@@ -97,7 +98,10 @@ class AnthropicProvider:
         input_tokens = 0
         try:
             async with self._client.stream(
-                "POST", self._path, json=self._body(request, stream=True), headers=self._headers
+                "POST",
+                self._path,
+                json=self._body(request, stream=True),
+                headers=traced(self._headers),
             ) as response:
                 if response.status_code != 200:
                     await response.aread()

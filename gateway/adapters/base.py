@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from opentelemetry import propagate
+
 FailureKind = Literal[
     "rate_limited",  # 429
     "server_error",  # 5xx, or an overload event in a stream
@@ -113,3 +115,11 @@ def failure_of_status(status: int, retry_after: str | None, what: str) -> Provid
             "server_error", what, status=status, retry_after=parse_retry_after(retry_after)
         )
     return ProviderError("rejected", what, status=status)
+
+
+def traced(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` plus the current trace context (``traceparent``): a provider that traces
+    continues the caller's trace; nothing else about the request is added."""
+    carrier = dict(headers)
+    propagate.inject(carrier)
+    return carrier

@@ -69,6 +69,7 @@ class LlmPeer:
                 "stream": bool(payload.get("stream")),
                 "messages": payload.get("messages"),
                 "credential": headers.get("authorization") or headers.get("x-api-key"),
+                "traceparent": headers.get("traceparent"),
             }
         )
         reply = self.script.popleft() if self.script else Reply()
