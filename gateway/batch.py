@@ -150,7 +150,7 @@ class BatchRunner:
                 (item_id, json.loads(await keys.open(_SEAL_KIND, str(item_id), sealed)))
                 for item_id, sealed in pending
             ]
-        caller = Caller(batch.user_id, batch.credential_id, track="batch")
+        caller = Caller(batch.user_id, batch.credential_id, track="batch", route="batch")
         for item_id, raw in requests:
             request = GatewayRequest(
                 messages=tuple(ChatMessage(role, content) for role, content in raw["messages"]),

@@ -35,6 +35,7 @@ from audit import pseudonyms
 from audit.schemas import AuditAction, AuditOutcome, ResourceType
 from audit.services import AuditLog
 from auth.context import TenantContext
+from gateway import metrics
 from gateway.adapters.base import (
     ChatMessage,
     Completion,
@@ -123,10 +124,14 @@ class Caller:
     credential_id: uuid.UUID | None
     request_id: str | None = None
     track: str = "interactive"  # interactive | batch
+    # What asked, for the cost and token metrics: "gateway" (the API), "chat", "batch"...
+    route: str = "gateway"
 
     @classmethod
-    def of(cls, ctx: TenantContext, request_id: str | None = None) -> Caller:
-        return cls(ctx.user_id, ctx.credential_id, request_id)
+    def of(
+        cls, ctx: TenantContext, request_id: str | None = None, route: str = "gateway"
+    ) -> Caller:
+        return cls(ctx.user_id, ctx.credential_id, request_id, route=route)
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,6 +447,14 @@ class GatewayService:
         """Release the reservation and record the actual usage, once. Returns the cost."""
         cost = self.cost(caller, endpoint, usage)
         tokens = usage.input_tokens + usage.output_tokens if endpoint is not None else 0
+        if endpoint is not None:
+            metrics.settled(
+                ctx.tenant_id,
+                caller.route,
+                endpoint.model,
+                (usage.input_tokens, usage.output_tokens),
+                cost / 1_000_000,
+            )
         now = self.now()
         async with self.registry.tenant_transaction(ctx) as session:
             await CounterRepository(session, ctx).settle(
@@ -575,6 +588,7 @@ class GatewayService:
                         result = await attempt(endpoint)
                     succeeded = True
                 except (ProviderError, TimeoutError) as exc:
+                    metrics.ATTEMPTS.labels(endpoint.name, "failed").inc()
                     failure = (
                         exc if isinstance(exc, ProviderError) else ProviderError("timeout", "total")
                     )
@@ -606,6 +620,9 @@ class GatewayService:
                     if not (succeeded and hold_slot):
                         endpoint.slots.release()
                 endpoint.breaker.success()
+                metrics.ATTEMPTS.labels(endpoint.name, "ok").inc()
+                if index > 0:
+                    metrics.FALLBACKS.labels(endpoint.name).inc()
                 return endpoint, result, index
         raise ModelUnavailable(prepared.decision.tier, tried)
 

@@ -49,7 +49,8 @@ class DocumentRepository(_Scoped):
         )
         return result.scalar_one_or_none()
 
-    async def by_content_hash(self, content_hash: str) -> Document | None:
+    async def by_content_hash(self, content_hash: str) -> Sequence[Document]:
+        """Documents (without an external id) holding exactly this content, oldest first."""
         result = await self.session.execute(
             select(Document)
             .where(
@@ -57,9 +58,10 @@ class DocumentRepository(_Scoped):
                 Document.content_hash == content_hash,
                 Document.external_id.is_(None),
             )
-            .limit(1)
+            .order_by(Document.created_at, Document.id)
+            .limit(50)
         )
-        return result.scalar_one_or_none()
+        return result.scalars().all()
 
     async def batch(
         self, *, after: tuple[object, uuid.UUID] | None, size: int

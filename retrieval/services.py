@@ -163,12 +163,16 @@ class DocumentService:
         if upload.external_id:
             existing = await self.documents.by_external_id(upload.external_id)
         else:
-            existing = await self.documents.by_content_hash(digest)
-            if existing is not None and not (
-                existing.owner_id == self.ctx.user_id or self.may_read(existing)
-            ):
-                # Identical content someone else holds: never reveal it; ingest this copy.
-                existing = None
+            # Identical content only counts when the caller owns or may read that document:
+            # another person's identical upload is never revealed (this copy is ingested).
+            existing = next(
+                (
+                    d
+                    for d in await self.documents.by_content_hash(digest)
+                    if d.owner_id == self.ctx.user_id or self.may_read(d)
+                ),
+                None,
+            )
         if existing is not None and existing.content_hash == digest:
             return existing, None, True
         if existing is not None:

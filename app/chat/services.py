@@ -313,7 +313,7 @@ class ChatService:
                     sources=len(prepared.passages),
                     reasoning="high" if prepared.parts > 1 else None,
                 ),
-                Caller.of(self.ctx, self.request_id),
+                Caller.of(self.ctx, self.request_id, route="chat"),
             )
         except (ModelUnavailable, QuotaExhausted) as exc:
             prepared.mode_reason = (
@@ -586,7 +586,7 @@ class ChatService:
             cost_microdollars=result.cost_microdollars,
             tier=result.decision.tier,
             provider=result.endpoint,
-            reason=result.decision.reason,
+            reason=result.decision.reason + ("+fallback" if result.fallbacks else ""),
         )
 
     async def _complete_call(self, messages: list[dict[str, str]], model: str) -> Any:
@@ -598,7 +598,7 @@ class ChatService:
                 sources=self._sources_count,
                 reasoning=self._reasoning,
             ),
-            Caller.of(self.ctx, self.request_id),
+            Caller.of(self.ctx, self.request_id, route="chat"),
             # The ledger and audit of the call are written while the answer is finished.
             settle_later=True,
         )
