@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
+from prometheus_client import Gauge, Histogram
 from taskiq import AsyncBroker, InMemoryBroker
 from taskiq.api import run_receiver_task
 
@@ -30,6 +31,14 @@ from retrieval.repositories import JobRepository
 from retrieval.schemas import JobStatus
 
 log = structlog.get_logger("bulwark.jobs")
+
+JOBS_IN_FLIGHT = Gauge("bulwark_jobs_in_flight", "Jobs this process is running now.")
+JOB_WAIT = Histogram(
+    "bulwark_job_wait_seconds",
+    "Time from a job's creation to its first start (queue depth and worker lag, as felt).",
+    ["kind"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800),
+)
 
 Handler = Callable[[TenantContext, Job], Awaitable[None]]
 
@@ -113,6 +122,13 @@ class JobRunner:
                 await asyncio.gather(*list(self.broker._running_tasks))
 
     async def _run(self, tenant_id: str, job_id: str) -> None:
+        JOBS_IN_FLIGHT.inc()
+        try:
+            await self._attempts(tenant_id, job_id)
+        finally:
+            JOBS_IN_FLIGHT.dec()
+
+    async def _attempts(self, tenant_id: str, job_id: str) -> None:
         route = await self.authenticator.tenant_route(uuid.UUID(tenant_id))
         if route is None or route.deleted:
             return
@@ -155,6 +171,9 @@ class JobRunner:
                 return None  # unknown, or already done: idempotent
             job.status = JobStatus.RUNNING
             job.attempts += 1
+            if job.attempts == 1:
+                # Worker lag: how long the job waited in the queue before a worker took it.
+                JOB_WAIT.labels(job.kind).observe((utcnow() - job.created_at).total_seconds())
             return job
 
     async def _set_status(self, ctx: TenantContext, job_id: uuid.UUID, status: JobStatus) -> None:
