@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.chat.judge import AnswerJudge
 from app.settings import Settings, resolve_secret
 from audit.sar.retention import sweep_active_tenants
 from audit.sar.schemas import RetentionSweep
@@ -62,6 +63,8 @@ class Runtime:
     dlp: DlpEngine
     # Runs subject-access requests (a job kind); set by ``build``.
     sar: SarRunner | None = None
+    # Grades a sample of generative answers (observability.judge_sample_rate); set by ``build``.
+    judge: AnswerJudge | None = None
     _sweeper: asyncio.Task[None] | None = None
 
     @classmethod
@@ -134,6 +137,11 @@ class Runtime:
         )
         jobs.handler(SAR_JOB, sar, on_failure=sar.failed)
         runtime.sar = sar
+        runtime.judge = AnswerJudge(
+            gateway,
+            rate=settings.observability.judge_sample_rate,
+            model=settings.observability.judge_model,
+        )
         return runtime
 
     def tenant_objects(self, session: AsyncSession, ctx: TenantContext) -> TenantObjects:
@@ -194,6 +202,8 @@ class Runtime:
                 await self._sweeper
         await self.jobs.drain()
         await self.jobs.shutdown()
+        if self.judge is not None:
+            await self.judge.drain()
         await self.gateway.settled()
         await self.gateway.fleet.aclose()
         await self.knowledge.close()

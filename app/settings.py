@@ -210,6 +210,10 @@ class ObservabilitySettings(_Group):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     otlp_endpoint: str | None = None
+    # Share of generative chat answers a stronger model grades 1-5 for faithfulness to their
+    # sources, after the answer was sent (bulwark_llm_judge_score); 0 turns it off.
+    judge_sample_rate: float = Field(default=0.02, ge=0.0, le=1.0)
+    judge_model: str = "frontier"
 
 
 class Settings(BaseSettings):

@@ -56,6 +56,7 @@ def provide_chat(
         dlp_engine=runtime.dlp,
         pepper=runtime.pepper,
         request_id=ensure_request_id(request.scope),
+        judge=runtime.judge,
     )
 
 

@@ -31,6 +31,7 @@ from opentelemetry import trace
 from prometheus_client import Histogram
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.chat.judge import AnswerJudge
 from app.chat.models import ChatSession
 from app.chat.repositories import ChatPolicyRepository
 from app.chat.schemas import (
@@ -225,8 +226,10 @@ class ChatService:
         dlp_engine: DlpEngine,
         pepper: str,
         request_id: str | None,
+        judge: AnswerJudge | None = None,
     ) -> None:
         self.ctx = ctx
+        self.judge = judge
         self.registry = registry
         self.keyring = keyring
         self.knowledge = knowledge
@@ -682,7 +685,15 @@ class ChatService:
                 revisions=revisions,
             )
             await self._complete(session, keys, audit, prepared, response)
-            return response
+        if self.judge is not None:
+            self.judge.maybe(
+                self.ctx,
+                question=prepared.question,
+                sources=prepared.sources,
+                answer=response.answer,
+                tier=response.model.tier,
+            )
+        return response
 
     async def _extractive(
         self,

@@ -4,11 +4,15 @@ those requests did."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 
+from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Api, assert_problem
+from app.main import create_app
+from tests.conftest import Api, Deployment, assert_problem
+from tests.integration.chat.conftest import chat_settings
 from tests.integration.chat.test_chat import ANSWER, QUESTION, ask, travel_tenant
 from tests.peers.llm_peer import LlmPeer, Reply
 
@@ -80,3 +84,38 @@ async def test_counters_move_by_what_the_requests_did(chat: Api, peer: LlmPeer) 
     assert moved(before, after, "bulwark_llm_cost_usd_count", route="chat", **who) == answered
     assert moved(before, after, "bulwark_chat_groundedness_count", mode="generative") == 2
     assert moved(before, after, "bulwark_dlp_trips_total", direction="inbound", **who) == 1
+
+
+async def test_a_sampled_judge_grades_answers_after_they_were_sent(
+    deployment: Deployment, model: tuple[LlmPeer, LlmPeer]
+) -> None:
+    peer = model[0]
+    settings = chat_settings(deployment.settings, *model)
+    settings = settings.model_copy(
+        update={
+            "observability": settings.observability.model_copy(update={"judge_sample_rate": 1.0})
+        }
+    )
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        api = Api(client)
+        tenant, _ = await travel_tenant(api)
+        peer.requests.clear()
+        peer.text = ANSWER
+        peer.then(Reply(text=ANSWER), Reply(text="4"))  # the answer, then the judge's grade
+        before = await scrape(api)
+        answer = await ask(api, tenant.admin, QUESTION)
+        assert answer["answer"] == ANSWER
+        for _ in range(100):
+            after = await scrape(api)
+            if moved(before, after, "bulwark_llm_judge_score_count") >= 1:
+                break
+            await asyncio.sleep(0.05)
+        assert moved(before, after, "bulwark_llm_judge_score_count") == 1
+        assert moved(before, after, "bulwark_llm_judge_score_sum") == 4
+        judged = peer.requests[-1]["messages"]
+        assert judged[0]["content"].startswith("You grade answers")
+        assert QUESTION in judged[1]["content"] and ANSWER in judged[1]["content"]
+        # Billed to the tenant as batch work, under its own route.
+        assert (
+            moved(before, after, "bulwark_llm_cost_usd_count", route="judge", tenant=tenant.id) == 1
+        )
