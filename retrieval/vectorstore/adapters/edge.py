@@ -145,44 +145,39 @@ def _release(path: Path) -> None:
             log.warning("vector_store_close_failed", path=str(path), error=str(exc)[:200])
 
 
-class EdgeVectorStore:
-    """One region's chunks in a Qdrant Edge shard at ``<location>/shard``."""
+class _EdgeShardOwner:
+    """One Edge shard of a region at ``<location>/<subdir>``: opened once (shared within the
+    process), its payload indexes created on first open, its calls run off the event loop."""
+
+    subdir: str
 
     def __init__(self, region: str, location: str | Path, *, dense_size: int = DENSE_SIZE) -> None:
         self.region = region
-        self.path = Path(location).absolute() / "shard"
+        self.path = Path(location).absolute() / self.subdir
         self.dense_size = dense_size
         self._shard: qe.EdgeShard | None = None
         self._open_lock = threading.Lock()
 
-    # --- lifecycle --------------------------------------------------------------------------
-
     def _config(self) -> qe.EdgeConfig:
-        return qe.EdgeConfig(
-            vectors={DENSE: qe.EdgeVectorParams(size=self.dense_size, distance=qe.Distance.Cosine)},
-            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-        )
+        raise NotImplementedError
+
+    def _indexes(self) -> list[tuple[str, Any]]:
+        raise NotImplementedError
 
     def _open(self) -> qe.EdgeShard:
         with self._open_lock:
             if self._shard is None:
                 shard = _acquire(self.path, self._config(), self.region)
                 indexed = set(shard.info().payload_schema)
-                wanted: list[tuple[str, Any]] = [
-                    ("tenant_id", qe.KeywordIndexParams(is_tenant=True)),
-                    ("classification", qe.IntegerIndexParams(lookup=True, range=True)),
-                    *((name, qe.PayloadSchemaType.Keyword) for name in KEYWORD_FIELDS),
-                ]
-                for name, schema in wanted:
+                for name, schema in self._indexes():
                     if name not in indexed:
                         shard.update(qe.UpdateOperation.create_field_index(name, schema))
                 self._shard = shard
             return self._shard
 
-    async def ensure(self, ctx: TenantContext | None = None) -> None:
-        if ctx is not None:
-            check_region(self.region, ctx)
-        await asyncio.to_thread(self._open)
+    async def _run(self, ctx: TenantContext, op: Any) -> Any:
+        check_region(self.region, ctx)
+        return await asyncio.to_thread(lambda: op(self._open()))
 
     async def close(self) -> None:
         def close() -> None:
@@ -193,15 +188,37 @@ class EdgeVectorStore:
 
         await asyncio.to_thread(close)
 
+
+class EdgeVectorStore(_EdgeShardOwner):
+    """One region's chunks in a Qdrant Edge shard at ``<location>/shard``."""
+
+    subdir = "shard"
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def _config(self) -> qe.EdgeConfig:
+        return qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=self.dense_size, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+
+    def _indexes(self) -> list[tuple[str, Any]]:
+        return [
+            ("tenant_id", qe.KeywordIndexParams(is_tenant=True)),
+            ("classification", qe.IntegerIndexParams(lookup=True, range=True)),
+            *((name, qe.PayloadSchemaType.Keyword) for name in KEYWORD_FIELDS),
+        ]
+
+    async def ensure(self, ctx: TenantContext | None = None) -> None:
+        if ctx is not None:
+            check_region(self.region, ctx)
+        await asyncio.to_thread(self._open)
+
     async def optimize(self) -> bool:
         """Run Edge's segment optimizers now (it has no background optimizer): builds the HNSW
         and merges segments after bulk loads. Blocks a worker thread until done."""
         optimized: bool = await asyncio.to_thread(lambda: self._open().optimize())
         return optimized
-
-    async def _run(self, ctx: TenantContext, op: Any) -> Any:
-        check_region(self.region, ctx)
-        return await asyncio.to_thread(lambda: op(self._open()))
 
     # --- writes -----------------------------------------------------------------------------
 
@@ -309,39 +326,18 @@ class EdgeVectorStore:
         return result
 
 
-class EdgeQuestionIndex:
+class EdgeQuestionIndex(_EdgeShardOwner):
     """The semantic cache's question vectors in a second Edge shard, ``<location>/cache``."""
 
-    def __init__(self, region: str, location: str | Path, *, dense_size: int = DENSE_SIZE) -> None:
-        self.region = region
-        self.path = Path(location).absolute() / "cache"
-        self.dense_size = dense_size
-        self._shard: qe.EdgeShard | None = None
-        self._open_lock = threading.Lock()
+    subdir = "cache"
 
-    def _open(self) -> qe.EdgeShard:
-        with self._open_lock:
-            if self._shard is None:
-                config = qe.EdgeConfig(
-                    vectors={
-                        DENSE: qe.EdgeVectorParams(
-                            size=self.dense_size, distance=qe.Distance.Cosine
-                        )
-                    }
-                )
-                shard = _acquire(self.path, config, self.region)
-                if "tenant_id" not in shard.info().payload_schema:
-                    shard.update(
-                        qe.UpdateOperation.create_field_index(
-                            "tenant_id", qe.KeywordIndexParams(is_tenant=True)
-                        )
-                    )
-                self._shard = shard
-            return self._shard
+    def _config(self) -> qe.EdgeConfig:
+        return qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=self.dense_size, distance=qe.Distance.Cosine)}
+        )
 
-    async def _run(self, ctx: TenantContext, op: Any) -> Any:
-        check_region(self.region, ctx)
-        return await asyncio.to_thread(lambda: op(self._open()))
+    def _indexes(self) -> list[tuple[str, Any]]:
+        return [("tenant_id", qe.KeywordIndexParams(is_tenant=True))]
 
     async def put(self, ctx: TenantContext, entry_id: str, vector: Sequence[float]) -> None:
         point = qe.Point(
@@ -377,12 +373,3 @@ class EdgeQuestionIndex:
             )
 
         await self._run(ctx, delete)
-
-    async def close(self) -> None:
-        def close() -> None:
-            with self._open_lock:
-                if self._shard is not None:
-                    self._shard = None
-                    _release(self.path)
-
-        await asyncio.to_thread(close)

@@ -89,22 +89,30 @@ def client_filter(node: FilterNode) -> m.Filter:
     return result
 
 
-class ServerVectorStore:
-    """One region's chunks in one collection of that region's Qdrant."""
+class _ServerCollection:
+    """One collection of a region's Qdrant, created on first use."""
+
+    default_collection: str
 
     def __init__(
         self,
         region: str,
         client: AsyncQdrantClient,
         *,
-        collection: str = COLLECTION,
+        collection: str | None = None,
         dense_size: int = DENSE_SIZE,
     ) -> None:
         self.region = region
         self.client = client
-        self.collection = collection
+        self.collection = collection or self.default_collection
         self.dense_size = dense_size
         self._ready = False
+
+
+class ServerVectorStore(_ServerCollection):
+    """One region's chunks in one collection of that region's Qdrant."""
+
+    default_collection = COLLECTION
 
     @classmethod
     def connect(
@@ -273,22 +281,10 @@ class ServerVectorStore:
         return result.count
 
 
-class ServerQuestionIndex:
+class ServerQuestionIndex(_ServerCollection):
     """The semantic cache's question vectors in the region's Qdrant (``bulwark_cache``)."""
 
-    def __init__(
-        self,
-        region: str,
-        client: AsyncQdrantClient,
-        *,
-        collection: str = CACHE_COLLECTION,
-        dense_size: int = DENSE_SIZE,
-    ) -> None:
-        self.region = region
-        self.client = client
-        self.collection = collection
-        self.dense_size = dense_size
-        self._ready = False
+    default_collection = CACHE_COLLECTION
 
     @classmethod
     def connect(
