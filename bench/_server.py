@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,58 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"{url} did not start")
+        time.sleep(0.1)
+
+
+# The load generator sends far more model requests per minute than a person.
+UNLIMITED_GATEWAY = {
+    "BULWARK_GATEWAY__IDENTITY_REQUESTS_PER_MINUTE": "100000000",
+    "BULWARK_GATEWAY__TENANT_REQUESTS_PER_MINUTE": "100000000",
+    "BULWARK_GATEWAY__ROUTER__CLASSIFIER": "none",
+}
+
+
 @contextmanager
-def embedded_server(extra_env: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
-    """Migrate, seed the demo and serve; yields the base URL and the demo credentials."""
+def model_peer(text: str | None = None) -> Iterator[str]:
+    """A zero-latency model server (``tests/peers/llm_peer.py``) on 127.0.0.1; yields its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "tests.peers.llm_peer", "--port", str(port)]
+    peer = subprocess.Popen(
+        [*command, *(["--text", text] if text else [])],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{url}/", peer)
+        yield url
+    finally:
+        peer.terminate()
+        peer.wait(timeout=10)
+
+
+@contextmanager
+def embedded_server(
+    extra_env: dict[str, str] | None = None,
+    *,
+    models: Callable[[str], list[dict[str, Any]]] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Migrate, seed the demo and serve; yields the base URL and the demo credentials.
+
+    ``models``: each region's model fleet (by region name) instead of the embedded default's.
+    """
+    from app.settings import DEFAULT_REGIONS, embedded_region
+
     with tempfile.TemporaryDirectory(prefix="bulwark-bench-") as data_dir:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
         env.update(
@@ -35,6 +84,12 @@ def embedded_server(extra_env: dict[str, str] | None = None) -> Iterator[dict[st
                 **(extra_env or {}),
             }
         )
+        if models is not None:
+            regions = {
+                name: {**embedded_region(Path(data_dir), name), "models": models(name)}
+                for name in DEFAULT_REGIONS
+            }
+            env["BULWARK_REGIONS"] = json.dumps(regions)
         cli = [sys.executable, "-m", "app.cli"]
         subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
         subprocess.run([*cli, "demo"], env=env, check=True, capture_output=True)
@@ -47,16 +102,7 @@ def embedded_server(extra_env: dict[str, str] | None = None) -> Iterator[dict[st
         )
         base_url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("benchmark server did not start")
-                time.sleep(0.1)
+            wait_until_up(f"{base_url}/healthz", server)
             credentials = json.loads((Path(data_dir) / "demo-credentials.json").read_text())
             yield {"base_url": base_url, "credentials": credentials}
         finally:

@@ -22,8 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -32,8 +30,14 @@ from typing import Any
 
 import httpx
 
-from bench._server import bench_tenant, free_port, one_region_settings, percentiles
-from bench.gateway import _wait
+from bench._server import (
+    UNLIMITED_GATEWAY,
+    bench_tenant,
+    embedded_server,
+    model_peer,
+    one_region_settings,
+    percentiles,
+)
 
 TRAVEL = """# Travel policy
 
@@ -88,73 +92,22 @@ async def _model_only(peer: str, n: int) -> list[float]:
 
 
 def overhead(requests: int) -> dict[str, Any]:
-    peer_port, port = free_port(), free_port()
-    peer_url, base = f"http://127.0.0.1:{peer_port}", f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="bulwark-bench-chat-") as data_dir:
-        regions = {}
-        for name in ("eu", "us"):
-            root = Path(data_dir) / "regions" / name
-            regions[name] = {
-                "database_url": f"sqlite+aiosqlite:///{root / 'bulwark.db'}",
-                "vector_store": str(root / "vectors"),
-                "object_store": str(root / "objects"),
-                "kms": {"provider": "local", "key_file": str(root / "kms.key")},
-                "models": [
-                    {
-                        "name": f"{name}-{tier}",
-                        "tier": tier,
-                        "base_url": peer_url,
-                        "model": f"{tier}-model",
-                        "max_concurrency": 64,
-                    }
-                    for tier in ("small", "mid", "frontier")
-                ],
-            }
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
-        env.update(
+    def fleet(region: str) -> list[dict[str, Any]]:
+        return [
             {
-                "BULWARK_DATA_DIR": data_dir,
-                "BULWARK_OBSERVABILITY__LOG_LEVEL": "WARNING",
-                "BULWARK_REGIONS": json.dumps(regions),
-                "BULWARK_GATEWAY__IDENTITY_REQUESTS_PER_MINUTE": "100000000",
-                "BULWARK_GATEWAY__TENANT_REQUESTS_PER_MINUTE": "100000000",
-                "BULWARK_GATEWAY__ROUTER__CLASSIFIER": "none",
+                "name": f"{region}-{tier}",
+                "tier": tier,
+                "base_url": peer_url,
+                "model": f"{tier}-model",
+                "max_concurrency": 64,
             }
-        )
-        cli = [sys.executable, "-m", "app.cli"]
-        subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
-        subprocess.run([*cli, "demo"], env=env, check=True, capture_output=True)
-        peer = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.peers.llm_peer",
-                "--port",
-                str(peer_port),
-                "--text",
-                ANSWER,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        server = subprocess.Popen(
-            [*cli, "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            _wait(f"{base}/healthz", server)
-            _wait(f"{peer_url}/", peer)
-            credentials = json.loads((Path(data_dir) / "demo-credentials.json").read_text())
-            eu = next(t for t in credentials["tenants"].values() if t["region"] == "eu")
-            admin = next(u["api_key"] for u in eu["users"] if "tenant_admin" in u["roles"])
-            return asyncio.run(_measure(base, peer_url, admin, requests))
-        finally:
-            server.terminate()
-            peer.terminate()
-            server.wait(timeout=10)
-            peer.wait(timeout=10)
+            for tier in ("small", "mid", "frontier")
+        ]
+
+    with model_peer(ANSWER) as peer_url, embedded_server(UNLIMITED_GATEWAY, models=fleet) as server:
+        eu = next(t for t in server["credentials"]["tenants"].values() if t["region"] == "eu")
+        admin = next(u["api_key"] for u in eu["users"] if "tenant_admin" in u["roles"])
+        return asyncio.run(_measure(server["base_url"], peer_url, admin, requests))
 
 
 async def _measure(base: str, peer: str, key: str, requests: int) -> dict[str, Any]:

@@ -21,16 +21,12 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench._server import free_port, percentiles
+from bench._server import UNLIMITED_GATEWAY, embedded_server, model_peer, percentiles
 
 PRICES = {"small": (0.1, 0.4), "mid": (0.5, 1.5), "frontier": (3.0, 15.0)}
 MIXED = (
@@ -38,19 +34,6 @@ MIXED = (
     + ["Explain why the build failed.", "Summarize this paragraph for me."] * 3
     + ["Compare the trade-offs of both designs step by step.", "Analyze the legal risk."] * 2
 )
-
-
-def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: process exited")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not start")
 
 
 def _fleet(peer: str) -> list[dict[str, Any]]:
@@ -156,56 +139,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
-    peer_port, port = free_port(), free_port()
-    peer_url, base = f"http://127.0.0.1:{peer_port}", f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="bulwark-bench-gw-") as data_dir:
-        regions = {}
-        for name in ("eu", "us"):
-            root = Path(data_dir) / "regions" / name
-            regions[name] = {
-                "database_url": f"sqlite+aiosqlite:///{root / 'bulwark.db'}",
-                "vector_store": str(root / "vectors"),
-                "object_store": str(root / "objects"),
-                "kms": {"provider": "local", "key_file": str(root / "kms.key")},
-                "models": _fleet(peer_url) if name == "eu" else [],
-            }
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
-        env.update(
-            {
-                "BULWARK_DATA_DIR": data_dir,
-                "BULWARK_OBSERVABILITY__LOG_LEVEL": "WARNING",
-                "BULWARK_REGIONS": json.dumps(regions),
-                "BULWARK_GATEWAY__IDENTITY_REQUESTS_PER_MINUTE": "100000000",
-                "BULWARK_GATEWAY__TENANT_REQUESTS_PER_MINUTE": "100000000",
-                "BULWARK_GATEWAY__ROUTER__CLASSIFIER": "none",
-            }
-        )
-        cli = [sys.executable, "-m", "app.cli"]
-        subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
-        subprocess.run([*cli, "demo"], env=env, check=True, capture_output=True)
-        peer = subprocess.Popen(
-            [sys.executable, "-m", "tests.peers.llm_peer", "--port", str(peer_port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        server = subprocess.Popen(
-            [*cli, "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            _wait(f"{base}/healthz", server)
-            _wait(f"{peer_url}/", peer)
-            credentials = json.loads((Path(data_dir) / "demo-credentials.json").read_text())
-            tenants = credentials["tenants"]
-            key = next(t["users"][0]["api_key"] for t in tenants.values() if t["region"] == "eu")
-            results = asyncio.run(measure(base, peer_url, key, args.requests))
-        finally:
-            server.terminate()
-            peer.terminate()
-            server.wait(timeout=10)
-            peer.wait(timeout=10)
+    with (
+        model_peer() as peer_url,
+        embedded_server(
+            UNLIMITED_GATEWAY, models=lambda region: _fleet(peer_url) if region == "eu" else []
+        ) as server,
+    ):
+        tenants = server["credentials"]["tenants"]
+        key = next(t["users"][0]["api_key"] for t in tenants.values() if t["region"] == "eu")
+        results = asyncio.run(measure(server["base_url"], peer_url, key, args.requests))
     print(
         json.dumps(
             {
