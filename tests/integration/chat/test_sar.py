@@ -19,7 +19,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from app.runtime import Runtime
-from audit.sar.services import SarRunner
+from audit.sar.models import SarRequest
+from audit.sar.services import SarRunner, SarService
+from audit.services import AuditLog
 from retrieval.models import Job
 from tests.conftest import Api, Deployment, TenantHandle, assert_problem, bearer, context_of
 from tests.integration.retrieval.test_documents import add, wait_for_job
@@ -44,6 +46,34 @@ async def run_sar(
     done = (await api.client.get(f"/v1/sar/{started.json()['id']}", headers=headers)).json()
     assert done["status"] == "done", done
     return dict(done)
+
+
+async def queue_erasure(
+    runtime: Runtime, tenant: TenantHandle, subject_id: str
+) -> tuple[SarRequest, Job]:
+    """An erasure request and its job, stored but not enqueued: the test runs it itself."""
+    ctx = context_of(tenant)
+    async with runtime.registry.tenant_transaction(ctx) as session:
+        service = SarService(
+            session,
+            ctx,
+            runtime.keyring.for_tenant(session, ctx),
+            AuditLog(session, ctx),
+            pepper=runtime.pepper,
+        )
+        return await service.submit("erasure", uuid.UUID(subject_id), "0" * 64, "delete")
+
+
+def sar_runner(runtime: Runtime, interrupt: Any) -> SarRunner:
+    return SarRunner(
+        runtime.registry,
+        runtime.keyring,
+        runtime.knowledge,
+        runtime.tenant_objects,
+        runtime.audit_signer,
+        runtime.pepper,
+        interrupt=interrupt,
+    )
 
 
 def verify(report: dict[str, Any], signature: str) -> None:
@@ -207,18 +237,7 @@ async def test_an_interrupted_erasure_completes_when_resumed(
 
     # Queue an erasure, and run it here, crashing after the first two steps.
     ctx = context_of(tenant)
-    async with runtime.registry.tenant_transaction(ctx) as session:
-        from audit.sar.services import SarService
-        from audit.services import AuditLog
-
-        service = SarService(
-            session,
-            ctx,
-            runtime.keyring.for_tenant(session, ctx),
-            AuditLog(session, ctx),
-            pepper=runtime.pepper,
-        )
-        request, job = await service.submit("erasure", uuid.UUID(subject["id"]), "0" * 64, "delete")
+    request, job = await queue_erasure(runtime, tenant, subject["id"])
     steps: list[str] = []
 
     async def crash_at_documents(step: str) -> None:
@@ -226,23 +245,12 @@ async def test_an_interrupted_erasure_completes_when_resumed(
         if step == "documents":
             raise RuntimeError("simulated crash")
 
-    def runner(hook: Any) -> SarRunner:
-        return SarRunner(
-            runtime.registry,
-            runtime.keyring,
-            runtime.knowledge,
-            runtime.tenant_objects,
-            runtime.audit_signer,
-            runtime.pepper,
-            interrupt=hook,
-        )
-
     with pytest.raises(RuntimeError, match="simulated crash"):
-        await runner(crash_at_documents)(ctx, job)
+        await sar_runner(runtime, crash_at_documents)(ctx, job)
     halfway = (await chat.client.get(f"/v1/sar/{request.id}", headers=compliance)).json()
     assert halfway["status"] == "running" and halfway["steps_done"] == ["cache", "chat"]
 
-    await runner(None)(ctx, Job(id=job.id, kind=job.kind))
+    await sar_runner(runtime, None)(ctx, Job(id=job.id, kind=job.kind))
     done = (await chat.client.get(f"/v1/sar/{request.id}", headers=compliance)).json()
     assert done["status"] == "done"
     assert done["steps_done"] == [
@@ -339,34 +347,14 @@ async def test_a_restart_resumes_an_erasure_left_halfway(
 ) -> None:
     tenant, subject, _ = await subject_with_data(chat, peer)
     ctx = context_of(tenant)
-    async with runtime.registry.tenant_transaction(ctx) as session:
-        from audit.sar.services import SarService
-        from audit.services import AuditLog
-
-        service = SarService(
-            session,
-            ctx,
-            runtime.keyring.for_tenant(session, ctx),
-            AuditLog(session, ctx),
-            pepper=runtime.pepper,
-        )
-        request, job = await service.submit("erasure", uuid.UUID(subject["id"]), "0" * 64, "delete")
+    request, job = await queue_erasure(runtime, tenant, subject["id"])
 
     async def crash(step: str) -> None:
         if step == "usage":
             raise RuntimeError("the process died")
 
-    halfway = SarRunner(
-        runtime.registry,
-        runtime.keyring,
-        runtime.knowledge,
-        runtime.tenant_objects,
-        runtime.audit_signer,
-        runtime.pepper,
-        interrupt=crash,
-    )
     with pytest.raises(RuntimeError):
-        await halfway(ctx, Job(id=job.id, kind=job.kind))
+        await sar_runner(runtime, crash)(ctx, Job(id=job.id, kind=job.kind))
     # A new process over the same stores: its start finds the job unfinished and runs it.
     assert await runtime.resume_jobs() >= 1
     await runtime.jobs.drain()
