@@ -100,6 +100,35 @@ class _TenantScoped(Generic[M]):
         return int((await self.session.execute(statement)).scalar_one())
 
 
+class TenantPolicyRows(Generic[M]):
+    """A per-tenant settings row (primary key ``tenant_id``, a JSON ``policy``): read, replace."""
+
+    model: type[M]
+
+    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
+        if not isinstance(ctx, TenantContext):  # fail closed on a missing or forged scope
+            raise TypeError("a TenantContext is required")
+        self.session = session
+        self.ctx = ctx
+
+    async def get(self) -> M | None:
+        model: Any = self.model
+        result = await self.session.execute(
+            select(self.model).where(model.tenant_id == self.ctx.tenant_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def put(self, policy: dict[str, Any]) -> M:
+        row: Any = await self.get()
+        if row is None:
+            row = self.model(tenant_id=self.ctx.tenant_id, policy=policy)
+            self.session.add(row)
+        else:
+            row.policy = policy
+        await self.session.flush()
+        return row  # type: ignore[no-any-return]
+
+
 class UserRepository(_TenantScoped[User]):
     model = User
 

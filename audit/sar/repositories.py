@@ -12,14 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat.models import ChatMessage, ChatSession
 from audit.models import AuditEvent, AuditSubject
 from audit.sar.models import RetentionPolicyRow, SarRequest
-from auth.context import TenantContext
 from auth.models import ApiKey, Group, Membership, User, UserSession
-from auth.repositories import _TenantScoped
+from auth.repositories import TenantPolicyRows, _TenantScoped
 from gateway.models import RateWindow, UsageCounter, UsageRecord
 from retrieval.models import CacheEntry, Document
 
@@ -197,30 +195,10 @@ class SubjectDataRepository(_TenantScoped[User]):
         )
 
 
-class RetentionRepository:
+class RetentionRepository(TenantPolicyRows[RetentionPolicyRow]):
     """This tenant's retention policy, and the rows older than its cutoffs."""
 
-    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
-        if not isinstance(ctx, TenantContext):
-            raise TypeError("a TenantContext is required")
-        self.session = session
-        self.ctx = ctx
-
-    async def policy(self) -> RetentionPolicyRow | None:
-        result = await self.session.execute(
-            select(RetentionPolicyRow).where(RetentionPolicyRow.tenant_id == self.ctx.tenant_id)
-        )
-        return result.scalar_one_or_none()
-
-    async def put(self, policy: dict[str, Any]) -> RetentionPolicyRow:
-        row = await self.policy()
-        if row is None:
-            row = RetentionPolicyRow(tenant_id=self.ctx.tenant_id, policy=policy)
-            self.session.add(row)
-        else:
-            row.policy = policy
-        await self.session.flush()
-        return row
+    model = RetentionPolicyRow
 
     async def delete_chat_before(self, cutoff: datetime) -> tuple[int, int]:
         """Messages older than ``cutoff``, and sessions whose last activity is older."""

@@ -41,7 +41,7 @@ class RetentionService:
         self.policies = RetentionRepository(session, ctx)
 
     async def current(self) -> RetentionPolicy:
-        row = await self.policies.policy()
+        row = await self.policies.get()
         return msgspec.convert(row.policy, RetentionPolicy) if row else RetentionPolicy()
 
     async def replace(self, policy: RetentionPolicy) -> RetentionPolicy:
@@ -60,7 +60,7 @@ class RetentionService:
         knowledge: KnowledgeIndex,
         objects: Callable[[AsyncSession, TenantContext], TenantObjects],
     ) -> RetentionSweep:
-        row = await self.policies.policy()
+        row = await self.policies.get()
         policy = msgspec.convert(row.policy, RetentionPolicy) if row else RetentionPolicy()
         now = utcnow()
         sessions = messages = entries = usage = originals = 0
