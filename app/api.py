@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -94,3 +95,9 @@ def document_event_streams(app: Litestar) -> None:
                 )
             ),
         }
+
+
+def sse_event(payload: Any, event: str | None = None) -> bytes:
+    """One Server-Sent Event whose data is ``payload`` as compact JSON."""
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()

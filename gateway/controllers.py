@@ -3,7 +3,6 @@ policy, BYO models and usage."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +14,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import SECURED, problem_responses
+from app.api import SECURED, problem_responses, sse_event
 from app.deps import TENANT_DEPENDENCIES, get_runtime, provide_tenant_context
 from app.observability import ensure_request_id
 from audit.deps import AUDIT_DEPENDENCIES
@@ -99,11 +98,6 @@ def _route_headers(tier: str, reason: str, endpoint: str) -> dict[str, str]:
     }
 
 
-def _sse(payload: dict[str, Any], event: str | None = None) -> bytes:
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
-
-
 async def _sse_events(opened: GatewayStream, include_usage: bool) -> AsyncIterator[bytes]:
     chunk_id = f"chatcmpl-{opened.call_id.hex}"
     created = int(time.time())
@@ -116,7 +110,9 @@ async def _sse_events(opened: GatewayStream, include_usage: bool) -> AsyncIterat
             if first:
                 delta["role"] = "assistant"
                 first = False
-            yield _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            yield sse_event(
+                {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            )
             continue
         usage = event.usage
         usage_body = (
@@ -137,7 +133,7 @@ async def _sse_events(opened: GatewayStream, include_usage: bool) -> AsyncIterat
             "call_id": str(opened.call_id),
         }
         if event.kind == "error":
-            yield _sse(
+            yield sse_event(
                 {
                     "error": {
                         "code": event.error_code,
@@ -150,7 +146,7 @@ async def _sse_events(opened: GatewayStream, include_usage: bool) -> AsyncIterat
                 event="error",
             )
             return
-        yield _sse(
+        yield sse_event(
             {
                 **base,
                 "choices": [{"index": 0, "delta": {}, "finish_reason": event.finish_reason}],
@@ -158,7 +154,7 @@ async def _sse_events(opened: GatewayStream, include_usage: bool) -> AsyncIterat
             }
         )
         if include_usage:
-            yield _sse({**base, "choices": [], "usage": usage_body})
+            yield sse_event({**base, "choices": [], "usage": usage_body})
     yield b"data: [DONE]\n\n"
 
 

@@ -3,7 +3,6 @@ OpenAI-compatible ``/v1/chat/completions`` and ``/v1/models`` with RAG on the la
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,7 +15,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import SECURED, Limit, Offset, problem_responses
+from app.api import SECURED, Limit, Offset, problem_responses, sse_event
 from app.chat.errors import NotAChatQuestion
 from app.chat.schemas import (
     ChatCompletionWithSources,
@@ -76,13 +75,9 @@ def provide_chat_policy(
     return ChatPolicyService(db, ctx, audit)
 
 
-def _sse(event: str, payload: Any) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
-
-
 async def _chat_events(events: AsyncIterator[ChatEvent]) -> AsyncIterator[bytes]:
     async for event in events:
-        yield _sse(event.kind, msgspec.to_builtins(event.payload))
+        yield sse_event(msgspec.to_builtins(event.payload), event.kind)
 
 
 def _wants_stream(request: Request[Any, Any, Any]) -> bool:
@@ -196,7 +191,7 @@ async def _openai_chunks(
                 delta["role"] = "assistant"
                 first = False
             chunk = {**base, "model": model, "choices": [{"index": 0, "delta": delta}]}
-            yield f"data: {json.dumps(chunk)}\n\n".encode()
+            yield sse_event(chunk)
         elif event.kind == "done":
             summary = msgspec.to_builtins(event.payload)
             chunk = {
@@ -205,9 +200,9 @@ async def _openai_chunks(
                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
                 "bulwark": summary,
             }
-            yield f"data: {json.dumps(chunk)}\n\n".encode()
+            yield sse_event(chunk)
         elif event.kind == "error":
-            yield f"data: {json.dumps({'error': msgspec.to_builtins(event.payload)})}\n\n".encode()
+            yield sse_event({"error": msgspec.to_builtins(event.payload)})
     yield b"data: [DONE]\n\n"
 
 
