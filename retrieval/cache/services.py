@@ -134,6 +134,7 @@ class SemanticCache:
             answer = await self._servable(exact, result)
             if answer is not None:
                 result.hit = CacheHit(exact.id, "exact", 1.0, answer)
+                exact.hits += 1
         if result.hit is None:
             scope_key = self._key("scope", scope_text)
             near = await self.index.nearest(
@@ -158,11 +159,8 @@ class SemanticCache:
                 answer = await self._servable(row, result)
                 if answer is not None:
                     result.hit = CacheHit(row.id, "semantic", score, answer)
+                    row.hits += 1
                     break
-        if result.hit is not None:
-            row_hit = await self.entries.get(result.hit.entry_id)
-            if row_hit is not None:
-                row_hit.hits += 1
         CACHE_LOOKUPS.labels(self._label, result.outcome).inc()
         return result
 
