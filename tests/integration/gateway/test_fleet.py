@@ -134,7 +134,8 @@ async def test_fallback_and_circuit_breaker_against_fakellm(
             mid("fk-good", fakellm, "good"),
         ],
         breaker_failures=2,
-        breaker_cooldown_seconds=0.5,
+        # Long enough that the five calls below all fall inside it on a loaded machine.
+        breaker_cooldown_seconds=3.0,
         retries_per_endpoint=0,
     )
     runtime = Runtime.build(settings)
@@ -150,7 +151,7 @@ async def test_fallback_and_circuit_breaker_against_fakellm(
     assert after.get("broken", 0) - before.get("broken", 0) == 2
     assert after.get("throttled", 0) - before.get("throttled", 0) == 2
 
-    await asyncio.sleep(0.6)  # past the cool-down: one half-open probe each, which fails again
+    await asyncio.sleep(3.2)  # past the cool-down: one half-open probe each, which fails again
     await runtime.gateway.complete(ctx, ask("What is the capital of France?"), Caller(None, None))
     await runtime.gateway.complete(ctx, ask("What is the capital of France?"), Caller(None, None))
     probed = await rule_counts(fakellm)
