@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -119,7 +120,6 @@ def kms() -> None:
 
 
 def _local_kms(region: str) -> Any:
-    from pathlib import Path
 
     from keys.adapters.local import LocalKms
 
@@ -274,7 +274,6 @@ async def _run_sar(
 ) -> dict[str, Any]:
     """One request, run now in this process (not queued), on the operator's behalf."""
     import uuid
-    from pathlib import Path
 
     from app.runtime import Runtime
     from audit.pseudonyms import OPERATOR_SUBJECT
@@ -326,6 +325,74 @@ async def _run_sar(
     finally:
         await runtime.dispose()
     return {"request_id": str(request.id), "report": report, "signature": done.signature}
+
+
+@main.command("eval")
+@click.option(
+    "--set",
+    "set_path",
+    required=True,
+    help="Evaluation set (a JSON file), or `example` for the set shipped with Bulwark.",
+)
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="Bulwark API.")
+@click.option(
+    "--api-key",
+    envvar="BULWARK_EVAL_API_KEY",
+    required=True,
+    help="A tenant API key (or BULWARK_EVAL_API_KEY); the set's documents go to its tenant.",
+)
+@click.option("--tiers", default="small,mid,frontier", show_default=True)
+@click.option(
+    "--out",
+    default="var/eval",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for report.json, report.md and frontier.png.",
+)
+def eval_command(set_path: str, url: str, api_key: str, tiers: str, out: Path) -> None:
+    """Run an evaluation set through the chat pipeline per tier: quality, cost, latency."""
+    import httpx
+
+    from app.errors import AppError
+    from app.eval.report import write_report
+    from app.eval.runner import EvalFailed, run_eval
+    from app.eval.sets import EXAMPLE, load
+
+    try:
+        eval_set = load(EXAMPLE if set_path == "example" else Path(set_path))
+    except AppError as invalid:
+        raise click.ClickException(invalid.detail) from None
+    chosen = [tier.strip() for tier in tiers.split(",") if tier.strip()]
+
+    async def run() -> Any:
+        async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+            return await run_eval(client, {"Authorization": f"Bearer {api_key}"}, eval_set, chosen)
+
+    try:
+        report = asyncio.run(run())
+    except (EvalFailed, httpx.HTTPError) as failed:
+        raise click.ClickException(str(failed) or type(failed).__name__) from None
+    paths = write_report(report, out)
+    click.echo(
+        json.dumps(
+            {
+                "set": report.set_name,
+                "tiers": [
+                    {
+                        "tier": t.tier,
+                        "quality": t.quality,
+                        "cost_usd_per_case": t.cost_usd_per_case,
+                        "latency_ms_p50": t.latency_ms_p50,
+                        "errors": t.errors,
+                        "on_frontier": t.on_frontier,
+                    }
+                    for t in report.tiers
+                ],
+                "report": {kind: str(path) for kind, path in paths.items()},
+            },
+            indent=2,
+        )
+    )
 
 
 @main.command()

@@ -18,6 +18,7 @@ from app.chat.controllers import (
     ChatSessionController,
     ModelsController,
 )
+from app.debug.controllers import DebugSwitchController
 from app.errors import with_prefix_handler
 from app.health import HealthController, MetricsController
 from app.observability import (
@@ -90,6 +91,7 @@ TENANT_ROUTES = [
     ChatController,
     ChatSessionController,
     ChatPolicyController,
+    DebugSwitchController,
     ModelsController,
     SarController,
     RetentionController,

@@ -214,6 +214,9 @@ class ObservabilitySettings(_Group):
     # sources, after the answer was sent (bulwark_llm_judge_score); 0 turns it off.
     judge_sample_rate: float = Field(default=0.02, ge=0.0, le=1.0)
     judge_model: str = "frontier"
+    # Whether tenant admins may turn on raw-content debug logging for their tenant (at most an
+    # hour, audited; see app.debug). Off: logs only ever carry keyed hashes of prompts/answers.
+    allow_raw_content_debug: bool = False
 
 
 class Settings(BaseSettings):

@@ -47,6 +47,8 @@ class AuditAction(StrEnum):
     DLP_TRIPPED = "dlp.tripped"
     CHAT_ANSWERED = "chat.answered"
     CHAT_POLICY_UPDATED = "chat_policy.updated"
+    DEBUG_RAW_CONTENT_ENABLED = "debug.raw_content_enabled"
+    DEBUG_RAW_CONTENT_DISABLED = "debug.raw_content_disabled"
     SAR_REQUESTED = "sar.requested"
     SAR_COMPLETED = "sar.completed"
     SAR_EXPORTED = "sar.exported"
@@ -81,6 +83,7 @@ class ResourceType(StrEnum):
     CHAT_POLICY = "chat_policy"
     SAR_REQUEST = "sar_request"
     RETENTION_POLICY = "retention_policy"
+    DEBUG_SWITCH = "debug_switch"
 
 
 class ExportFormat(StrEnum):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
+from opentelemetry import trace
 
 from auth.context import TenantContext
 from keys.services import TenantKeys
@@ -35,6 +36,7 @@ from retrieval.vectorstore import ChunkPoint, SparseVector, VectorStore, open_ve
 
 CHUNK_KIND = "chunk"
 
+_tracer = trace.get_tracer("bulwark.retrieval")
 log = structlog.get_logger("bulwark.index")
 
 
@@ -139,16 +141,19 @@ class KnowledgeIndex:
         metadata: Mapping[str, str],
         scrubber: ChunkScrubber | None = None,
     ) -> int:
-        blocks = await asyncio.to_thread(parse_document, data, media_type)
-        chunks = await dlp_step(
-            await asyncio.to_thread(chunk_blocks, blocks, self.counter), acl, scrubber
-        )
+        with _tracer.start_as_current_span("ingest.parse"):
+            blocks = await asyncio.to_thread(parse_document, data, media_type)
+            pieces = await asyncio.to_thread(chunk_blocks, blocks, self.counter)
+        with _tracer.start_as_current_span("ingest.dlp"):
+            chunks = await dlp_step(pieces, acl, scrubber)
         store = await self.store(ctx)
         # A new version replaces the old one: its chunks go, then the new ones come.
         await store.delete_document(ctx, str(document_id))
         if not chunks:
             return 0
-        dense = await self.embedder.embed_async([c.embed_text for c, _ in chunks])
+        with _tracer.start_as_current_span("ingest.embed") as span:
+            span.set_attribute("bulwark.chunks", len(chunks))
+            dense = await self.embedder.embed_async([c.embed_text for c, _ in chunks])
         points = []
         for (chunk, chunk_acl), vector in zip(chunks, dense, strict=True):
             chunk_id = f"{document_id}:{version}:{chunk.ordinal}"
@@ -167,8 +172,9 @@ class KnowledgeIndex:
                     sealed=base64.b64encode(sealed).decode(),
                 )
             )
-        for start in range(0, len(points), 256):
-            await store.upsert(ctx, points[start : start + 256])
+        with _tracer.start_as_current_span("ingest.upsert"):
+            for start in range(0, len(points), 256):
+                await store.upsert(ctx, points[start : start + 256])
         self.record_writes(region=ctx.region, store=store, points=len(points))
         return len(points)
 

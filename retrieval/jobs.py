@@ -17,7 +17,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
-from prometheus_client import Gauge, Histogram
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from prometheus_client import Counter, Gauge, Histogram
 from taskiq import AsyncBroker, InMemoryBroker
 from taskiq.api import run_receiver_task
 
@@ -33,6 +35,10 @@ from retrieval.schemas import JobStatus
 log = structlog.get_logger("bulwark.jobs")
 
 JOBS_IN_FLIGHT = Gauge("bulwark_jobs_in_flight", "Jobs this process is running now.")
+# Queue depth across a fleet is sum(enqueued) - sum(started): API replicas count what they
+# enqueue, workers what they take, and Prometheus adds the processes up.
+JOBS_ENQUEUED = Counter("bulwark_jobs_enqueued", "Jobs this process put on the queue.")
+JOBS_STARTED = Counter("bulwark_jobs_started", "Jobs this process took off the queue (first try).")
 JOB_WAIT = Histogram(
     "bulwark_job_wait_seconds",
     "Time from a job's creation to its first start (queue depth and worker lag, as felt).",
@@ -41,6 +47,8 @@ JOB_WAIT = Histogram(
 )
 
 Handler = Callable[[TenantContext, Job], Awaitable[None]]
+
+_tracer = trace.get_tracer("bulwark.jobs")
 
 
 class PermanentJobError(Exception):
@@ -70,8 +78,10 @@ class JobRunner:
         self.handlers: dict[str, Handler] = {}
         self.failure_hooks: dict[str, Handler] = {}
 
-        async def run_job(tenant_id: str, job_id: str) -> None:
-            await self._run(tenant_id, job_id)
+        async def run_job(
+            tenant_id: str, job_id: str, trace_context: dict[str, str] | None = None
+        ) -> None:
+            await self._run(tenant_id, job_id, trace_context or {})
 
         self._task = self.broker.register_task(run_job, task_name="bulwark.job")
 
@@ -95,7 +105,12 @@ class JobRunner:
         await self.broker.shutdown()
 
     async def enqueue(self, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
-        await self._task.kiq(str(tenant_id), str(job_id))
+        """Queue a job. The message carries ids only: the tenant, the job and the W3C trace
+        context of the request that queued it, so the job's span links back to that request."""
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        await self._task.kiq(str(tenant_id), str(job_id), carrier)
+        JOBS_ENQUEUED.inc()
 
     async def work(self, *, concurrency: int, stop: asyncio.Event) -> None:
         """Consume jobs from a networked broker until ``stop`` is set (``bulwark worker``).
@@ -121,10 +136,19 @@ class JobRunner:
             while self.broker._running_tasks:
                 await asyncio.gather(*list(self.broker._running_tasks))
 
-    async def _run(self, tenant_id: str, job_id: str) -> None:
+    async def _run(self, tenant_id: str, job_id: str, trace_context: dict[str, str]) -> None:
+        # A job is its own trace (it outlives the request), linked to the request that queued it.
+        queued_by = trace.get_current_span(propagate.extract(trace_context)).get_span_context()
+        links = [trace.Link(queued_by)] if queued_by.is_valid else []
         JOBS_IN_FLIGHT.inc()
         try:
-            await self._attempts(tenant_id, job_id)
+            with _tracer.start_as_current_span(
+                "job.run",
+                context=otel_context.Context(),
+                links=links,
+                attributes={"bulwark.job.id": job_id, "bulwark.tenant.id": tenant_id},
+            ):
+                await self._attempts(tenant_id, job_id)
         finally:
             JOBS_IN_FLIGHT.dec()
 
@@ -171,7 +195,9 @@ class JobRunner:
                 return None  # unknown, or already done: idempotent
             job.status = JobStatus.RUNNING
             job.attempts += 1
+            trace.get_current_span().set_attribute("bulwark.job.kind", job.kind)
             if job.attempts == 1:
+                JOBS_STARTED.inc()
                 # Worker lag: how long the job waited in the queue before a worker took it.
                 JOB_WAIT.labels(job.kind).observe((utcnow() - job.created_at).total_seconds())
             return job

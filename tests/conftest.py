@@ -77,7 +77,13 @@ def base_settings(data_dir: Path, **overrides: Any) -> dict[str, Any]:
         "environment": "test",
         "security": {"operator_token": OPERATOR_TOKEN, "secret_key": "test-pepper-" + "x" * 20},
         # No sampled LLM-as-judge calls unless a test asks (they would reach the test models).
-        "observability": {"log_json": True, "log_level": "INFO", "judge_sample_rate": 0.0},
+        # Raw-content debug logging is allowed here so tests can show its switch works.
+        "observability": {
+            "log_json": True,
+            "log_level": "INFO",
+            "judge_sample_rate": 0.0,
+            "allow_raw_content_debug": True,
+        },
         # A short DEK cache so revocation tests see the KMS refuse within a second.
         "keys": {"dek_cache_ttl_seconds": 1.0},
         "identity": {"jwks_min_refresh_seconds": 0.0},

@@ -56,6 +56,7 @@ def provide_chat(
         pepper=runtime.pepper,
         request_id=ensure_request_id(request.scope),
         judge=runtime.judge,
+        raw_debug=runtime.settings.observability.allow_raw_content_debug,
     )
 
 

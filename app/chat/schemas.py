@@ -35,6 +35,8 @@ class ChatRequest(msgspec.Struct, forbid_unknown_fields=True):
     model: ModelName = "auto"
     # Multi-part questions retrieved per part (fan-out); None: the tenant's policy.
     parallel: bool | None = None
+    # False: neither served from nor stored in the semantic cache (evaluations, debugging).
+    cache: bool = True
 
 
 class Citation(msgspec.Struct):

@@ -46,6 +46,7 @@ from app.chat.schemas import (
 )
 from app.chat.sessions import ChatSessionService
 from app.chat.workflows import Generation, fan_out, revise, subquestions
+from app.debug.services import raw_content_until, raw_log
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth.context import TenantContext
@@ -227,8 +228,10 @@ class ChatService:
         pepper: str,
         request_id: str | None,
         judge: AnswerJudge | None = None,
+        raw_debug: bool = False,
     ) -> None:
         self.ctx = ctx
+        self.raw_debug = raw_debug
         self.judge = judge
         self.registry = registry
         self.keyring = keyring
@@ -448,7 +451,7 @@ class ChatService:
             prepared.mode = request.mode or policy.mode
             prepared.mode_reason = "requested" if request.mode else "tenant_policy"
             cache_scope = self._cache_scope(prepared)
-            cacheable = not turns and not prepared.pii_found
+            cacheable = not turns and not prepared.pii_found and request.cache
             if cacheable:
                 cache = await self._cache(session, keys, policy)
                 with _tracer.start_as_current_span("cache.lookup") as span:
@@ -756,7 +759,7 @@ class ChatService:
         cited = {uuid.UUID(str(c.document_id)) for c in response.citations}
         # Cached only when it cites sources (a hit re-checks each for this asker), and when it
         # depends on nothing but the question: no history, no personal data of the asker's.
-        if cited and not prepared.history and not prepared.pii_found:
+        if cited and not prepared.history and not prepared.pii_found and prepared.request.cache:
             answer = _cacheable(response)
             cache = await self._cache(session, keys, prepared.policy)
             await cache.store(
@@ -805,6 +808,18 @@ class ChatService:
             tier=response.model.tier,
             citations=len(response.citations),
         )
+        if self.raw_debug:
+            until = await raw_content_until(sessions.sessions.session, self.ctx)
+            if until is not None:
+                # The tenant admin's audited, time-bounded switch (app.debug); off by default.
+                raw_log.warning(
+                    "chat_raw_content",
+                    raw_content=True,
+                    session_id=str(row.id),
+                    question=prepared.question,
+                    answer=response.answer,
+                    until=until.isoformat(),
+                )
 
     async def _audit_answer(
         self, audit: AuditLog, row: ChatSession, prepared: Prepared, response: ChatResponse

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from app.chat import models as chat_models  # noqa: F401  (registers the tables)
 from app.db import RegionalBase
+from app.debug import models as debug_models  # noqa: F401
 from audit import models as audit_models  # noqa: F401  (registers the tables)
 from audit.sar import models as sar_models  # noqa: F401
 from auth import models  # noqa: F401  (registers the tables)

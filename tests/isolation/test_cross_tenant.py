@@ -89,6 +89,9 @@ ISOLATION_ROUTES = {
     ("GET", "/v1/sar/{request_id:uuid}/export"),
     ("GET", "/v1/admin/retention"),
     ("PUT", "/v1/admin/retention"),
+    ("GET", "/v1/admin/debug/raw-content"),
+    ("PUT", "/v1/admin/debug/raw-content"),
+    ("DELETE", "/v1/admin/debug/raw-content"),
 }
 # SCIM, reached with a tenant's SCIM token (see test_scim_token_reaches_only_its_own_tenant).
 _SCIM = "/scim/v2/{tenant:str}"
@@ -676,3 +679,20 @@ async def test_subject_access_requests_are_per_tenant(
     assert (
         await api.client.get(f"/v1/admin/users/{user['id']}", headers=a.admin)
     ).status_code == 200
+
+
+@pytest.mark.parametrize("intruder", ["b", "c"])
+async def test_the_raw_content_debug_switch_is_per_tenant(
+    api: Api, world: dict[str, Any], intruder: str
+) -> None:
+    a: TenantHandle = world["a"]
+    other: TenantHandle = world[intruder]
+    switch = "/v1/admin/debug/raw-content"
+    on = await api.client.put(switch, json={"minutes": 5, "reason": "INC-7"}, headers=a.admin)
+    assert on.status_code == 200, on.text
+    try:
+        assert (await api.client.get(switch, headers=other.admin)).json()["enabled"] is False
+        assert (await api.client.delete(switch, headers=other.admin)).status_code == 200
+        assert (await api.client.get(switch, headers=a.admin)).json()["enabled"] is True
+    finally:
+        await api.client.delete(switch, headers=a.admin)

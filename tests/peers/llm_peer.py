@@ -35,6 +35,8 @@ class Reply:
 class LlmPeer:
     name: str = "peer"
     text: str = "Paris is the capital of France."
+    # Replies by requested model name (when no scripted reply says otherwise).
+    by_model: dict[str, str] = field(default_factory=dict)
     script: deque[Reply] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
     port: int = 0
@@ -80,7 +82,7 @@ class LlmPeer:
             await send({"type": "http.response.start", "status": reply.status, "headers": headers})
             await send({"type": "http.response.body", "body": b'{"error":{"message":"scripted"}}'})
             return
-        words = (reply.text or self.text).split(" ")
+        words = (reply.text or self.by_model.get(payload.get("model"), self.text)).split(" ")
         prompt = sum(len(str(m.get("content", "")).split()) for m in payload.get("messages", []))
         anthropic = path.endswith("/messages")
         if not payload.get("stream"):

@@ -69,6 +69,7 @@ def chat(chat_client: AsyncTestClient[Litestar], model: tuple[LlmPeer, LlmPeer])
     for peer in model:
         peer.requests.clear()
         peer.script.clear()
+        peer.by_model.clear()
     return Api(chat_client)
 
 

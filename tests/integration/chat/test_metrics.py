@@ -14,6 +14,7 @@ from app.main import create_app
 from tests.conftest import Api, Deployment, assert_problem
 from tests.integration.chat.conftest import chat_settings
 from tests.integration.chat.test_chat import ANSWER, QUESTION, ask, travel_tenant
+from tests.integration.retrieval.test_documents import add
 from tests.peers.llm_peer import LlmPeer, Reply
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -119,3 +120,14 @@ async def test_a_sampled_judge_grades_answers_after_they_were_sent(
         assert (
             moved(before, after, "bulwark_llm_cost_usd_count", route="judge", tenant=tenant.id) == 1
         )
+
+
+async def test_job_counters_show_queue_depth_and_worker_lag(chat: Api) -> None:
+    tenant = await chat.new_tenant("eu")
+    before = await scrape(chat)
+    for n in range(2):
+        await add(chat, tenant, f"Note {n}", f"Meeting room {n} seats {n + 4} people.")
+    after = await scrape(chat)
+    assert moved(before, after, "bulwark_jobs_enqueued_total") == 2
+    assert moved(before, after, "bulwark_jobs_started_total") == 2
+    assert moved(before, after, "bulwark_job_wait_seconds_count", kind="ingest") == 2

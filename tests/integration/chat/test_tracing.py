@@ -14,6 +14,7 @@ from app.observability import configure_tracing
 from app.settings import ObservabilitySettings
 from tests.conftest import Api
 from tests.integration.chat.test_chat import ANSWER, QUESTION, travel_tenant
+from tests.integration.retrieval.test_documents import add
 from tests.peers.llm_peer import LlmPeer
 
 STEPS = [
@@ -82,3 +83,23 @@ async def test_a_chat_request_is_one_trace_with_a_span_per_step(
     for span in mine:
         for value in (span.attributes or {}).values():
             assert QUESTION not in str(value) and "180 euros" not in str(value), span.name
+
+
+async def test_an_ingestion_job_is_its_own_trace_linked_to_the_request_that_queued_it(
+    chat: Api, spans: InMemorySpanExporter
+) -> None:
+    tenant = await chat.new_tenant("eu")
+    spans.clear()
+    accepted = await add(chat, tenant, "Travel policy", "Taxis are refunded up to 40 euros.")
+
+    finished = spans.get_finished_spans()
+    upload = next(s for s in finished if s.name.startswith("POST /v1/documents"))
+    [job] = [s for s in finished if s.name == "job.run"]
+    assert job.context.trace_id != upload.context.trace_id and job.parent is None
+    assert [link.context.span_id for link in job.links] == [upload.context.span_id]
+    attributes = dict(job.attributes or {})
+    assert attributes["bulwark.job.id"] == accepted["job_id"]
+    assert attributes["bulwark.job.kind"] == "ingest"
+    # The job's steps are spans of the job's trace.
+    steps = {s.name for s in finished if s.context.trace_id == job.context.trace_id}
+    assert {"ingest.parse", "ingest.dlp", "ingest.embed", "ingest.upsert"} <= steps

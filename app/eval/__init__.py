@@ -1,0 +1,1 @@
+"""``bulwark eval``: a task-specific evaluation set through the real chat pipeline, per tier."""
