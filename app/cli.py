@@ -351,12 +351,11 @@ async def _run_sar(
 )
 def eval_command(set_path: str, url: str, api_key: str, tiers: str, out: Path) -> None:
     """Run an evaluation set through the chat pipeline per tier: quality, cost, latency."""
-    import httpx
-
     from app.errors import AppError
+    from app.eval.adapters import BulwarkApi
     from app.eval.report import write_report
-    from app.eval.runner import EvalFailed, run_eval
-    from app.eval.sets import EXAMPLE, load
+    from app.eval.runner import run_eval
+    from app.eval.sets import EXAMPLE, EvalFailed, load
 
     try:
         eval_set = load(EXAMPLE if set_path == "example" else Path(set_path))
@@ -365,13 +364,13 @@ def eval_command(set_path: str, url: str, api_key: str, tiers: str, out: Path) -
     chosen = [tier.strip() for tier in tiers.split(",") if tier.strip()]
 
     async def run() -> Any:
-        async with httpx.AsyncClient(base_url=url, timeout=300) as client:
-            return await run_eval(client, {"Authorization": f"Bearer {api_key}"}, eval_set, chosen)
+        async with BulwarkApi.connect(url, api_key) as api:
+            return await run_eval(api, eval_set, chosen)
 
     try:
         report = asyncio.run(run())
-    except (EvalFailed, httpx.HTTPError) as failed:
-        raise click.ClickException(str(failed) or type(failed).__name__) from None
+    except EvalFailed as failed:
+        raise click.ClickException(str(failed)) from None
     paths = write_report(report, out)
     click.echo(
         json.dumps(

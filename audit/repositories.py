@@ -159,7 +159,11 @@ class AuditSubjectRepository(_AuditScoped):
         return result.scalar_one_or_none()
 
     async def secret_or_create(self, subject: str, new_secret: bytes) -> bytes:
-        """The subject's secret; ``new_secret`` becomes it unless a row already exists."""
+        """The subject's secret; ``new_secret`` becomes it unless a row already exists. Read
+        first: nearly every call finds the row, so the insert is the rare path."""
+        existing = await self.secret(subject)
+        if existing is not None:
+            return existing
         await self._insert_if_absent(
             AuditSubject,
             {

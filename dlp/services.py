@@ -334,12 +334,14 @@ class DlpService:
         ctx: TenantContext,
         engine: DlpEngine,
         recorder: TripRecorder,
+        scanner: DlpScanner | None = None,
     ) -> None:
+        """``scanner``: one already loaded earlier in the same request (one policy read)."""
         self.session = session
         self.ctx = ctx
         self.engine = engine
         self.recorder = recorder
-        self._scanner: DlpScanner | None = None
+        self._scanner = scanner
 
     async def scanner(self) -> DlpScanner:
         if self._scanner is None:

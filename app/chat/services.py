@@ -261,9 +261,11 @@ class ChatService:
                 await keys.require_usable()
             yield session, keys, AuditLog(session, self.ctx, request_id=self.request_id)
 
-    def _dlp(self, session: AsyncSession, audit: AuditLog) -> DlpService:
+    def _dlp(
+        self, session: AsyncSession, audit: AuditLog, scanner: DlpScanner | None = None
+    ) -> DlpService:
         recorder = TripRecorder(session, self.ctx, audit, self.registry)
-        return DlpService(session, self.ctx, self.dlp_engine, recorder)
+        return DlpService(session, self.ctx, self.dlp_engine, recorder, scanner)
 
     async def _cache(
         self, session: AsyncSession, keys: TenantKeys, policy: ChatPolicyBody
@@ -651,7 +653,7 @@ class ChatService:
         async with self._unit(gate=False) as (session, keys, audit):
             if generation is None:
                 return await self._extractive(prepared, session, keys, audit, prepared.mode_reason)
-            dlp = self._dlp(session, audit)
+            dlp = self._dlp(session, audit, prepared.scanner)
             if streamed is not None:
                 # Scanned sentence by sentence as it streamed: record what the scans did.
                 await dlp.recorder.record("outbound", streamed.trips + streamed.output_kinds)

@@ -6,20 +6,23 @@ groundedness and audit. The chat sessions the run creates are deleted afterwards
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
 import msgspec
 
 from app.eval.scoring import quality
-from app.eval.sets import EvalSet
+from app.eval.sets import EvalCase, EvalDocument, EvalSet
 
 
-class EvalFailed(Exception):
-    """The deployment refused the run (bad key, ingestion failed): nothing to report."""
+class Deployment(Protocol):
+    """What the runner needs of the deployment (``app.eval.adapters.BulwarkApi``)."""
+
+    async def check(self) -> None: ...
+    async def ingest(self, documents: list[EvalDocument]) -> None: ...
+    async def ask(self, question: str, tier: str) -> tuple[int, dict[str, Any]]: ...
+    async def forget(self, session_id: str) -> None: ...
 
 
 class CaseResult(msgspec.Struct):
@@ -65,46 +68,16 @@ def _percentile(samples: list[float], share: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
 
 
-async def _ingest(client: httpx.AsyncClient, headers: dict[str, str], eval_set: EvalSet) -> None:
-    jobs = []
-    for document in eval_set.documents:
-        response = await client.post(
-            "/v1/documents", json=msgspec.to_builtins(document), headers=headers
-        )
-        if response.status_code != 202:
-            raise EvalFailed(f"uploading {document.external_id!r}: {response.text}")
-        if job_id := response.json().get("job_id"):
-            jobs.append((document.external_id, job_id))
-    for external_id, job_id in jobs:
-        for _ in range(1200):
-            job = (await client.get(f"/v1/jobs/{job_id}", headers=headers)).json()
-            if job.get("status") == "succeeded":
-                break
-            if job.get("status") == "failed":
-                raise EvalFailed(f"ingesting {external_id!r} failed: {job.get('error_code')}")
-            await asyncio.sleep(0.1)
-        else:
-            raise EvalFailed(f"ingesting {external_id!r} did not finish")
-
-
-async def _ask(
-    client: httpx.AsyncClient, headers: dict[str, str], case: Any, tier: str
-) -> tuple[CaseResult, str | None]:
+async def _ask(api: Deployment, case: EvalCase, tier: str) -> tuple[CaseResult, str | None]:
     started = time.perf_counter()
-    response = await client.post(
-        "/v1/chat",
-        json={"message": case.question, "model": tier, "cache": False, "mode": "generative"},
-        headers=headers,
-    )
+    status, body = await api.ask(case.question, tier)
     latency = round((time.perf_counter() - started) * 1000, 2)
-    if response.status_code != 200:
-        problem = response.json() if "json" in response.headers.get("content-type", "") else {}
+    if status != 200:
         failed = CaseResult(
-            case.id, tier, response.status_code, 0.0, None, 0.0, 0, 0, latency, None, None, 0,
-            None, error=str(problem.get("code") or response.status_code),
+            case.id, tier, status, 0.0, None, 0.0, 0, 0, latency, None, None, 0, None,
+            error=str(body.get("code") or status),
         )  # fmt: skip
         return failed, None
-    body = response.json()
     usage, model = body["usage"], body["model"]
     result = CaseResult(
         case_id=case.id,
@@ -155,28 +128,21 @@ def mark_frontier(tiers: list[TierSummary]) -> None:
         )
 
 
-async def run_eval(
-    client: httpx.AsyncClient,
-    headers: dict[str, str],
-    eval_set: EvalSet,
-    tiers: Sequence[str],
-) -> EvalReport:
-    me = await client.get("/v1/me", headers=headers)
-    if me.status_code != 200:
-        raise EvalFailed(f"the API key was refused ({me.status_code})")
-    await _ingest(client, headers, eval_set)
+async def run_eval(api: Deployment, eval_set: EvalSet, tiers: Sequence[str]) -> EvalReport:
+    await api.check()
+    await api.ingest(eval_set.documents)
     results: list[CaseResult] = []
     sessions: list[str] = []
     try:
         for tier in tiers:
             for case in eval_set.cases:
-                result, session_id = await _ask(client, headers, case, tier)
+                result, session_id = await _ask(api, case, tier)
                 results.append(result)
                 if session_id:
                     sessions.append(session_id)
     finally:
         for session_id in sessions:
-            await client.delete(f"/v1/chat/sessions/{session_id}", headers=headers)
+            await api.forget(session_id)
     summaries = [summarise(t, [r for r in results if r.tier == t]) for t in tiers]
     mark_frontier(summaries)
     return EvalReport(eval_set.name, summaries, results)

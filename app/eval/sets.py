@@ -40,6 +40,10 @@ class EvalSet(msgspec.Struct, forbid_unknown_fields=True):
     documents: list[EvalDocument] = msgspec.field(default_factory=list)
 
 
+class EvalFailed(Exception):
+    """The deployment refused the run (unreachable, bad key, ingestion failed)."""
+
+
 class InvalidEvalSet(InvalidInput):
     code = "invalid_eval_set"
     title = "Invalid evaluation set"
