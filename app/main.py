@@ -12,6 +12,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from app import __version__
 from app.api import BEARER, document_event_streams
+from app.console import TEMPLATES, console_routers
 from app.chat.controllers import (
     ChatController,
     ChatPolicyController,
@@ -129,7 +130,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *TENANT_ROUTES,
             *SIGN_IN_ROUTES,
             *SCIM_ROUTES,
+            *console_routers(settings.identity, runtime.pepper),
         ],
+        template_config=TEMPLATES,
         middleware=[
             request_context_middleware,
             prometheus.middleware,
