@@ -145,8 +145,12 @@ async def seed_demo(settings: Settings, *, dev_idp_port: int = 8001) -> dict[str
                         }
                     )
                 idp.realms[slug] = [
-                    DevUser(f"dev-{slug}-{spec.local}", f"{spec.local}@{slug}.example",
-                            spec.display_name, spec.groups)
+                    DevUser(
+                        f"dev-{slug}-{spec.local}",
+                        f"{spec.local}@{slug}.example",
+                        spec.display_name,
+                        spec.groups,
+                    )
                     for spec in DEMO_USERS
                 ]
                 await _sign_in_through(runtime, session, ctx, audit, idp)

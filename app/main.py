@@ -12,13 +12,13 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from app import __version__
 from app.api import BEARER, document_event_streams
-from app.console import TEMPLATES, console_routers
 from app.chat.controllers import (
     ChatController,
     ChatPolicyController,
     ChatSessionController,
     ModelsController,
 )
+from app.console import TEMPLATES, console_routers
 from app.errors import with_prefix_handler
 from app.health import HealthController, MetricsController
 from app.observability import (

@@ -334,8 +334,7 @@ def load_config(path: Path) -> DevIdp:
         redirect_prefix=data["redirect_prefix"],
         realms={
             realm: [
-                DevUser(u["sub"], u["email"], u["name"], tuple(u.get("groups", [])))
-                for u in users
+                DevUser(u["sub"], u["email"], u["name"], tuple(u.get("groups", []))) for u in users
             ]
             for realm, users in data["realms"].items()
         },

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from litestar import Router
 from litestar.config.csrf import CSRFConfig
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
@@ -61,7 +61,6 @@ def console_routers(identity: IdentitySettings, pepper: str) -> list[Router]:
         directories=[HERE / "static"],
         opt={EXCLUDE_FROM_AUTH: True},
         include_in_schema=False,
-        response_headers=SECURITY_HEADERS[:2],
     )
     return [pages, static]
 

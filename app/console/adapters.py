@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from litestar.types import ASGIApp
+from litestar import Litestar
 
 # Never leaves the process: the ASGI transport hands the request straight to the app.
 _INTERNAL = "http://console.internal"
@@ -39,7 +39,7 @@ class ApiProblem(Exception):
 class ConsoleApi:
     """The REST API as the signed-in person: ``get``/``post``/``put``/``patch``/``delete``."""
 
-    def __init__(self, app: ASGIApp, session_token: str, request_id: str | None = None) -> None:
+    def __init__(self, app: Litestar, session_token: str, request_id: str | None = None) -> None:
         self._app = app
         self._headers = {"Authorization": f"Bearer {session_token}"}
         if request_id:
@@ -73,7 +73,7 @@ class ConsoleApi:
         return response.json()
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        transport = httpx.ASGITransport(app=self._app)
+        transport = httpx.ASGITransport(app=self._app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url=_INTERNAL) as client:
             return await client.request(method, path, headers=self._headers, **kwargs)
 

@@ -44,7 +44,9 @@ async def _events(api: ConsoleApi, action: str, since: str) -> tuple[list[dict[s
 
 async def overview(api: ConsoleApi, *, today: datetime | None = None) -> Overview:
     today = (today or datetime.now(UTC)).astimezone(UTC)
-    days = [(today - timedelta(days=n)).strftime("%Y-%m-%d") for n in range(OVERVIEW_DAYS - 1, -1, -1)]
+    days = [
+        (today - timedelta(days=n)).strftime("%Y-%m-%d") for n in range(OVERVIEW_DAYS - 1, -1, -1)
+    ]
     usage = await api.get("/v1/usage", group_by="day", since=days[0], until=days[-1])
     by_day = {item["key"]: item for item in usage["items"]}
     since = f"{days[0]}T00:00:00Z"
@@ -70,14 +72,18 @@ async def overview(api: ConsoleApi, *, today: datetime | None = None) -> Overvie
 
     charts = [
         bar_chart(
-            "requests", "Model requests per day", series(lambda d: by_day.get(d, {}).get("calls", 0))
+            "requests",
+            "Model requests per day",
+            series(lambda d: by_day.get(d, {}).get("calls", 0)),
         ),
         bar_chart(
             "tokens",
             "Tokens per day (input + output)",
             series(
-                lambda d: by_day.get(d, {}).get("input_tokens", 0)
-                + by_day.get(d, {}).get("output_tokens", 0)
+                lambda d: (
+                    by_day.get(d, {}).get("input_tokens", 0)
+                    + by_day.get(d, {}).get("output_tokens", 0)
+                )
             ),
         ),
         bar_chart(
@@ -98,12 +104,15 @@ async def overview(api: ConsoleApi, *, today: datetime | None = None) -> Overvie
             series(lambda d: ratio(fell_back[d], answered[d])),
             fmt=percent,
         ),
-        bar_chart("trips", "Guardrail trips (DLP and injection) per day", series(lambda d: tripped[d])),
+        bar_chart(
+            "trips", "Guardrail trips (DLP and injection) per day", series(lambda d: tripped[d])
+        ),
     ]
     total_answers = sum(answered.values())
+    tokens = sum(int(i["input_tokens"]) + int(i["output_tokens"]) for i in usage["items"])
     totals = {
         "Model requests": f"{sum(int(i['calls']) for i in usage['items']):,}",
-        "Tokens": f"{sum(int(i['input_tokens']) + int(i['output_tokens']) for i in usage['items']):,}",
+        "Tokens": f"{tokens:,}",
         "Cost": dollars(sum(float(i["cost_usd"]) for i in usage["items"])),
         "Chat answers": f"{total_answers:,}",
         "Cache hit ratio": percent(ratio(sum(cached.values()), total_answers)),

@@ -75,7 +75,9 @@ async def tenant_of(request: Request[Any, Any, Any], slug: str) -> TenantRoute:
     return route
 
 
-async def provide_console_user(request: Request[Any, Any, Any], tenant: FromPath[str]) -> ConsoleUser:
+async def provide_console_user(
+    request: Request[Any, Any, Any], tenant: FromPath[str]
+) -> ConsoleUser:
     route = await tenant_of(request, tenant)
     token = request.cookies.get(SESSION_COOKIE)
     if not token or not token.startswith(apikeys.SESSION_PREFIX):

@@ -171,8 +171,16 @@ def page(browser: Any, world: dict[str, Any]) -> Iterator[Any]:
     context.set_default_timeout(WAIT_MS)
     opened = context.new_page()
     problems: list[str] = []
-    # A CSP violation or a script error shows in the console: the test fails on any.
-    opened.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    # A CSP violation or a script error shows in the console: the test fails on any. (Refused
+    # pages, 403 by design here, are logged as failed loads: those are expected.)
+    opened.on(
+        "console",
+        lambda m: (
+            problems.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
     opened.on("pageerror", lambda e: problems.append(str(e)))
     yield opened
     context.close()

@@ -51,8 +51,10 @@ async def test_pages_are_behind_their_roles(api: Api) -> None:
         assert page.status_code == 200, (name, page.text)
     assert (await admin.get(f"/console/{tenant.slug}/sar")).status_code == 403
 
-    assert (await as_member.get(f"/console/{tenant.slug}/home")).headers["location"].endswith(
-        "/playground"
+    assert (
+        (await as_member.get(f"/console/{tenant.slug}/home"))
+        .headers["location"]
+        .endswith("/playground")
     )
     for name in (*ADMIN_PAGES, "audit", "sar"):
         refused = await as_member.get(f"/console/{tenant.slug}/{name}")

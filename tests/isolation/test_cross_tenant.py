@@ -761,15 +761,21 @@ async def test_console_is_per_tenant(api: Api, world: dict[str, Any], intruder: 
     sar = await api.client.post(
         "/v1/sar",
         json={"subject": {"user_id": world["user"]["id"]}, "kind": "access"},
-        headers=bearer((await api.new_key(a, (await api.new_user(a, ["compliance_officer"]))["id"]))["key"]),
+        headers=bearer(
+            (await api.new_key(a, (await api.new_user(a, ["compliance_officer"]))["id"]))["key"]
+        ),
     )
     for path in (f"{own}/sar/{sar.json()['id']}", f"{own}/sar/{sar.json()['id']}/report.json"):
         assert (await their_officer.get(path)).status_code == 404
-    started = await their_officer.post(f"{own}/sar", {"subject": world["user"]["email"], "kind": "access"})
+    started = await their_officer.post(
+        f"{own}/sar", {"subject": world["user"]["email"], "kind": "access"}
+    )
     assert started.status_code == 404  # no such person in B
 
     # A's document and person are untouched.
     read = await api.client.get(f"/v1/documents/{doc['document_id']}", headers=a.admin)
     assert read.status_code == 200 and read.json()["acl"]["visibility"] == "restricted"
-    person = (await api.client.get(f"/v1/admin/users/{world['user']['id']}", headers=a.admin)).json()
+    person = (
+        await api.client.get(f"/v1/admin/users/{world['user']['id']}", headers=a.admin)
+    ).json()
     assert person["roles"] == ["member"] and person["clearance"] == 0

@@ -10,10 +10,11 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
-from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
 
 from app.console import forms
@@ -23,6 +24,8 @@ from app.console.services import overview
 from app.console.session import ConsoleUser
 
 Form = dict[str, Any]
+# What PUT /v1/admin/dlp takes (its GET adds the supported types, version and timestamps).
+DLP_FIELDS = ("entities", "custom", "allow_list", "tag_classification", "injection")
 
 
 async def _form(request: Request[Any, Any, Any]) -> tuple[Form, dict[str, list[str]]]:
@@ -66,7 +69,9 @@ class ConsoleAdminController(Controller):
 
     # -- overview -----------------------------------------------------------------------------
     @get("/overview", summary="Requests, tokens, cost, cache, fallbacks and guardrail trips")
-    async def overview_page(self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]) -> Template:
+    async def overview_page(
+        self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]
+    ) -> Template:
         user.require(*ADMIN)
         return page(user, "overview", "overview.html", {"overview": await overview(user.api)})
 
@@ -95,13 +100,18 @@ class ConsoleAdminController(Controller):
         }
 
     @get("/users", summary="Users and groups as provisioned, role mappings, clearance")
-    async def users_page(self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]) -> Template:
+    async def users_page(
+        self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]
+    ) -> Template:
         user.require(*ADMIN)
         return page(user, "users", "users.html", await self._users(user), request=request)
 
     @post("/users/{user_id:uuid}", summary="Change a user's roles, clearance and attributes")
     async def update_user(
-        self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser], user_id: FromPath[uuid.UUID]
+        self,
+        request: Request[Any, Any, Any],
+        user: NamedDependency[ConsoleUser],
+        user_id: FromPath[uuid.UUID],
     ) -> Template | Redirect:
         form, multi = await _form(request)
         return await _submit(
@@ -141,14 +151,16 @@ class ConsoleAdminController(Controller):
             "metadata_url": f"/auth/{user.slug}/saml/metadata",
             "scim_base": f"/scim/v2/{user.slug}",
             "tests": [
-                (method.upper(), f"/auth/{user.slug}/{method}/login?return_to={back}")
+                (method.upper(), f"/auth/{user.slug}/{method}/login?return_to={quote(back)}")
                 for method, config in (("oidc", oidc), ("saml", saml))
                 if config and config["enabled"]
             ],
         }
 
     @get("/sso", summary="OIDC and SAML settings, SP metadata, test sign-in, SCIM token")
-    async def sso_page(self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]) -> Template:
+    async def sso_page(
+        self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]
+    ) -> Template:
         user.require(*ADMIN)
         return page(user, "sso", "sso.html", await self._sso(user), request=request)
 
@@ -188,11 +200,19 @@ class ConsoleAdminController(Controller):
 
     # -- DLP ------------------------------------------------------------------------------------
     async def _dlp(self, user: ConsoleUser, text: str | None = None) -> dict[str, Any]:
-        policy = await user.api.get("/v1/admin/dlp")
-        return {"policy": text if text is not None else json.dumps(policy, indent=2)}
+        read = await user.api.get("/v1/admin/dlp")
+        editable = {key: read[key] for key in DLP_FIELDS}
+        return {
+            "policy": text if text is not None else json.dumps(editable, indent=2),
+            "supported": read["supported_entities"],
+            "configured": read["configured"],
+            "version": read["version"],
+        }
 
     @get("/dlp", summary="The tenant's DLP policy")
-    async def dlp_page(self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]) -> Template:
+    async def dlp_page(
+        self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]
+    ) -> Template:
         user.require(*ADMIN)
         return page(user, "dlp", "dlp.html", await self._dlp(user), request=request)
 
@@ -230,7 +250,9 @@ class ConsoleAdminController(Controller):
         }
 
     @get("/models", summary="Model policy, quotas and the month's usage")
-    async def models_page(self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]) -> Template:
+    async def models_page(
+        self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]
+    ) -> Template:
         user.require(*ADMIN)
         return page(user, "models", "models.html", await self._models(user), request=request)
 
@@ -267,7 +289,9 @@ class ConsoleAdminController(Controller):
         return {"kms": await user.api.get("/v1/admin/kms")}
 
     @get("/kms", summary="The tenant's KMS key and data-key versions")
-    async def kms_page(self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]) -> Template:
+    async def kms_page(
+        self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]
+    ) -> Template:
         user.require(*ADMIN)
         return page(user, "kms", "kms.html", await self._kms(user), request=request)
 

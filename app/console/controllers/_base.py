@@ -11,6 +11,7 @@ from litestar import Request, Response
 from litestar.datastructures import ResponseHeader
 from litestar.di import Provide
 from litestar.response import Redirect, Template
+from litestar.types import ExceptionHandlersMap
 
 from app.console.adapters import ApiProblem
 from app.console.forms import FormError
@@ -154,12 +155,10 @@ def api_problem(request: Request[Any, Any, Any], exc: ApiProblem) -> Response[An
     """An API refusal outside a form (a page's own read): its status and detail, as a page."""
     if exc.status == 404:
         return not_found(request, exc)
-    return _error_page(
-        request, exc.status, str(exc.problem.get("title") or "Refused"), exc.detail
-    )
+    return _error_page(request, exc.status, str(exc.problem.get("title") or "Refused"), exc.detail)
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ConsoleNotFound: not_found,
     ConsoleForbidden: forbidden,
     SignInRequired: sign_in,

@@ -7,10 +7,9 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from litestar.di import NamedDependency
-from litestar.params import FromPath
 from litestar import Controller, Request, Response, get, post
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
 from app.console import forms
@@ -91,13 +90,17 @@ class ConsoleSarController(Controller):
         return list(reversed(events["items"]))[:50]
 
     @get("/", summary="Start a subject-access request; recent requests")
-    async def sar_page(self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]) -> Template:
+    async def sar_page(
+        self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]
+    ) -> Template:
         user.require(*OFFICER)
         context = {"recent": await self._recent(user)}
         return page(user, "sar", "sar.html", context, request=request)
 
     @post("/", summary="Start a subject-access request", status_code=303)
-    async def start(self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]) -> Template | Redirect:
+    async def start(
+        self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]
+    ) -> Template | Redirect:
         user.require(*OFFICER)
         form, _ = await _form(request)
         try:
@@ -109,7 +112,9 @@ class ConsoleSarController(Controller):
         return Redirect(url(user, "sar", str(created["id"])), status_code=303)
 
     @get("/{request_id:uuid}", summary="Follow a request; its export and signed report")
-    async def sar_status(self, user: NamedDependency[ConsoleUser], request_id: FromPath[uuid.UUID]) -> Template:
+    async def sar_status(
+        self, user: NamedDependency[ConsoleUser], request_id: FromPath[uuid.UUID]
+    ) -> Template:
         user.require(*OFFICER)
         sar = await user.api.get(f"/v1/sar/{request_id}")
         return page(
@@ -125,14 +130,14 @@ class ConsoleSarController(Controller):
         )
 
     @get("/{request_id:uuid}/report.json", summary="The signed report, as a file")
-    async def report(self, user: NamedDependency[ConsoleUser], request_id: FromPath[uuid.UUID]) -> Response[bytes]:
+    async def report(
+        self, user: NamedDependency[ConsoleUser], request_id: FromPath[uuid.UUID]
+    ) -> Response[bytes]:
         user.require(*OFFICER)
         sar = await user.api.get(f"/v1/sar/{request_id}")
         body = {"report": sar["report"], "signature": sar["signature"]}
         return Response(
             json.dumps(body, indent=2, sort_keys=True).encode(),
             media_type="application/json",
-            headers={
-                "Content-Disposition": f'attachment; filename="sar-{request_id}-report.json"'
-            },
+            headers={"Content-Disposition": f'attachment; filename="sar-{request_id}-report.json"'},
         )

@@ -6,10 +6,10 @@ import json
 import uuid
 from typing import Any
 
-from litestar.di import NamedDependency
-from litestar.params import FromPath
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from app.console import forms
@@ -34,7 +34,9 @@ class ConsoleDocumentController(Controller):
         }
 
     @get("/", summary="Documents with their ingestion status; upload")
-    async def documents_page(self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]) -> Template:
+    async def documents_page(
+        self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]
+    ) -> Template:
         user.require(*ADMIN)
         return page(user, "documents", "documents.html", await self._list(user), request=request)
 
@@ -84,7 +86,10 @@ class ConsoleDocumentController(Controller):
 
     @get("/{document_id:uuid}", summary="A document, its status and its ACL editor")
     async def document_page(
-        self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser], document_id: FromPath[uuid.UUID]
+        self,
+        request: Request[Any, Any, Any],
+        user: NamedDependency[ConsoleUser],
+        document_id: FromPath[uuid.UUID],
     ) -> Template:
         user.require(*ADMIN)
         context = await self._detail(user, document_id)
@@ -92,7 +97,10 @@ class ConsoleDocumentController(Controller):
 
     @post("/{document_id:uuid}/acl", summary="Save the document's ACL", status_code=303)
     async def save_acl(
-        self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser], document_id: FromPath[uuid.UUID]
+        self,
+        request: Request[Any, Any, Any],
+        user: NamedDependency[ConsoleUser],
+        document_id: FromPath[uuid.UUID],
     ) -> Template | Redirect:
         user.require(*ADMIN)
         form, multi = await _form(request)
@@ -107,7 +115,9 @@ class ConsoleDocumentController(Controller):
         return done(user, "documents", str(document_id), message="acl")
 
     @post("/{document_id:uuid}/delete", summary="Delete the document", status_code=303)
-    async def delete_document(self, user: NamedDependency[ConsoleUser], document_id: FromPath[uuid.UUID]) -> Redirect:
+    async def delete_document(
+        self, user: NamedDependency[ConsoleUser], document_id: FromPath[uuid.UUID]
+    ) -> Redirect:
         user.require(*ADMIN)
         await user.api.delete(f"/v1/documents/{document_id}")
         return done(user, "documents", message="deleted")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from litestar.di import NamedDependency
-from litestar.params import FromPath
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
@@ -52,7 +52,7 @@ class ConsoleEntryController(Controller):
                 "slug": route.slug,
                 "console": PREFIX,
                 "links": [
-                    (method.upper(), f"/auth/{route.slug}/{method}/login?return_to={back}")
+                    (method.upper(), f"/auth/{route.slug}/{method}/login?return_to={quote(back)}")
                     for method in methods
                 ],
             },
@@ -73,4 +73,3 @@ class ConsoleSessionController(Controller):
         response = Redirect(url(user), status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
-

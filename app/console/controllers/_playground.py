@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar.di import NamedDependency
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
 from litestar.response import Template
 
 from app.console import forms
@@ -21,11 +21,15 @@ class ConsolePlaygroundController(Controller):
     dependencies = USER_DEPENDENCY
 
     @get("/", summary="Ask a question over the tenant's documents")
-    async def playground(self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]) -> Template:
+    async def playground(
+        self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]
+    ) -> Template:
         return page(user, "playground", "playground.html", {}, request=request)
 
     @post("/", summary="Ask (one POST /v1/chat as the signed-in person)", status_code=200)
-    async def ask(self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]) -> Template:
+    async def ask(
+        self, request: Request[Any, Any, Any], user: NamedDependency[ConsoleUser]
+    ) -> Template:
         form, _ = await _form(request)
         message = forms.text(form, "message")
         body: dict[str, Any] = {"message": message}
@@ -37,7 +41,9 @@ class ConsolePlaygroundController(Controller):
                 body["mode"] = forms.text(form, "mode")
             answer = await user.api.post("/v1/chat", body)
         except ValueError:
-            return page(user, "playground", "playground.html", {"error": "Bad session id."}, status_code=422)
+            return page(
+                user, "playground", "playground.html", {"error": "Bad session id."}, status_code=422
+            )
         except ApiProblem as exc:
             detail, status = refusal(exc)
             context = {"error": detail, "message": message, "session_id": session_id}
