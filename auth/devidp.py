@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 import uvicorn
 from jwcrypto import jwk, jwt
 from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.params import FromPath
 from litestar.response import Redirect
 
 LOOPBACK = "127.0.0.1"
@@ -180,7 +181,7 @@ class DevIdp:
         endpoint = f"{prefix}/protocol/openid-connect"
 
         @get(f"{prefix}/.well-known/openid-configuration", sync_to_thread=False)
-        def discovery(realm: str) -> dict[str, Any]:
+        def discovery(realm: FromPath[str]) -> dict[str, Any]:
             base = f"{provider.issuer_of(realm)}/protocol/openid-connect"
             return {
                 "issuer": provider.issuer_of(realm),
@@ -192,11 +193,11 @@ class DevIdp:
             }
 
         @get(f"{endpoint}/certs", sync_to_thread=False)
-        def certs(realm: str) -> dict[str, Any]:
+        def certs(realm: FromPath[str]) -> dict[str, Any]:
             return provider.jwks()
 
         @get(f"{endpoint}/auth", sync_to_thread=False)
-        def authorize(request: Request[Any, Any, Any], realm: str) -> Response[Any]:
+        def authorize(request: Request[Any, Any, Any], realm: FromPath[str]) -> Response[Any]:
             query = {k: str(v) for k, v in request.query_params.items()}
             user = provider.approve(realm, query)
             if user is not None:
@@ -210,7 +211,7 @@ class DevIdp:
             )
 
         @post(f"{endpoint}/auth", status_code=302)
-        async def choose(request: Request[Any, Any, Any], realm: str) -> Response[Any]:
+        async def choose(request: Request[Any, Any, Any], realm: FromPath[str]) -> Response[Any]:
             form = {k: str(v) for k, v in (await request.form()).items()}
             people = provider.realms.get(realm, [])
             index = form.get("user", "")
@@ -220,7 +221,9 @@ class DevIdp:
             return Redirect(target, status_code=302)
 
         @post(f"{endpoint}/token", status_code=200)
-        async def token(request: Request[Any, Any, Any], realm: str) -> Response[dict[str, Any]]:
+        async def token(
+            request: Request[Any, Any, Any], realm: FromPath[str]
+        ) -> Response[dict[str, Any]]:
             form = await request.form()
             grant = provider.codes.pop(str(form.get("code")), None)  # single use
             secret_ok = secrets.compare_digest(
