@@ -209,10 +209,9 @@ def test_admin_runs_the_tenant_from_the_console(page: Any, world: dict[str, Any]
     sign_in(page, world, "admin")
     assert page.url.endswith(f"/console/{slug}/overview")
     assert page.locator("svg[data-chart]").count() == 6
-    shot(page, "overview")
 
     page.get_by_role("link", name="Users and groups").click()
-    assert page.get_by_role("cell", name=f"alice@{slug}.example").is_visible()
+    assert page.get_by_role("cell", name=f"alice@{slug}.example", exact=True).first.is_visible()
     shot(page, "users")
 
     # Upload with progress, then watch ingestion finish (the list refreshes itself).
@@ -245,13 +244,14 @@ def test_admin_runs_the_tenant_from_the_console(page: Any, world: dict[str, Any]
     page.get_by_role("link", name="Travel policy").click()
     page.get_by_label("Restricted to the groups and people below").check()
     page.get_by_label("engineering").check()
+    page.get_by_label(f"admin@{slug}.example").check()  # admins read by the ACL too
     page.get_by_role("button", name="Save access list").click()
     page.wait_for_url("**?done=acl")
     assert page.get_by_label("engineering").is_checked()
     shot(page, "document")
     document_id = page.url.split("/documents/")[1].split("?")[0]
     acl = world["admin"].get(f"/v1/documents/{document_id}").json()["acl"]
-    assert acl["visibility"] == "restricted" and len(acl["groups"]) == 1
+    assert acl["visibility"] == "restricted" and len(acl["groups"]) == len(acl["users"]) == 1
 
     page.get_by_role("link", name="Sign-in and SCIM").click()
     shot(page, "sso")
@@ -277,6 +277,13 @@ def test_admin_runs_the_tenant_from_the_console(page: Any, world: dict[str, Any]
     page.get_by_role("link", name="Verify the chain").click()
     assert page.locator('[data-verify="ok"]').is_visible()
     shot(page, "audit-verify")
+
+    # The overview now counts the playground's answer (ledger and audit log).
+    page.get_by_role("link", name="Overview").click()
+    assert page.locator('[data-total="Model requests"]').inner_text() == "1"
+    assert page.locator('[data-total="Chat answers"]').inner_text() == "1"
+    assert page.locator('[data-total="Cache hit ratio"]').inner_text() == "0%"
+    shot(page, "overview")
 
 
 def test_member_is_refused_the_admin_pages(page: Any, world: dict[str, Any]) -> None:

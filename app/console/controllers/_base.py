@@ -70,6 +70,8 @@ ROLES = {page.key: page.roles for page in PAGES}
 # Messages after a successful form (Post/Redirect/Get): fixed texts, never echoed input.
 DONE = {
     "acl": "The document's access list was saved.",
+    "acl_hidden": "The access list was saved; it no longer includes you, so the document is "
+    "hidden from you now.",
     "deleted": "The document was deleted.",
     "uploaded": "The document was uploaded; ingestion runs in the background.",
     "user": "The user was saved.",

@@ -112,6 +112,13 @@ class ConsoleDocumentController(Controller):
             detail, status = refusal(exc)
             context = {**await self._detail(user, document_id), "error": detail}
             return page(user, "documents", "document.html", context, status_code=status)
+        try:
+            await user.api.get(f"/v1/documents/{document_id}")
+        except ApiProblem as exc:
+            if exc.status != 404:
+                raise
+            # Admins read documents by the same ACL as everyone: this one is out of their sight.
+            return done(user, "documents", message="acl_hidden")
         return done(user, "documents", str(document_id), message="acl")
 
     @post("/{document_id:uuid}/delete", summary="Delete the document", status_code=303)
