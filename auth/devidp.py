@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import uvicorn
@@ -269,8 +269,39 @@ _FLOW_PARAMS = (
 )
 
 
-class RunningIdp:
-    """The provider served by uvicorn on 127.0.0.1 in a thread; a context manager."""
+class LoopbackServer:
+    """An ASGI app served by uvicorn on 127.0.0.1 in a daemon thread, as a context manager
+    (the development IdP here; the console's browser tests serve Bulwark itself with it)."""
+
+    def __init__(
+        self, app: Any, port: int, *, lifespan: Literal["on", "off"] = "off", wait: float = 10
+    ) -> None:
+        config = uvicorn.Config(
+            app, host=LOOPBACK, port=port, log_level="warning", lifespan=lifespan
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.wait = wait
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + self.wait
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the server did not start")
+            time.sleep(0.05)
+
+    def __enter__(self) -> LoopbackServer:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+class RunningIdp(LoopbackServer):
+    """The development IdP on 127.0.0.1 (a free port unless it has one); enters as the IdP."""
 
     def __init__(self, provider: DevIdp) -> None:
         if provider.port == 0:
@@ -280,24 +311,11 @@ class RunningIdp:
         if not provider.keys:
             provider.rotate("RS256")
         self.provider = provider
-        config = uvicorn.Config(
-            provider.app(), host=LOOPBACK, port=provider.port, log_level="warning", lifespan="off"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        super().__init__(provider.app(), provider.port)
 
-    def __enter__(self) -> DevIdp:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the development IdP did not start")
-            time.sleep(0.05)
+    def __enter__(self) -> DevIdp:  # type: ignore[override]
+        self.start()
         return self.provider
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 # -- the embedded default's configuration file (written by `bulwark demo`) ----------------------

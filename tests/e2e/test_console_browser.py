@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
-import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -22,11 +20,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from app.main import create_app
 from app.settings import Settings
-from auth.devidp import DevIdp, DevUser, RunningIdp
+from auth.devidp import DevIdp, DevUser, LoopbackServer, RunningIdp
 from migrations.runner import migrate
 from tests.conftest import OPERATOR_TOKEN, base_settings
 from tests.integration.chat.conftest import chat_settings
@@ -62,30 +59,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class Served:
-    """The Bulwark app under uvicorn in a thread (lifespan on: jobs run in process)."""
-
-    def __init__(self, settings: Settings, port: int) -> None:
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the Bulwark server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     if not CHROMIUM.exists():
@@ -98,31 +71,37 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     migrate(settings)
     idp = DevIdp(redirect_prefix=f"{base_url}/auth/")
     peer = LlmPeer(name="console", text=ANSWER)
-    with RunningIdp(idp), RunningPeer(peer), Served(chat_settings(settings, peer, peer), port):
-        operator = httpx.Client(
-            base_url=base_url, headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}, timeout=30
+    with RunningIdp(idp), RunningPeer(peer):
+        app = create_app(chat_settings(settings, peer, peer))  # the peer has its port now
+        with LoopbackServer(app, port, lifespan="on", wait=60):
+            yield {"base_url": base_url, "peer": peer, **_seed(base_url, idp)}
+
+
+def _seed(base_url: str, idp: DevIdp) -> dict[str, Any]:
+    """A tenant whose OIDC IdP is the development IdP (as `bulwark demo` sets up for make run),
+    with an admin, a compliance officer and a member of the engineering group."""
+    slug = f"acme-{uuid.uuid4().hex[:6]}"
+    operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        tenant = client.post(
+            "/v1/tenants", json={"slug": slug, "name": "Acme", "region": "eu"}, headers=operator
         )
-        slug = f"acme-{uuid.uuid4().hex[:6]}"
-        tenant = operator.post("/v1/tenants", json={"slug": slug, "name": "Acme", "region": "eu"})
         assert tenant.status_code == 201, tenant.text
-        boot = operator.post(
+        boot = client.post(
             f"/v1/tenants/{tenant.json()['id']}/admins",
             json={"email": f"admin@{slug}.example", "display_name": "Ada Admin"},
+            headers=operator,
         )
         assert boot.status_code == 201, boot.text
-        admin = httpx.Client(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {boot.json()['api_key']['key']}"},
-            timeout=30,
-        )
-        # The tenant's IdP is the development IdP (as `bulwark demo` sets up for make run).
-        oidc = admin.put(
+        admin = {"Authorization": f"Bearer {boot.json()['api_key']['key']}"}
+        oidc = client.put(
             "/v1/admin/sso/oidc",
             json={
                 "issuer": idp.issuer_of(slug),
                 "client_id": idp.client_id,
                 "client_secret": idp.client_secret,
             },
+            headers=admin,
         )
         assert oidc.status_code == 200, oidc.text
         people = {
@@ -130,27 +109,22 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "carl": ("Carl Compliance", ["compliance_officer"], ()),
             "alice": ("Alice Engineer", ["member"], ("engineering",)),
         }
-        for local, (name, roles, _) in people.items():
-            if local != "admin":
-                created = admin.post(
-                    "/v1/admin/users",
-                    json={"email": f"{local}@{slug}.example", "display_name": name, "roles": roles},
-                )
-                assert created.status_code == 201, created.text
-        group = admin.post("/v1/admin/groups", json={"name": "engineering"}).json()
-        alice = next(
-            u
-            for u in admin.get("/v1/admin/users").json()["items"]
-            if u["email"].startswith("alice@")
-        )
-        admin.put(f"/v1/admin/groups/{group['id']}/members/{alice['id']}")
-        idp.realms[slug] = [
-            DevUser(f"dev-{local}", f"{local}@{slug}.example", name, groups)
-            for local, (name, _, groups) in people.items()
-        ]
-        yield {"base_url": base_url, "slug": slug, "admin": admin, "peer": peer}
-        admin.close()
-        operator.close()
+        for local, (name, roles, _) in list(people.items())[1:]:
+            created = client.post(
+                "/v1/admin/users",
+                json={"email": f"{local}@{slug}.example", "display_name": name, "roles": roles},
+                headers=admin,
+            )
+            assert created.status_code == 201, created.text
+        group = client.post("/v1/admin/groups", json={"name": "engineering"}, headers=admin)
+        alice = created.json()["id"]
+        joined = client.put(f"/v1/admin/groups/{group.json()['id']}/members/{alice}", headers=admin)
+        assert joined.status_code == 204, joined.text
+    idp.realms[slug] = [
+        DevUser(f"dev-{local}", f"{local}@{slug}.example", name, groups)
+        for local, (name, _, groups) in people.items()
+    ]
+    return {"slug": slug, "admin": admin}
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +224,8 @@ def test_admin_runs_the_tenant_from_the_console(page: Any, world: dict[str, Any]
     assert page.get_by_label("engineering").is_checked()
     shot(page, "document")
     document_id = page.url.split("/documents/")[1].split("?")[0]
-    acl = world["admin"].get(f"/v1/documents/{document_id}").json()["acl"]
+    read = httpx.get(f"{world['base_url']}/v1/documents/{document_id}", headers=world["admin"])
+    acl = read.json()["acl"]
     assert acl["visibility"] == "restricted" and len(acl["groups"]) == len(acl["users"]) == 1
 
     page.get_by_role("link", name="Sign-in and SCIM").click()
