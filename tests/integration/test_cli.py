@@ -147,3 +147,17 @@ async def test_demo_tenants_sign_in_through_the_development_idp(tmp_path: Path) 
                 "/console/acme/home", headers={"Cookie": f"bulwark_session={session}"}
             )
             assert home.headers["location"] == "/console/acme/overview"
+
+
+def test_the_development_idp_never_runs_in_production(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
+    env.update({"BULWARK_DATA_DIR": str(tmp_path), "BULWARK_ENVIRONMENT": "production"})
+    refused = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--dev-idp", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert "never runs in production" in refused.stderr
