@@ -22,11 +22,38 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Bind address (default from settings: 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default from settings: 8000).")
-def serve(host: str | None, port: int | None) -> None:
-    """Serve the API."""
-    import uvicorn
+@click.option(
+    "--dev-idp",
+    is_flag=True,
+    help="Also serve the demo tenants' development IdP on 127.0.0.1 (never in production).",
+)
+def serve(host: str | None, port: int | None, dev_idp: bool) -> None:
+    """Serve the API (and the console)."""
+    import contextlib
 
     settings = get_settings()
+    with contextlib.ExitStack() as stack:
+        if dev_idp:
+            stack.enter_context(_dev_idp(settings))
+        _serve(settings, host, port)
+
+
+def _dev_idp(settings: Settings) -> Any:
+    from auth.devidp import RunningIdp, config_path, load_config
+
+    if settings.environment == "production":
+        raise click.ClickException("the development IdP never runs in production")
+    path = config_path(settings.data_dir)
+    if not path.exists():
+        raise click.ClickException(f"{path} is missing: run `bulwark demo` first")
+    running = RunningIdp(load_config(path))
+    click.echo(f"development IdP (no passwords, dev only) on {running.provider.base_url}", err=True)
+    return running
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> None:
+    import uvicorn
+
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -82,12 +109,19 @@ def migrate() -> None:
 
 
 @main.command()
-def demo() -> None:
+@click.option(
+    "--dev-idp-port",
+    default=8001,
+    type=int,
+    show_default=True,
+    help="Port of the development IdP the demo tenants sign in through (`serve --dev-idp`).",
+)
+def demo(dev_idp_port: int) -> None:
     """Create (or find) the demo tenants and print their credentials."""
     from app.demo import credentials_path, seed_demo
 
     settings = get_settings()
-    output = asyncio.run(seed_demo(settings))
+    output = asyncio.run(seed_demo(settings, dev_idp_port=dev_idp_port))
     click.echo(json.dumps(output, indent=2))
     click.echo(f"written to {credentials_path(settings)}", err=True)
 

@@ -17,7 +17,9 @@ from app.runtime import Runtime
 from app.settings import Settings
 from audit.pseudonyms import SYSTEM_SUBJECT
 from audit.services import AuditLog, AuditOrigin
-from auth.context import TenantRoute, system_context
+from auth.context import TenantContext, TenantRoute, system_context
+from auth.devidp import DevIdp, DevUser, config_path, load_config, save_config
+from auth.oidc import DEFAULT_CLAIMS, OidcConfigService, OidcSettings
 from auth.repositories import ApiKeyRepository, GroupRepository, UserRepository
 from auth.services import ApiKeyService, GroupService, UserService
 from tenants.repositories import TenantRepository
@@ -60,11 +62,44 @@ def _existing_keys(path: Path) -> dict[tuple[str, str], str]:
         return {}
 
 
-async def seed_demo(settings: Settings) -> dict[str, Any]:
+def _dev_idp(settings: Settings, port: int) -> DevIdp:
+    """The development IdP's client (its secret kept across runs) with no realms yet."""
+    path = config_path(settings.data_dir)
+    existing = load_config(path) if path.exists() else None
+    return DevIdp(
+        client_secret=existing.client_secret if existing else DevIdp().client_secret,
+        port=port,
+        redirect_prefix=f"{settings.identity.public_url.rstrip('/')}/auth/",
+    )
+
+
+async def _sign_in_through(
+    runtime: Runtime, session: Any, ctx: TenantContext, audit: AuditLog, idp: DevIdp
+) -> None:
+    """Point the tenant's OIDC at the development IdP (once: a re-run changes nothing)."""
+    config = OidcConfigService(session, ctx, runtime.keyring.for_tenant(session, ctx), audit)
+    wanted = OidcSettings(
+        server_url=idp.base_url,
+        realm=ctx.tenant_slug,
+        client_id=idp.client_id,
+        scopes=("openid", "email", "profile"),
+        claims=dict(DEFAULT_CLAIMS),
+        audience=idp.client_id,
+        enabled=True,
+    )
+    stored = await config.read()
+    if stored is None or stored[0] != wanted or not stored[1]:
+        await config.write(wanted, idp.client_secret)
+
+
+async def seed_demo(settings: Settings, *, dev_idp_port: int = 8001) -> dict[str, Any]:
+    """Seed the demo tenants; their people sign in to the console through the development IdP
+    (``bulwark serve --dev-idp``), whose configuration is written next to the credentials."""
     runtime = Runtime.build(settings)
     path = credentials_path(settings)
     known_keys = _existing_keys(path)
     output: dict[str, Any] = {"operator_token": runtime.operator_token, "tenants": {}}
+    idp = _dev_idp(settings, dev_idp_port)
     try:
         for slug, name, region in DEMO_TENANTS:
             async with runtime.control.transaction(None) as session:
@@ -109,9 +144,25 @@ async def seed_demo(settings: Settings) -> dict[str, Any]:
                             "api_key": key,
                         }
                     )
-            output["tenants"][slug] = {"id": str(tenant.id), "region": region, "users": users_out}
+                idp.realms[slug] = [
+                    DevUser(
+                        f"dev-{slug}-{spec.local}",
+                        f"{spec.local}@{slug}.example",
+                        spec.display_name,
+                        spec.groups,
+                    )
+                    for spec in DEMO_USERS
+                ]
+                await _sign_in_through(runtime, session, ctx, audit, idp)
+            output["tenants"][slug] = {
+                "id": str(tenant.id),
+                "region": region,
+                "users": users_out,
+                "console": f"{settings.identity.public_url.rstrip('/')}/console/{slug}",
+            }
     finally:
         await runtime.dispose()
+    save_config(config_path(settings.data_dir), idp)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

@@ -18,6 +18,7 @@ from app.chat.controllers import (
     ChatSessionController,
     ModelsController,
 )
+from app.console import TEMPLATES, console_routers
 from app.debug.controllers import DebugSwitchController
 from app.errors import with_prefix_handler
 from app.health import HealthController, MetricsController
@@ -131,7 +132,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *TENANT_ROUTES,
             *SIGN_IN_ROUTES,
             *SCIM_ROUTES,
+            *console_routers(settings.identity, runtime.pepper),
         ],
+        template_config=TEMPLATES,
         middleware=[
             request_context_middleware,
             prometheus.middleware,

@@ -29,6 +29,7 @@ from auth.models import Group, User, UserSession
 from auth.repositories import (
     ApiKeyRepository,
     GroupRepository,
+    IdentityProviderRepository,
     RoleMappingRepository,
     SessionRepository,
     UserRepository,
@@ -247,6 +248,18 @@ async def record_login(
                 outcome=outcome,
             )
         )
+
+
+async def enabled_sign_in_methods(session: AsyncSession, ctx: TenantContext) -> list[SsoMethod]:
+    """The SSO methods a tenant has configured and enabled (what its sign-in page offers)."""
+    providers = IdentityProviderRepository(session, ctx)
+    methods: list[SsoMethod] = []
+    kinds: tuple[SsoMethod, ...] = ("oidc", "saml")
+    for kind in kinds:
+        row = await providers.get(kind)
+        if row is not None and bool(row.config.get("enabled")):
+            methods.append(kind)
+    return methods
 
 
 _SAFE_PATH = re.compile(r"^/(?![/\\])[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,1999}$")

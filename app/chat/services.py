@@ -838,6 +838,8 @@ class ChatService:
                 "mode": str(response.mode),
                 "cache": response.cache,
                 "tier": response.model.tier,
+                # The gateway moved past a failing endpoint or tier (the console's fallback rate).
+                "fallback": response.model.reason.endswith("+fallback"),
                 "grounded_permille": round(response.grounded.score * 1000),
             },
         )

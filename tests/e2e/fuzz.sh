@@ -55,10 +55,17 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
-for _ in $(seq 1 50); do
-  curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break
+# Up to two minutes for the server to come up (a busy 2-core machine is slow to load models).
+up=0
+for _ in $(seq 1 600); do
+  curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && { up=1; break; }
   sleep 0.2
 done
+if [ "$up" != 1 ]; then
+  echo "the server did not come up; its log:" >&2
+  tail -50 "$REPORTS/server.log" >&2
+  exit 1
+fi
 
 creds="$DATA/demo-credentials.json"
 OPERATOR=$("$VENV/bin/python" -c "import json,sys;print(json.load(open(sys.argv[1]))['operator_token'])" "$creds")

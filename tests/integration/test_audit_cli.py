@@ -31,17 +31,18 @@ def test_audit_verify_exit_codes(tmp_path: Path) -> None:
 
     ok = cli("audit", "verify", "--tenant", "acme", data_dir=tmp_path)
     assert ok.returncode == 0, ok.stderr
-    # The demo's own actions: the tenant, 4 users, 2 groups, 2 memberships, 4 keys.
+    # The demo's own actions: the tenant, 4 users, 2 groups, 2 memberships, 4 keys, and its
+    # OIDC pointed at the development IdP.
     assert json.loads(ok.stdout) == {
         "tenant": "acme",
         "ok": True,
-        "events_checked": 13,
+        "events_checked": 14,
         "first_bad_sequence": None,
     }
     # Re-running the demo changes nothing, so it records nothing.
     assert cli("demo", data_dir=tmp_path).returncode == 0
     again = cli("audit", "verify", "--tenant", "acme", data_dir=tmp_path)
-    assert json.loads(again.stdout)["events_checked"] == 13
+    assert json.loads(again.stdout)["events_checked"] == 14
 
     unknown = cli("audit", "verify", "--tenant", "nope", data_dir=tmp_path)
     assert unknown.returncode == 2
@@ -64,7 +65,7 @@ def test_audit_verify_exit_codes(tmp_path: Path) -> None:
     assert json.loads(broken.stdout) == {
         "tenant": "acme",
         "ok": False,
-        "events_checked": 13,
+        "events_checked": 14,
         "first_bad_sequence": 6,
     }
     # The other tenant, in the other region, is untouched.

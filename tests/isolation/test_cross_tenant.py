@@ -117,6 +117,43 @@ SCIM_ROUTES = {
     ("PATCH", f"{_SCIM}/Groups/{{group_id:str}}"),
     ("DELETE", f"{_SCIM}/Groups/{{group_id:str}}"),
 }
+# The console (test_console_is_per_tenant below): pages and forms under the tenant's slug.
+_CONSOLE = "/console/{tenant:str}"
+CONSOLE_ROUTES = {
+    ("GET", "/console"),
+    ("GET", _CONSOLE),
+    ("GET", f"{_CONSOLE}/home"),
+    ("POST", f"{_CONSOLE}/logout"),
+    ("GET", f"{_CONSOLE}/overview"),
+    ("GET", f"{_CONSOLE}/users"),
+    ("POST", f"{_CONSOLE}/users/{{user_id:uuid}}"),
+    ("POST", f"{_CONSOLE}/role-mappings"),
+    ("GET", f"{_CONSOLE}/sso"),
+    ("POST", f"{_CONSOLE}/sso/oidc"),
+    ("POST", f"{_CONSOLE}/sso/saml"),
+    ("POST", f"{_CONSOLE}/scim-token"),
+    ("GET", f"{_CONSOLE}/dlp"),
+    ("POST", f"{_CONSOLE}/dlp"),
+    ("GET", f"{_CONSOLE}/models"),
+    ("POST", f"{_CONSOLE}/models/policy"),
+    ("POST", f"{_CONSOLE}/models/quotas"),
+    ("GET", f"{_CONSOLE}/kms"),
+    ("POST", f"{_CONSOLE}/kms"),
+    ("POST", f"{_CONSOLE}/kms/rotate"),
+    ("GET", f"{_CONSOLE}/documents"),
+    ("POST", f"{_CONSOLE}/documents"),
+    ("GET", f"{_CONSOLE}/documents/{{document_id:uuid}}"),
+    ("POST", f"{_CONSOLE}/documents/{{document_id:uuid}}/acl"),
+    ("POST", f"{_CONSOLE}/documents/{{document_id:uuid}}/delete"),
+    ("GET", f"{_CONSOLE}/audit"),
+    ("GET", f"{_CONSOLE}/audit/verify"),
+    ("GET", f"{_CONSOLE}/sar"),
+    ("POST", f"{_CONSOLE}/sar"),
+    ("GET", f"{_CONSOLE}/sar/{{request_id:uuid}}"),
+    ("GET", f"{_CONSOLE}/sar/{{request_id:uuid}}/report.json"),
+    ("GET", f"{_CONSOLE}/playground"),
+    ("POST", f"{_CONSOLE}/playground"),
+}
 # Routes with no tenant data: health, metrics, the schema, and the operator's control plane
 # (covered by tests/integration/test_tenants.py, which shows tenant keys get 403 there).
 NON_TENANT_ROUTES = {
@@ -133,6 +170,8 @@ NON_TENANT_ROUTES = {
     ("GET", "/auth/{tenant_slug:str}/oidc/login"),
     ("GET", "/auth/{tenant_slug:str}/oidc/callback"),
     ("POST", "/v1/tenants/{tenant_id:uuid}/admins"),
+    # The console's own script and style sheet.
+    ("GET", "/console/static/{file_path:path}"),
 }
 
 
@@ -144,9 +183,9 @@ def test_every_route_is_covered(app: Litestar) -> None:
         for method in getattr(route, "methods", ()):
             if method not in ("HEAD", "OPTIONS"):
                 routes.add((method, route.path))
-    assert routes - ISOLATION_ROUTES - NON_TENANT_ROUTES - SCIM_ROUTES == set()
-    assert routes <= ISOLATION_ROUTES | NON_TENANT_ROUTES | SCIM_ROUTES
-    assert routes >= SCIM_ROUTES
+    covered = ISOLATION_ROUTES | NON_TENANT_ROUTES | SCIM_ROUTES | CONSOLE_ROUTES
+    assert routes - covered == set()
+    assert routes >= SCIM_ROUTES | CONSOLE_ROUTES
 
 
 @pytest.fixture
@@ -679,6 +718,69 @@ async def test_subject_access_requests_are_per_tenant(
     assert (
         await api.client.get(f"/v1/admin/users/{user['id']}", headers=a.admin)
     ).status_code == 200
+
+
+@pytest.mark.parametrize("intruder", ["b", "c"])
+async def test_console_is_per_tenant(api: Api, world: dict[str, Any], intruder: str) -> None:
+    """A signed-in admin of B or C: A's console pages are 404, and B's console, naming A's
+    resources, answers 404 and changes nothing."""
+    from tests.console_client import saml_sign_in
+    from tests.integration.retrieval.test_documents import add
+
+    a: TenantHandle = world["a"]
+    other: TenantHandle = world[intruder]
+    doc = await add(api, a, "Vault", "# Vault\n\nThe combination is 31-7-59.", acl={})
+    theirs = await saml_sign_in(api, other, f"admin@{other.slug}.example")
+    officer = await api.new_user(other, roles=["compliance_officer"])
+    their_officer = await saml_sign_in(api, other, officer["email"])
+    own = f"/console/{other.slug}"
+    assert (await theirs.get(f"{own}/overview")).status_code == 200
+
+    pages = {route for route in CONSOLE_ROUTES if route[1].startswith(_CONSOLE + "/")}
+    ids = {
+        "user_id": world["user"]["id"],
+        "document_id": doc["document_id"],
+        "request_id": str(uuid.uuid4()),
+    }
+    for method, template in sorted(pages):
+        # A's console, with B's session: 404 for every page and form, as for an unknown tenant.
+        path = template.replace("{tenant:str}", a.slug)
+        for name, value in ids.items():
+            path = path.replace(f"{{{name}:uuid}}", value)
+        response = await (theirs.get(path) if method == "GET" else theirs.post(path))
+        assert response.status_code == 404, (method, path, response.status_code)
+
+    # B's own console, naming A's resources: the API behind it answers 404.
+    user_form = {"roles": "tenant_admin", "clearance": "3", "active": "on"}
+    for method, path, form in (
+        ("GET", f"{own}/documents/{doc['document_id']}", None),
+        ("POST", f"{own}/documents/{doc['document_id']}/acl", {"visibility": "tenant"}),
+        ("POST", f"{own}/documents/{doc['document_id']}/delete", None),
+        ("POST", f"{own}/users/{world['user']['id']}", user_form),
+    ):
+        response = await (theirs.get(path) if method == "GET" else theirs.post(path, form))
+        assert response.status_code == 404, (method, path, response.text)
+    sar = await api.client.post(
+        "/v1/sar",
+        json={"subject": {"user_id": world["user"]["id"]}, "kind": "access"},
+        headers=bearer(
+            (await api.new_key(a, (await api.new_user(a, ["compliance_officer"]))["id"]))["key"]
+        ),
+    )
+    for path in (f"{own}/sar/{sar.json()['id']}", f"{own}/sar/{sar.json()['id']}/report.json"):
+        assert (await their_officer.get(path)).status_code == 404
+    started = await their_officer.post(
+        f"{own}/sar", {"subject": world["user"]["email"], "kind": "access"}
+    )
+    assert started.status_code == 404  # no such person in B
+
+    # A's document and person are untouched.
+    read = await api.client.get(f"/v1/documents/{doc['document_id']}", headers=a.admin)
+    assert read.status_code == 200 and read.json()["acl"]["visibility"] == "restricted"
+    person = (
+        await api.client.get(f"/v1/admin/users/{world['user']['id']}", headers=a.admin)
+    ).json()
+    assert person["roles"] == ["member"] and person["clearance"] == 0
 
 
 @pytest.mark.parametrize("intruder", ["b", "c"])
