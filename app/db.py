@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, MetaData, TypeDecorator, Uuid, func
+from sqlalchemy import JSON, DateTime, Dialect, MetaData, TypeDecorator, Uuid, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -68,4 +68,15 @@ class Timestamped:
         nullable=False,
         default=utcnow,
         server_default=func.current_timestamp(),
+    )
+
+
+class TenantSettings(Timestamped):
+    """One per-tenant settings row: the tenant as primary key and a JSON document (read and
+    replaced through ``auth.repositories.TenantPolicyRows``)."""
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow
     )

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import RegionalBase, TenantOwned, Timestamped, UTCDateTime, utcnow
+from app.db import RegionalBase, TenantOwned, TenantSettings, Timestamped, UTCDateTime, utcnow
 
 
 class ChatSession(TenantOwned, Timestamped, RegionalBase):
@@ -42,13 +42,7 @@ class ChatMessage(TenantOwned, Timestamped, RegionalBase):
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
 
 
-class ChatPolicyRow(Timestamped, RegionalBase):
+class ChatPolicyRow(TenantSettings, RegionalBase):
     """One tenant's chat policy (``app.chat.schemas.ChatPolicyBody`` as JSON)."""
 
     __tablename__ = "chat_policies"
-
-    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    policy: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow
-    )
