@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -192,7 +193,7 @@ class Run:
         result["violations"] = problems
         self.report["phases"][name] = result
         self.violations += [f"{name}: {p}" for p in problems]
-        print(f"phase {name}: {len(samples)} requests, {len(problems)} violations", file=sys.stderr)
+        print(json.dumps({"phase": name, **result}), file=sys.stderr, flush=True)
 
     # -- faults ----------------------------------------------------------------------------
 
@@ -331,6 +332,11 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="Keep the run's directory (logs).")
     args = parser.parse_args()
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt  # unwinds through the clean-up (processes, databases, queue)
+
+    signal.signal(signal.SIGTERM, interrupted)
     root = Path(tempfile.mkdtemp(prefix=f"bulwark-load-{uuid.uuid4().hex[:6]}-"))
     report: dict[str, Any] = {"ok": False}
     try:

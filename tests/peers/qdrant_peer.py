@@ -1,14 +1,16 @@
 """A Qdrant REST peer: the part of Qdrant's HTTP API that ``ServerVectorStore`` speaks, served
-over real HTTP by one process and backed by qdrant-client's own local engine.
+over real HTTP by one process, on Qdrant's own engine (``qdrant-edge-py``, one shard per
+collection).
 
 No Qdrant server can be installed on these machines (no registry ships its binary), yet a
 deployment with separate API and worker processes needs one vector store that every process
 reaches over the network: an embedded Qdrant Edge shard belongs to the one process that opened
 it. This peer is that shared store for the multi-process load harness (``make loadtest``) and
 for tests of the server adapter over HTTP. Requests are parsed with qdrant-client's own REST
-models and executed by ``AsyncQdrantClient(":memory:")`` (brute force: fit for thousands of
-points, not for benchmarks of search speed). A route it does not know answers 404 with Qdrant's
-error shape, so drift in the adapter shows up as a failure rather than a silent no-op.
+models and translated to the Edge engine (filters, hybrid prefetch with RRF fusion, IDF over a
+corpus filter, payload indexes). Like a server it optimizes segments in the background after
+bulk writes. A route or a construct it does not know answers 404/400 with Qdrant's error shape,
+so drift in the adapter shows up as a failure rather than a silent no-op.
 
     python -m tests.peers.qdrant_peer --port 6333
 """
@@ -16,37 +18,189 @@ error shape, so drift in the adapter shows up as a failure rather than a silent 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
+import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import qdrant_edge as qe
 import uvicorn
-from pydantic import BaseModel, TypeAdapter, ValidationError
-from qdrant_client import AsyncQdrantClient
+from pydantic import TypeAdapter, ValidationError
 from qdrant_client import models as m
 
 VERSION = "1.20.0"  # the REST API level of the qdrant-client the adapter is written against
+OPTIMIZE_EVERY = 2000  # points written between two background optimizations
 
 _POINTS_INSERT: TypeAdapter[Any] = TypeAdapter(m.PointInsertOperations)
 _POINTS_SELECTOR: TypeAdapter[Any] = TypeAdapter(m.PointsSelector)
 
-Route = Callable[["QdrantPeer", str, dict[str, Any], dict[str, str]], Awaitable[Any]]
+Route = Callable[["QdrantPeer", str, dict[str, Any]], Awaitable[Any]]
 
 
-def _dump(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", exclude_unset=False)
-    if isinstance(value, list):
-        return [_dump(v) for v in value]
-    return value
+class Unsupported(ValueError):
+    """A request construct this peer does not translate (answered 400)."""
+
+
+def _many(value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    return [_condition(c) for c in (value if isinstance(value, list) else [value])]
+
+
+def edge_filter(spec: m.Filter | None) -> qe.Filter | None:
+    if spec is None:
+        return None
+    return qe.Filter(
+        must=_many(spec.must), should=_many(spec.should), must_not=_many(spec.must_not)
+    )
+
+
+def _required(spec: m.Filter) -> qe.Filter:
+    return qe.Filter(
+        must=_many(spec.must), should=_many(spec.should), must_not=_many(spec.must_not)
+    )
+
+
+def _condition(c: Any) -> Any:
+    if isinstance(c, m.Filter):
+        return edge_filter(c)
+    if isinstance(c, m.IsEmptyCondition):
+        return qe.IsEmptyCondition(c.is_empty.key)
+    if isinstance(c, m.FieldCondition):
+        match = c.match
+        if isinstance(match, m.MatchValue):
+            return qe.FieldCondition(c.key, match=qe.MatchValue(match.value))
+        if isinstance(match, m.MatchAny):
+            return qe.FieldCondition(c.key, match=qe.MatchAny(list(match.any)))  # type: ignore[arg-type]
+        if isinstance(match, m.MatchExcept):
+            return qe.FieldCondition(c.key, match=qe.MatchExcept(list(match.except_)))  # type: ignore[arg-type]
+        if match is None and c.range is not None:
+            r = c.range
+            bounds = {k: None if v is None else float(v) for k, v in r.model_dump().items()}
+            return qe.FieldCondition(c.key, range=qe.RangeFloat(**bounds))
+    raise Unsupported(f"condition {c!r}")
+
+
+def _vector(value: Any) -> Any:
+    if isinstance(value, m.SparseVector):
+        return qe.SparseVector(list(value.indices), list(value.values))
+    if isinstance(value, list) and all(isinstance(x, int | float) for x in value):
+        return [float(x) for x in value]
+    raise Unsupported(f"vector {type(value).__name__}")
+
+
+def _query(query: Any, using: str | None) -> Any:
+    if query is None:
+        return None
+    if isinstance(query, m.RrfQuery):
+        return qe.Fusion.Rrf(k=query.rrf.k if query.rrf.k is not None else 60)
+    if isinstance(query, m.FusionQuery) and query.fusion == m.Fusion.RRF:
+        return qe.Fusion.Rrf(k=60)
+    if isinstance(query, m.NearestQuery):
+        query = query.nearest
+    return qe.Query.Nearest(_vector(query), using=using)
+
+
+def _params(params: m.SearchParams | None) -> qe.SearchParams | None:
+    if params is None:
+        return None
+    idf = None
+    if isinstance(params.idf, m.IdfCorpusParams):
+        idf = qe.IdfParams(corpus=edge_filter(params.idf.corpus))
+    elif params.idf is not None:
+        raise Unsupported(f"idf {params.idf!r}")
+    return qe.SearchParams(hnsw_ef=params.hnsw_ef, exact=bool(params.exact), idf=idf)
+
+
+def _prefetch(spec: m.Prefetch) -> qe.Prefetch:
+    inner = spec.prefetch
+    nested = (
+        [_prefetch(p) for p in (inner if isinstance(inner, list) else [inner])] if inner else None
+    )
+    return qe.Prefetch(
+        limit=spec.limit or 10,
+        query=_query(spec.query, spec.using),
+        prefetches=nested,
+        params=_params(spec.params),
+        filter=edge_filter(spec.filter),
+        score_threshold=spec.score_threshold,
+    )
+
+
+def _index(schema: Any) -> Any:
+    if isinstance(schema, m.KeywordIndexParams):
+        return qe.KeywordIndexParams(is_tenant=schema.is_tenant)
+    if isinstance(schema, m.IntegerIndexParams):
+        return qe.IntegerIndexParams(lookup=schema.lookup, range=schema.range)
+    kinds = {
+        m.PayloadSchemaType.KEYWORD: qe.PayloadSchemaType.Keyword,
+        m.PayloadSchemaType.INTEGER: qe.PayloadSchemaType.Integer,
+    }
+    if schema in kinds:
+        return kinds[schema]
+    raise Unsupported(f"index {schema!r}")
+
+
+def _point(p: Any, score: float | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": str(p.id), "payload": p.payload, "vector": None}
+    if score is not None:
+        out.update(score=score, version=0)
+    return out
+
+
+class Collection:
+    """One collection: an Edge shard, optimized in the background after bulk writes."""
+
+    def __init__(self, path: Path, spec: m.CreateCollection) -> None:
+        vectors = spec.vectors if isinstance(spec.vectors, dict) else {}
+        distances = {
+            m.Distance.COSINE: qe.Distance.Cosine,
+            m.Distance.DOT: qe.Distance.Dot,
+            m.Distance.EUCLID: qe.Distance.Euclid,
+        }
+        config = qe.EdgeConfig(
+            vectors={
+                name: qe.EdgeVectorParams(size=v.size, distance=distances[v.distance])
+                for name, v in vectors.items()
+            },
+            sparse_vectors={
+                name: qe.EdgeSparseVectorParams(
+                    modifier=qe.Modifier.Idf if v.modifier == m.Modifier.IDF else None
+                )
+                for name, v in (spec.sparse_vectors or {}).items()
+            },
+        )
+        self.shard = qe.EdgeShard.create(str(path), config)
+        self.written = 0
+        self.optimizing = threading.Lock()
+
+    def update(self, operation: Any, points: int = 0) -> None:
+        self.shard.update(operation)
+        self.written += points
+        if self.written >= OPTIMIZE_EVERY and self.optimizing.acquire(blocking=False):
+            self.written = 0
+            threading.Thread(target=self._optimize, daemon=True).start()
+
+    def _optimize(self) -> None:
+        try:
+            self.shard.optimize()
+        finally:
+            self.optimizing.release()
+
+
+_DONE = {"operation_id": 0, "status": "completed"}
 
 
 class QdrantPeer:
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None) -> None:
         self.port = 0
-        self.engine = AsyncQdrantClient(location=":memory:")
+        self.root = root or Path(tempfile.mkdtemp(prefix="qdrant-peer-"))
+        self.collections: dict[str, Collection] = {}
         self.routes: list[tuple[str, re.Pattern[str], Route]] = [
             ("GET", re.compile(r"^/collections/([^/]+)/exists$"), QdrantPeer.exists),
             ("PUT", re.compile(r"^/collections/([^/]+)$"), QdrantPeer.create),
@@ -63,73 +217,100 @@ class QdrantPeer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def exists(self, name: str, _: dict[str, Any], __: dict[str, str]) -> Any:
-        return {"exists": await self.engine.collection_exists(name)}
+    def _get(self, name: str) -> Collection:
+        if name not in self.collections:
+            raise LookupError(f"Collection `{name}` doesn't exist!")
+        return self.collections[name]
 
-    async def create(self, name: str, body: dict[str, Any], _: dict[str, str]) -> Any:
+    async def exists(self, name: str, _: dict[str, Any]) -> Any:
+        return {"exists": name in self.collections}
+
+    async def create(self, name: str, body: dict[str, Any]) -> Any:
+        if name in self.collections:
+            raise FileExistsError(f"Collection `{name}` already exists!")
         spec = m.CreateCollection.model_validate(body)
-        return await self.engine.create_collection(
-            name, vectors_config=spec.vectors, sparse_vectors_config=spec.sparse_vectors
-        )
+        path = self.root / name
+        self.collections[name] = await asyncio.to_thread(Collection, path, spec)
+        return True
 
-    async def index(self, name: str, body: dict[str, Any], _: dict[str, str]) -> Any:
+    async def index(self, name: str, body: dict[str, Any]) -> Any:
         spec = m.CreateFieldIndex.model_validate(body)
-        return await self.engine.create_payload_index(
-            name, spec.field_name, field_schema=spec.field_schema, wait=True
-        )
+        op = qe.UpdateOperation.create_field_index(spec.field_name, _index(spec.field_schema))
+        await asyncio.to_thread(self._get(name).update, op)
+        return _DONE
 
-    async def upsert(self, name: str, body: dict[str, Any], _: dict[str, str]) -> Any:
+    async def upsert(self, name: str, body: dict[str, Any]) -> Any:
         spec = _POINTS_INSERT.validate_python(body)
-        points = spec.points if isinstance(spec, m.PointsList) else spec.batch
-        return await self.engine.upsert(name, points=points, wait=True)
+        if not isinstance(spec, m.PointsList):
+            raise Unsupported("a points batch")
+        points = [
+            qe.Point(
+                str(p.id),
+                {k: _vector(v) for k, v in (p.vector or {}).items()},  # type: ignore[union-attr]
+                p.payload,
+            )
+            for p in spec.points
+        ]
+        op = qe.UpdateOperation.upsert_points(points)
+        await asyncio.to_thread(self._get(name).update, op, len(points))
+        return _DONE
 
-    async def delete(self, name: str, body: dict[str, Any], _: dict[str, str]) -> Any:
-        return await self.engine.delete(
-            name, points_selector=_POINTS_SELECTOR.validate_python(body), wait=True
-        )
+    async def delete(self, name: str, body: dict[str, Any]) -> Any:
+        selector = _POINTS_SELECTOR.validate_python(body)
+        if isinstance(selector, m.FilterSelector):
+            op = qe.UpdateOperation.delete_points_by_filter(_required(selector.filter))
+        else:
+            op = qe.UpdateOperation.delete_points([str(i) for i in selector.points])
+        await asyncio.to_thread(self._get(name).update, op)
+        return _DONE
 
-    async def set_payload(self, name: str, body: dict[str, Any], _: dict[str, str]) -> Any:
+    async def set_payload(self, name: str, body: dict[str, Any]) -> Any:
         spec = m.SetPayload.model_validate(body)
-        selector: Any = (
-            spec.points if spec.points is not None else m.FilterSelector(filter=spec.filter)
-        )
-        return await self.engine.set_payload(
-            name, payload=spec.payload, points=selector, key=spec.key, wait=True
-        )
+        if spec.filter is not None:
+            op = qe.UpdateOperation.set_payload_by_filter(_required(spec.filter), spec.payload)
+        else:
+            op = qe.UpdateOperation.set_payload([str(i) for i in spec.points or []], spec.payload)
+        await asyncio.to_thread(self._get(name).update, op)
+        return _DONE
 
-    async def query(self, name: str, body: dict[str, Any], _: dict[str, str]) -> Any:
+    async def query(self, name: str, body: dict[str, Any]) -> Any:
         spec = m.QueryRequest.model_validate(body)
-        return await self.engine.query_points(
-            name,
-            query=spec.query,
-            using=spec.using,
-            prefetch=spec.prefetch,
-            query_filter=spec.filter,
-            search_params=spec.params,
+        prefetch = spec.prefetch
+        request = qe.QueryRequest(
             limit=spec.limit or 10,
             offset=spec.offset,
-            with_payload=spec.with_payload if spec.with_payload is not None else False,
-            with_vectors=spec.with_vector if spec.with_vector is not None else False,
+            query=_query(spec.query, spec.using),
+            prefetches=[
+                _prefetch(p) for p in (prefetch if isinstance(prefetch, list) else [prefetch])
+            ]
+            if prefetch
+            else None,
+            filter=edge_filter(spec.filter),
             score_threshold=spec.score_threshold,
+            params=_params(spec.params),
+            with_payload=bool(spec.with_payload),
         )
+        points = await asyncio.to_thread(self._get(name).shard.query, request)
+        return {"points": [_point(p, p.score) for p in points]}
 
-    async def count(self, name: str, body: dict[str, Any], _: dict[str, str]) -> Any:
+    async def count(self, name: str, body: dict[str, Any]) -> Any:
         spec = m.CountRequest.model_validate(body)
-        return await self.engine.count(
-            name, count_filter=spec.filter, exact=spec.exact if spec.exact is not None else True
-        )
+        request = qe.CountRequest(exact=True, filter=edge_filter(spec.filter))
+        return {"count": await asyncio.to_thread(self._get(name).shard.count, request)}
 
-    async def scroll(self, name: str, body: dict[str, Any], _: dict[str, str]) -> Any:
+    async def scroll(self, name: str, body: dict[str, Any]) -> Any:
         spec = m.ScrollRequest.model_validate(body)
-        points, offset = await self.engine.scroll(
-            name,
-            scroll_filter=spec.filter,
-            limit=spec.limit or 10,
+        request = qe.ScrollRequest(
             offset=spec.offset,
-            with_payload=spec.with_payload if spec.with_payload is not None else True,
-            with_vectors=spec.with_vector if spec.with_vector is not None else False,
+            limit=spec.limit or 10,
+            filter=edge_filter(spec.filter),
+            with_payload=True,
         )
-        return {"points": _dump(points), "next_page_offset": offset}
+        records, offset = await asyncio.to_thread(self._get(name).shard.scroll, request)
+        return {
+            "points": [_point(r) for r in records],
+            "next_page_offset": None if offset is None else str(offset),
+        }
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -154,12 +335,14 @@ class QdrantPeer:
             if verb == method and matched:
                 try:
                     payload = json.loads(body) if body else {}
-                    result = _dump(await route(self, matched.group(1), payload, {}))
+                    result = await route(self, matched.group(1), payload)
                     status, error = 200, None
-                except (ValidationError, ValueError, KeyError) as exc:
-                    # Qdrant answers 409 to creating a collection that exists.
-                    status = 409 if "already exists" in str(exc) else 400
-                    error = f"Bad request: {type(exc).__name__}: {exc}"
+                except FileExistsError as exc:
+                    status, error = 409, f"Wrong input: {exc}"  # as Qdrant answers
+                except LookupError as exc:
+                    status, error = 404, f"Not found: {exc}"
+                except (ValidationError, ValueError) as exc:
+                    status, error = 400, f"Bad request: {type(exc).__name__}: {exc}"
                 break
         envelope: dict[str, Any] = {"time": time.perf_counter() - started}
         if error is None:

@@ -1,6 +1,7 @@
 """Both vector-store adapters against real engines: Qdrant Edge in process, and qdrant-client's
-local mode (the server adapter's code path), in process and behind the Qdrant REST peer over
-HTTP (``tests/peers/qdrant_peer.py``, the shared store of the multi-process load run). Searches must return exactly what the reference
+local mode (the server adapter's code path), and the server adapter over HTTP against the Qdrant
+REST peer on Qdrant's Edge engine (``tests/peers/qdrant_peer.py``, the shared store of the
+multi-process load run). Searches must return exactly what the reference
 policy allows: the ACL filter runs inside the query, so there is nothing to post-filter."""
 
 from __future__ import annotations
