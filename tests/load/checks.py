@@ -16,7 +16,7 @@ import asyncpg
 import boto3
 from qdrant_client import AsyncQdrantClient
 
-from tests.load.topology import AWS_REGION, Topology
+from tests.load.topology import AWS_ENV, AWS_REGION, Topology
 from tests.load.workload import Cluster, Recorder, Tenant
 
 Result = tuple[dict[str, Any], list[str]]
@@ -238,7 +238,13 @@ def no_plaintext(topology: Topology, tenants: list[Tenant]) -> Result:
             check=True,
         )
         places[f"postgres:{name}"] = dump.stdout
-    s3 = boto3.client("s3", region_name=AWS_REGION, endpoint_url=topology.moto_url)
+    s3 = boto3.client(
+        "s3",
+        region_name=AWS_REGION,
+        endpoint_url=topology.moto_url,
+        aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
     objects = 0
     blobs = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=topology.bucket):

@@ -84,6 +84,8 @@ def _kind(response: httpx.Response) -> str:
     if response.status_code < 400:
         return "ok"
     code = ""
+    if response.headers.get("content-type", "").startswith("application/scim+json"):
+        return f"{response.status_code} scim"  # SCIM errors carry no problem code
     if "json" in response.headers.get("content-type", ""):
         try:
             body = response.json()
