@@ -7,6 +7,7 @@ Each check returns ``(figures, violations)``: what it measured, and what broke.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import time
 from collections import Counter, defaultdict
@@ -20,15 +21,16 @@ from tests.load.topology import AWS_ENV, AWS_REGION, Topology
 from tests.load.workload import Cluster, Recorder, Tenant
 
 Result = tuple[dict[str, Any], list[str]]
+PG_DUMP = shutil.which("pg_dump") or "/usr/bin/pg_dump"
 
 
 async def _regional(topology: Topology) -> asyncpg.Connection:
     return await asyncpg.connect(topology.owner_dsn(topology.databases["eu"]))
 
 
-async def jobs_settle(topology: Topology, tenants: list[Tenant], timeout: float = 180) -> Result:
+async def jobs_settle(topology: Topology, tenants: list[Tenant], within: float = 180) -> Result:
     """No job lost: every job a client was given ends succeeded, or failed with a reason."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     connection = await _regional(topology)
     try:
         while True:
@@ -48,7 +50,7 @@ async def jobs_settle(topology: Topology, tenants: list[Tenant], timeout: float 
     known = {r["id"]: r for r in rows}
     for row in rows:
         if row["status"] in ("queued", "running"):
-            problems.append(f"job {row['id']} still {row['status']} after {timeout:.0f} s (lost)")
+            problems.append(f"job {row['id']} still {row['status']} after {within:.0f} s (lost)")
         if row["status"] == "failed" and not row["error_code"]:
             problems.append(f"job {row['id']} failed without a reason")
     for tenant in tenants:
@@ -115,7 +117,10 @@ async def stores_agree(topology: Topology, tenants: list[Tenant], recorder: Reco
             problems.append(f"point of document {document['id']} under another tenant")
     statuses = Counter(d["status"] for d in documents.values())
     for document in documents.values():
-        if document["status"] == "ready" and per_document[document["id"]] != document["chunk_count"]:
+        if (
+            document["status"] == "ready"
+            and per_document[document["id"]] != document["chunk_count"]
+        ):
             problems.append(
                 f"document {document['id']}: {per_document[document['id']]} points for "
                 f"{document['chunk_count']} chunks"
@@ -202,7 +207,9 @@ async def audit_chains(cluster: Cluster, tenants: list[Tenant]) -> Result:
             "GET /v1/audit/verify", "GET", "/v1/audit/verify", key=tenant.admin_key
         )
         if response is None or response.status_code != 200:
-            problems.append(f"audit verify of {tenant.slug} answered {response and response.status_code}")
+            problems.append(
+                f"audit verify of {tenant.slug} answered {response and response.status_code}"
+            )
             continue
         body = response.json()
         checked += body["events_checked"]
@@ -232,7 +239,7 @@ def no_plaintext(topology: Topology, tenants: list[Tenant]) -> Result:
     places: dict[str, bytes] = {}
     for name, database in topology.databases.items():
         dump = subprocess.run(
-            ["pg_dump", "--data-only", topology.owner_dsn(database)],
+            [PG_DUMP, "--data-only", topology.owner_dsn(database)],
             capture_output=True,
             timeout=300,
             check=True,

@@ -46,9 +46,7 @@ class CuttableProxy:
             return
         self.writers.update((client_w, upstream_w))
         try:
-            await asyncio.gather(
-                self._pipe(client_r, upstream_w), self._pipe(upstream_r, client_w)
-            )
+            await asyncio.gather(self._pipe(client_r, upstream_w), self._pipe(upstream_r, client_w))
         finally:
             for writer in (client_w, upstream_w):
                 self.writers.discard(writer)

@@ -8,8 +8,8 @@
 - moto_server for KMS (through a cuttable proxy) and S3 (direct);
 - two zero-latency model servers (``tests/peers/llm_peer.py``): every tier's first endpoint on
   peer A, behind a cuttable proxy, the second on peer B;
-- ``bulwark serve`` ×2 and ``bulwark worker`` ×2, configured by ``BULWARK_*`` variables in the
-  production environment (explicit secrets and audit signing key).
+- two ``bulwark serve`` and two ``bulwark worker`` processes, configured by ``BULWARK_*``
+  variables in the production environment (explicit secrets and audit signing key).
 """
 
 from __future__ import annotations
@@ -143,7 +143,11 @@ class Topology:
         self._spawn(
             f"proxy-{name}",
             self._python(
-                "tests.load.proxy", "--listen", str(port), "--upstream", f"127.0.0.1:{upstream_port}"
+                "tests.load.proxy",
+                "--listen",
+                str(port),
+                "--upstream",
+                f"127.0.0.1:{upstream_port}",
             ),
         )
         process = self.processes[f"proxy-{name}"]
@@ -183,12 +187,20 @@ class Topology:
             )
             wait_until_up(f"http://127.0.0.1:{self.ports[peer]}/", self.processes[peer])
         self.ports["qdrant"] = free_port()
-        self._spawn("qdrant", self._python("tests.peers.qdrant_peer", "--port", str(self.ports["qdrant"])))
+        self._spawn(
+            "qdrant", self._python("tests.peers.qdrant_peer", "--port", str(self.ports["qdrant"]))
+        )
         wait_until_up(f"{self.qdrant_url}/", self.processes["qdrant"])
         self.ports["moto"] = free_port()
         self._spawn(
             "moto",
-            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(self.ports["moto"])],
+            [
+                str(Path(sys.executable).parent / "moto_server"),
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(self.ports["moto"]),
+            ],
             {**os.environ, **AWS_ENV},
         )
         _wait_port(self.ports["moto"], self.processes["moto"])
@@ -196,8 +208,13 @@ class Topology:
         self._proxy("model", self.ports["peer-a"])
         self._proxy("kms", self.ports["moto"])
         self.env = self._settings_env()
-        migrate = subprocess.run(
-            [self._bulwark, "migrate"], env=self.env, capture_output=True, timeout=300, check=False
+        migrate = await asyncio.to_thread(
+            subprocess.run,
+            [self._bulwark, "migrate"],
+            env=self.env,
+            capture_output=True,
+            timeout=300,
+            check=False,
         )
         if migrate.returncode != 0:
             raise RuntimeError(f"bulwark migrate failed: {migrate.stderr.decode()[-3000:]}")

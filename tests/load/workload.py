@@ -71,9 +71,22 @@ class Recorder:
     # (tenant slug, document id) pairs seen in answers: checked against the database at the end.
     seen_documents: set[tuple[str, str]] = field(default_factory=set)
     fallbacks: Counter[str] = field(default_factory=Counter)
+    _waiting: list[tuple[int, asyncio.Event]] = field(default_factory=list)
 
     def add(self, route: str, phase: str, kind: str, seconds: float) -> None:
         self.samples.append(Sample(route, phase, kind, seconds))
+        for count, event in self._waiting:
+            if len(self.samples) >= count:
+                event.set()
+
+    async def reached(self, count: int) -> None:
+        """Return once ``count`` requests have been recorded in all."""
+        event = asyncio.Event()
+        self._waiting.append((count, event))
+        if len(self.samples) >= count:
+            event.set()
+        await event.wait()
+        self._waiting.remove((count, event))
 
     def violation(self, message: str) -> None:
         if len(self.violations) < 200:
@@ -103,8 +116,10 @@ class Cluster:
         self.recorder = recorder
         self.order = itertools.cycle(list(urls))
         self.down_until: dict[str, float] = {}
-        limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency)
-        self.client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60, connect=3))
+        limits = httpx.Limits(
+            max_connections=concurrency * 2, max_keepalive_connections=concurrency
+        )
+        self.client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120, connect=3))
         self.phase = "setup"
 
     async def aclose(self) -> None:
@@ -131,7 +146,10 @@ class Cluster:
                 )
             except httpx.TransportError as exc:
                 self.recorder.add(
-                    route, self.phase, f"transport {type(exc).__name__}", time.perf_counter() - started
+                    route,
+                    self.phase,
+                    f"transport {type(exc).__name__}",
+                    time.perf_counter() - started,
                 )
                 self.down_until[name] = time.monotonic() + 1.0
                 await asyncio.sleep(0.05)
@@ -234,7 +252,11 @@ class Workload:
         topic = TOPICS[n % len(TOPICS)]
         question = f"Which approval rule applies to {topic} requests of {tenant.marker}, case {n}?"
         response = await self.cluster.call(
-            "POST /v1/chat", "POST", "/v1/chat", key=self._member(tenant), json={"message": question}
+            "POST /v1/chat",
+            "POST",
+            "/v1/chat",
+            key=self._member(tenant),
+            json={"message": question},
         )
         if response is None or response.status_code != 200:
             return
@@ -325,7 +347,7 @@ class Workload:
             tenant.scim_users.append((response.json()["id"], user_name))
 
     async def scim_filter(self, tenant: Tenant, n: int) -> None:
-        base, headers = self._scim(tenant)
+        base, _ = self._scim(tenant)
         response = await self.cluster.call(
             "GET /scim/v2/{t}/Users",
             "GET",
