@@ -24,6 +24,17 @@ from typing import Any, Generic, Protocol, TypeVar
 import uvicorn
 
 
+async def read_body(receive: Any) -> bytes:
+    """The whole body of an ASGI HTTP request."""
+    body = b""
+    while True:
+        message = await receive()
+        chunk: bytes = message.get("body", b"")
+        body += chunk
+        if not message.get("more_body"):
+            return body
+
+
 @dataclass
 class Reply:
     status: int = 200
@@ -51,12 +62,7 @@ class LlmPeer:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         path = scope["path"]
         try:
             payload = json.loads(body or b"{}")

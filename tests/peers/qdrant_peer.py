@@ -33,6 +33,8 @@ import uvicorn
 from pydantic import TypeAdapter, ValidationError
 from qdrant_client import models as m
 
+from tests.peers.llm_peer import read_body
+
 VERSION = "1.20.0"  # the REST API level of the qdrant-client the adapter is written against
 OPTIMIZE_EVERY = 2000  # points written between two background optimizations
 
@@ -315,12 +317,7 @@ class QdrantPeer:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         started = time.perf_counter()
         method, path = scope["method"], scope["path"]
         status, result = 404, None
