@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint fuzz bench migrate demo clean
+.PHONY: install run test lint fuzz bench loadtest migrate demo clean
 
 $(STAMP): pyproject.toml requirements/dlp-model.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,13 @@ bench: install
 	$(BIN)/python -m bench.gateway
 	$(BIN)/python -m bench.dlp
 	$(BIN)/python -m bench.chat
+
+# The multi-process load-and-fault run (docs/LOADTEST.md): a few minutes, not part of `make test`.
+# Needs the shared PostgreSQL and RabbitMQ on 127.0.0.1 (override with BULWARK_TEST_POSTGRES_DSN
+# and BULWARK_TEST_AMQP_URL); prints its figures as JSON and fails when an invariant breaks.
+LOADTEST_ARGS ?=
+loadtest: install
+	$(BIN)/python -m tests.load.loadfault $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var .fuzz .pytest_cache .mypy_cache .ruff_cache *.egg-info

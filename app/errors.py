@@ -81,9 +81,19 @@ class TooManyRequests(AppError):
 
 
 class ServiceUnavailable(AppError):
+    """An outage of something the request needs (database, KMS, vector store, models).
+
+    ``retry_after`` (seconds) becomes the Retry-After header: the state is intact and the same
+    request may be sent again."""
+
     status = 503
     code = "service_unavailable"
     title = "Service unavailable"
+    retry_after: ClassVar[int] = 5
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers = {"Retry-After": str(self.retry_after)}
 
 
 _STATUS_CODES = {
@@ -187,7 +197,28 @@ def internal_error_handler(
     )
 
 
+def expected_in_group(exc: Exception) -> Exception:
+    """Litestar gathers failures of dependency clean-up (the request's unit of work committing)
+    into an exception group: when every failure in it is an expected one (a database outage at
+    commit), the first is the answer; otherwise the group stays an internal error."""
+    if isinstance(exc, ExceptionGroup):
+        inner = exc.exceptions
+        if inner and all(isinstance(e, AppError) for e in inner):
+            return inner[0]
+    return exc
+
+
+def exception_group_handler(
+    request: Request[Any, Any, Any], exc: ExceptionGroup[Exception]
+) -> Response[dict[str, Any]]:
+    inner = expected_in_group(exc)
+    if isinstance(inner, AppError):
+        return app_error_handler(request, inner)
+    return internal_error_handler(request, exc)
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ExceptionGroup: exception_group_handler,
     AppError: app_error_handler,
     HTTPException: http_exception_handler,
     Exception: internal_error_handler,
@@ -229,5 +260,6 @@ __all__ = [
     "ServiceUnavailable",
     "TooManyRequests",
     "Unauthenticated",
+    "expected_in_group",
     "with_prefix_handler",
 ]

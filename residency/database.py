@@ -18,7 +18,8 @@ from typing import Any
 import structlog
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,7 +30,19 @@ from sqlalchemy.ext.asyncio import (
 from app.db import TENANT_SETTING
 from residency.errors import DatabaseUnavailable
 
-_OUTAGE_ERRORS = (OperationalError, InterfaceError, OSError, TimeoutError)
+# A pool with no free connection for ``pool_timeout`` seconds is an outage as the caller feels
+# it (the server stopped answering, or every connection hangs): 503, not a bug.
+_OUTAGE_ERRORS = (OperationalError, InterfaceError, OSError, TimeoutError, PoolTimeout)
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """A connection-level failure (not a constraint or a query bug). asyncpg reports a server
+    that went away mid-statement as a bare DBAPI error; SQLAlchemy marks it invalidated."""
+    if isinstance(exc, _OUTAGE_ERRORS):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 AFTER_COMMIT = "bulwark_after_commit"
 AFTER_ROLLBACK = "bulwark_after_rollback"
 log = structlog.get_logger("bulwark.database")
@@ -154,6 +167,10 @@ class Database:
                 # must see the rows this unit of work wrote.
                 for callback in session.info.pop(AFTER_COMMIT, []):
                     await callback()
+        except DBAPIError as exc:
+            if _is_outage(exc):
+                raise DatabaseUnavailable(self.name) from exc
+            raise
         except _OUTAGE_ERRORS as exc:
             raise DatabaseUnavailable(self.name) from exc
         finally:

@@ -7,6 +7,10 @@ code — the scale-out path (issue 12). Bulwark keeps the job's state in the ten
 is not run again, a job is retried with exponential backoff on transient failures (database,
 KMS, vector store), and a poison job — a permanent failure, or one out of retries — ends visibly
 ``failed`` with a reason code. Messages carry the tenant id explicitly and nothing else but ids.
+
+A job whose own state cannot be read or written (its database or the control plane is down) is
+not lost with its message: the broker acknowledges a message once the task returned, whatever
+happened, so the runner puts the job back on the queue after a pause and returns.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from taskiq import AsyncBroker, InMemoryBroker
 from taskiq.api import run_receiver_task
 
 from app.db import utcnow
-from app.errors import AppError
+from app.errors import AppError, ServiceUnavailable
 from auth.context import TenantContext, system_context
 from auth.services import AuthenticationService
 from residency.registry import RegionRegistry
@@ -69,12 +73,15 @@ class JobRunner:
         broker: AsyncBroker | None = None,
         max_attempts: int = 4,
         base_delay: float = 0.5,
+        outage_delay: float = 5.0,
     ) -> None:
         self.registry = registry
         self.authenticator = authenticator
         self.broker = broker or InMemoryBroker()
         self.max_attempts = max_attempts
         self.base_delay = base_delay
+        # Pause before a job whose state was out of reach goes back on the queue.
+        self.outage_delay = outage_delay
         self.handlers: dict[str, Handler] = {}
         self.failure_hooks: dict[str, Handler] = {}
 
@@ -109,8 +116,11 @@ class JobRunner:
         context of the request that queued it, so the job's span links back to that request."""
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
-        await self._task.kiq(str(tenant_id), str(job_id), carrier)
+        await self._publish(str(tenant_id), str(job_id), carrier)
         JOBS_ENQUEUED.inc()
+
+    async def _publish(self, tenant_id: str, job_id: str, trace_context: dict[str, str]) -> None:
+        await self._task.kiq(tenant_id, job_id, trace_context)
 
     async def work(self, *, concurrency: int, stop: asyncio.Event) -> None:
         """Consume jobs from a networked broker until ``stop`` is set (``bulwark worker``).
@@ -149,6 +159,13 @@ class JobRunner:
                 attributes={"bulwark.job.id": job_id, "bulwark.tenant.id": tenant_id},
             ):
                 await self._attempts(tenant_id, job_id)
+        except ServiceUnavailable as exc:
+            # The job's state could not be read or written: nothing was decided about it, and
+            # the broker drops this message once we return. Queue the job again; it resumes
+            # from its stored state (done jobs are skipped, the steps are idempotent).
+            log.warning("job_requeued_after_outage", job_id=job_id, error=type(exc).__name__)
+            await asyncio.sleep(self.outage_delay)
+            await self._publish(tenant_id, job_id, trace_context)
         finally:
             JOBS_IN_FLIGHT.dec()
 

@@ -15,7 +15,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from scim2_models import SCIMException
 
-from app.errors import AppError
+from app.errors import AppError, expected_in_group
 from auth.scim.errors import ScimError, error_scim_type, error_status, from_scim_exception
 
 SCIM_JSON = "application/scim+json"
@@ -53,13 +53,15 @@ def scim_error(
 
 
 def scim_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    exc = expected_in_group(exc)
     if isinstance(exc, SCIMException):
         exc = from_scim_exception(exc)
     if isinstance(exc, ScimError):
         return scim_error(error_status(exc), error_scim_type(exc), exc.detail)
     if isinstance(exc, AppError):
-        # Authentication (401), a suspended tenant (403), an unusable key or region (4xx/503).
-        return scim_error(exc.status, None, exc.detail)
+        # Authentication (401), a suspended tenant (403), an unusable key or region (4xx/503);
+        # a 429 or 503 keeps its Retry-After.
+        return scim_error(exc.status, None, exc.detail, headers=exc.headers or None)
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         status = exc.status_code
         headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
@@ -77,6 +79,7 @@ def scim_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 
 # Every key the app-level handlers use, so none of theirs is nearer to an exception's type.
 SCIM_EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ExceptionGroup: scim_exception_handler,
     AppError: scim_exception_handler,
     HTTPException: scim_exception_handler,
     SCIMException: scim_exception_handler,

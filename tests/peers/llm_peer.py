@@ -6,7 +6,8 @@ replies (status codes, ``Retry-After``, a stream that breaks after N tokens) and
 reached it: that is how fallback, Retry-After and region pinning are observed from outside.
 Where fakellm covers a case (scripted replies, injected 429/500) the tests use fakellm itself;
 this peer covers what fakellm cannot (Retry-After headers, broken streams, Anthropic streams
-with errors, recording). Run in a thread by tests, or as a process for ``bench/gateway.py``.
+with errors, recording). Run in a thread by tests, or as a process for ``bench/gateway.py`` and
+the load harness, which scripts a 5xx burst with ``POST /_peer/script {"status", "count"}``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,20 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import uvicorn
+
+
+async def read_body(receive: Any) -> bytes:
+    """The whole body of an ASGI HTTP request."""
+    body = b""
+    while True:
+        message = await receive()
+        chunk: bytes = message.get("body", b"")
+        body += chunk
+        if not message.get("more_body"):
+            return body
 
 
 @dataclass
@@ -52,17 +64,18 @@ class LlmPeer:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         path = scope["path"]
         try:
             payload = json.loads(body or b"{}")
         except ValueError:
             payload = {}
+        if path == "/_peer/script":
+            # Scripting from another process (the load harness): the next ``count`` replies.
+            self.then(*(Reply(status=int(payload["status"])) for _ in range(int(payload["count"]))))
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
         self.requests.append(
             {
@@ -214,10 +227,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class RunningPeer:
+class Servable(Protocol):
+    """An ASGI peer that is told the port it is served on."""
+
+    port: int
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None: ...
+
+
+P = TypeVar("P", bound=Servable)
+
+
+class RunningPeer(Generic[P]):
     """Serve a peer with uvicorn in a thread on 127.0.0.1 (``with RunningPeer(peer) as p:``)."""
 
-    def __init__(self, peer: LlmPeer) -> None:
+    def __init__(self, peer: P) -> None:
         peer.port = free_port()
         self.peer = peer
         config = uvicorn.Config(
@@ -226,7 +250,7 @@ class RunningPeer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> LlmPeer:
+    def __enter__(self) -> P:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:

@@ -15,15 +15,21 @@ the region, with ``tenant_id`` as a tenant-keyed payload index (``is_tenant``):
 
 The async client keeps network calls off the event loop. Its local mode (``":memory:"`` or a
 path) is brute force and only fit for tests of this code path.
+
+Several processes (API replicas, workers) share one Qdrant: the first use of a collection may
+race another process creating it, which is not an error. A Qdrant that cannot be reached, times
+out or answers 5xx is an outage: ``VectorStoreUnavailable`` (503), never an unhandled error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import functools
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from qdrant_client import AsyncQdrantClient
 from qdrant_client import models as m
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from retrieval.acl import (
     DocumentAcl,
@@ -37,6 +43,7 @@ from retrieval.acl import (
     search_filter,
     tenant_scope,
 )
+from retrieval.errors import VectorStoreUnavailable
 from retrieval.vectorstore import (
     DENSE,
     DENSE_SIZE,
@@ -57,6 +64,29 @@ if TYPE_CHECKING:
 
 COLLECTION = "bulwark_chunks"
 CACHE_COLLECTION = "bulwark_cache"
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_C = TypeVar("_C", bound="_ServerCollection")
+
+
+def _outage_is_503(
+    method: Callable[Concatenate[_C, _P], Coroutine[Any, Any, _T]],
+) -> Callable[Concatenate[_C, _P], Coroutine[Any, Any, _T]]:
+    """Unreachable, timed out or 5xx: the region's vector store is unavailable (503)."""
+
+    @functools.wraps(method)
+    async def call(self: _C, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return await method(self, *args, **kwargs)
+        except ResponseHandlingException as exc:
+            raise VectorStoreUnavailable(self.region) from exc
+        except UnexpectedResponse as exc:
+            if exc.status_code is None or exc.status_code >= 500:
+                raise VectorStoreUnavailable(self.region) from exc
+            raise
+
+    return call
 
 
 class _ClientFilters:
@@ -108,6 +138,19 @@ class _ServerCollection:
         self.dense_size = dense_size
         self._ready = False
 
+    async def _create(self, **config: Any) -> bool:
+        """Create the collection unless it exists; False when another process created it
+        first (replicas and workers start together)."""
+        if await self.client.collection_exists(self.collection):
+            return False
+        try:
+            await self.client.create_collection(self.collection, **config)
+        except UnexpectedResponse:
+            if await self.client.collection_exists(self.collection):
+                return False
+            raise
+        return True
+
 
 class ServerVectorStore(_ServerCollection):
     """One region's chunks in one collection of that region's Qdrant."""
@@ -127,19 +170,18 @@ class ServerVectorStore(_ServerCollection):
             client = AsyncQdrantClient(path=location)
         return cls(region, client, dense_size=dense_size)
 
+    @_outage_is_503
     async def ensure(self, ctx: TenantContext | None = None) -> None:
         if ctx is not None:
             check_region(self.region, ctx)
         if self._ready:
             return
-        if not await self.client.collection_exists(self.collection):
-            await self.client.create_collection(
-                self.collection,
-                vectors_config={
-                    DENSE: m.VectorParams(size=self.dense_size, distance=m.Distance.COSINE)
-                },
-                sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
-            )
+        if await self._create(
+            vectors_config={
+                DENSE: m.VectorParams(size=self.dense_size, distance=m.Distance.COSINE)
+            },
+            sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+        ):
             indexes: list[tuple[str, Any]] = [
                 (
                     "tenant_id",
@@ -167,6 +209,7 @@ class ServerVectorStore(_ServerCollection):
         check_region(self.region, ctx)
         await self.ensure()
 
+    @_outage_is_503
     async def upsert(self, ctx: TenantContext, points: Sequence[ChunkPoint]) -> None:
         await self._scoped(ctx)
         if not points:
@@ -188,11 +231,13 @@ class ServerVectorStore(_ServerCollection):
         ]
         await self.client.upsert(self.collection, points=built, wait=True)
 
+    @_outage_is_503
     async def delete_document(self, ctx: TenantContext, document_id: str) -> None:
         await self._scoped(ctx)
         selector = m.FilterSelector(filter=client_filter(document_scope(ctx, document_id)))
         await self.client.delete(self.collection, points_selector=selector, wait=True)
 
+    @_outage_is_503
     async def set_acl(self, ctx: TenantContext, document_id: str, acl: DocumentAcl) -> None:
         await self._scoped(ctx)
         await self.client.set_payload(
@@ -202,6 +247,7 @@ class ServerVectorStore(_ServerCollection):
             wait=True,
         )
 
+    @_outage_is_503
     async def search(
         self,
         ctx: TenantContext,
@@ -256,6 +302,7 @@ class ServerVectorStore(_ServerCollection):
             )
         return hits
 
+    @_outage_is_503
     async def best_similarity(
         self, ctx: TenantContext, dense: Sequence[float], filters: SearchFilters | None = None
     ) -> float | None:
@@ -272,6 +319,7 @@ class ServerVectorStore(_ServerCollection):
         )
         return float(result.points[0].score) if result.points else None
 
+    @_outage_is_503
     async def count(self, ctx: TenantContext, document_id: str | None = None) -> int:
         await self._scoped(ctx)
         node = tenant_scope(ctx) if document_id is None else document_scope(ctx, document_id)
@@ -297,13 +345,9 @@ class ServerQuestionIndex(_ServerCollection):
         check_region(self.region, ctx)
         if self._ready:
             return
-        if not await self.client.collection_exists(self.collection):
-            await self.client.create_collection(
-                self.collection,
-                vectors_config={
-                    DENSE: m.VectorParams(size=self.dense_size, distance=m.Distance.COSINE)
-                },
-            )
+        if await self._create(
+            vectors_config={DENSE: m.VectorParams(size=self.dense_size, distance=m.Distance.COSINE)}
+        ):
             await self.client.create_payload_index(
                 self.collection,
                 "tenant_id",
@@ -312,6 +356,7 @@ class ServerQuestionIndex(_ServerCollection):
             )
         self._ready = True
 
+    @_outage_is_503
     async def put(self, ctx: TenantContext, entry_id: str, vector: Sequence[float]) -> None:
         await self._scoped(ctx)
         await self.client.upsert(
@@ -326,6 +371,7 @@ class ServerQuestionIndex(_ServerCollection):
             wait=True,
         )
 
+    @_outage_is_503
     async def nearest(
         self, ctx: TenantContext, vector: Sequence[float], *, limit: int, min_score: float
     ) -> list[tuple[str, float]]:
@@ -341,6 +387,7 @@ class ServerQuestionIndex(_ServerCollection):
         )
         return [(str((p.payload or {})["entry_id"]), p.score) for p in result.points]
 
+    @_outage_is_503
     async def delete(self, ctx: TenantContext, entry_ids: Sequence[str]) -> None:
         if not entry_ids:
             return

@@ -1,10 +1,15 @@
 """Both vector-store adapters against real engines: Qdrant Edge in process, and qdrant-client's
-local mode (the server adapter's code path). Searches must return exactly what the reference
+local mode (the server adapter's code path), and the server adapter over HTTP against the Qdrant
+REST peer on Qdrant's Edge engine (``tests/peers/qdrant_peer.py``, the shared store of the
+multi-process load run). Searches must return exactly what the reference
 policy allows: the ACL filter runs inside the query, so there is nothing to post-filter."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,18 +22,24 @@ from residency.registry import RegionRegistry
 from retrieval.acl import DocumentAcl, SearchFilters, may_read
 from retrieval.chunking import TokenCounter
 from retrieval.embeddings import Embedder
-from retrieval.errors import VectorStoreRegionMismatch
+from retrieval.errors import VectorStoreRegionMismatch, VectorStoreUnavailable
 from retrieval.index import KnowledgeIndex
 from retrieval.vectorstore import ChunkPoint, SparseVector, VectorStore, open_vector_store
 from retrieval.vectorstore.adapters.edge import EdgeVectorStore
 from retrieval.vectorstore.adapters.server import ServerVectorStore
+from tests.peers.llm_peer import RunningPeer
+from tests.peers.qdrant_peer import QdrantPeer
 from tests.retrieval_world import World, principal, random_world
 
 # qdrant-client's local mode warns that it ignores payload indexes: expected here.
-pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning"),
+    # The client asks a server it cannot reach for its version first.
+    pytest.mark.filterwarnings("ignore:Failed to obtain server version:UserWarning"),
+]
 
 DIM = 384
-ADAPTERS = ["edge", "server"]
+ADAPTERS = ["edge", "server", "server-http"]
 
 
 def vector(rng: random.Random) -> list[float]:
@@ -42,13 +53,17 @@ def sparse(rng: random.Random) -> SparseVector:
 
 @pytest.fixture(params=ADAPTERS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VectorStore]:
-    if request.param == "edge":
-        vs: VectorStore = EdgeVectorStore("eu", tmp_path / "vectors")
-    else:
-        vs = ServerVectorStore.connect("eu", ":memory:")
-    await vs.ensure()
-    yield vs
-    await vs.close()
+    with contextlib.ExitStack() as stack:
+        if request.param == "edge":
+            vs: VectorStore = EdgeVectorStore("eu", tmp_path / "vectors")
+        elif request.param == "server":
+            vs = ServerVectorStore.connect("eu", ":memory:")
+        else:
+            peer = stack.enter_context(RunningPeer(QdrantPeer()))
+            vs = ServerVectorStore.connect("eu", peer.base_url)
+        await vs.ensure()
+        yield vs
+        await vs.close()
 
 
 async def load(store: VectorStore, world: World, rng: random.Random) -> None:
@@ -260,3 +275,30 @@ async def test_best_similarity_only_sees_what_the_reader_may_read(store: VectorS
     best = await store.best_similarity(member, probe)
     assert best is not None and best > 0.99
     assert await store.best_similarity(outsider, probe) is None
+
+
+async def test_processes_creating_the_collection_together_all_succeed() -> None:
+    # API replicas and workers reach a fresh Qdrant at once: losing the race to create the
+    # collection is not an error.
+    with RunningPeer(QdrantPeer()) as peer:
+        stores = [ServerVectorStore.connect("eu", peer.base_url) for _ in range(4)]
+        try:
+            await asyncio.gather(*(s.ensure() for s in stores))
+            ctx = principal(TenantRoute(uuid.uuid4(), "t", "eu", "active"), user_id=None)
+            assert [await s.count(ctx) for s in stores] == [0, 0, 0, 0]
+        finally:
+            for s in stores:
+                await s.close()
+
+
+async def test_an_unreachable_qdrant_is_unavailable_not_an_error() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    store = ServerVectorStore.connect("eu", url)
+    ctx = principal(TenantRoute(uuid.uuid4(), "t", "eu", "active"), user_id=None)
+    try:
+        with pytest.raises(VectorStoreUnavailable):
+            await store.search(ctx, [0.1] * DIM, None, 5)
+    finally:
+        await store.close()
