@@ -47,14 +47,10 @@ lint: install
 fuzz: install
 	tests/e2e/fuzz.sh
 
+# Every bench/*.py script, one after another: bench/results/<script>.json, run.json (timings,
+# load) and SUMMARY.md (every target of the earlier issues beside its measured figure).
 bench: install
-	$(BIN)/python -m bench.http_baseline
-	$(BIN)/python -m bench.crypto
-	$(BIN)/python -m bench.retrieval
-	$(BIN)/python -m bench.embedding
-	$(BIN)/python -m bench.gateway
-	$(BIN)/python -m bench.dlp
-	$(BIN)/python -m bench.chat
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) var .fuzz .pytest_cache .mypy_cache .ruff_cache *.egg-info

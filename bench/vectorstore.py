@@ -6,7 +6,11 @@ another group, and a second tenant holds as many points again. Each query is the
 dense and sparse prefetch fused by RRF, with the tenant + ACL filter inside the query. Prints one
 JSON document with load time and search p50/p99 in milliseconds, before and after the optimizer.
 
-    python -m bench.vectorstore [--sizes 10000 100000] [--queries 300]
+``--query-embedding`` adds the whole search as the API runs it (the labelled questions of
+``bench.retrieval`` embedded with the MiniLM encoder, then the same filtered query): the measure of
+issue #5's target.
+
+    python -m bench.vectorstore [--sizes 10000 100000] [--queries 300] [--query-embedding]
 """
 
 from __future__ import annotations
@@ -159,11 +163,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--query-embedding", action="store_true")
     args = parser.parse_args()
+    questions: list[str] | None = None
+    embedder: Embedder | None = None
+    if args.query_embedding:
+        from bench.retrieval import labelled
+        from retrieval.adapters.minilm import OnnxMiniLMEmbedder
+
+        # Four passes over the 54 labelled questions: enough samples for a p99.
+        questions = [question for question, _ in labelled()] * 4
+        embedder = OnnxMiniLMEmbedder()
+        embedder.load()
     report = {
         "engine": "qdrant-edge-py",
         "query": "dense+sparse prefetch, RRF, tenant+ACL filter in query, limit 10",
-        "runs": [asyncio.run(_run(size, args.queries)) for size in args.sizes],
+        "runs": [asyncio.run(_run(size, args.queries, questions, embedder)) for size in args.sizes],
     }
     print(json.dumps(report, indent=2))
 
