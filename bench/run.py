@@ -30,11 +30,15 @@ from bench.targets import TARGETS, evaluate
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 NOT_SCRIPTS = {"run", "targets"}
-# Arguments per script (defaults otherwise). The corpus-size sweep (1k/10k/100k chunks, with the
-# query embedding) is bench.vectorstore's; bench.retrieval therefore skips its own `--scale` runs.
+# Arguments per script (defaults otherwise), sized so that the whole run fits in 15 minutes on
+# this 2-core machine. The corpus-size sweep (1k/10k/100k chunks, with the query embedding) is
+# bench.vectorstore's; bench.retrieval therefore skips its own `--scale` runs.
 ARGUMENTS: dict[str, list[str]] = {
+    "chat": ["--requests", "100"],
+    "gateway": ["--requests", "150"],
+    "http_baseline": ["--requests", "1000"],
     "retrieval": ["--scale"],
-    "vectorstore": ["--sizes", "1000", "10000", "100000", "--query-embedding"],
+    "vectorstore": ["--sizes", "1000", "10000", "100000", "--queries", "200", "--query-embedding"],
 }
 SCRIPT_TIMEOUT_S = 900
 

@@ -3,13 +3,17 @@
 - ``tenants``: 1, then 10, then 100 tenants share region ``eu`` of one embedded deployment (one
   API process, SQLite, Qdrant Edge, the local KMS). Each tenant is created the production way
   (its own KMS key and DEK, audited), gets an admin with an API key, and uploads the same public
-  text (the opening of the Declaration of Independence) through ``POST /v1/documents``, so the region's
-  shard holds every tenant's chunks. Tenants are added with the server stopped; after each step
-  the server starts afresh and ``POST /v1/search`` is measured at concurrency 1, the requests
-  cycling over every tenant's key: the first search of each tenant (cold: its DEK unwrapped, its
-  configuration loaded), then warm searches; plus the server's resident memory.
+  text (the opening of the Declaration of Independence) through ``POST /v1/documents``, so the
+  region's shard holds every tenant's chunks. Tenants are added with the server stopped; after
+  each step the server starts afresh, one extra tenant warms it up (models loaded), and
+  ``POST /v1/search`` is measured at concurrency 1, cycling over every tenant's key: the first
+  search of each tenant (its cold path: DEK unwrapped, its configuration loaded), then warm
+  searches; plus the server's resident memory.
 - ``concurrency``: the same endpoint for one tenant at 1, 8 and 32 requests in flight (closed
   loop): requests/s, p50/p99 and errors.
+
+Besides wall-clock latencies (which other work on a shared machine inflates), each phase reports
+the server's own CPU time per request (user + system, all threads, from /proc): the cost figure.
 
 The corpus-size sweep (1k/10k/100k chunks) is ``bench.vectorstore --query-embedding``. The load
 generator shares the machine's cores with the server: treat requests/s as a floor.
@@ -42,6 +46,12 @@ def _rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def seed_tenants(data_dir: Path, first: int, count: int) -> list[str]:
@@ -198,16 +208,27 @@ def main() -> None:
                 keys += new
             with serve(env) as (base, process):
                 asyncio.run(searches(base, [warmer], n=5, concurrency=1))
+                cpu = _cpu_s(process.pid)
                 cold, _, cold_errors = asyncio.run(searches(base, keys, n=len(keys), concurrency=1))
+                cold_cpu = _cpu_s(process.pid) - cpu
                 warm_n = max(args.searches, len(keys))
+                cpu = _cpu_s(process.pid)
                 warm, _, warm_errors = asyncio.run(searches(base, keys, n=warm_n, concurrency=1))
+                warm_cpu = _cpu_s(process.pid) - cpu
                 report["tenants"].append(
                     {
                         "tenants": total,
                         "chunks_in_region": chunks,
                         "ingest_seconds_for_new_tenants": round(ingest_s, 1),
-                        "first_search_per_tenant": percentiles(cold),
-                        "search": {"requests": warm_n, **percentiles(warm)},
+                        "first_search_per_tenant": {
+                            **percentiles(cold),
+                            "server_cpu_ms_per_request": round(cold_cpu * 1000 / len(cold), 1),
+                        },
+                        "search": {
+                            "requests": warm_n,
+                            **percentiles(warm),
+                            "server_cpu_ms_per_request": round(warm_cpu * 1000 / warm_n, 1),
+                        },
                         "errors": cold_errors + warm_errors,
                         "server_rss_mb": _rss_mb(process.pid),
                     }
@@ -216,10 +237,12 @@ def main() -> None:
             one = keys[:1]
             asyncio.run(searches(base, one, n=20, concurrency=1))  # warm-up, not measured
             for concurrency in args.concurrency:
-                n = max(args.searches, 20 * concurrency)
+                n = max(args.searches, 10 * concurrency)
+                cpu = _cpu_s(process.pid)
                 samples, elapsed, errors = asyncio.run(
                     searches(base, one, n=n, concurrency=concurrency)
                 )
+                cpu = _cpu_s(process.pid) - cpu
                 report["concurrency"].append(
                     {
                         "concurrency": concurrency,
@@ -227,6 +250,10 @@ def main() -> None:
                         "errors": errors,
                         "requests_per_s": round(len(samples) / elapsed, 1),
                         **percentiles(samples),
+                        "server_cpu_ms_per_request": round(cpu * 1000 / n, 1),
+                        # Share of one core the server used: against the machine's cores, how
+                        # close it came to saturating them.
+                        "server_cpu_cores_busy": round(cpu / elapsed, 2),
                     }
                 )
             report["server_rss_mb_after_load"] = _rss_mb(process.pid)

@@ -35,7 +35,11 @@ class Target:
 
     @property
     def wanted(self) -> str:
-        return f"{self.op} {self.bar:g} {self.unit}" if self.op and self.bar is not None else "-"
+        return (
+            f"{self.op} {self.bar:g} {self.unit}".strip()
+            if self.op and self.bar is not None
+            else "-"
+        )
 
 
 def _path(*keys: str | int) -> Callable[[Results], float | None]:
@@ -66,6 +70,18 @@ def _corpus(size: int, field: str) -> Callable[[Results], float | None]:
         for run in doc.get("runs", []):
             if run.get("points_in_tenant") == size:
                 return _path("search_optimized_with_query_embedding", field)(run)
+        return None
+
+    return read
+
+
+def _at(section: str, key: str, value: int, *path: str | int) -> Callable[[Results], float | None]:
+    """The row of ``doc[section]`` whose ``key`` equals ``value``, then ``path`` inside it."""
+
+    def read(doc: Results) -> float | None:
+        for row in doc.get(section, []):
+            if row.get(key) == value:
+                return _path(*path)(row)
         return None
 
     return read
@@ -323,6 +339,47 @@ TARGETS: tuple[Target, ...] = (
     Target(
         12, "`make bench` wall time on this machine", "run", _path("total_seconds"), "s", "<=", 900
     ),
+    # #12: how cost grows (three sizes each; explained in docs/PERFORMANCE.md).
+    *(
+        Target(
+            12,
+            f"Search p50 with {n} tenant(s) sharing the region (c1)",
+            "scaling",
+            _at("tenants", "tenants", n, "search", "p50_ms"),
+            "ms",
+        )
+        for n in (1, 10, 100)
+    ),
+    *(
+        Target(
+            12,
+            f"Search server CPU per request with {n} tenant(s)",
+            "scaling",
+            _at("tenants", "tenants", n, "search", "server_cpu_ms_per_request"),
+            "ms",
+        )
+        for n in (1, 10, 100)
+    ),
+    *(
+        Target(
+            12,
+            f"Search requests/s at concurrency {c} (one API process)",
+            "scaling",
+            _at("concurrency", "concurrency", c, "requests_per_s"),
+            "req/s",
+        )
+        for c in (1, 8, 32)
+    ),
+    *(
+        Target(
+            12,
+            f"Search p50 at {n:,} chunks, query embedding included",
+            "vectorstore",
+            _corpus(n, "p50_ms"),
+            "ms",
+        )
+        for n in (1_000,)
+    ),
     # Embedding throughput (the bottleneck of ingest, #5), figures only.
     Target(
         5,
@@ -337,7 +394,7 @@ TARGETS: tuple[Target, ...] = (
 def evaluate(results: Mapping[str, Results]) -> list[tuple[Target, float | None, bool | None]]:
     """Each target with its measured figure (None when its benchmark did not produce it)."""
     rows = []
-    for target in TARGETS:
+    for target in sorted(TARGETS, key=lambda t: t.issue):
         doc = results.get(target.script)
         value = target.read(doc) if doc is not None else None
         rows.append((target, value, target.met(value)))
