@@ -129,6 +129,11 @@ def summary(results: dict[str, Any]) -> str:
         f"(1-minute load average {run.get('loadavg_1m_start', '?')} at the start, "
         f"{run.get('loadavg_1m_end', '?')} at the end)",
         f"- wall time of the whole run: {run.get('total_seconds', 'not a full run')} s",
+        *(
+            f"- re-run afterwards: {', '.join(r['only'])} ({r['finished_at']}, load average "
+            f"{r['loadavg_1m_start']} → {r['loadavg_1m_end']}); its figures replace the full run's"
+            for r in run.get("partial_reruns", [])
+        ),
         "",
         "| issue | figure | target | measured | status |",
         "|---|---|---|---|---|",
@@ -168,24 +173,27 @@ def main() -> None:
         from app.settings import ObservabilitySettings
 
         started = time.perf_counter()
-        run["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        run["loadavg_1m_start"] = round(_load()[0], 2)
+        this = {
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "loadavg_1m_start": round(_load()[0], 2),
+        }
         run.setdefault("scripts", {})
         for name in names:
             run["scripts"][name] = record = run_one(name)
             if record["returncode"] != 0 or "error" in record:
                 failed.append(name)
-        run["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        run["loadavg_1m_end"] = round(_load()[0], 2)
+        this["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        this["loadavg_1m_end"] = round(_load()[0], 2)
         run["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
         run["configuration"] = {
             "judge_sample_rate_percent": ObservabilitySettings().judge_sample_rate * 100
         }
-        # Only a run of every script measures `make bench` itself; a partial re-run is noted.
+        # Only a run of every script measures `make bench` itself; a partial re-run is noted
+        # beside it (its scripts' records above are the re-run's).
         if args.only:
-            run.setdefault("partial_reruns", []).append({"at": run["finished_at"], "only": names})
+            run.setdefault("partial_reruns", []).append({**this, "only": names})
         else:
-            run["total_seconds"] = round(time.perf_counter() - started, 1)
+            run.update(this, total_seconds=round(time.perf_counter() - started, 1))
             run.pop("partial_reruns", None)
         run["targets"] = len(TARGETS)
         run_path.write_text(json.dumps(run, indent=2) + "\n")

@@ -183,7 +183,10 @@ def main() -> None:
     report = {
         "engine": "qdrant-edge-py",
         "query": "dense+sparse prefetch, RRF, tenant+ACL filter in query, limit 10",
-        "runs": [asyncio.run(_run(size, args.queries, questions, embedder)) for size in args.sizes],
+        "runs": [
+            asyncio.run(_run(size, args.queries, questions, embedder, args.neighbour_fraction))
+            for size in args.sizes
+        ],
     }
     print(json.dumps(report, indent=2))
 
