@@ -54,14 +54,10 @@ lint: install
 fuzz: install
 	tests/e2e/fuzz.sh
 
+# Every bench/*.py script, one after another: bench/results/<script>.json, run.json (timings,
+# load) and SUMMARY.md (every target of the earlier issues beside its measured figure).
 bench: install
-	$(BIN)/python -m bench.http_baseline
-	$(BIN)/python -m bench.crypto
-	$(BIN)/python -m bench.retrieval
-	$(BIN)/python -m bench.embedding
-	$(BIN)/python -m bench.gateway
-	$(BIN)/python -m bench.dlp
-	$(BIN)/python -m bench.chat
+	$(BIN)/python -m bench.run
 
 # The multi-process load-and-fault run (docs/LOADTEST.md): a few minutes, not part of `make test`.
 # Needs the shared PostgreSQL and RabbitMQ on 127.0.0.1 (override with BULWARK_TEST_POSTGRES_DSN

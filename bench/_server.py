@@ -93,21 +93,29 @@ def embedded_server(
         cli = [sys.executable, "-m", "app.cli"]
         subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
         subprocess.run([*cli, "demo"], env=env, check=True, capture_output=True)
-        port = free_port()
-        server = subprocess.Popen(
-            [*cli, "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_up(f"{base_url}/healthz", server)
+        with serve(env) as (base_url, _):
             credentials = json.loads((Path(data_dir) / "demo-credentials.json").read_text())
             yield {"base_url": base_url, "credentials": credentials}
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+
+
+@contextmanager
+def serve(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``bulwark serve`` with ``env`` (a migrated data dir) on a free port; yields its URL and
+    the server process."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{base_url}/healthz", server)
+        yield base_url, server
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def one_region_settings(data_dir: Path, kms: dict[str, Any] | None = None) -> Any:

@@ -2,11 +2,16 @@
 
 For each size, one tenant's chunks with random 384-d dense vectors and random sparse vectors;
 10% of the documents are readable by the querying user (through a group), the rest restricted to
-another group, and a second tenant holds as many points again. Each query is the production one:
-dense and sparse prefetch fused by RRF, with the tenant + ACL filter inside the query. Prints one
-JSON document with load time and search p50/p99 in milliseconds, before and after the optimizer.
+another group, and a second tenant holds as many points again (``--neighbour-fraction`` of
+them). Each query is the production one: dense and sparse prefetch fused by RRF, with the tenant
++ ACL filter inside the query. Prints one JSON document with load time and search p50/p99 in
+milliseconds, before and after the optimizer.
 
-    python -m bench.vectorstore [--sizes 10000 100000] [--queries 300]
+``--query-embedding`` adds the whole search as the API runs it (the labelled questions of
+``bench.retrieval`` embedded with the MiniLM encoder, then the same filtered query): the measure of
+issue #5's target.
+
+    python -m bench.vectorstore [--sizes 10000 100000] [--queries 300] [--query-embedding]
 """
 
 from __future__ import annotations
@@ -118,6 +123,7 @@ async def _run(
     queries: int,
     questions: list[str] | None = None,
     embedder: Embedder | None = None,
+    neighbour_fraction: float = 1.0,
 ) -> dict[str, Any]:
     group, other_group = uuid.uuid4(), uuid.uuid4()
     tenant = TenantRoute(uuid.uuid4(), "bench", "eu", "active")
@@ -130,7 +136,8 @@ async def _run(
         await store.ensure()
         began = time.perf_counter()
         await _load(store, reader, size, readable, other)
-        await _load(store, _context(neighbour, set()), size, other, other)
+        neighbour_size = round(size * neighbour_fraction)
+        await _load(store, _context(neighbour, set()), neighbour_size, other, other)
         loaded = time.perf_counter() - began
         before = await _queries(store, reader, queries)
         began = time.perf_counter()
@@ -145,7 +152,7 @@ async def _run(
         await store.close()
     return {
         "points_in_tenant": size,
-        "points_in_shard": 2 * size,
+        "points_in_shard": size + neighbour_size,
         "visible_fraction": 0.1,
         "load_s": round(loaded, 2),
         "optimize_s": round(optimized, 2),
@@ -159,11 +166,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--query-embedding", action="store_true")
+    # The second tenant's points, as a share of the first's (1.0: as many again).
+    parser.add_argument("--neighbour-fraction", type=float, default=1.0)
     args = parser.parse_args()
+    questions: list[str] | None = None
+    embedder: Embedder | None = None
+    if args.query_embedding:
+        from bench.retrieval import labelled
+        from retrieval.adapters.minilm import OnnxMiniLMEmbedder
+
+        # Four passes over the 54 labelled questions: enough samples for a p99.
+        questions = [question for question, _ in labelled()] * 4
+        embedder = OnnxMiniLMEmbedder()
+        embedder.load()
     report = {
         "engine": "qdrant-edge-py",
         "query": "dense+sparse prefetch, RRF, tenant+ACL filter in query, limit 10",
-        "runs": [asyncio.run(_run(size, args.queries)) for size in args.sizes],
+        "runs": [
+            asyncio.run(_run(size, args.queries, questions, embedder, args.neighbour_fraction))
+            for size in args.sizes
+        ],
     }
     print(json.dumps(report, indent=2))
 
