@@ -81,7 +81,11 @@ class Runtime:
             settings, settings.security.operator_token, "operator_token"
         )
         authenticator = AuthenticationService(
-            control, registry, operator_token=operator_token, pepper=pepper
+            control,
+            registry,
+            operator_token=operator_token,
+            pepper=pepper,
+            principal_cache_size=settings.identity.principal_cache_size,
         )
         keyring = Keyring.from_settings(settings, registry)
         oidc = KeycloakOidc(refresh_interval=settings.identity.jwks_min_refresh_seconds)

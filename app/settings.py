@@ -138,6 +138,9 @@ class IdentitySettings(_Group):
     jwks_min_refresh_seconds: float = Field(default=5.0, ge=0.0, le=3600.0)
     # How long a login may take between the redirect to the IdP and the callback.
     login_timeout_seconds: int = Field(default=600, ge=60, le=3600)
+    # Principals (API keys, sessions) kept per process; each hit is still checked against the
+    # tenant's record and identity epoch read for the request (``auth.principals``). 0: off.
+    principal_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
 
 
 class AuditSettings(_Group):

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKeyConstraint,
     Integer,
@@ -190,3 +191,20 @@ class SamlAssertion(TenantOwned, Timestamped, RegionalBase):
 
     assertion_id: Mapped[str] = mapped_column(String(256), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class AuthEpoch(RegionalBase):
+    """A tenant's identity generation, for the principal cache (``auth.principals``).
+
+    Database triggers (migration ``r0011_auth_epochs``) set a fresh random value whenever a row
+    a principal is built from changes — users, groups, memberships, role mappings, API keys,
+    sessions — in the same transaction as the change, whatever code (or SQL) made it. A cached
+    principal is served only while its tenant's epoch is the one it was loaded under, so a
+    revocation or a membership change applies to the very next request on every replica.
+    The value is a counter of no meaning: RLS lets any tenant scope read it.
+    """
+
+    __tablename__ = "auth_epochs"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger, nullable=False)

@@ -20,6 +20,7 @@ from app.db import RegionalBase
 from auth.context import TenantContext
 from auth.models import (
     ApiKey,
+    AuthEpoch,
     Group,
     IdentityProvider,
     IdentitySettings,
@@ -237,6 +238,11 @@ class GroupRepository(_TenantScoped[Group]):
             )
         )
         return bool(getattr(result, "rowcount", 0))
+
+
+def auth_epoch_query(tenant_id: uuid.UUID) -> Select[int]:
+    """The tenant's identity epoch (``AuthEpoch``): readable without a tenant scope."""
+    return select(AuthEpoch.epoch).where(AuthEpoch.tenant_id == tenant_id)
 
 
 class ApiKeyRepository(_TenantScoped[ApiKey]):

@@ -8,6 +8,7 @@ region at authentication time, so a role or membership change applies to the ver
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,17 +40,19 @@ from auth.errors import (
     UserNotFound,
 )
 from auth.models import ApiKey, Group, User, UserSession
+from auth.principals import Entry, PrincipalCache, route_key
 from auth.repositories import (
     ApiKeyRepository,
     GroupRepository,
     SessionRepository,
     UserRepository,
+    auth_epoch_query,
 )
 from auth.sso import deactivate_user, effective_roles
 from residency.database import Database
 from residency.registry import RegionRegistry
 from tenants.errors import TenantDeleted, TenantNotFound, TenantSuspended
-from tenants.repositories import TenantRepository
+from tenants.repositories import TenantRepository, route_query
 from tenants.schemas import TenantStatus
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -289,13 +292,23 @@ class AuthenticationService:
     """
 
     def __init__(
-        self, control: Database, registry: RegionRegistry, *, operator_token: str, pepper: str
+        self,
+        control: Database,
+        registry: RegionRegistry,
+        *,
+        operator_token: str,
+        pepper: str,
+        principal_cache_size: int = 10_000,
     ) -> None:
         self.control = control
         self.registry = registry
         self.operator_token = operator_token
         self.pepper = pepper
         self.idp_bearer: IdpBearer | None = None
+        self.principals = PrincipalCache(principal_cache_size)
+        # A tenant's region never changes (it is pinned at creation), so it may be remembered:
+        # it lets the control-plane read and the epoch read run side by side.
+        self._regions: dict[uuid.UUID, str] = {}
 
     async def authenticate(
         self,
@@ -325,11 +338,30 @@ class AuthenticationService:
         raise InvalidCredentials()
 
     async def tenant_route(self, tenant_id: uuid.UUID) -> TenantRoute | None:
-        async with self.control.transaction(None, read_only=True) as session:
-            tenant = await TenantRepository(session).get(tenant_id)
-            if tenant is None:
-                return None
-            return TenantRoute.of(tenant)
+        row = await self.control.read_row(route_query(tenant_id))
+        if row is None:
+            return None
+        tenant_id, slug, region, status, deleted_at = row
+        self._regions[tenant_id] = region
+        return TenantRoute(tenant_id, slug, region, status, deleted=deleted_at is not None)
+
+    async def _epoch(self, region: str, tenant_id: uuid.UUID) -> int:
+        row = await self.registry.region(region).database.read_row(auth_epoch_query(tenant_id))
+        return int(row[0]) if row is not None else 0
+
+    async def _route_and_epoch(self, tenant_id: uuid.UUID) -> tuple[TenantRoute | None, int]:
+        """The tenant's control-plane record and its identity epoch, both read for this request
+        (concurrently once the tenant's region is known)."""
+        region = self._regions.get(tenant_id)
+        if region is None:
+            route = await self.tenant_route(tenant_id)
+            if route is None:
+                return None, 0
+            return route, await self._epoch(route.region, tenant_id)
+        route, epoch = await asyncio.gather(
+            self.tenant_route(tenant_id), self._epoch(region, tenant_id)
+        )
+        return route, epoch
 
     async def tenant_route_by_slug(self, slug: str) -> TenantRoute | None:
         async with self.control.transaction(None, read_only=True) as session:
@@ -347,17 +379,24 @@ class AuthenticationService:
         parsed = apikeys.parse_key(raw, prefix)
         if parsed is None:
             raise InvalidCredentials()
-        route = await self.tenant_route(parsed.tenant_id)
+        route, epoch = await self._route_and_epoch(parsed.tenant_id)
         if route is None:
             raise InvalidCredentials()
-        lookup = system_context(route)
         method: AuthMethod = "session" if prefix == apikeys.SESSION_PREFIX else "api_key"
+        now = utcnow()
+        cached = self.principals.get(method, parsed.key_id)
+        if cached is not None and cached.serves(parsed.secret, self.pepper, route, epoch, now):
+            self.check_status(route)
+            return cached.ctx
+        lookup = system_context(route)
         async with self.registry.tenant_transaction(lookup, read_only=True) as session:
             row: ApiKey | UserSession | None
+            expires_at = None
             if method == "session":
                 row = await SessionRepository(session, lookup).get(parsed.key_id)
-                if row is not None and row.expires_at <= utcnow():
+                if row is not None and row.expires_at <= now:
                     row = None
+                expires_at = row.expires_at if row is not None else None
             else:
                 row = await ApiKeyRepository(session, lookup).get(parsed.key_id)
             if (
@@ -367,6 +406,10 @@ class AuthenticationService:
             ):
                 raise InvalidCredentials()
             ctx = await self.user_principal(session, lookup, route, row.user_id, method, row.id)
+        # Filed under the epoch read before the build (``auth.principals``).
+        self.principals.put(
+            method, parsed.key_id, Entry(row.secret_hash, route_key(route), epoch, expires_at, ctx)
+        )
         # Checked after the credential so that a tenant's status is only told to its own users.
         self.check_status(route)
         return ctx

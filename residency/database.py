@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import event, text
+from sqlalchemy import Executable, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.db import TENANT_SETTING
+from residency import sqlite_driver
 from residency.errors import DatabaseUnavailable
 
 # A pool with no free connection for ``pool_timeout`` seconds is an outage as the caller feels
@@ -88,6 +89,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             pool_timeout=30,
             connect_args={"timeout": 15},
             hide_parameters=True,
+            **({"module": sqlite_driver.dbapi()} if sqlite_driver.available() else {}),
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -167,6 +169,26 @@ class Database:
                 # must see the rows this unit of work wrote.
                 for callback in session.info.pop(AFTER_COMMIT, []):
                     await callback()
+        except DBAPIError as exc:
+            if _is_outage(exc):
+                raise DatabaseUnavailable(self.name) from exc
+            raise
+        except _OUTAGE_ERRORS as exc:
+            raise DatabaseUnavailable(self.name) from exc
+        finally:
+            _read_only.reset(token)
+
+    async def read_row(self, statement: Executable) -> tuple[Any, ...] | None:
+        """One read with no tenant scope, for the hot path's rows that no RLS policy hides (the
+        control plane; the auth epochs): outside any transaction on PostgreSQL (autocommit), in
+        a plain read transaction on SQLite."""
+        token = _read_only.set(True)
+        try:
+            async with self.engine.connect() as connection:
+                if self.is_postgres:
+                    connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                row = (await connection.execute(statement)).first()
+                return tuple(row) if row is not None else None
         except DBAPIError as exc:
             if _is_outage(exc):
                 raise DatabaseUnavailable(self.name) from exc

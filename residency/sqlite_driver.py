@@ -1,0 +1,126 @@
+"""SQLAlchemy's aiosqlite adapter, with each statement made in one trip to the driver's thread.
+
+aiosqlite runs a sqlite3 connection on a thread of its own and every call is a trip there and
+back (a queue put, a thread wake-up, a loop wake-up: ~0.1-0.2 ms on a small VM). SQLAlchemy's
+stock adapter makes four or five such trips per statement (open a cursor, execute, fetch, read
+the description, close), which made a one-row read cost ~1.7 ms here. This adapter's cursor does
+execute, fetch and close in one function on that thread and keeps the description, row count,
+last row id and rows on the event loop's side: one trip per statement. Connections, transactions
+and everything else are the stock adapter's.
+
+It relies on two internals of aiosqlite (``Connection._execute``, which queues a function on the
+connection's thread, and ``Connection._conn``, the sqlite3 connection that function may use);
+``available()`` checks for both, and without them the engine uses the stock adapter.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
+
+_Outcome = tuple[Any, int, int | None, list[Any]]
+
+
+def available() -> bool:
+    return hasattr(aiosqlite.Connection, "_execute") and hasattr(aiosqlite.Connection, "_conn")
+
+
+def _run(raw: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
+    """On the connection's thread: the whole statement."""
+    cursor = raw.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        rows = cursor.fetchall() if cursor.description else []
+        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    __slots__ = ("_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+        # No driver cursor is opened up front (the stock adapter's first trip).
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]
+
+    @property
+    def arraysize(self) -> int:
+        return 1
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        pass
+
+    def _trip(self, operation: Any, parameters: Any, many: bool) -> None:
+        connection = self._connection
+        try:
+            outcome = await_(
+                connection._execute(_run, connection._conn, operation, parameters, many)
+            )
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+        self._description, self._rowcount, self._lastrowid, rows = outcome
+        self._rows = collections.deque(rows)
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        self._trip(operation, parameters, many=False)
+
+    def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
+        self._trip(operation, seq_of_parameters, many=True)
+
+    async def _async_soft_close(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._rows.clear()
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = OneTripCursor  # type: ignore[assignment]
+
+
+class OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
+        stock = super().connect(*arg, **kw)
+        return OneTripConnection(self, stock._connection)
+
+
+def dbapi() -> OneTripDbapi:
+    """The ``module`` to give ``create_async_engine`` for ``sqlite+aiosqlite`` URLs."""
+    return OneTripDbapi(aiosqlite, sqlite3)
