@@ -119,21 +119,25 @@ class AuditHeadRepository(_AuditScoped):
 
         The row lock (``FOR UPDATE``) is what makes sequence assignment safe on PostgreSQL: a
         concurrent append in the same tenant waits here until this transaction ends, then reads
-        the advanced head. SQLite ignores ``FOR UPDATE``; there the insert before it has already
-        taken the database's write lock, which serialises appends the same way.
+        the advanced head. SQLite ignores ``FOR UPDATE``; there every writing transaction took
+        the database's write lock when it began (``BEGIN IMMEDIATE``), which serialises appends
+        the same way. The genesis row is inserted only the first time (it then always exists).
         """
-        await self._insert_if_absent(
-            AuditHead,
-            {"tenant_id": self.ctx.tenant_id, "sequence": 0, "head_hash": GENESIS_HASH},
-            ["tenant_id"],
-        )
-        result = await self.session.execute(
+        statement = (
             select(AuditHead)
             .where(AuditHead.tenant_id == self.ctx.tenant_id)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
-        return result.scalar_one()
+        head = (await self.session.execute(statement)).scalar_one_or_none()
+        if head is not None:
+            return head
+        await self._insert_if_absent(
+            AuditHead,
+            {"tenant_id": self.ctx.tenant_id, "sequence": 0, "head_hash": GENESIS_HASH},
+            ["tenant_id"],
+        )
+        return (await self.session.execute(statement)).scalar_one()
 
     async def get(self) -> AuditHead | None:
         result = await self.session.execute(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, select, true
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +28,67 @@ from gateway.models import (
     RateWindow,
     UsageCounter,
     UsageRecord,
+)
+
+# The two statements every model call runs, built once per dialect with bound parameters:
+# building an upsert costs more than running it on SQLite.
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _statement(session: AsyncSession, name: str, build: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    statement = _STATEMENTS.get((name, dialect))
+    if statement is None:
+        statement = _STATEMENTS[(name, dialect)] = build(
+            postgresql.insert if dialect == "postgresql" else sqlite.insert
+        )
+    return statement
+
+
+def _rate_hit_statement(insert: Any) -> Any:
+    table = RateWindow.__table__
+    return (
+        insert(table)
+        .values(
+            id=bindparam("id"),
+            tenant_id=bindparam("tenant_id"),
+            subject=bindparam("subject"),
+            window=bindparam("window"),
+            count=1,
+        )
+        .on_conflict_do_update(
+            index_elements=["tenant_id", "subject", "window"],
+            set_={"count": table.c.count + 1},
+            where=table.c.count < bindparam("limit"),
+        )
+        .returning(table.c.count)
+    )
+
+
+def _settle_statement(insert: Any) -> Any:
+    table = UsageCounter.__table__
+    statement = insert(table).values({name: bindparam(name) for name in _SETTLE_COLUMNS})
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=["tenant_id", "scope", "period"],
+        set_={
+            "reserved_tokens": table.c.reserved_tokens + excluded.reserved_tokens,
+            "reserved_microdollars": table.c.reserved_microdollars + excluded.reserved_microdollars,
+            "used_tokens": table.c.used_tokens + excluded.used_tokens,
+            "used_microdollars": table.c.used_microdollars + excluded.used_microdollars,
+        },
+    )
+
+
+_SETTLE_COLUMNS = (
+    "id",
+    "tenant_id",
+    "scope",
+    "period",
+    "used_tokens",
+    "used_microdollars",
+    "reserved_tokens",
+    "reserved_microdollars",
 )
 
 
@@ -152,7 +213,6 @@ class CounterRepository(_Scoped):
         created here when it does not exist yet; the inserted row then carries only the usage."""
         if not charges:
             return
-        table = UsageCounter.__table__
         rows = [
             {
                 "id": uuid.uuid4(),
@@ -167,20 +227,7 @@ class CounterRepository(_Scoped):
             }
             for charge in charges
         ]
-        statement = self._insert(UsageCounter).values(rows)
-        excluded = statement.excluded
-        await self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["tenant_id", "scope", "period"],
-                set_={
-                    "reserved_tokens": table.c.reserved_tokens + excluded.reserved_tokens,
-                    "reserved_microdollars": table.c.reserved_microdollars
-                    + excluded.reserved_microdollars,
-                    "used_tokens": table.c.used_tokens + excluded.used_tokens,
-                    "used_microdollars": table.c.used_microdollars + excluded.used_microdollars,
-                },
-            )
-        )
+        await self.session.execute(_statement(self.session, "settle", _settle_statement), rows)
 
     async def get(self, scope: str, period: str) -> UsageCounter | None:
         result = await self.session.execute(
@@ -196,24 +243,15 @@ class CounterRepository(_Scoped):
 class RateWindowRepository(_Scoped):
     async def hit(self, subject: str, window: int, limit: int) -> bool:
         """Count one request in ``subject``'s window unless it is already at ``limit``."""
-        table = RateWindow.__table__
-        statement = (
-            self._insert(RateWindow)
-            .values(
-                id=uuid.uuid4(),
-                tenant_id=self.ctx.tenant_id,
-                subject=subject,
-                window=window,
-                count=1,
-            )
-            .on_conflict_do_update(
-                index_elements=["tenant_id", "subject", "window"],
-                set_={"count": table.c.count + 1},
-                where=table.c.count < limit,
-            )
-            .returning(table.c.count)
-        )
-        return (await self.session.execute(statement)).first() is not None
+        statement = _statement(self.session, "rate_hit", _rate_hit_statement)
+        params = {
+            "id": uuid.uuid4(),
+            "tenant_id": self.ctx.tenant_id,
+            "subject": subject,
+            "window": window,
+            "limit": limit,
+        }
+        return (await self.session.execute(statement, params)).first() is not None
 
     async def forget_before(self, window: int) -> None:
         await self.session.execute(

@@ -208,6 +208,8 @@ def _limit(quotas: dict[str, Any], scope: str, period: str, kind: str) -> int | 
 
 def _span(decision: RouteDecision, endpoint: str | None = None) -> None:
     span = trace.get_current_span()
+    if not span.is_recording():  # e.g. a judge call after its request's span ended
+        return
     span.set_attribute("bulwark.gateway.tier", decision.tier)
     span.set_attribute("bulwark.gateway.route_reason", decision.reason)
     if endpoint:

@@ -244,7 +244,7 @@ class TenantKeys:
         row = self._current or await self.keys.current()
         if row is None:
             row = await self._new_version(config, 1)
-        self._current = row
+        self._current = self._rows[row.version] = row
         return row.version, await self._unwrap(row, config)
 
     async def require_usable(self) -> None:
