@@ -200,6 +200,9 @@ class GatewaySettings(_Group):
     # Tenant policy, BYO models and quota limits are cached this long per process.
     config_cache_seconds: float = Field(default=2.0, ge=0.0)
     batch_max_items: int = Field(default=100, ge=1)
+    # A quota reservation is a lease: if its call is never settled (the process died), the
+    # next admission in that tenant after this many seconds releases it. Longer than any call.
+    reservation_lease_seconds: float = Field(default=1800.0, ge=1.0)
 
 
 class RetentionSettings(_Group):

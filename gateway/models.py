@@ -6,6 +6,8 @@
 - ``gateway_counters``: usage per scope (tenant, or one user) and period (a UTC day or month),
   settled plus reserved; quota checks are single atomic upserts on these rows.
 - ``gateway_rate_windows``: request counts per identity or tenant and minute, across replicas.
+- ``gateway_reservations``: the open quota reservations, one row per admitted call until it is
+  settled; a lease, released by a later admission if its call was never settled (a crash).
 - ``gateway_usage``: the ledger, one row per settled gateway call (never prompt text).
 - ``gateway_batches`` / ``gateway_batch_items``: the batch track; requests and results sealed.
 
@@ -23,6 +25,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Float,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -92,6 +95,16 @@ class RateWindow(TenantOwned, RegionalBase):
     subject: Mapped[str] = mapped_column(String(64), nullable=False)
     window: Mapped[int] = mapped_column(BigInteger, nullable=False)  # epoch minute
     count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class Reservation(TenantOwned, RegionalBase):
+    __tablename__ = "gateway_reservations"
+    __table_args__ = (Index("ix_gateway_reservations_expiry", "tenant_id", "expires_at"),)
+
+    call_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    # [{scope, period, tokens, microdollars}]: what each counter holds for this call.
+    charges: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
 class UsageRecord(TenantOwned, Timestamped, RegionalBase):

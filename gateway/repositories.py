@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, func, select, true
@@ -26,6 +27,7 @@ from gateway.models import (
     ByoModel,
     GatewayPolicy,
     RateWindow,
+    Reservation,
     UsageCounter,
     UsageRecord,
 )
@@ -238,6 +240,64 @@ class CounterRepository(_Scoped):
             )
         )
         return result.scalar_one_or_none()
+
+
+class ReservationRepository(_Scoped):
+    """Open reservations (leases). ``take`` deletes one and says whether this caller did: the
+    one that does releases the counters, so a reservation is released exactly once whether
+    its call settles or a later admission finds its lease expired."""
+
+    async def add(
+        self, call_id: uuid.UUID, charges: Sequence[CounterCharge], expires_at: datetime
+    ) -> None:
+        self.session.add(
+            Reservation(
+                tenant_id=self.ctx.tenant_id,
+                call_id=call_id,
+                charges=[
+                    {
+                        "scope": c.scope,
+                        "period": c.period,
+                        "tokens": c.tokens,
+                        "microdollars": c.microdollars,
+                    }
+                    for c in charges
+                ],
+                expires_at=expires_at,
+            )
+        )
+        await self.session.flush()
+
+    async def take(self, call_id: uuid.UUID) -> bool:
+        result = await self.session.execute(
+            delete(Reservation).where(
+                Reservation.tenant_id == self.ctx.tenant_id, Reservation.call_id == call_id
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def expired(self, now: datetime, *, limit: int = 100) -> list[Reservation]:
+        result = await self.session.execute(
+            select(Reservation)
+            .where(Reservation.tenant_id == self.ctx.tenant_id, Reservation.expires_at < now)
+            .order_by(Reservation.expires_at)
+            .limit(limit)
+        )
+        return list(result.scalars().all())
+
+
+def charges_of(reservation: Reservation) -> list[CounterCharge]:
+    return [
+        CounterCharge(
+            scope=c["scope"],
+            period=c["period"],
+            tokens=int(c["tokens"]),
+            microdollars=int(c["microdollars"]),
+            max_tokens=None,
+            max_microdollars=None,
+        )
+        for c in reservation.charges
+    ]
 
 
 class RateWindowRepository(_Scoped):

@@ -60,7 +60,9 @@ from gateway.repositories import (
     CounterRepository,
     PolicyRepository,
     RateWindowRepository,
+    ReservationRepository,
     UsageRepository,
+    charges_of,
 )
 from gateway.router import ModelPolicy, RouteDecision, RouteInput, Router
 from keys.services import Keyring
@@ -154,6 +156,8 @@ class Prepared:
     reserved_tokens: int
     reserved_microdollars: int
     charges: list[CounterCharge] = field(default_factory=list)
+    # Whether admission left a reservation row (a lease) that settlement must take.
+    leased: bool = False
     prompt_hash: str = ""
 
 
@@ -420,14 +424,37 @@ class GatewayService:
                 if random.random() < 0.01:  # noqa: S311 - housekeeping, not security
                     await rates.forget_before(window - 1)
             counters = CounterRepository(session, ctx)
-            for charge in sorted(charges, key=lambda c: (c.scope, c.period)):
-                if charge.max_tokens is None and charge.max_microdollars is None:
-                    continue
+            enforced = [
+                charge
+                for charge in sorted(charges, key=lambda c: (c.scope, c.period))
+                if charge.max_tokens is not None or charge.max_microdollars is not None
+            ]
+            reservations = ReservationRepository(session, ctx)
+            if enforced:
+                await self._release_expired(reservations, counters, now)
+            for charge in enforced:
                 if not await counters.reserve(charge):
                     scope = "tenant" if charge.scope == "tenant" else "user"
                     period = "day" if charge.period.startswith("d") else "month"
                     raise QuotaExhausted(scope, period, resets[charge.period])
+            held = [c for c in enforced if c.tokens or c.microdollars]
+            if held:
+                lease = timedelta(seconds=self.settings.reservation_lease_seconds)
+                await reservations.add(prepared.call_id, held, now + lease)
         prepared.charges = charges
+        prepared.leased = bool(held)
+
+    @staticmethod
+    async def _release_expired(
+        reservations: ReservationRepository, counters: CounterRepository, now: datetime
+    ) -> None:
+        """Release the reservations of calls never settled within their lease (their process
+        died): what they held becomes available again, their usage stays unknown (zero)."""
+        for expired in await reservations.expired(now):
+            if await reservations.take(expired.call_id):
+                charges = sorted(charges_of(expired), key=lambda c: (c.scope, c.period))
+                await counters.settle(charges, actual=(0, 0))
+                log.warning("gateway_reservation_expired", call_id=str(expired.call_id))
 
     @staticmethod
     def cost(caller: Caller, endpoint: Endpoint | None, usage: Usage) -> int:
@@ -459,8 +486,16 @@ class GatewayService:
             )
         now = self.now()
         async with self.registry.tenant_transaction(ctx) as session:
+            charges = prepared.charges
+            if prepared.leased and not await ReservationRepository(session, ctx).take(
+                prepared.call_id
+            ):
+                # The lease ran out and a later admission released the reservation: only the
+                # usage is added now, so nothing is released twice.
+                charges = [replace(c, tokens=0, microdollars=0) for c in charges]
+                log.warning("gateway_settled_after_lease", call_id=str(prepared.call_id))
             await CounterRepository(session, ctx).settle(
-                sorted(prepared.charges, key=lambda c: (c.scope, c.period)), actual=(tokens, cost)
+                sorted(charges, key=lambda c: (c.scope, c.period)), actual=(tokens, cost)
             )
             await UsageRepository(session, ctx).add(
                 UsageRecord(
