@@ -280,11 +280,28 @@ class TripRecorder:
         ctx: TenantContext,
         audit: AuditLog,
         registry: RegionRegistry,
+        *,
+        deferred: bool = False,
     ) -> None:
         self.session = session
         self.ctx = ctx
         self.audit = audit
         self.registry = registry
+        # Deferred: trips that do not refuse are kept until ``flush`` appends them in a later
+        # unit of work (a request scanning in a read-only transaction, writing in the next).
+        self.deferred = deferred
+        self._pending: list[dict[str, object]] = []
+
+    async def flush(self, audit: AuditLog) -> None:
+        """Append the deferred trips to ``audit``'s unit of work."""
+        pending, self._pending = self._pending, []
+        for detail in pending:
+            await audit.record(
+                AuditAction.DLP_TRIPPED,
+                resource_type=ResourceType.DLP_POLICY,
+                resource_id=None,
+                detail=detail,
+            )
 
     def count(self, direction: str, trips: Counter[tuple[str, str]]) -> None:
         for (kind, action), amount in trips.items():
@@ -297,6 +314,9 @@ class TripRecorder:
             return
         self.count(direction, trips)
         detail = trip_detail(direction, trips)
+        if not refused and self.deferred:
+            self._pending.append(detail)
+            return
         if not refused:
             await self.audit.record(
                 AuditAction.DLP_TRIPPED,

@@ -262,9 +262,14 @@ class ChatService:
             yield session, keys, AuditLog(session, self.ctx, request_id=self.request_id)
 
     def _dlp(
-        self, session: AsyncSession, audit: AuditLog, scanner: DlpScanner | None = None
+        self,
+        session: AsyncSession,
+        audit: AuditLog,
+        scanner: DlpScanner | None = None,
+        *,
+        deferred: bool = False,
     ) -> DlpService:
-        recorder = TripRecorder(session, self.ctx, audit, self.registry)
+        recorder = TripRecorder(session, self.ctx, audit, self.registry, deferred=deferred)
         return DlpService(session, self.ctx, self.dlp_engine, recorder, scanner)
 
     async def _cache(
@@ -404,13 +409,43 @@ class ChatService:
     async def _prepare(
         self, request: ChatRequest, history: list[dict[str, str]] | None = None
     ) -> Prepared:
-        async with self._unit() as (session, keys, audit):
+        # The models' share of the request (the injection guard, the inbound scan and the
+        # question's embedding: most of its CPU time) runs in a read-only transaction, so it
+        # holds no write lock (SQLite has one per database, which every ingestion, settlement
+        # and audit append of the region waits for); the trips it found are appended in the
+        # writing transaction that follows. A refusal is recorded as ever (``TripRecorder``).
+        async with self.registry.tenant_transaction(self.ctx, read_only=True) as session:
+            await self.keyring.for_tenant(session, self.ctx).require_usable()
             policy = await policy_of(session, self.ctx)
-            sessions = ChatSessionService(session, self.ctx, keys)
-            dlp = self._dlp(session, audit)
+            scanning = self._dlp(
+                session, AuditLog(session, self.ctx, request_id=self.request_id), deferred=True
+            )
             with _tracer.start_as_current_span("dlp.inbound"):
-                guarded = await dlp.guard_user_message(request.message)
-            if guarded is None:
+                guarded = await scanning.guard_user_message(request.message)
+            scan, vector = None, None
+            if guarded is not None:
+                # The question's embedding is computed while DLP scans it (two cores, two
+                # models); it is kept only if the scan left the text as it was, else the
+                # scanned text is embedded: what reaches the cache and the index is always the
+                # scanned question.
+                speculative = asyncio.ensure_future(self.knowledge.embedder.embed_async([guarded]))
+                try:
+                    with _tracer.start_as_current_span("dlp.inbound") as span:
+                        scan = await scanning.scan_inbound(guarded)
+                        span.set_attribute("bulwark.dlp.findings", sum(scan.findings.values()))
+                except BaseException:
+                    speculative.cancel()
+                    raise
+                embedded = await speculative
+                if scan.text != guarded:
+                    embedded = await self.knowledge.embedder.embed_async([scan.text])
+                vector = embedded[0].tolist()
+            scanner = await scanning.scanner()
+        async with self._unit(gate=False) as (session, keys, audit):
+            await scanning.recorder.flush(audit)
+            sessions = ChatSessionService(session, self.ctx, keys)
+            dlp = self._dlp(session, audit, scanner)
+            if scan is None or vector is None:
                 # Nothing of a withheld message is kept: not as a title, not as a message.
                 row, new = await self._session(sessions, request.session_id, WITHHELD_MESSAGE)
                 prepared = Prepared(
@@ -420,21 +455,6 @@ class ChatService:
                     sessions, row, prepared, WITHHELD, "message_withheld"
                 )
                 return prepared
-            # The question's embedding is computed while DLP scans it (two cores, two models);
-            # it is kept only if the scan left the text as it was, else the scanned text is
-            # embedded: what reaches the cache and the index is always the scanned question.
-            speculative = asyncio.ensure_future(self.knowledge.embedder.embed_async([guarded]))
-            try:
-                with _tracer.start_as_current_span("dlp.inbound") as span:
-                    scan = await dlp.scan_inbound(guarded)
-                    span.set_attribute("bulwark.dlp.findings", sum(scan.findings.values()))
-            except BaseException:
-                speculative.cancel()
-                raise
-            embedded = await speculative
-            if scan.text != guarded:
-                embedded = await self.knowledge.embedder.embed_async([scan.text])
-            vector = embedded[0].tolist()
             # The session (and its title) only ever holds the message as DLP left it.
             row, new = await self._session(sessions, request.session_id, scan.text)
             turns = await self._history(dlp, sessions, row, new, history)
@@ -449,7 +469,7 @@ class ChatService:
                 vector=vector,
                 history=turns,
             )
-            prepared.scanner = await dlp.scanner()
+            prepared.scanner = scanner
             prepared.mode = request.mode or policy.mode
             prepared.mode_reason = "requested" if request.mode else "tenant_policy"
             cache_scope = self._cache_scope(prepared)

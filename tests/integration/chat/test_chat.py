@@ -326,3 +326,32 @@ async def test_dlp_guards_both_ways_in_json_and_in_streams(chat: Api, peer: LlmP
         f"/v1/chat/sessions/{withheld['session_id']}", headers=tenant.admin
     )
     assert "Ignore all previous" not in transcript.text
+
+
+async def test_the_dlp_trips_of_a_question_are_audited_with_its_answer(
+    chat: Api, peer: LlmPeer
+) -> None:
+    """The inbound scan runs before the request's writing transaction; what it found is still
+    appended to the audit chain by that request, beside its answer, and never the text."""
+    tenant, _ = await travel_tenant(chat)
+    policy = {"entities": [{"type": "CREDIT_CARD", "inbound": "redact"}]}
+    put = await chat.client.put("/v1/admin/dlp", json=policy, headers=tenant.admin)
+    assert put.status_code == 200, put.text
+    peer.text = ANSWER
+    await ask(chat, tenant.admin, "My card is 4111 1111 1111 1111. " + QUESTION)
+
+    async def events(action: str) -> list[dict[str, Any]]:
+        response = await chat.client.get(
+            "/v1/audit/events", params={"action": action}, headers=tenant.admin
+        )
+        assert response.status_code == 200, response.text
+        return list(response.json()["items"])
+
+    (answered,) = await events("chat.answered")
+    trips = [e for e in await events("dlp.tripped") if e["detail"]["direction"] == "inbound"]
+    assert [(t["kind"], t["action"]) for e in trips for t in e["detail"]["trips"]] == [
+        ("CREDIT_CARD", "redact")
+    ]
+    assert trips[0]["request_id"] == answered["request_id"]
+    export = await chat.client.get("/v1/audit/export", headers=tenant.admin)
+    assert "4111" not in export.text
