@@ -7,6 +7,7 @@ Each check returns ``(figures, violations)``: what it measured, and what broke.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 import time
@@ -152,19 +153,32 @@ async def stores_agree(topology: Topology, tenants: list[Tenant], recorder: Reco
 
 async def budgets_reconcile(topology: Topology) -> Result:
     """Every usage counter equals the sum of the ledger rows it covers (tokens and cost);
-    reservations never go negative. Reservations a killed process held are reported."""
+    reservations never go negative, and every reserved amount is held by an open lease
+    (``gateway_reservations``), read in one snapshot. Reservations a killed process held are
+    reported until a later admission releases them after their lease."""
     connection = await _regional(topology)
     try:
-        counters = await connection.fetch(
-            "SELECT tenant_id, scope, period, used_tokens, used_microdollars, reserved_tokens, "
-            "reserved_microdollars FROM gateway_counters"
-        )
-        ledger = await connection.fetch(
-            "SELECT tenant_id, user_id::text, day, input_tokens + output_tokens AS tokens, "
-            "cost_microdollars FROM gateway_usage"
-        )
+        async with connection.transaction(isolation="repeatable_read", readonly=True):
+            counters = await connection.fetch(
+                "SELECT tenant_id, scope, period, used_tokens, used_microdollars, "
+                "reserved_tokens, reserved_microdollars FROM gateway_counters"
+            )
+            ledger = await connection.fetch(
+                "SELECT tenant_id, user_id::text, day, input_tokens + output_tokens AS tokens, "
+                "cost_microdollars FROM gateway_usage"
+            )
+            leases = await connection.fetch(
+                "SELECT tenant_id, charges, expires_at FROM gateway_reservations"
+            )
     finally:
         await connection.close()
+    held: dict[tuple[Any, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for lease in leases:
+        charges = lease["charges"]
+        for charge in json.loads(charges) if isinstance(charges, str) else charges:
+            amount = held[(lease["tenant_id"], charge["scope"], charge["period"])]
+            amount[0] += int(charge["tokens"])
+            amount[1] += int(charge["microdollars"])
     sums: dict[tuple[Any, str, str], list[int]] = defaultdict(lambda: [0, 0])
     for row in ledger:
         scopes = ["tenant"] + ([f"user:{row['user_id']}"] if row["user_id"] else [])
@@ -186,15 +200,27 @@ async def budgets_reconcile(topology: Topology) -> Result:
             )
         if counter["reserved_tokens"] < 0 or counter["reserved_microdollars"] < 0:
             problems.append(f"counter {counter['scope']} {counter['period']}: negative reservation")
+        leased = held.pop(key, [0, 0])
+        if [counter["reserved_tokens"], counter["reserved_microdollars"]] != leased:
+            problems.append(
+                f"counter {counter['scope']} {counter['period']}: reserved "
+                f"{counter['reserved_tokens']} tokens / {counter['reserved_microdollars']} µ$, "
+                f"open leases {leased[0]} / {leased[1]}"
+            )
         if counter["scope"] == "tenant" and counter["period"].startswith("d"):
             reserved += counter["reserved_tokens"]
     for key, (tokens, cost) in sums.items():
         if tokens or cost:
             problems.append(f"ledger rows for {key[1]} {key[2]} without a counter")
+    for key, amount in held.items():
+        if any(amount):
+            problems.append(f"open lease for {key[1]} {key[2]} without a counter")
     figures = {
         "ledger_rows": len(ledger),
         "ledger_tokens": sum(r["tokens"] for r in ledger),
         "tokens_still_reserved": reserved,
+        "open_leases": len(leases),
+        "last_lease_expiry": max((r["expires_at"].isoformat() for r in leases), default=None),
     }
     return figures, problems[:50]
 

@@ -37,6 +37,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +241,35 @@ class Run:
         await self.topology.fail_model(300)
         return {"model_5xx_scripted": 300}
 
+    async def release_leases(self) -> None:
+        """After the last fault, every reservation a killed process left is released by the
+        next admission in its tenant once its lease has run out: nothing stays reserved."""
+        figures_, problems = await checks.budgets_reconcile(self.topology)
+        left = figures_["open_leases"]
+        if figures_["last_lease_expiry"] is not None:
+            expiry = datetime.fromisoformat(figures_["last_lease_expiry"])
+            await asyncio.sleep(max(0.0, (expiry - datetime.now(UTC)).total_seconds()) + 1)
+        for tenant in self.tenants:
+            await _ok(
+                self.cluster,
+                "POST",
+                "/v1/gateway/chat/completions",
+                tenant.admin_key,
+                json={"model": "small", "messages": [{"role": "user", "content": "ping"}]},
+            )
+        deadline = time.monotonic() + 15
+        while True:  # the pings' own settlements run after their answers
+            figures_, problems = await checks.budgets_reconcile(self.topology)
+            if figures_["open_leases"] == 0 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        self.report["leases"] = {"open_after_faults": left, **figures_}
+        self.violations += [f"leases: {p}" for p in problems]
+        if figures_["tokens_still_reserved"] or figures_["open_leases"]:
+            self.violations.append(
+                f"leases: {figures_['open_leases']} reservations still open after their lease"
+            )
+
     async def finish(self) -> None:
         for name, check in (
             ("no_plaintext", asyncio.to_thread(checks.no_plaintext, self.topology, self.tenants)),
@@ -292,6 +322,7 @@ async def main_async(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             run.report["phases"]["model-5xx"]["answers_via_fallback"] = fallbacks
             if not fallbacks:
                 run.violations.append("model-5xx: no answer was served by a fallback endpoint")
+            await run.release_leases()
             await run.finish()
         finally:
             await run.cluster.aclose()

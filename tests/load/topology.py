@@ -42,6 +42,8 @@ AWS_ENV = {
     "AWS_DEFAULT_REGION": AWS_REGION,
 }
 PEER_TEXT = "The policy says so [1]."
+# Quota reservation leases (gateway.reservation_lease_seconds) in this topology.
+LEASE_SECONDS = 20.0
 TIERS = ("small", "mid", "frontier")
 
 
@@ -338,6 +340,8 @@ class Topology:
                 "identity_requests_per_minute": 1_000_000,
                 "tenant_requests_per_minute": 1_000_000,
                 "breaker_cooldown_seconds": 5.0,
+                # Short leases, so that the run sees a killed process's reservations released.
+                "reservation_lease_seconds": LEASE_SECONDS,
             },
             "regions": {
                 "eu": {
