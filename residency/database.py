@@ -9,8 +9,8 @@ names the region; they never leak driver messages.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -146,8 +146,7 @@ class Database:
         PostgreSQL database RLS then hides every tenant-owned row (fail closed).
         ``read_only`` lets SQLite readers run beside a writer instead of queueing behind it.
         """
-        token = _read_only.set(read_only)
-        try:
+        with self._faults(read_only=read_only):
             async with self._sessions() as session:
                 try:
                     async with session.begin():
@@ -169,26 +168,25 @@ class Database:
                 # must see the rows this unit of work wrote.
                 for callback in session.info.pop(AFTER_COMMIT, []):
                     await callback()
-        except DBAPIError as exc:
-            if _is_outage(exc):
-                raise DatabaseUnavailable(self.name) from exc
-            raise
-        except _OUTAGE_ERRORS as exc:
-            raise DatabaseUnavailable(self.name) from exc
-        finally:
-            _read_only.reset(token)
 
     async def read_row(self, statement: Executable) -> tuple[Any, ...] | None:
         """One read with no tenant scope, for the hot path's rows that no RLS policy hides (the
         control plane; the auth epochs): outside any transaction on PostgreSQL (autocommit), in
         a plain read transaction on SQLite."""
-        token = _read_only.set(True)
-        try:
+        with self._faults(read_only=True):
             async with self.engine.connect() as connection:
                 if self.is_postgres:
                     connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
                 row = (await connection.execute(statement)).first()
                 return tuple(row) if row is not None else None
+
+    @contextmanager
+    def _faults(self, *, read_only: bool) -> Iterator[None]:
+        """Marks the work read-only or not (SQLite's BEGIN), and turns a connection-level
+        failure into ``DatabaseUnavailable`` (503) naming this database."""
+        token = _read_only.set(read_only)
+        try:
+            yield
         except DBAPIError as exc:
             if _is_outage(exc):
                 raise DatabaseUnavailable(self.name) from exc

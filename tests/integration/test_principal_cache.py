@@ -33,6 +33,19 @@ async def _member(api: Api, tenant: TenantHandle) -> tuple[dict[str, Any], dict[
     return user, bearer(key["key"])
 
 
+async def _cached_group_member(
+    api: Api, tenant: TenantHandle, replica: AsyncTestClient[Litestar]
+) -> tuple[dict[str, Any], dict[str, str], str]:
+    """A member of one group whose principal replica B has cached; returns the membership's
+    path."""
+    user, headers = await _member(api, tenant)
+    group = await api.new_group(tenant)
+    path = f"/v1/admin/groups/{group['id']}/members/{user['id']}"
+    assert (await api.client.put(path, headers=tenant.admin)).status_code == 204
+    assert (await _me(replica, headers))["group_ids"] == [group["id"]]
+    return user, headers, path
+
+
 async def _me(client: AsyncTestClient[Litestar], headers: dict[str, str]) -> dict[str, Any]:
     response = await client.get("/v1/me", headers=headers)
     assert response.status_code == 200, response.text
@@ -83,11 +96,7 @@ async def test_a_membership_change_applies_to_the_next_request_on_another_replic
     api: Api, replica: AsyncTestClient[Litestar]
 ) -> None:
     tenant = await api.new_tenant()
-    user, headers = await _member(api, tenant)
-    group = await api.new_group(tenant)
-    path = f"/v1/admin/groups/{group['id']}/members/{user['id']}"
-    assert (await api.client.put(path, headers=tenant.admin)).status_code == 204
-    assert (await _me(replica, headers))["group_ids"] == [group["id"]]
+    _, headers, path = await _cached_group_member(api, tenant, replica)
     assert (await api.client.delete(path, headers=tenant.admin)).status_code == 204
     assert (await _me(replica, headers))["group_ids"] == []
 
@@ -115,11 +124,7 @@ async def test_a_change_made_in_plain_sql_still_invalidates_cached_principals(
     """The epoch is kept by database triggers, so even a change no Bulwark code made (an
     operator's SQL, a restore) is seen: here a membership deleted behind the API's back."""
     tenant = await api.new_tenant()
-    user, headers = await _member(api, tenant)
-    group = await api.new_group(tenant)
-    path = f"/v1/admin/groups/{group['id']}/members/{user['id']}"
-    assert (await api.client.put(path, headers=tenant.admin)).status_code == 204
-    assert (await _me(replica, headers))["group_ids"] == [group["id"]]
+    user, headers, _ = await _cached_group_member(api, tenant, replica)
     async with runtime.registry.tenant_transaction(context_of(tenant)) as session:
         await session.execute(
             text("DELETE FROM memberships WHERE tenant_id = :t AND user_id = :u"),
