@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat.judge import AnswerJudge
+from app.chat.schemas import ChatPolicyBody
 from app.settings import Settings, resolve_secret
 from audit.sar.retention import sweep_active_tenants
 from audit.sar.schemas import RetentionSweep
@@ -19,6 +20,7 @@ from audit.sar.services import SAR_JOB, SarRunner
 from audit.signing import CheckpointSigner
 from auth.adapters.keycloak import KeycloakOidc
 from auth.context import TenantContext, TenantRoute, system_context
+from auth.epochs import EpochCache
 from auth.oidc import OidcBearer, OidcCallback, OidcLogin
 from auth.services import AuthenticationService
 from dlp.services import DlpEngine
@@ -65,6 +67,8 @@ class Runtime:
     sar: SarRunner | None = None
     # Grades a sample of generative answers (observability.judge_sample_rate); set by ``build``.
     judge: AnswerJudge | None = None
+    # Each tenant's chat policy, kept under its epoch (``auth.epochs``).
+    chat_policies: EpochCache[ChatPolicyBody] = field(default_factory=EpochCache)
     _sweeper: asyncio.Task[None] | None = None
 
     @classmethod

@@ -39,6 +39,8 @@ class TenantContext:
     credential_id: uuid.UUID | None = None
     clearance: int = 0
     attributes: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+    # The tenant's epoch read for this request (``auth.epochs``), when authentication read it.
+    epoch: int | None = field(default=None, compare=False)
     _token: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:

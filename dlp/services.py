@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from audit.schemas import AuditAction, AuditOutcome, ResourceType
 from audit.services import AuditLog
 from auth.context import TenantContext
+from auth.epochs import EpochCache
 from dlp import injection
 from dlp.errors import PersonalDataBlocked, PromptInjectionRefused
 from dlp.metrics import count_trip
@@ -67,6 +68,8 @@ class DlpEngine:
         self.detector = detector
         self.rewriter = rewriter
         self._secret = secret.encode()
+        # Each tenant's scanner, built from its policy as read under its epoch (``auth.epochs``).
+        self.scanners: EpochCache[DlpScanner] = EpochCache()
 
     @classmethod
     def default(cls, secret: str) -> DlpEngine:
@@ -365,8 +368,11 @@ class DlpService:
 
     async def scanner(self) -> DlpScanner:
         if self._scanner is None:
+            self._scanner = self.engine.scanners.get(self.ctx)
+        if self._scanner is None:
             policy = await load_policy(self.session, self.ctx)
             self._scanner = DlpScanner(self.engine, policy, self.ctx.tenant_id)
+            self.engine.scanners.put(self.ctx, self._scanner)
         return self._scanner
 
     async def scan_inbound(self, text: str) -> InboundScan:

@@ -196,7 +196,7 @@ class GatewayController(Controller):
                     **_route_headers(opened.decision.tier, opened.decision.reason, opened.endpoint),
                 },
             )
-        done = await gateway.complete(ctx, call, caller, settle_later=True)
+        done = await gateway.complete(ctx, call, caller, settle="background")
         body = ChatCompletion(
             id=f"chatcmpl-{done.call_id.hex}",
             created=int(time.time()),

@@ -24,17 +24,19 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import structlog
 from opentelemetry import trace
 from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.settings import GatewaySettings, ModelEndpointSettings
 from audit import pseudonyms
 from audit.schemas import AuditAction, AuditOutcome, ResourceType
-from audit.services import AuditLog
+from audit.services import AuditLog, subject_of
 from auth.context import TenantContext
+from auth.epochs import EpochCache
 from gateway import metrics
 from gateway.adapters.base import (
     ChatMessage,
@@ -172,6 +174,25 @@ class GatewayResult:
     endpoint: str
     model: str
     fallbacks: int
+    # With ``settle="caller"``: the settlement the caller records (``settle_in``).
+    pending: Settlement | None = None
+
+
+@dataclass(slots=True)
+class Settlement:
+    """A finished call's usage, not yet in the ledger (``GatewayService.settle_in``)."""
+
+    ctx: TenantContext
+    caller: Caller
+    prepared: Prepared
+    endpoint: Endpoint | None
+    usage: Usage
+    outcome: str
+    metered: bool = False
+
+    @property
+    def cost(self) -> int:
+        return GatewayService.cost(self.caller, self.endpoint, self.usage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +260,9 @@ class GatewayService:
         self.router = router
         self.settings = settings
         self.now = now
+        # Tenant configurations: under the tenant's epoch (``auth.epochs``) for contexts that
+        # carry one, else for ``config_cache_seconds``.
+        self._epoch_configs: EpochCache[TenantGatewayConfig] = EpochCache()
         self._configs: dict[uuid.UUID, tuple[float, TenantGatewayConfig]] = {}
         self._settling: set[asyncio.Future[int]] = set()
 
@@ -246,10 +270,18 @@ class GatewayService:
 
     def invalidate(self, tenant_id: uuid.UUID) -> None:
         self._configs.pop(tenant_id, None)
+        self._epoch_configs.forget(tenant_id)
 
     async def tenant_config(self, ctx: TenantContext) -> TenantGatewayConfig:
+        held = self._epoch_configs.get(ctx)
+        if held is not None:
+            return held
         cached = self._configs.get(ctx.tenant_id)
-        if cached is not None and time.monotonic() - cached[0] < self.settings.config_cache_seconds:
+        if (
+            ctx.epoch is None
+            and cached is not None
+            and time.monotonic() - cached[0] < self.settings.config_cache_seconds
+        ):
             return cached[1]
         async with self.registry.tenant_transaction(ctx, read_only=True) as session:
             row = await PolicyRepository(session, ctx).get()
@@ -286,7 +318,10 @@ class GatewayService:
             or self.settings.tenant_requests_per_minute,
             byo=byo,
         )
-        self._configs[ctx.tenant_id] = (time.monotonic(), config)
+        if ctx.epoch is not None:
+            self._epoch_configs.put(ctx, config)
+        else:
+            self._configs[ctx.tenant_id] = (time.monotonic(), config)
         return config
 
     def tiers(self, ctx: TenantContext, config: TenantGatewayConfig) -> dict[str, list[Endpoint]]:
@@ -474,9 +509,25 @@ class GatewayService:
         outcome: str,
     ) -> int:
         """Release the reservation and record the actual usage, once. Returns the cost."""
-        cost = self.cost(caller, endpoint, usage)
+        settlement = Settlement(ctx, caller, prepared, endpoint, usage, outcome)
+        async with self.registry.tenant_transaction(ctx) as session:
+            await self.settle_in(session, settlement)
+        return settlement.cost
+
+    async def settle_in(
+        self, session: AsyncSession, settlement: Settlement, audit: AuditLog | None = None
+    ) -> None:
+        """Record ``settlement`` in the caller's transaction (the chat's closing one): it is
+        settled when that transaction commits. A caller whose transaction fails hands it to
+        ``settle_detached`` instead, and the reservation's lease makes that exactly once.
+        ``audit``: the caller's log of that transaction, used when it acts for the same
+        subject (its pseudonym is then looked up once)."""
+        ctx, caller, prepared = settlement.ctx, settlement.caller, settlement.prepared
+        endpoint, usage, outcome = settlement.endpoint, settlement.usage, settlement.outcome
+        cost = settlement.cost
         tokens = usage.input_tokens + usage.output_tokens if endpoint is not None else 0
-        if endpoint is not None:
+        if endpoint is not None and not settlement.metered:
+            settlement.metered = True
             metrics.settled(
                 ctx.tenant_id,
                 caller.route,
@@ -485,53 +536,62 @@ class GatewayService:
                 cost / 1_000_000,
             )
         now = self.now()
-        async with self.registry.tenant_transaction(ctx) as session:
-            charges = prepared.charges
-            if prepared.leased and not await ReservationRepository(session, ctx).take(
-                prepared.call_id
-            ):
-                # The lease ran out and a later admission released the reservation: only the
-                # usage is added now, so nothing is released twice.
-                charges = [replace(c, tokens=0, microdollars=0) for c in charges]
-                log.warning("gateway_settled_after_lease", call_id=str(prepared.call_id))
-            await CounterRepository(session, ctx).settle(
-                sorted(charges, key=lambda c: (c.scope, c.period)), actual=(tokens, cost)
+        charges = prepared.charges
+        if prepared.leased and not await ReservationRepository(session, ctx).take(prepared.call_id):
+            # The lease ran out and a later admission released the reservation: only the
+            # usage is added now, so nothing is released twice.
+            charges = [replace(c, tokens=0, microdollars=0) for c in charges]
+            log.warning("gateway_settled_after_lease", call_id=str(prepared.call_id))
+        await CounterRepository(session, ctx).settle(
+            sorted(charges, key=lambda c: (c.scope, c.period)), actual=(tokens, cost)
+        )
+        await UsageRepository(session, ctx).add(
+            UsageRecord(
+                call_id=prepared.call_id,
+                user_id=caller.user_id,
+                credential_id=caller.credential_id,
+                track=caller.track,
+                tier=prepared.decision.tier,
+                endpoint=endpoint.name if endpoint else None,
+                model=endpoint.model if endpoint else None,
+                outcome=outcome,
+                input_tokens=usage.input_tokens if endpoint else 0,
+                output_tokens=usage.output_tokens if endpoint else 0,
+                cost_microdollars=cost,
+                prompt_hash=prepared.prompt_hash,
+                day=f"{now:%Y-%m-%d}",
             )
-            await UsageRepository(session, ctx).add(
-                UsageRecord(
-                    call_id=prepared.call_id,
-                    user_id=caller.user_id,
-                    credential_id=caller.credential_id,
-                    track=caller.track,
-                    tier=prepared.decision.tier,
-                    endpoint=endpoint.name if endpoint else None,
-                    model=endpoint.model if endpoint else None,
-                    outcome=outcome,
-                    input_tokens=usage.input_tokens if endpoint else 0,
-                    output_tokens=usage.output_tokens if endpoint else 0,
-                    cost_microdollars=cost,
-                    prompt_hash=prepared.prompt_hash,
-                    day=f"{now:%Y-%m-%d}",
-                )
-            )
-            subject = pseudonyms.user_subject(caller.user_id) if caller.user_id else None
-            await AuditLog(session, ctx, subject=subject, request_id=caller.request_id).record(
-                AuditAction.MODEL_CALLED,
-                resource_type=ResourceType.MODEL_CALL,
-                resource_id=prepared.call_id,
-                detail={
-                    "tier": prepared.decision.tier,
-                    "route_reason": prepared.decision.reason,
-                    "endpoint": endpoint.name if endpoint else None,
-                    "track": caller.track,
-                    "input_tokens": usage.input_tokens if endpoint else 0,
-                    "output_tokens": usage.output_tokens if endpoint else 0,
-                    "cost_microdollars": cost,
-                    "prompt_sha256": prepared.prompt_hash,
-                },
-                outcome=AuditOutcome.SUCCESS if outcome != "failed" else AuditOutcome.FAILURE,
-            )
-        return cost
+        )
+        subject = pseudonyms.user_subject(caller.user_id) if caller.user_id else subject_of(ctx)
+        if audit is None or audit.subject != subject or audit.request_id != caller.request_id:
+            audit = AuditLog(session, ctx, subject=subject, request_id=caller.request_id)
+        await audit.record(
+            AuditAction.MODEL_CALLED,
+            resource_type=ResourceType.MODEL_CALL,
+            resource_id=prepared.call_id,
+            detail={
+                "tier": prepared.decision.tier,
+                "route_reason": prepared.decision.reason,
+                "endpoint": endpoint.name if endpoint else None,
+                "track": caller.track,
+                "input_tokens": usage.input_tokens if endpoint else 0,
+                "output_tokens": usage.output_tokens if endpoint else 0,
+                "cost_microdollars": cost,
+                "prompt_sha256": prepared.prompt_hash,
+            },
+            outcome=AuditOutcome.SUCCESS if outcome != "failed" else AuditOutcome.FAILURE,
+        )
+
+    def settle_detached(self, settlement: Settlement) -> None:
+        """Settle in a background task of this process (``settled()`` waits for it)."""
+        self._settle_task(
+            settlement.ctx,
+            settlement.caller,
+            settlement.prepared,
+            endpoint=settlement.endpoint,
+            usage=settlement.usage,
+            outcome=settlement.outcome,
+        )
 
     async def _settle_shielded(
         self,
@@ -669,12 +729,15 @@ class GatewayService:
         request: GatewayRequest,
         caller: Caller,
         *,
-        settle_later: bool = False,
+        settle: Literal["now", "background", "caller"] = "now",
     ) -> GatewayResult:
-        """One completion. ``settle_later``: return as soon as the answer is in and settle in a
-        background task (the HTTP route: the client does not wait for the ledger). The
-        reservation holds until then, so quotas stay conservative meanwhile; ``settled()``
-        waits for this process's pending settlements (usage reads do, to read their writes)."""
+        """One completion. ``settle``: ``now`` before returning; ``background``: return as soon
+        as the answer is in and settle in a background task (the HTTP route: the client does
+        not wait for the ledger); ``caller``: the result's ``pending`` settlement is the
+        caller's to record in its own transaction (``settle_in``), or to hand to
+        ``settle_detached`` if that fails. The reservation holds until then, so quotas stay
+        conservative meanwhile; ``settled()`` waits for this process's background settlements
+        (usage reads do, to read their writes)."""
         prepared, config = await self.prepare(ctx, request, caller)
         await self.admit(ctx, caller, prepared, config)
         try:
@@ -690,7 +753,11 @@ class GatewayService:
         completion = _with_usage(completion, prepared)
         usage = completion.usage
         assert usage is not None
-        if settle_later:
+        pending = None
+        if settle == "caller":
+            pending = Settlement(ctx, caller, prepared, endpoint, usage, "ok")
+            cost = pending.cost
+        elif settle == "background":
             cost = self.cost(caller, endpoint, usage)
             self._settle_task(ctx, caller, prepared, endpoint=endpoint, usage=usage, outcome="ok")
         else:
@@ -708,6 +775,7 @@ class GatewayService:
             endpoint=endpoint.name,
             model=endpoint.model,
             fallbacks=index,
+            pending=pending,
         )
 
     async def stream(

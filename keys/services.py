@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar, cast
 
 from cachetools import TTLCache
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +28,7 @@ from app.settings import KeysSettings, Settings
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth.context import TenantContext
+from auth.epochs import EpochCache
 from keys import envelope
 from keys.adapters.aws import AwsKms, arn_region
 from keys.adapters.local import LocalKms
@@ -52,6 +54,7 @@ from residency.errors import RegionUnavailable
 from residency.registry import RegionRegistry
 
 T = TypeVar("T")
+R = TypeVar("R", TenantKms, WrappedDataKey)
 
 
 def dek_context(ctx: TenantContext, version: int) -> Context:
@@ -85,6 +88,13 @@ def wrapped_by(row: WrappedDataKey, config: TenantKms) -> KeyRef:
     )
 
 
+def _snapshot(row: R) -> R:
+    """A copy of ``row`` bound to no session: it outlives its transaction (whose end may
+    expire the original) and nothing done to it reaches the database."""
+    columns = sa_inspect(type(row)).column_attrs
+    return type(row)(**{column.key: getattr(row, column.key) for column in columns})
+
+
 class Keyring:
     def __init__(self, registry: RegionRegistry, settings: KeysSettings) -> None:
         self.registry = registry
@@ -94,6 +104,9 @@ class Keyring:
             maxsize=settings.dek_cache_size, ttl=max(settings.dek_cache_ttl_seconds, 1e-6)
         )
         self._lock = threading.Lock()
+        # Each tenant's KMS configuration and current data-key row (wrapped: never a key in
+        # the clear), as read under its epoch (``auth.epochs``).
+        self.rows: EpochCache[tuple[TenantKms, WrappedDataKey]] = EpochCache()
 
     @classmethod
     def from_settings(cls, settings: Settings, registry: RegionRegistry) -> Keyring:
@@ -137,6 +150,7 @@ class Keyring:
                 self._deks[self._cache_key(ctx, row)] = dek
 
     def forget_tenant(self, ctx: TenantContext) -> None:
+        self.rows.forget(ctx.tenant_id)
         with self._lock:
             for key in [k for k in self._deks if k[0] == ctx.tenant_id.bytes]:
                 self._deks.pop(key, None)
@@ -169,9 +183,13 @@ class TenantKeys:
         self._config_row: TenantKms | None = None
         self._rows: dict[int, WrappedDataKey] = {}
         self._current: WrappedDataKey | None = None
+        # Administration (configure, rotate, shred) reads and changes rows in its own session
+        # only: nothing it touches comes from, or goes to, the keyring's epoch cache.
+        self._own_rows_only = False
 
     def _forget_rows(self) -> None:
         self._config_row, self._rows, self._current = None, {}, None
+        self._own_rows_only = True
 
     async def _kms(self, provider: str, call: Callable[[KmsPort], Awaitable[T]]) -> T:
         try:
@@ -233,18 +251,38 @@ class TenantKeys:
             self.keyring.remember(self.ctx, row, dek)
         return dek
 
+    def _from_epoch_cache(self) -> None:
+        if self._config_row is None and not self._own_rows_only:
+            held = self.keyring.rows.get(self.ctx)
+            if held is not None:
+                self._config_row, self._current = held
+                self._rows[held[1].version] = held[1]
+
     async def _config(self) -> TenantKms:
+        self._from_epoch_cache()
         if self._config_row is None:
             config = await self.keys.config()
-            self._config_row = config if config is not None else await self.provision()
+            if config is None:
+                # Provisioned in this (uncommitted) unit of work: nothing of it may be cached,
+                # or it would outlive a rollback.
+                self._own_rows_only = True
+                config = await self.provision()
+            self._config_row = config
         return self._config_row
 
     async def current(self) -> tuple[int, bytes]:
+        self._from_epoch_cache()
+        read = self._current is None
         config = await self._config()
         row = self._current or await self.keys.current()
         if row is None:
+            read = False
             row = await self._new_version(config, 1)
         self._current = self._rows[row.version] = row
+        if read and not self._own_rows_only:
+            # Only rows read from the database: one written in this (uncommitted) unit of
+            # work must not outlive a rollback.
+            self.keyring.rows.put(self.ctx, (_snapshot(config), _snapshot(row)))
         return row.version, await self._unwrap(row, config)
 
     async def require_usable(self) -> None:

@@ -57,6 +57,7 @@ def provide_chat(
         request_id=ensure_request_id(request.scope),
         judge=runtime.judge,
         raw_debug=runtime.settings.observability.allow_raw_content_debug,
+        policies=runtime.chat_policies,
     )
 
 

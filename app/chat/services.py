@@ -50,13 +50,21 @@ from app.debug.services import raw_content_until, raw_log
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth.context import TenantContext
+from auth.epochs import EpochCache
 from dlp import injection
 from dlp.errors import PersonalDataBlocked
 from dlp.services import DlpEngine, DlpScanner, DlpService, TripRecorder
 from dlp.transform import PseudonymVault
 from gateway.adapters.base import ChatMessage
 from gateway.errors import ModelUnavailable, QuotaExhausted
-from gateway.services import Caller, GatewayRequest, GatewayService, GatewayStream
+from gateway.services import (
+    Caller,
+    GatewayRequest,
+    GatewayResult,
+    GatewayService,
+    GatewayStream,
+    Settlement,
+)
 from keys.services import Keyring, TenantKeys
 from residency.registry import RegionRegistry
 from retrieval.cache.services import CachePolicy, SemanticCache
@@ -229,8 +237,11 @@ class ChatService:
         request_id: str | None,
         judge: AnswerJudge | None = None,
         raw_debug: bool = False,
+        policies: EpochCache[ChatPolicyBody] | None = None,
     ) -> None:
+        """``policies``: the process's chat policies, kept under each tenant's epoch."""
         self.ctx = ctx
+        self.policies = policies if policies is not None else EpochCache()
         self.raw_debug = raw_debug
         self.judge = judge
         self.registry = registry
@@ -245,6 +256,10 @@ class ChatService:
         # tenant's policy allows).
         self._sources_count = 0
         self._reasoning: str | None = None
+        # Model calls of this answer not yet in the ledger: recorded in the answer's closing
+        # transaction (one write, no second transaction racing it for SQLite's lock), or in
+        # the background if the answer fails before that commits.
+        self._unsettled: list[Settlement] = []
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -298,8 +313,13 @@ class ChatService:
         prepared = await self._prepare(request, history)
         if prepared.answered is not None:
             return prepared.answered
-        generation, grounding, revisions = await self._generate(prepared)
-        return await self._finish(prepared, generation, grounding, revisions)
+        try:
+            generation, grounding, revisions = await self._generate(prepared)
+            return await self._finish(prepared, generation, grounding, revisions)
+        finally:
+            for settlement in self._unsettled:
+                self.gateway.settle_detached(settlement)
+            self._unsettled.clear()
 
     async def stream(
         self, request: ChatRequest, *, history: list[dict[str, str]] | None = None
@@ -416,7 +436,10 @@ class ChatService:
         # writing transaction that follows. A refusal is recorded as ever (``TripRecorder``).
         async with self.registry.tenant_transaction(self.ctx, read_only=True) as session:
             await self.keyring.for_tenant(session, self.ctx).require_usable()
-            policy = await policy_of(session, self.ctx)
+            policy = self.policies.get(self.ctx)
+            if policy is None:
+                policy = await policy_of(session, self.ctx)
+                self.policies.put(self.ctx, policy)
             scanning = self._dlp(
                 session, AuditLog(session, self.ctx, request_id=self.request_id), deferred=True
             )
@@ -605,6 +628,8 @@ class ChatService:
     async def _call(self, messages: list[dict[str, str]], *, model: str) -> Generation:
         with _tracer.start_as_current_span("llm.generate") as span:
             result = await self._complete_call(messages, model)
+            if result.pending is not None:
+                self._unsettled.append(result.pending)
             _genai(span, result.decision.tier, result.endpoint, result.model, result.usage)
             span.set_attribute("bulwark.cost_usd", result.cost_microdollars / 1_000_000)
         return Generation(
@@ -617,7 +642,7 @@ class ChatService:
             reason=result.decision.reason + ("+fallback" if result.fallbacks else ""),
         )
 
-    async def _complete_call(self, messages: list[dict[str, str]], model: str) -> Any:
+    async def _complete_call(self, messages: list[dict[str, str]], model: str) -> GatewayResult:
         return await self.gateway.complete(
             self.ctx,
             GatewayRequest(
@@ -627,8 +652,8 @@ class ChatService:
                 reasoning=self._reasoning,
             ),
             Caller.of(self.ctx, self.request_id, route="chat"),
-            # The ledger and audit of the call are written while the answer is finished.
-            settle_later=True,
+            # The ledger and audit of the call are written with the answer (``_finish``).
+            settle="caller",
         )
 
     async def _generate(self, prepared: Prepared) -> tuple[Generation | None, Grounding, int]:
@@ -710,6 +735,9 @@ class ChatService:
                 revisions=revisions,
             )
             await self._complete(session, keys, audit, prepared, response)
+            for settlement in self._unsettled:
+                await self.gateway.settle_in(session, settlement, audit)
+        self._unsettled.clear()
         if self.judge is not None:
             self.judge.maybe(
                 self.ctx,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.epochs import create_epoch_triggers, drop_epoch_triggers
 from migrations.rls import disable_tenant_rls, enable_tenant_rls
 
 revision = "r0011_auth_epochs"
@@ -24,7 +25,6 @@ branch_labels = None
 depends_on = None
 
 SOURCES = ("users", "groups", "memberships", "role_mappings", "api_keys", "user_sessions")
-_OPERATIONS = {"INSERT": "NEW", "UPDATE": "NEW", "DELETE": "OLD"}
 
 
 def upgrade() -> None:
@@ -52,33 +52,13 @@ def upgrade() -> None:
             END $$
             """
         )
-        for table in SOURCES:
-            op.execute(
-                f"CREATE TRIGGER auth_epoch AFTER INSERT OR UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION bump_auth_epoch()"
-            )
-        return
-    for table in SOURCES:
-        for operation, row in _OPERATIONS.items():
-            # Fixed table and column names only, no input.
-            trigger = (
-                f"CREATE TRIGGER auth_epoch_{table}_{operation.lower()} "  # noqa: S608
-                f"AFTER {operation} ON {table} BEGIN "
-                f"INSERT INTO auth_epochs (tenant_id, epoch) VALUES ({row}.tenant_id, random()) "
-                "ON CONFLICT (tenant_id) DO UPDATE SET epoch = excluded.epoch; END"
-            )
-            op.execute(trigger)
+    create_epoch_triggers(SOURCES)
 
 
 def downgrade() -> None:
+    drop_epoch_triggers(SOURCES)
     if op.get_bind().dialect.name == "postgresql":
-        for table in SOURCES:
-            op.execute(f"DROP TRIGGER IF EXISTS auth_epoch ON {table}")
         op.execute("DROP FUNCTION IF EXISTS bump_auth_epoch()")
         op.execute("DROP POLICY IF EXISTS epoch_read ON auth_epochs")
         disable_tenant_rls("auth_epochs")
-    else:
-        for table in SOURCES:
-            for operation in _OPERATIONS:
-                op.execute(f"DROP TRIGGER IF EXISTS auth_epoch_{table}_{operation.lower()}")
     op.drop_table("auth_epochs")
