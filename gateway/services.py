@@ -417,6 +417,29 @@ class GatewayService:
     ) -> None:
         """Count the request against the rate limits and reserve its worst-case cost against
         every quota, in one transaction: all or nothing."""
+        async with self.registry.tenant_transaction(ctx) as session:
+            await self.admit_in(session, ctx, caller, prepared, config)
+
+    async def reserve(
+        self, session: AsyncSession, ctx: TenantContext, request: GatewayRequest, caller: Caller
+    ) -> Prepared:
+        """Route ``request`` and admit it in the caller's writing transaction (the chat's
+        first one: no transaction of its own); ``complete(admitted=...)`` then makes the call.
+        If that transaction rolls back, so does the admission."""
+        prepared, config = await self.prepare(ctx, request, caller)
+        await self.admit_in(session, ctx, caller, prepared, config)
+        return prepared
+
+    async def admit_in(
+        self,
+        session: AsyncSession,
+        ctx: TenantContext,
+        caller: Caller,
+        prepared: Prepared,
+        config: TenantGatewayConfig,
+    ) -> None:
+        """``admit`` in ``session``'s transaction. A refusal leaves nothing of the admission
+        behind (a savepoint holds what it counted when quotas are enforced)."""
         now = self.now()
         epoch = now.timestamp()
         window = int(epoch // 60)
@@ -442,7 +465,15 @@ class GatewayService:
                     )
                 )
         resets = {key: seconds for _, key, seconds in _periods(now)}
-        async with self.registry.tenant_transaction(ctx) as session:
+        enforced = [
+            charge
+            for charge in sorted(charges, key=lambda c: (c.scope, c.period))
+            if charge.max_tokens is not None or charge.max_microdollars is not None
+        ]
+        # A refusal leaves its transaction to be rolled back, except a quota refusal inside a
+        # chat's transaction (answered without a model, which goes on): what the admission had
+        # counted before it (rate windows, earlier counters) sits in a savepoint.
+        async with session.begin_nested() if enforced else contextlib.nullcontext():
             rates = RateWindowRepository(session, ctx)
             identity = (
                 f"key:{caller.credential_id}"
@@ -459,11 +490,6 @@ class GatewayService:
                 if random.random() < 0.01:  # noqa: S311 - housekeeping, not security
                     await rates.forget_before(window - 1)
             counters = CounterRepository(session, ctx)
-            enforced = [
-                charge
-                for charge in sorted(charges, key=lambda c: (c.scope, c.period))
-                if charge.max_tokens is not None or charge.max_microdollars is not None
-            ]
             reservations = ReservationRepository(session, ctx)
             if enforced:
                 await self._release_expired(reservations, counters, now)
@@ -730,6 +756,7 @@ class GatewayService:
         caller: Caller,
         *,
         settle: Literal["now", "background", "caller"] = "now",
+        admitted: Prepared | None = None,
     ) -> GatewayResult:
         """One completion. ``settle``: ``now`` before returning; ``background``: return as soon
         as the answer is in and settle in a background task (the HTTP route: the client does
@@ -737,9 +764,13 @@ class GatewayService:
         caller's to record in its own transaction (``settle_in``), or to hand to
         ``settle_detached`` if that fails. The reservation holds until then, so quotas stay
         conservative meanwhile; ``settled()`` waits for this process's background settlements
-        (usage reads do, to read their writes)."""
-        prepared, config = await self.prepare(ctx, request, caller)
-        await self.admit(ctx, caller, prepared, config)
+        (usage reads do, to read their writes). ``admitted``: the call as ``reserve`` routed
+        and admitted it, in a transaction that has committed."""
+        if admitted is not None:
+            prepared = admitted
+        else:
+            prepared, config = await self.prepare(ctx, request, caller)
+            await self.admit(ctx, caller, prepared, config)
         try:
             endpoint, completion, index = await self._with_fallback(
                 prepared,

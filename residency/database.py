@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import structlog
 from sqlalchemy import Executable, event, text
 from sqlalchemy.engine import make_url
@@ -78,6 +79,15 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
+def _json(value: Any) -> str:
+    """JSON columns as msgspec writes them: the same JSON as the standard library's, several
+    times faster (policies, citations, audit details are written on every request)."""
+    return _JSON_ENCODER.encode(value).decode()
+
+
+_JSON_ENCODER = msgspec.json.Encoder()
+
+
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     if make_url(url).get_backend_name() == "sqlite":
         ensure_sqlite_directory(url)
@@ -89,6 +99,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             pool_timeout=30,
             connect_args={"timeout": 15},
             hide_parameters=True,
+            json_serializer=_json,
             **({"module": sqlite_driver.dbapi()} if sqlite_driver.available() else {}),
         )
 
@@ -121,6 +132,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         max_overflow=pool_size,
         pool_pre_ping=True,
         hide_parameters=True,
+        json_serializer=_json,
         pool_timeout=5,
         connect_args={"timeout": 5, "command_timeout": 30},
     )

@@ -65,6 +65,7 @@ from gateway.services import (
     GatewayStream,
     Settlement,
 )
+from gateway.services import Prepared as Admission
 from keys.services import Keyring, TenantKeys
 from residency.registry import RegionRegistry
 from retrieval.cache.services import CachePolicy, SemanticCache
@@ -148,6 +149,11 @@ class Prepared:
     answered: ChatResponse | None = None  # finished without a model (cache, nothing found...)
     mode: AnswerMode = AnswerMode.GENERATIVE
     mode_reason: str = "tenant_policy"
+    # The prompt, and its first model call as admitted in the request's first writing
+    # transaction (``ChatService._admit``); ``exhausted``: a quota refused it.
+    messages: list[dict[str, str]] | None = None
+    admitted: Admission | None = None
+    exhausted: bool = False
 
     @property
     def sources(self) -> list[str]:
@@ -310,7 +316,7 @@ class ChatService:
     ) -> ChatResponse:
         """``history``: earlier turns given by the caller (the OpenAI-compatible endpoint)
         instead of a stored session's."""
-        prepared = await self._prepare(request, history)
+        prepared = await self._prepare(request, history, admit=True)
         if prepared.answered is not None:
             return prepared.answered
         try:
@@ -335,18 +341,12 @@ class ChatService:
         if prepared.answered is not None:
             return _replay(prepared.answered)
         self._sources_count = len(prepared.passages)
+        self._reasoning = "high" if prepared.parts > 1 else None
         try:
             opened = await self.gateway.stream(
                 self.ctx,
-                GatewayRequest(
-                    messages=tuple(
-                        ChatMessage(m["role"], m["content"]) for m in self._messages(prepared)
-                    ),
-                    model=request.model,
-                    sources=len(prepared.passages),
-                    reasoning="high" if prepared.parts > 1 else None,
-                ),
-                Caller.of(self.ctx, self.request_id, route="chat"),
+                self._gateway_request(self._messages(prepared), request.model),
+                self._caller(),
             )
         except (ModelUnavailable, QuotaExhausted) as exc:
             prepared.mode_reason = (
@@ -427,8 +427,13 @@ class ChatService:
         yield ChatEvent("done", response)
 
     async def _prepare(
-        self, request: ChatRequest, history: list[dict[str, str]] | None = None
+        self,
+        request: ChatRequest,
+        history: list[dict[str, str]] | None = None,
+        *,
+        admit: bool = False,
     ) -> Prepared:
+        """``admit``: admit the model call in the writing transaction (``_admit``)."""
         # The models' share of the request (the injection guard, the inbound scan and the
         # question's embedding: most of its CPU time) runs in a read-only transaction, so it
         # holds no write lock (SQLite has one per database, which every ingestion, settlement
@@ -536,7 +541,26 @@ class ChatService:
                 prepared.answered = await self._extractive(
                     prepared, session, keys, audit, prepared.mode_reason
                 )
+            elif admit:
+                await self._admit(prepared, session)
             return prepared
+
+    async def _admit(self, prepared: Prepared, session: AsyncSession) -> None:
+        """Route and admit the answer's first model call (rate limits, quota reservation) in
+        this writing transaction rather than one of its own; a quota refusal is answered
+        without a model (``_generate``), a rate-limit refusal rolls the request back (429)."""
+        prepared.messages = self._messages(prepared)
+        self._sources_count = len(prepared.passages)
+        self._reasoning = "high" if prepared.parts > 1 else None
+        try:
+            prepared.admitted = await self.gateway.reserve(
+                session,
+                self.ctx,
+                self._gateway_request(prepared.messages, prepared.request.model),
+                self._caller(),
+            )
+        except QuotaExhausted:
+            prepared.exhausted = True
 
     async def _history(
         self,
@@ -625,9 +649,11 @@ class ChatService:
             counter=self.knowledge.counter,
         )
 
-    async def _call(self, messages: list[dict[str, str]], *, model: str) -> Generation:
+    async def _call(
+        self, messages: list[dict[str, str]], *, model: str, admitted: Admission | None = None
+    ) -> Generation:
         with _tracer.start_as_current_span("llm.generate") as span:
-            result = await self._complete_call(messages, model)
+            result = await self._complete_call(messages, model, admitted)
             if result.pending is not None:
                 self._unsettled.append(result.pending)
             _genai(span, result.decision.tier, result.endpoint, result.model, result.usage)
@@ -642,26 +668,41 @@ class ChatService:
             reason=result.decision.reason + ("+fallback" if result.fallbacks else ""),
         )
 
-    async def _complete_call(self, messages: list[dict[str, str]], model: str) -> GatewayResult:
+    def _gateway_request(self, messages: list[dict[str, str]], model: str) -> GatewayRequest:
+        return GatewayRequest(
+            messages=tuple(ChatMessage(m["role"], m["content"]) for m in messages),
+            model=model,
+            sources=self._sources_count,
+            reasoning=self._reasoning,
+        )
+
+    def _caller(self) -> Caller:
+        return Caller.of(self.ctx, self.request_id, route="chat")
+
+    async def _complete_call(
+        self, messages: list[dict[str, str]], model: str, admitted: Admission | None = None
+    ) -> GatewayResult:
         return await self.gateway.complete(
             self.ctx,
-            GatewayRequest(
-                messages=tuple(ChatMessage(m["role"], m["content"]) for m in messages),
-                model=model,
-                sources=self._sources_count,
-                reasoning=self._reasoning,
-            ),
-            Caller.of(self.ctx, self.request_id, route="chat"),
+            self._gateway_request(messages, model),
+            self._caller(),
             # The ledger and audit of the call are written with the answer (``_finish``).
             settle="caller",
+            admitted=admitted,
         )
 
     async def _generate(self, prepared: Prepared) -> tuple[Generation | None, Grounding, int]:
-        messages = self._messages(prepared)
+        messages = prepared.messages or self._messages(prepared)
         self._sources_count = len(prepared.passages)
         self._reasoning = "high" if prepared.parts > 1 else None
+        if prepared.exhausted:
+            prepared.mode = AnswerMode.EXTRACTIVE
+            prepared.mode_reason = "budget_exhausted"
+            return None, check("", prepared.sources), 0
         try:
-            first = await self._call(messages, model=prepared.request.model)
+            first = await self._call(
+                messages, model=prepared.request.model, admitted=prepared.admitted
+            )
         except (ModelUnavailable, QuotaExhausted) as exc:
             prepared.mode = AnswerMode.EXTRACTIVE
             prepared.mode_reason = (
