@@ -194,13 +194,16 @@ class SamlAssertion(TenantOwned, Timestamped, RegionalBase):
 
 
 class AuthEpoch(RegionalBase):
-    """A tenant's identity generation, for the principal cache (``auth.principals``).
+    """A tenant's identity and configuration generation, for the principal cache
+    (``auth.principals``) and the configuration kept in memory (``auth.epochs``).
 
-    Database triggers (migration ``r0011_auth_epochs``) set a fresh random value whenever a row
-    a principal is built from changes — users, groups, memberships, role mappings, API keys,
-    sessions — in the same transaction as the change, whatever code (or SQL) made it. A cached
-    principal is served only while its tenant's epoch is the one it was loaded under, so a
-    revocation or a membership change applies to the very next request on every replica.
+    Database triggers (migrations ``r0011_auth_epochs`` and ``r0013_config_epochs``) set a fresh
+    random value whenever a row a principal is built from changes — users, groups, memberships,
+    role mappings, API keys, sessions — or a configuration row read on every request — KMS
+    configuration, data keys, chat, DLP and model policies, BYO models — in the same transaction
+    as the change, whatever code (or SQL) made it. A cached principal or configuration is
+    served only while its tenant's epoch is the one it was loaded under, so a revocation, a
+    membership change or a policy change applies to the very next request on every replica.
     The value is a counter of no meaning: RLS lets any tenant scope read it.
     """
 
