@@ -194,10 +194,17 @@ class GatewaySettings(_Group):
     # Request-rate limits (requests per minute) unless a tenant's quota settings say otherwise.
     identity_requests_per_minute: int = Field(default=120, ge=1)
     tenant_requests_per_minute: int = Field(default=1200, ge=1)
+    # A process takes admissions from a rate window in blocks of up to ``rate_block_max``,
+    # never more than 1/``rate_block_share`` of what the window has left, so most requests
+    # write nothing; the window's count (shared by the replicas) is never exceeded. 1: one
+    # write per request.
+    rate_block_max: int = Field(default=64, ge=1, le=10_000)
+    rate_block_share: int = Field(default=32, ge=1, le=10_000)
     # Local inference threads per process (llama.cpp); each holds one loaded model.
     local_threads: int = Field(default=2, ge=1)
     local_max_concurrency: int = Field(default=1, ge=1)
-    # Tenant policy, BYO models and quota limits are cached this long per process.
+    # Tenant policy, BYO models and quota limits are cached this long per process for
+    # contexts without a tenant epoch (IdP tokens, SCIM); others follow the epoch.
     config_cache_seconds: float = Field(default=2.0, ge=0.0)
     batch_max_items: int = Field(default=100, ge=1)
     # A quota reservation is a lease: if its call is never settled (the process died), the

@@ -94,7 +94,9 @@ class RateWindow(TenantOwned, RegionalBase):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     subject: Mapped[str] = mapped_column(String(64), nullable=False)
     window: Mapped[int] = mapped_column(BigInteger, nullable=False)  # epoch minute
+    # Admissions handed out (to the replicas, in blocks), and the size of the last block.
     count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    granted: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
 
 class Reservation(TenantOwned, RegionalBase):

@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, func, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    select,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,8 +57,13 @@ def _statement(session: AsyncSession, name: str, build: Any) -> Any:
     return statement
 
 
-def _rate_hit_statement(insert: Any) -> Any:
+def _rate_block_statement(insert: Any) -> Any:
+    """Hand out a block of admissions from a window: 1/share of what it has left, at least one
+    and at most ``most``, never past ``limit``; nothing once the window is full."""
     table = RateWindow.__table__
+    limit, share, most = (bindparam(name, type_=Integer) for name in ("limit", "share", "most"))
+    left = (limit - table.c.count) // share
+    block = case((left > most, most), (left < 1, 1), else_=left)
     return (
         insert(table)
         .values(
@@ -56,14 +71,15 @@ def _rate_hit_statement(insert: Any) -> Any:
             tenant_id=bindparam("tenant_id"),
             subject=bindparam("subject"),
             window=bindparam("window"),
-            count=1,
+            count=bindparam("first"),
+            granted=bindparam("first"),
         )
         .on_conflict_do_update(
             index_elements=["tenant_id", "subject", "window"],
-            set_={"count": table.c.count + 1},
-            where=table.c.count < bindparam("limit"),
+            set_={"count": table.c.count + block, "granted": block},
+            where=table.c.count < limit,
         )
-        .returning(table.c.count)
+        .returning(table.c.granted)
     )
 
 
@@ -301,17 +317,22 @@ def charges_of(reservation: Reservation) -> list[CounterCharge]:
 
 
 class RateWindowRepository(_Scoped):
-    async def hit(self, subject: str, window: int, limit: int) -> bool:
-        """Count one request in ``subject``'s window unless it is already at ``limit``."""
-        statement = _statement(self.session, "rate_hit", _rate_hit_statement)
+    async def take(self, subject: str, window: int, limit: int, *, share: int, most: int) -> int:
+        """Admissions handed out from ``subject``'s window, counted against ``limit``: a block
+        of up to ``most`` (1/``share`` of what is left, at least one), or 0 when it is full."""
+        statement = _statement(self.session, "rate_block", _rate_block_statement)
         params = {
             "id": uuid.uuid4(),
             "tenant_id": self.ctx.tenant_id,
             "subject": subject,
             "window": window,
             "limit": limit,
+            "share": share,
+            "most": most,
+            "first": max(1, min(most, limit // share)),
         }
-        return (await self.session.execute(statement, params)).first() is not None
+        row = (await self.session.execute(statement, params)).first()
+        return int(row[0]) if row is not None else 0
 
     async def forget_before(self, window: int) -> None:
         await self.session.execute(

@@ -68,6 +68,7 @@ from gateway.repositories import (
 )
 from gateway.router import ModelPolicy, RouteDecision, RouteInput, Router
 from keys.services import Keyring
+from residency.database import after_commit
 from residency.errors import RegionUnavailable
 from residency.registry import RegionRegistry
 
@@ -264,6 +265,8 @@ class GatewayService:
         # carry one, else for ``config_cache_seconds``.
         self._epoch_configs: EpochCache[TenantGatewayConfig] = EpochCache()
         self._configs: dict[uuid.UUID, tuple[float, TenantGatewayConfig]] = {}
+        # Admissions this process took from rate windows and has not used yet (``_admit_rates``)
+        self._allowances: dict[tuple[uuid.UUID, str, int], int] = {}
         self._settling: set[asyncio.Future[int]] = set()
 
     # -- tenant configuration -------------------------------------------------------------
@@ -474,21 +477,7 @@ class GatewayService:
         # chat's transaction (answered without a model, which goes on): what the admission had
         # counted before it (rate windows, earlier counters) sits in a savepoint.
         async with session.begin_nested() if enforced else contextlib.nullcontext():
-            rates = RateWindowRepository(session, ctx)
-            identity = (
-                f"key:{caller.credential_id}"
-                if caller.credential_id
-                else f"user:{caller.user_id}"
-                if caller.user_id
-                else None
-            )
-            if caller.track == "interactive":
-                if identity and not await rates.hit(identity, window, config.identity_rpm):
-                    raise RateLimited("identity", retry_after)
-                if not await rates.hit("tenant", window, config.tenant_rpm):
-                    raise RateLimited("tenant", retry_after)
-                if random.random() < 0.01:  # noqa: S311 - housekeeping, not security
-                    await rates.forget_before(window - 1)
+            granted = await self._admit_rates(session, ctx, caller, config, window, retry_after)
             counters = CounterRepository(session, ctx)
             reservations = ReservationRepository(session, ctx)
             if enforced:
@@ -504,6 +493,70 @@ class GatewayService:
                 await reservations.add(prepared.call_id, held, now + lease)
         prepared.charges = charges
         prepared.leased = bool(held)
+        if granted:
+            after_commit(session, lambda: self._allow(ctx.tenant_id, window, granted))
+
+    async def _admit_rates(
+        self,
+        session: AsyncSession,
+        ctx: TenantContext,
+        caller: Caller,
+        config: TenantGatewayConfig,
+        window: int,
+        retry_after: int,
+    ) -> list[tuple[str, int]]:
+        """Admit an interactive request under its identity's and its tenant's rate limits.
+
+        Each process takes admissions from the shared window rows in blocks
+        (``RateWindowRepository.take``) and spends them from memory, so the limit is never
+        exceeded across replicas and most requests write nothing. Returns what this request took
+        from the database beyond its own admission, to be spent once its transaction commits
+        (a rolled-back block was never taken). Raises ``RateLimited`` with nothing spent."""
+        if caller.track != "interactive":
+            return []
+        identity = (
+            f"key:{caller.credential_id}"
+            if caller.credential_id
+            else f"user:{caller.user_id}"
+            if caller.user_id
+            else None
+        )
+        limits = ([(identity, config.identity_rpm, "identity")] if identity else []) + [
+            ("tenant", config.tenant_rpm, "tenant")
+        ]
+        if any(key[2] < window for key in self._allowances):
+            self._allowances = {k: v for k, v in self._allowances.items() if k[2] >= window}
+        held = [self._allowances.get((ctx.tenant_id, s, window), 0) > 0 for s, _, _ in limits]
+        granted: list[tuple[str, int]] = []
+        if not all(held):
+            rates = RateWindowRepository(session, ctx)
+            for (subject, limit, scope), local in zip(limits, held, strict=True):
+                if local:
+                    continue
+                block = await rates.take(
+                    subject,
+                    window,
+                    limit,
+                    share=self.settings.rate_block_share,
+                    most=self.settings.rate_block_max,
+                )
+                if not block:
+                    raise RateLimited(scope, retry_after)
+                if block > 1:
+                    granted.append((subject, block - 1))
+            if random.random() < 0.01:  # noqa: S311 - housekeeping, not security
+                await rates.forget_before(window - 1)
+        for (subject, _, _), local in zip(limits, held, strict=True):
+            if local:
+                self._allowances[(ctx.tenant_id, subject, window)] -= 1
+        return granted
+
+    async def _allow(
+        self, tenant_id: uuid.UUID, window: int, granted: list[tuple[str, int]]
+    ) -> None:
+        for subject, count in granted:
+            key = (tenant_id, subject, window)
+            self._allowances[key] = self._allowances.get(key, 0) + count
 
     @staticmethod
     async def _release_expired(
