@@ -564,11 +564,13 @@ class GatewayService:
     ) -> None:
         """Release the reservations of calls never settled within their lease (their process
         died): what they held becomes available again, their usage stays unknown (zero)."""
-        for expired in await reservations.expired(now):
-            if await reservations.take(expired.call_id):
-                charges = sorted(charges_of(expired), key=lambda c: (c.scope, c.period))
-                await counters.settle(charges, actual=(0, 0))
-                log.warning("gateway_reservation_expired", call_id=str(expired.call_id))
+        # Every expired reservation is taken before any counter is touched: the order a
+        # settlement locks them in (reservation, then counters), so the two never deadlock.
+        taken = [r for r in await reservations.expired(now) if await reservations.take(r.call_id)]
+        for expired in taken:
+            charges = sorted(charges_of(expired), key=lambda c: (c.scope, c.period))
+            await counters.settle(charges, actual=(0, 0))
+            log.warning("gateway_reservation_expired", call_id=str(expired.call_id))
 
     @staticmethod
     def cost(caller: Caller, endpoint: Endpoint | None, usage: Usage) -> int:
@@ -614,6 +616,28 @@ class GatewayService:
                 (usage.input_tokens, usage.output_tokens),
                 cost / 1_000_000,
             )
+        # Locks in the order every writing transaction takes them: the tenant's audit head
+        # first (a chat's closing transaction has appended its answer already), then the
+        # reservation and the counters — the other order deadlocked on PostgreSQL.
+        subject = pseudonyms.user_subject(caller.user_id) if caller.user_id else subject_of(ctx)
+        if audit is None or audit.subject != subject or audit.request_id != caller.request_id:
+            audit = AuditLog(session, ctx, subject=subject, request_id=caller.request_id)
+        await audit.record(
+            AuditAction.MODEL_CALLED,
+            resource_type=ResourceType.MODEL_CALL,
+            resource_id=prepared.call_id,
+            detail={
+                "tier": prepared.decision.tier,
+                "route_reason": prepared.decision.reason,
+                "endpoint": endpoint.name if endpoint else None,
+                "track": caller.track,
+                "input_tokens": usage.input_tokens if endpoint else 0,
+                "output_tokens": usage.output_tokens if endpoint else 0,
+                "cost_microdollars": cost,
+                "prompt_sha256": prepared.prompt_hash,
+            },
+            outcome=AuditOutcome.SUCCESS if outcome != "failed" else AuditOutcome.FAILURE,
+        )
         now = self.now()
         charges = prepared.charges
         if prepared.leased and not await ReservationRepository(session, ctx).take(prepared.call_id):
@@ -640,25 +664,6 @@ class GatewayService:
                 prompt_hash=prepared.prompt_hash,
                 day=f"{now:%Y-%m-%d}",
             )
-        )
-        subject = pseudonyms.user_subject(caller.user_id) if caller.user_id else subject_of(ctx)
-        if audit is None or audit.subject != subject or audit.request_id != caller.request_id:
-            audit = AuditLog(session, ctx, subject=subject, request_id=caller.request_id)
-        await audit.record(
-            AuditAction.MODEL_CALLED,
-            resource_type=ResourceType.MODEL_CALL,
-            resource_id=prepared.call_id,
-            detail={
-                "tier": prepared.decision.tier,
-                "route_reason": prepared.decision.reason,
-                "endpoint": endpoint.name if endpoint else None,
-                "track": caller.track,
-                "input_tokens": usage.input_tokens if endpoint else 0,
-                "output_tokens": usage.output_tokens if endpoint else 0,
-                "cost_microdollars": cost,
-                "prompt_sha256": prepared.prompt_hash,
-            },
-            outcome=AuditOutcome.SUCCESS if outcome != "failed" else AuditOutcome.FAILURE,
         )
 
     def settle_detached(self, settlement: Settlement) -> None:

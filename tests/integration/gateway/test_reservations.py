@@ -5,12 +5,15 @@ released twice."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 
 from app.runtime import Runtime
+from audit.schemas import AuditAction, ResourceType
+from audit.services import AuditLog
 from gateway.adapters.base import ChatMessage, Usage
 from gateway.repositories import CounterRepository
-from gateway.services import Caller, GatewayRequest
+from gateway.services import Caller, GatewayRequest, Settlement
 from tests.conftest import Api, Deployment, assert_problem
 from tests.integration.gateway.conftest import Peers, gateway_settings
 from tests.integration.gateway.test_gateway_api import CHAT, ask
@@ -64,3 +67,54 @@ async def test_a_dead_process_reservation_is_released_after_its_lease(
         assert day.used_tokens == freed_tokens + 7
     finally:
         await dead.dispose()
+
+
+async def test_answers_and_settlements_running_together_never_deadlock(
+    gw: Api, peers: Peers, deployment: Deployment
+) -> None:
+    """A chat's closing transaction appends its answer to the audit chain and then settles its
+    model call; a detached settlement runs on its own. Both take the audit head before the
+    counters, so on PostgreSQL neither waits on the other in a cycle (the reverse order did)."""
+    tenant = await gw.new_tenant("eu")
+    put = await gw.client.put(
+        "/v1/admin/quotas", json={"tenant": {"day": {"tokens": 10**9}}}, headers=tenant.admin
+    )
+    assert put.status_code == 200, put.text
+    runtime = Runtime.build(gateway_settings(deployment.settings, peers))
+    try:
+        ctx = await runtime.authenticator.authenticate(f"Bearer {tenant.admin_key}")
+        caller = Caller.of(ctx, "concurrent-settlements")
+        request = GatewayRequest(messages=(ChatMessage("user", "hi"),), model="small", max_tokens=8)
+        calls = []
+        for _ in range(16):
+            prepared, config = await runtime.gateway.prepare(ctx, request, caller)
+            await runtime.gateway.admit(ctx, caller, prepared, config)
+            endpoint = prepared.candidates[0]
+            calls.append(Settlement(ctx, caller, prepared, endpoint, Usage(2, 3), "ok"))
+
+        async def closing(settlement: Settlement) -> None:
+            async with runtime.registry.tenant_transaction(ctx) as session:
+                audit = AuditLog(session, ctx, request_id=caller.request_id)
+                await audit.record(
+                    AuditAction.CHAT_ANSWERED,
+                    resource_type=ResourceType.CHAT_SESSION,
+                    resource_id=uuid.uuid4(),
+                )
+                await asyncio.sleep(0.01)
+                await runtime.gateway.settle_in(session, settlement, audit)
+
+        async def detached(settlement: Settlement) -> None:
+            s = settlement
+            await runtime.gateway.settle(
+                ctx, caller, s.prepared, endpoint=s.endpoint, usage=s.usage, outcome="ok"
+            )
+
+        await asyncio.gather(*(closing(s) if i % 2 else detached(s) for i, s in enumerate(calls)))
+        async with runtime.registry.tenant_transaction(ctx, read_only=True) as session:
+            day = await CounterRepository(session, ctx).get(
+                "tenant", f"d{datetime.now(UTC):%Y-%m-%d}"
+            )
+        assert day is not None
+        assert (day.reserved_tokens, day.used_tokens) == (0, 16 * 5)
+    finally:
+        await runtime.dispose()
