@@ -267,6 +267,7 @@ class GatewayService:
         self._configs: dict[uuid.UUID, tuple[float, TenantGatewayConfig]] = {}
         # Admissions this process took from rate windows and has not used yet (``_admit_rates``)
         self._allowances: dict[tuple[uuid.UUID, str, int], int] = {}
+        self._allowance_window = 0
         self._settling: set[asyncio.Future[int]] = set()
 
     # -- tenant configuration -------------------------------------------------------------
@@ -524,8 +525,9 @@ class GatewayService:
         limits = ([(identity, config.identity_rpm, "identity")] if identity else []) + [
             ("tenant", config.tenant_rpm, "tenant")
         ]
-        if any(key[2] < window for key in self._allowances):
+        if window > self._allowance_window:  # a new minute: last minute's blocks are void
             self._allowances = {k: v for k, v in self._allowances.items() if k[2] >= window}
+            self._allowance_window = window
         held = [self._allowances.get((ctx.tenant_id, s, window), 0) > 0 for s, _, _ in limits]
         granted: list[tuple[str, int]] = []
         if not all(held):
