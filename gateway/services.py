@@ -849,8 +849,9 @@ class GatewayService:
             pending = Settlement(ctx, caller, prepared, endpoint, usage, "ok")
             cost = pending.cost
         elif settle == "background":
-            cost = self.cost(caller, endpoint, usage)
-            self._settle_task(ctx, caller, prepared, endpoint=endpoint, usage=usage, outcome="ok")
+            detached = Settlement(ctx, caller, prepared, endpoint, usage, "ok")
+            cost = detached.cost
+            self.settle_detached(detached)
         else:
             cost = await self._settle_shielded(
                 ctx, caller, prepared, endpoint=endpoint, usage=usage, outcome="ok"

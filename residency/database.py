@@ -80,8 +80,9 @@ def ensure_sqlite_directory(url: str) -> None:
 
 
 def _json(value: Any) -> str:
-    """JSON columns as msgspec writes them: the same JSON as the standard library's, several
-    times faster (policies, citations, audit details are written on every request)."""
+    """JSON columns as msgspec writes them: the same values the standard library's encoder
+    would store (non-ASCII kept as UTF-8 rather than escaped), several times faster —
+    policies, citations and audit details are written on every request."""
     return _JSON_ENCODER.encode(value).decode()
 
 
