@@ -62,6 +62,12 @@ class AuditEventRepository(_AuditScoped):
         await self.session.flush()
         return event
 
+    async def add_all(self, events: Sequence[AuditEvent]) -> None:
+        for event in events:
+            event.tenant_id = self.ctx.tenant_id
+        self.session.add_all(events)
+        await self.session.flush()
+
     async def get_by_sequence(self, sequence: int) -> AuditEvent | None:
         result = await self.session.execute(
             select(AuditEvent).where(

@@ -11,7 +11,7 @@ import csv
 import io
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -115,31 +115,68 @@ class AuditLog:
 
         ``detail`` holds ids, counts, codes and hashes only (checked; see ``check_detail``).
         """
-        checked = check_detail(detail or {})
-        if not CODE.match(action) or not CODE.match(resource_type):
-            raise ValueError("audit actions and resource types are codes")
-        resource = check_identifier(str(resource_id)) if resource_id is not None else None
+        pending = PendingEvent(action, resource_type, resource_id, detail or {}, outcome)
+        (checked,) = _checked([pending])
         actor = await self.actor()
         # Locks the head row until this transaction ends: appends in one tenant are serial.
         head = await self.heads.lock()
+        event = self._sealed(checked, actor, self.request_id, head.sequence, head.head_hash)
+        await self.events.add(event)
+        await self.heads.advance(head, sequence=event.sequence, head_hash=event.hash)
+        return event
+
+    async def record_all(self, events: Sequence[PendingEvent]) -> None:
+        """Append ``events`` in order, each acting as its own ``subject`` and in its own
+        request (this log's when unset): one head lock, one insert and one head update for
+        all of them (settlements of model calls are written in batches)."""
+        if not events:
+            return
+        checked = _checked(events)
+        actors: dict[str, str] = {self.subject: await self.actor()}
+        for pending in events:
+            if pending.subject is not None and pending.subject not in actors:
+                secret = await self.subjects.secret_or_create(
+                    pending.subject, pseudonyms.new_secret()
+                )
+                actors[pending.subject] = pseudonyms.pseudonym(secret, pending.subject)
+        head = await self.heads.lock()
+        sequence, head_hash = head.sequence, head.head_hash
+        sealed: list[AuditEvent] = []
+        for pending, item in zip(events, checked, strict=True):
+            actor = actors[pending.subject or self.subject]
+            request_id = pending.request_id if pending.subject is not None else self.request_id
+            event = self._sealed(item, actor, request_id, sequence, head_hash)
+            sequence, head_hash = event.sequence, event.hash
+            sealed.append(event)
+        await self.events.add_all(sealed)
+        await self.heads.advance(head, sequence=sequence, head_hash=head_hash)
+
+    def _sealed(
+        self,
+        pending: PendingEvent,
+        actor: str,
+        request_id: str | None,
+        after_sequence: int,
+        after_hash: str,
+    ) -> AuditEvent:
         now = utcnow()
         entry = seal(
             ChainEntry(
                 id=str(uuid.uuid4()),
                 tenant_id=str(self.ctx.tenant_id),
-                sequence=head.sequence + 1,
+                sequence=after_sequence + 1,
                 occurred_at=format_time(now),
                 actor=actor,
-                action=action.value,
-                resource_type=resource_type.value,
-                resource_id=resource,
-                outcome=outcome.value,
-                request_id=self.request_id,
-                detail=checked,
-                prev_hash=head.head_hash,
+                action=pending.action.value,
+                resource_type=pending.resource_type.value,
+                resource_id=pending.resource_id,  # type: ignore[arg-type]
+                outcome=pending.outcome.value,
+                request_id=request_id,
+                detail=dict(pending.detail),
+                prev_hash=after_hash,
             )
         )
-        event = AuditEvent(
+        return AuditEvent(
             id=uuid.UUID(entry.id),
             sequence=entry.sequence,
             occurred_at=now,
@@ -153,9 +190,38 @@ class AuditLog:
             prev_hash=entry.prev_hash,
             hash=entry.hash,
         )
-        await self.events.add(event)
-        await self.heads.advance(head, sequence=entry.sequence, head_hash=entry.hash)
-        return event
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """An event to append with ``AuditLog.record_all``. ``subject``: who acts (with
+    ``request_id`` the request it acted in), when not the log's own subject."""
+
+    action: AuditAction
+    resource_type: ResourceType
+    resource_id: uuid.UUID | str | None
+    detail: Mapping[str, Any]
+    outcome: AuditOutcome = AuditOutcome.SUCCESS
+    subject: str | None = None
+    request_id: str | None = None
+
+
+def _checked(events: Sequence[PendingEvent]) -> list[PendingEvent]:
+    """The events with their details and resource ids checked (codes, ids, counts and hashes
+    only; see ``check_detail``), before anything is written."""
+    checked = []
+    for pending in events:
+        if not CODE.match(pending.action) or not CODE.match(pending.resource_type):
+            raise ValueError("audit actions and resource types are codes")
+        resource = pending.resource_id
+        checked.append(
+            replace(
+                pending,
+                detail=check_detail(pending.detail),
+                resource_id=check_identifier(str(resource)) if resource is not None else None,
+            )
+        )
+    return checked
 
 
 @dataclass(frozen=True, slots=True)

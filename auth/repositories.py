@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -240,9 +240,11 @@ class GroupRepository(_TenantScoped[Group]):
         return bool(getattr(result, "rowcount", 0))
 
 
-def auth_epoch_query(tenant_id: uuid.UUID) -> Select[int]:
-    """The tenant's identity epoch (``AuthEpoch``): readable without a tenant scope."""
-    return select(AuthEpoch.epoch).where(AuthEpoch.tenant_id == tenant_id)
+# The tenant's identity epoch (``AuthEpoch``): readable without a tenant scope. Built once;
+# parameter ``tenant_id``.
+AUTH_EPOCH_QUERY: Select[int] = select(AuthEpoch.epoch).where(
+    AuthEpoch.tenant_id == bindparam("tenant_id")
+)
 
 
 class ApiKeyRepository(_TenantScoped[ApiKey]):

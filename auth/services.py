@@ -42,17 +42,17 @@ from auth.errors import (
 from auth.models import ApiKey, Group, User, UserSession
 from auth.principals import Entry, PrincipalCache, route_key
 from auth.repositories import (
+    AUTH_EPOCH_QUERY,
     ApiKeyRepository,
     GroupRepository,
     SessionRepository,
     UserRepository,
-    auth_epoch_query,
 )
 from auth.sso import deactivate_user, effective_roles
 from residency.database import Database
 from residency.registry import RegionRegistry
 from tenants.errors import TenantDeleted, TenantNotFound, TenantSuspended
-from tenants.repositories import TenantRepository, route_query
+from tenants.repositories import ROUTE_QUERY, TenantRepository
 from tenants.schemas import TenantStatus
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -338,7 +338,7 @@ class AuthenticationService:
         raise InvalidCredentials()
 
     async def tenant_route(self, tenant_id: uuid.UUID) -> TenantRoute | None:
-        row = await self.control.read_row(route_query(tenant_id))
+        row = await self.control.read_row(ROUTE_QUERY, {"tenant_id": tenant_id})
         if row is None:
             return None
         tenant_id, slug, region, status, deleted_at = row
@@ -346,7 +346,8 @@ class AuthenticationService:
         return TenantRoute(tenant_id, slug, region, status, deleted=deleted_at is not None)
 
     async def _epoch(self, region: str, tenant_id: uuid.UUID) -> int:
-        row = await self.registry.region(region).database.read_row(auth_epoch_query(tenant_id))
+        database = self.registry.region(region).database
+        row = await database.read_row(AUTH_EPOCH_QUERY, {"tenant_id": tenant_id})
         return int(row[0]) if row is not None else 0
 
     async def _route_and_epoch(self, tenant_id: uuid.UUID) -> tuple[TenantRoute | None, int]:
@@ -358,6 +359,8 @@ class AuthenticationService:
             if route is None:
                 return None, 0
             return route, await self._epoch(route.region, tenant_id)
+        if self.control.reads_inline and self.registry.region(region).database.reads_inline:
+            return await self.tenant_route(tenant_id), await self._epoch(region, tenant_id)
         route, epoch = await asyncio.gather(
             self.tenant_route(tenant_id), self._epoch(region, tenant_id)
         )

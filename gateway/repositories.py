@@ -182,6 +182,18 @@ class CounterCharge:
     max_microdollars: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class CounterDelta:
+    """What settling adds to one counter: usage, and the reservation it releases."""
+
+    scope: str
+    period: str
+    used_tokens: int
+    used_microdollars: int
+    released_tokens: int
+    released_microdollars: int
+
+
 class CounterRepository(_Scoped):
     async def reserve(self, charge: CounterCharge) -> bool:
         """Add a reservation to one counter if it stays within its limits (atomically)."""
@@ -227,23 +239,31 @@ class CounterRepository(_Scoped):
 
     async def settle(self, charges: Sequence[CounterCharge], *, actual: tuple[int, int]) -> None:
         """Release each charge's reservation and add the actual usage (tokens, micro-dollars) to
-        every counter, in one statement. A counter nothing was reserved on (no limit) is
-        created here when it does not exist yet; the inserted row then carries only the usage."""
-        if not charges:
+        every counter charged."""
+        await self.add(
+            [CounterDelta(c.scope, c.period, *actual, c.tokens, c.microdollars) for c in charges]
+        )
+
+    async def add(self, deltas: Sequence[CounterDelta]) -> None:
+        """Add usage to counters and release reservations from them, in one statement. A
+        counter that does not exist yet (nothing was reserved on it: no limit) is created here,
+        carrying only the usage. Callers pass the deltas in (scope, period) order, the order
+        every transaction locks counters in."""
+        if not deltas:
             return
         rows = [
             {
                 "id": uuid.uuid4(),
                 "tenant_id": self.ctx.tenant_id,
-                "scope": charge.scope,
-                "period": charge.period,
-                "used_tokens": actual[0],
-                "used_microdollars": actual[1],
+                "scope": delta.scope,
+                "period": delta.period,
+                "used_tokens": delta.used_tokens,
+                "used_microdollars": delta.used_microdollars,
                 # Negative: on conflict these are added, which releases the reservation.
-                "reserved_tokens": -charge.tokens,
-                "reserved_microdollars": -charge.microdollars,
+                "reserved_tokens": -delta.released_tokens,
+                "reserved_microdollars": -delta.released_microdollars,
             }
-            for charge in charges
+            for delta in deltas
         ]
         await self.session.execute(_statement(self.session, "settle", _settle_statement), rows)
 
@@ -283,6 +303,15 @@ class ReservationRepository(_Scoped):
             )
         )
         await self.session.flush()
+
+    async def take_all(self, call_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """``take`` for several calls in one statement: the ids this caller took."""
+        result = await self.session.execute(
+            delete(Reservation)
+            .where(Reservation.tenant_id == self.ctx.tenant_id, Reservation.call_id.in_(call_ids))
+            .returning(Reservation.call_id)
+        )
+        return set(result.scalars().all())
 
     async def take(self, call_id: uuid.UUID) -> bool:
         result = await self.session.execute(
@@ -352,9 +381,10 @@ class UsageGroup:
 
 
 class UsageRepository(_Scoped):
-    async def add(self, record: UsageRecord) -> None:
-        record.tenant_id = self.ctx.tenant_id
-        self.session.add(record)
+    async def add_all(self, records: Sequence[UsageRecord]) -> None:
+        for record in records:
+            record.tenant_id = self.ctx.tenant_id
+        self.session.add_all(records)
         await self.session.flush()
 
     async def grouped(

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.settings import GatewaySettings, ModelEndpointSettings
 from audit import pseudonyms
 from audit.schemas import AuditAction, AuditOutcome, ResourceType
-from audit.services import AuditLog, subject_of
+from audit.services import AuditLog, PendingEvent, subject_of
 from auth.context import TenantContext
 from auth.epochs import EpochCache
 from gateway import metrics
@@ -55,10 +55,12 @@ from gateway.errors import (
     UnknownModel,
 )
 from gateway.fleet import TIERS, Endpoint, Fleet
+from gateway.ledger import SettlementQueue
 from gateway.models import UsageRecord
 from gateway.repositories import (
     ByoModelRepository,
     CounterCharge,
+    CounterDelta,
     CounterRepository,
     PolicyRepository,
     RateWindowRepository,
@@ -196,6 +198,32 @@ class Settlement:
         return GatewayService.cost(self.caller, self.endpoint, self.usage)
 
 
+def _subject(caller: Caller, ctx: TenantContext) -> str:
+    return pseudonyms.user_subject(caller.user_id) if caller.user_id else subject_of(ctx)
+
+
+def _audit_event(settlement: Settlement) -> PendingEvent:
+    prepared, endpoint, usage = settlement.prepared, settlement.endpoint, settlement.usage
+    return PendingEvent(
+        AuditAction.MODEL_CALLED,
+        ResourceType.MODEL_CALL,
+        prepared.call_id,
+        {
+            "tier": prepared.decision.tier,
+            "route_reason": prepared.decision.reason,
+            "endpoint": endpoint.name if endpoint else None,
+            "track": settlement.caller.track,
+            "input_tokens": usage.input_tokens if endpoint else 0,
+            "output_tokens": usage.output_tokens if endpoint else 0,
+            "cost_microdollars": settlement.cost,
+            "prompt_sha256": prepared.prompt_hash,
+        },
+        AuditOutcome.SUCCESS if settlement.outcome != "failed" else AuditOutcome.FAILURE,
+        subject=_subject(settlement.caller, settlement.ctx),
+        request_id=settlement.caller.request_id,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
     kind: str  # delta | done | error
@@ -269,6 +297,11 @@ class GatewayService:
         self._allowances: dict[tuple[uuid.UUID, str, int], int] = {}
         self._allowance_window = 0
         self._settling: set[asyncio.Future[int]] = set()
+        self._ledger = SettlementQueue(
+            self._write_settlements,
+            delay=settings.settle_batch_seconds,
+            max_batch=settings.settle_batch_max,
+        )
 
     # -- tenant configuration -------------------------------------------------------------
 
@@ -420,7 +453,14 @@ class GatewayService:
         self, ctx: TenantContext, caller: Caller, prepared: Prepared, config: TenantGatewayConfig
     ) -> None:
         """Count the request against the rate limits and reserve its worst-case cost against
-        every quota, in one transaction: all or nothing."""
+        every quota, in one transaction: all or nothing. A request with no quota to enforce,
+        whose rate admissions this process already holds, needs no transaction at all."""
+        now = self.now()
+        charges, enforced = self._charges(caller, prepared, config, now)
+        if not enforced and self._spend_held(ctx, caller, config, int(now.timestamp() // 60)):
+            prepared.charges = charges
+            prepared.leased = False
+            return
         async with self.registry.tenant_transaction(ctx) as session:
             await self.admit_in(session, ctx, caller, prepared, config)
 
@@ -448,32 +488,8 @@ class GatewayService:
         epoch = now.timestamp()
         window = int(epoch // 60)
         retry_after = 60 - int(epoch % 60)
-        charges: list[CounterCharge] = []
-        scopes = ["tenant"] + ([f"user:{caller.user_id}"] if caller.user_id else [])
-        for scope in scopes:
-            quota_scope = "tenant" if scope == "tenant" else "user"
-            for period, key, _ in _periods(now):
-                max_tokens = _limit(config.quotas, quota_scope, period, "tokens")
-                max_microdollars = _limit(config.quotas, quota_scope, period, "microdollars")
-                limited = max_tokens is not None or max_microdollars is not None
-                # A counter without a limit needs no reservation (nothing to enforce): the call
-                # saves a write here and settlement still adds its actual usage.
-                charges.append(
-                    CounterCharge(
-                        scope=scope,
-                        period=key,
-                        tokens=prepared.reserved_tokens if limited else 0,
-                        microdollars=prepared.reserved_microdollars if limited else 0,
-                        max_tokens=max_tokens,
-                        max_microdollars=max_microdollars,
-                    )
-                )
+        charges, enforced = self._charges(caller, prepared, config, now)
         resets = {key: seconds for _, key, seconds in _periods(now)}
-        enforced = [
-            charge
-            for charge in sorted(charges, key=lambda c: (c.scope, c.period))
-            if charge.max_tokens is not None or charge.max_microdollars is not None
-        ]
         # A refusal leaves its transaction to be rolled back, except a quota refusal inside a
         # chat's transaction (answered without a model, which goes on): what the admission had
         # counted before it (rate windows, earlier counters) sits in a savepoint.
@@ -497,6 +513,73 @@ class GatewayService:
         if granted:
             after_commit(session, lambda: self._allow(ctx.tenant_id, window, granted))
 
+    @staticmethod
+    def _charges(
+        caller: Caller, prepared: Prepared, config: TenantGatewayConfig, now: datetime
+    ) -> tuple[list[CounterCharge], list[CounterCharge]]:
+        """The counters a call charges (its tenant's and its user's, per day and month), and
+        those of them with a limit to enforce, in the order they are locked."""
+        charges: list[CounterCharge] = []
+        scopes = ["tenant"] + ([f"user:{caller.user_id}"] if caller.user_id else [])
+        for scope in scopes:
+            quota_scope = "tenant" if scope == "tenant" else "user"
+            for period, key, _ in _periods(now):
+                max_tokens = _limit(config.quotas, quota_scope, period, "tokens")
+                max_microdollars = _limit(config.quotas, quota_scope, period, "microdollars")
+                limited = max_tokens is not None or max_microdollars is not None
+                # A counter without a limit needs no reservation (nothing to enforce): the call
+                # saves a write here and settlement still adds its actual usage.
+                charges.append(
+                    CounterCharge(
+                        scope=scope,
+                        period=key,
+                        tokens=prepared.reserved_tokens if limited else 0,
+                        microdollars=prepared.reserved_microdollars if limited else 0,
+                        max_tokens=max_tokens,
+                        max_microdollars=max_microdollars,
+                    )
+                )
+        enforced = [
+            charge
+            for charge in sorted(charges, key=lambda c: (c.scope, c.period))
+            if charge.max_tokens is not None or charge.max_microdollars is not None
+        ]
+        return charges, enforced
+
+    def _rate_limits(
+        self, ctx: TenantContext, caller: Caller, config: TenantGatewayConfig, window: int
+    ) -> tuple[list[tuple[str, int, str]], list[bool]]:
+        """An interactive request's rate limits (subject, per minute, scope) and, for each,
+        whether this process holds an admission for it in ``window``."""
+        identity = (
+            f"key:{caller.credential_id}"
+            if caller.credential_id
+            else f"user:{caller.user_id}"
+            if caller.user_id
+            else None
+        )
+        limits = ([(identity, config.identity_rpm, "identity")] if identity else []) + [
+            ("tenant", config.tenant_rpm, "tenant")
+        ]
+        if window > self._allowance_window:  # a new minute: last minute's blocks are void
+            self._allowances = {k: v for k, v in self._allowances.items() if k[2] >= window}
+            self._allowance_window = window
+        held = [self._allowances.get((ctx.tenant_id, s, window), 0) > 0 for s, _, _ in limits]
+        return limits, held
+
+    def _spend_held(
+        self, ctx: TenantContext, caller: Caller, config: TenantGatewayConfig, window: int
+    ) -> bool:
+        """Admit from what this process holds, if it holds every admission the request needs."""
+        if caller.track != "interactive":
+            return True
+        limits, held = self._rate_limits(ctx, caller, config, window)
+        if not all(held):
+            return False
+        for subject, _, _ in limits:
+            self._allowances[(ctx.tenant_id, subject, window)] -= 1
+        return True
+
     async def _admit_rates(
         self,
         session: AsyncSession,
@@ -515,20 +598,7 @@ class GatewayService:
         (a rolled-back block was never taken). Raises ``RateLimited`` with nothing spent."""
         if caller.track != "interactive":
             return []
-        identity = (
-            f"key:{caller.credential_id}"
-            if caller.credential_id
-            else f"user:{caller.user_id}"
-            if caller.user_id
-            else None
-        )
-        limits = ([(identity, config.identity_rpm, "identity")] if identity else []) + [
-            ("tenant", config.tenant_rpm, "tenant")
-        ]
-        if window > self._allowance_window:  # a new minute: last minute's blocks are void
-            self._allowances = {k: v for k, v in self._allowances.items() if k[2] >= window}
-            self._allowance_window = window
-        held = [self._allowances.get((ctx.tenant_id, s, window), 0) > 0 for s, _, _ in limits]
+        limits, held = self._rate_limits(ctx, caller, config, window)
         granted: list[tuple[str, int]] = []
         if not all(held):
             rates = RateWindowRepository(session, ctx)
@@ -603,81 +673,91 @@ class GatewayService:
         """Record ``settlement`` in the caller's transaction (the chat's closing one): it is
         settled when that transaction commits. A caller whose transaction fails hands it to
         ``settle_detached`` instead, and the reservation's lease makes that exactly once.
-        ``audit``: the caller's log of that transaction, used when it acts for the same
-        subject (its pseudonym is then looked up once)."""
-        ctx, caller, prepared = settlement.ctx, settlement.caller, settlement.prepared
-        endpoint, usage, outcome = settlement.endpoint, settlement.usage, settlement.outcome
-        cost = settlement.cost
-        tokens = usage.input_tokens + usage.output_tokens if endpoint is not None else 0
-        if endpoint is not None and not settlement.metered:
-            settlement.metered = True
-            metrics.settled(
-                ctx.tenant_id,
-                caller.route,
-                endpoint.model,
-                (usage.input_tokens, usage.output_tokens),
-                cost / 1_000_000,
-            )
+        ``audit``: the caller's log of that transaction (its actor is looked up once)."""
+        await self.settle_all_in(session, [settlement], audit)
+
+    async def settle_all_in(
+        self,
+        session: AsyncSession,
+        settlements: Sequence[Settlement],
+        audit: AuditLog | None = None,
+    ) -> None:
+        """Record ``settlements`` (one tenant's) in ``session``'s transaction: per call an audit
+        event and a ledger row, its reservation released, its usage added to the counters —
+        one statement per table for all of them."""
+        if not settlements:
+            return
+        ctx = settlements[0].ctx
+        for settlement in settlements:
+            if settlement.endpoint is not None and not settlement.metered:
+                settlement.metered = True
+                metrics.settled(
+                    ctx.tenant_id,
+                    settlement.caller.route,
+                    settlement.endpoint.model,
+                    (settlement.usage.input_tokens, settlement.usage.output_tokens),
+                    settlement.cost / 1_000_000,
+                )
         # Locks in the order every writing transaction takes them: the tenant's audit head
         # first (a chat's closing transaction has appended its answer already), then the
-        # reservation and the counters — the other order deadlocked on PostgreSQL.
-        subject = pseudonyms.user_subject(caller.user_id) if caller.user_id else subject_of(ctx)
-        if audit is None or audit.subject != subject or audit.request_id != caller.request_id:
-            audit = AuditLog(session, ctx, subject=subject, request_id=caller.request_id)
-        await audit.record(
-            AuditAction.MODEL_CALLED,
-            resource_type=ResourceType.MODEL_CALL,
-            resource_id=prepared.call_id,
-            detail={
-                "tier": prepared.decision.tier,
-                "route_reason": prepared.decision.reason,
-                "endpoint": endpoint.name if endpoint else None,
-                "track": caller.track,
-                "input_tokens": usage.input_tokens if endpoint else 0,
-                "output_tokens": usage.output_tokens if endpoint else 0,
-                "cost_microdollars": cost,
-                "prompt_sha256": prepared.prompt_hash,
-            },
-            outcome=AuditOutcome.SUCCESS if outcome != "failed" else AuditOutcome.FAILURE,
-        )
-        now = self.now()
-        charges = prepared.charges
-        if prepared.leased and not await ReservationRepository(session, ctx).take(prepared.call_id):
-            # The lease ran out and a later admission released the reservation: only the
-            # usage is added now, so nothing is released twice.
-            charges = [replace(c, tokens=0, microdollars=0) for c in charges]
-            log.warning("gateway_settled_after_lease", call_id=str(prepared.call_id))
-        await CounterRepository(session, ctx).settle(
-            sorted(charges, key=lambda c: (c.scope, c.period)), actual=(tokens, cost)
-        )
-        await UsageRepository(session, ctx).add(
-            UsageRecord(
-                call_id=prepared.call_id,
-                user_id=caller.user_id,
-                credential_id=caller.credential_id,
-                track=caller.track,
-                tier=prepared.decision.tier,
-                endpoint=endpoint.name if endpoint else None,
-                model=endpoint.model if endpoint else None,
-                outcome=outcome,
-                input_tokens=usage.input_tokens if endpoint else 0,
-                output_tokens=usage.output_tokens if endpoint else 0,
-                cost_microdollars=cost,
-                prompt_hash=prepared.prompt_hash,
-                day=f"{now:%Y-%m-%d}",
+        # reservations and the counters — the other order deadlocked on PostgreSQL.
+        if audit is None:
+            audit = AuditLog(session, ctx, subject=_subject(settlements[0].caller, ctx))
+        await audit.record_all([_audit_event(s) for s in settlements])
+        leased = [s.prepared.call_id for s in settlements if s.prepared.leased]
+        taken = await ReservationRepository(session, ctx).take_all(leased) if leased else set()
+        counters: dict[tuple[str, str], list[int]] = {}
+        records = []
+        day = f"{self.now():%Y-%m-%d}"
+        for settlement in settlements:
+            prepared, usage, endpoint = settlement.prepared, settlement.usage, settlement.endpoint
+            released = not prepared.leased or prepared.call_id in taken
+            if not released:
+                # The lease ran out and a later admission released the reservation: only the
+                # usage is added now, so nothing is released twice.
+                log.warning("gateway_settled_after_lease", call_id=str(prepared.call_id))
+            tokens = usage.input_tokens + usage.output_tokens if endpoint is not None else 0
+            cost = settlement.cost
+            for charge in prepared.charges:
+                totals = counters.setdefault((charge.scope, charge.period), [0, 0, 0, 0])
+                totals[0] += tokens
+                totals[1] += cost
+                if prepared.leased and released:
+                    totals[2] += charge.tokens
+                    totals[3] += charge.microdollars
+            records.append(
+                UsageRecord(
+                    call_id=prepared.call_id,
+                    user_id=settlement.caller.user_id,
+                    credential_id=settlement.caller.credential_id,
+                    track=settlement.caller.track,
+                    tier=prepared.decision.tier,
+                    endpoint=endpoint.name if endpoint else None,
+                    model=endpoint.model if endpoint else None,
+                    outcome=settlement.outcome,
+                    input_tokens=usage.input_tokens if endpoint else 0,
+                    output_tokens=usage.output_tokens if endpoint else 0,
+                    cost_microdollars=cost,
+                    prompt_hash=prepared.prompt_hash,
+                    day=day,
+                )
             )
+        await CounterRepository(session, ctx).add(
+            [
+                CounterDelta(scope, period, *totals)
+                for (scope, period), totals in sorted(counters.items())
+            ]
         )
+        await UsageRepository(session, ctx).add_all(records)
+
+    async def _write_settlements(self, settlements: Sequence[Settlement]) -> None:
+        async with self.registry.tenant_transaction(settlements[0].ctx) as session:
+            await self.settle_all_in(session, settlements)
 
     def settle_detached(self, settlement: Settlement) -> None:
-        """Settle in a background task of this process (``settled()`` waits for it)."""
-        self._settle_task(
-            settlement.ctx,
-            settlement.caller,
-            settlement.prepared,
-            endpoint=settlement.endpoint,
-            usage=settlement.usage,
-            outcome=settlement.outcome,
-        )
+        """Settle without the caller waiting: queued with this process's other settlements
+        and written in a batch soon (``gateway.ledger``; ``settled()`` waits for it)."""
+        self._ledger.put(settlement)
 
     async def _settle_shielded(
         self,
@@ -725,7 +805,9 @@ class GatewayService:
             )
 
     async def settled(self) -> None:
-        """Wait for this process's pending settlements (usage reads, shutdown, tests)."""
+        """Write this process's queued settlements and wait for them (usage reads, shutdown,
+        tests)."""
+        await self._ledger.drain()
         while self._settling:
             await asyncio.gather(*list(self._settling), return_exceptions=True)
 
@@ -837,9 +919,7 @@ class GatewayService:
                 lambda ep: ep.provider.complete(self._provider_request(prepared, request, ep)),
             )
         except BaseException:
-            await self._settle_shielded(
-                ctx, caller, prepared, endpoint=None, usage=Usage(0, 0), outcome="failed"
-            )
+            self.settle_detached(Settlement(ctx, caller, prepared, None, Usage(0, 0), "failed"))
             raise
         completion = _with_usage(completion, prepared)
         usage = completion.usage
@@ -894,9 +974,7 @@ class GatewayService:
                 prepared, open_stream, hold_slot=True
             )
         except BaseException:
-            await self._settle_shielded(
-                ctx, caller, prepared, endpoint=None, usage=Usage(0, 0), outcome="failed"
-            )
+            self.settle_detached(Settlement(ctx, caller, prepared, None, Usage(0, 0), "failed"))
             raise
         _span(prepared.decision, endpoint.name)
         return GatewayStream(
@@ -947,14 +1025,11 @@ class GatewayService:
             endpoint.slots.release()
             await _aclose(source)
             final = _usage_of(usage, prepared, pieces)
-            cost = await self._settle_shielded(
-                ctx,
-                caller,
-                prepared,
-                endpoint=endpoint,
-                usage=final,
-                outcome="ok" if completed else "partial",
+            settlement = Settlement(
+                ctx, caller, prepared, endpoint, final, "ok" if completed else "partial"
             )
+            cost = settlement.cost
+            self.settle_detached(settlement)
         if error_kind is not None:
             yield StreamEvent(
                 "error",

@@ -8,16 +8,21 @@ names the region; they never leak driver messages.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import Executable, event, text
+from sqlalchemy import Dialect, Executable, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -27,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util.concurrency import await_
 
 from app.db import TENANT_SETTING
 from residency import sqlite_driver
@@ -71,6 +77,11 @@ def after_end(session: AsyncSession, callback: Callable[[], Awaitable[None]]) ->
 
 
 _read_only: ContextVar[bool] = ContextVar("bulwark_db_read_only", default=False)
+# The in-process write lock a ``Database.transaction`` took on SQLite (released when it ends).
+_write_slot: ContextVar[list[asyncio.Lock] | None] = ContextVar(
+    "bulwark_db_write_slot", default=None
+)
+_WRITE_LOCK_SECONDS = 15.0
 
 
 def ensure_sqlite_directory(url: str) -> None:
@@ -118,12 +129,24 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             # before any write would open (and its RELEASE commit) the outer transaction.
             dbapi_connection.isolation_level = None
 
+        writers = _WriteLocks()
+
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(connection: Any) -> None:
             # IMMEDIATE takes the write lock up front (waiting up to busy_timeout), so a
             # transaction that reads and then writes cannot fail on a stale snapshot.
-            if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-                connection.exec_driver_sql("BEGIN" if _read_only.get() else "BEGIN IMMEDIATE")
+            if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+                return
+            if _read_only.get():
+                connection.exec_driver_sql("BEGIN")
+                return
+            slot = _write_slot.get()
+            if slot is not None and not slot:
+                # Writers of this process queue here, in order, instead of in SQLite's busy
+                # handler (which sleeps in growing steps, milliseconds each); the busy handler
+                # still arbitrates between processes.
+                slot.append(writers.acquire())
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(
@@ -139,6 +162,116 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    sql: str
+    names: tuple[str, ...]
+    binds: tuple[Callable[[Any], Any] | None, ...]
+    results: tuple[Callable[[Any], Any] | None, ...]
+
+
+class _InlineReader:
+    """``Database.read_row`` on an SQLite file, made on the calling thread through one
+    sqlite3 connection of its own: read-only, in autocommit (each read sees the latest commit),
+    never waiting on a lock. Each statement is compiled once by SQLAlchemy; its parameters and
+    columns go through the same type processors SQLAlchemy would apply."""
+
+    def __init__(self, path: str, dialect: Dialect) -> None:
+        self.path = path
+        self.dialect = dialect
+        self._connection: sqlite3.Connection | None = None
+        self._plans: dict[int, tuple[Executable, _Plan]] = {}
+
+    def row(self, statement: Executable, parameters: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The first row, or ``None``. Raises ``sqlite3.Error`` (the caller reads the usual way
+        then): e.g. busy while a checkpoint resets the WAL."""
+        plan = self._plan(statement)
+        values = [
+            process(parameters[name]) if process else parameters[name]
+            for name, process in zip(plan.names, plan.binds, strict=True)
+        ]
+        try:
+            row = self._connect().execute(plan.sql, values).fetchone()
+        except sqlite3.Error:
+            self.close()
+            raise
+        if row is None:
+            return None
+        return tuple(
+            process(value) if process else value
+            for value, process in zip(row, plan.results, strict=True)
+        )
+
+    def _plan(self, statement: Executable) -> _Plan:
+        held = self._plans.get(id(statement))
+        if held is not None and held[0] is statement:
+            return held[1]
+        compiled = statement.compile(dialect=self.dialect)  # type: ignore[attr-defined]
+        names = tuple(compiled.positiontup or ())
+        plan = _Plan(
+            sql=compiled.string,
+            names=names,
+            binds=tuple(
+                compiled.binds[name].type.dialect_impl(self.dialect).bind_processor(self.dialect)
+                for name in names
+            ),
+            results=tuple(
+                column.type.dialect_impl(self.dialect).result_processor(self.dialect, None)
+                for column in statement.selected_columns  # type: ignore[attr-defined]
+            ),
+        )
+        self._plans[id(statement)] = (statement, plan)
+        return plan
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            connection = sqlite3.connect(
+                self.path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA query_only=ON")
+            self._connection = connection
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def _inline_reader(url: str, dialect: Dialect) -> _InlineReader | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return _InlineReader(parsed.database, dialect)
+
+
+class _WriteLocks:
+    """One asyncio lock per event loop for an SQLite database's writing transactions."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def acquire(self) -> asyncio.Lock:
+        """Take this loop's lock (from SQLAlchemy's synchronous side of an async call)."""
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        try:
+            await_(asyncio.wait_for(lock.acquire(), _WRITE_LOCK_SECONDS))
+        except TimeoutError:
+            # What SQLite's busy handler would have said after as long.
+            raise sqlite3.OperationalError("database is locked") from None
+        return lock
+
+
+def _release(slot: list[asyncio.Lock]) -> None:
+    while slot:
+        slot.pop().release()
+
+
 class Database:
     """One database: an engine, a session factory and tenant-scoped transactions."""
 
@@ -148,6 +281,7 @@ class Database:
         self.engine = create_engine(url, pool_size=pool_size, echo=echo)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._reader = _inline_reader(url, self.engine.dialect)
 
     @asynccontextmanager
     async def transaction(
@@ -159,16 +293,22 @@ class Database:
         PostgreSQL database RLS then hides every tenant-owned row (fail closed).
         ``read_only`` lets SQLite readers run beside a writer instead of queueing behind it.
         """
+        slot: list[asyncio.Lock] = []
+        token = _write_slot.set(slot)
         with self._faults(read_only=read_only):
             async with self._sessions() as session:
                 try:
-                    async with session.begin():
-                        if tenant_id is not None and self.is_postgres:
-                            await session.execute(
-                                text("SELECT set_config(:name, :value, true)"),
-                                {"name": TENANT_SETTING, "value": str(tenant_id)},
-                            )
-                        yield session
+                    try:
+                        async with session.begin():
+                            if tenant_id is not None and self.is_postgres:
+                                await session.execute(
+                                    text("SELECT set_config(:name, :value, true)"),
+                                    {"name": TENANT_SETTING, "value": str(tenant_id)},
+                                )
+                            yield session
+                    finally:
+                        _write_slot.reset(token)
+                        _release(slot)
                 except BaseException:
                     # Rolled back (and its locks released): run what must happen regardless.
                     for callback in session.info.pop(AFTER_ROLLBACK, []):
@@ -182,15 +322,29 @@ class Database:
                 for callback in session.info.pop(AFTER_COMMIT, []):
                     await callback()
 
-    async def read_row(self, statement: Executable) -> tuple[Any, ...] | None:
+    @property
+    def reads_inline(self) -> bool:
+        """Whether ``read_row`` runs on the caller's thread (SQLite): nothing to overlap."""
+        return self._reader is not None
+
+    async def read_row(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> tuple[Any, ...] | None:
         """One read with no tenant scope, for the hot path's rows that no RLS policy hides (the
-        control plane; the auth epochs): outside any transaction on PostgreSQL (autocommit), in
-        a plain read transaction on SQLite."""
+        control plane; the auth epochs): outside any transaction on PostgreSQL (autocommit).
+
+        On an SQLite file it is made on the event loop's own thread, through a read-only
+        connection of its own: one indexed row in WAL mode never waits for a writer, and costs
+        less than the trips to a connection's thread would. Should SQLite ever answer busy
+        (it may while a checkpoint resets the WAL) the read goes the usual way instead."""
+        if self._reader is not None:
+            with contextlib.suppress(sqlite3.Error):
+                return self._reader.row(statement, parameters or {})
         with self._faults(read_only=True):
             async with self.engine.connect() as connection:
                 if self.is_postgres:
                     connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-                row = (await connection.execute(statement)).first()
+                row = (await connection.execute(statement, parameters)).first()
                 return tuple(row) if row is not None else None
 
     @contextmanager
@@ -231,3 +385,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._reader is not None:
+            self._reader.close()

@@ -6,17 +6,16 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenants.models import Tenant
 
-
-def route_query(tenant_id: uuid.UUID) -> Select[uuid.UUID, str, str, str, datetime | None]:
-    """What authentication needs of a tenant, in one read: id, slug, region, status, deletion."""
-    return select(Tenant.id, Tenant.slug, Tenant.region, Tenant.status, Tenant.deleted_at).where(
-        Tenant.id == tenant_id
-    )
+# What authentication needs of a tenant, in one read: id, slug, region, status, deletion.
+# Built once; parameter ``tenant_id``.
+ROUTE_QUERY: Select[uuid.UUID, str, str, str, datetime | None] = select(
+    Tenant.id, Tenant.slug, Tenant.region, Tenant.status, Tenant.deleted_at
+).where(Tenant.id == bindparam("tenant_id"))
 
 
 class TenantRepository:

@@ -1,0 +1,88 @@
+"""Settlements nobody waits for are written in batches: every call still gets its ledger row,
+its audit event (in an unbroken chain) and its counters, soon after the answer and without
+anyone asking; a replica that shuts down writes what it still holds."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+
+from app.main import create_app
+from app.runtime import Runtime
+from audit.models import AuditEvent
+from audit.schemas import AuditAction
+from gateway.models import UsageCounter, UsageRecord
+from tests.conftest import Api, Deployment, TenantHandle, context_of
+from tests.integration.gateway.conftest import Peers, gateway_settings
+from tests.integration.gateway.test_gateway_api import CHAT, ask
+
+
+async def _ledger(runtime: Runtime, tenant: TenantHandle) -> tuple[int, int, int, int]:
+    """Usage rows, their total tokens, model-call audit events, and the tenant's day counter."""
+    tenant_id = uuid.UUID(tenant.id)
+    async with runtime.registry.tenant_transaction(context_of(tenant), read_only=True) as s:
+        rows, tokens = (
+            await s.execute(
+                select(
+                    func.count(),
+                    func.coalesce(
+                        func.sum(UsageRecord.input_tokens + UsageRecord.output_tokens), 0
+                    ),
+                ).where(UsageRecord.tenant_id == tenant_id)
+            )
+        ).one()
+        events = await s.scalar(
+            select(func.count()).where(
+                AuditEvent.tenant_id == tenant_id,
+                AuditEvent.action == AuditAction.MODEL_CALLED.value,
+            )
+        )
+        counted = await s.scalar(
+            select(func.coalesce(func.sum(UsageCounter.used_tokens), 0)).where(
+                UsageCounter.tenant_id == tenant_id,
+                UsageCounter.scope == "tenant",
+                UsageCounter.period.like("d%"),
+            )
+        )
+    return int(rows), int(tokens), int(events or 0), int(counted or 0)
+
+
+async def test_a_burst_of_calls_is_in_the_ledger_soon_without_a_read(
+    gw: Api, runtime: Runtime
+) -> None:
+    tenant = await gw.new_tenant("eu")
+    answers = await asyncio.gather(
+        *(gw.client.post(CHAT, json=ask(f"question {i}"), headers=tenant.admin) for i in range(12))
+    )
+    assert [a.status_code for a in answers] == [200] * 12
+    billed = sum(a.json()["usage"]["total_tokens"] for a in answers)
+
+    # Nobody reads usage (which would write what is queued): the batch window passes.
+    for _ in range(50):
+        ledger = await _ledger(runtime, tenant)
+        if ledger[0] == 12:
+            break
+        await asyncio.sleep(0.1)
+    assert ledger == (12, billed, 12, billed)
+    verified = await gw.client.get("/v1/audit/verify", headers=tenant.admin)
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["ok"] is True
+
+
+async def test_a_replica_shutting_down_writes_the_settlements_it_holds(
+    gw: Api, peers: Peers, deployment: Deployment, runtime: Runtime
+) -> None:
+    tenant = await gw.new_tenant("eu")
+    # A window far longer than the test: only the shutdown can have written these.
+    slow = create_app(gateway_settings(deployment.settings, peers, settle_batch_seconds=5))
+    async with AsyncTestClient(app=slow) as client:
+        for i in range(3):
+            answer = await client.post(CHAT, json=ask(f"q{i}"), headers=tenant.admin)
+            assert answer.status_code == 200, answer.text
+        assert (await _ledger(runtime, tenant))[0] == 0  # still queued
+    rows, tokens, events, counted = await _ledger(runtime, tenant)
+    assert (rows, events) == (3, 3)
+    assert tokens == counted > 0
