@@ -22,8 +22,15 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
 
 from app.settings import ObservabilitySettings
 
@@ -76,11 +83,41 @@ def configure_logging(settings: ObservabilitySettings) -> None:
         logging.getLogger(name).propagate = True
 
 
+class _RecordWhenConsumed(Sampler):
+    """Spans are recorded only while something consumes them (an OTLP exporter, or any span
+    processor added later). Until then each span is a non-recording one: it still has its trace
+    and span ids, which the log lines and the ``traceparent`` sent to model servers carry, but
+    it costs next to nothing on the request path."""
+
+    def __init__(self) -> None:
+        self.consumed = False
+        self._recording = ParentBased(ALWAYS_ON)
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        if not self.consumed:
+            return SamplingResult(Decision.DROP)
+        return self._recording.should_sample(*args, **kwargs)
+
+    def get_description(self) -> str:
+        return "RecordWhenConsumed"
+
+
+class _TracerProvider(TracerProvider):
+    def __init__(self, resource: Resource) -> None:
+        self._sampling = _RecordWhenConsumed()
+        super().__init__(resource=resource, sampler=self._sampling)
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        super().add_span_processor(span_processor)
+        self._sampling.consumed = True
+
+
 def configure_tracing(settings: ObservabilitySettings) -> TracerProvider:
-    """One tracer provider per process; spans are exported only when an OTLP endpoint is set."""
+    """One tracer provider per process; spans are exported only when an OTLP endpoint is set
+    (and recorded only when exported: ``_RecordWhenConsumed``)."""
     global _tracer_provider
     if _tracer_provider is None:
-        provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+        provider = _TracerProvider(Resource.create({"service.name": settings.service_name}))
         if settings.otlp_endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -215,7 +215,7 @@ class GatewaySettings(_Group):
     # first of them, sooner when one releases a quota reservation or ``settle_batch_max`` are
     # waiting. A process that dies loses the usage and audit rows of what was still waiting
     # (reservations stay held until their lease ends). 0: each is written at once.
-    settle_batch_seconds: float = Field(default=0.2, ge=0.0, le=5.0)
+    settle_batch_seconds: float = Field(default=0.1, ge=0.0, le=5.0)
     settle_batch_max: int = Field(default=256, ge=1, le=10_000)
 
 

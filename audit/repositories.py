@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,11 +62,12 @@ class AuditEventRepository(_AuditScoped):
         await self.session.flush()
         return event
 
-    async def add_all(self, events: Sequence[AuditEvent]) -> None:
-        for event in events:
-            event.tenant_id = self.ctx.tenant_id
-        self.session.add_all(events)
-        await self.session.flush()
+    async def insert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert events given as column values (one statement for all of them)."""
+        for row in rows:
+            if row["tenant_id"] != self.ctx.tenant_id:
+                raise ValueError("an event of another tenant")
+        await self.session.execute(insert(cast(Table, AuditEvent.__table__)), list(rows))
 
     async def get_by_sequence(self, sequence: int) -> AuditEvent | None:
         result = await self.session.execute(
@@ -119,9 +120,19 @@ class AuditEventRepository(_AuditScoped):
         return result.all()
 
 
+@dataclass(frozen=True, slots=True)
+class Head:
+    sequence: int
+    head_hash: str
+
+
+_HEADS = cast(Table, AuditHead.__table__)
+
+
 class AuditHeadRepository(_AuditScoped):
-    async def lock(self) -> AuditHead:
-        """The tenant's head row, created at the genesis if absent, locked until commit.
+    async def lock(self) -> Head:
+        """The tenant's head (sequence, hash), created at the genesis if absent, its row locked
+        until commit.
 
         The row lock (``FOR UPDATE``) is what makes sequence assignment safe on PostgreSQL: a
         concurrent append in the same tenant waits here until this transaction ends, then reads
@@ -129,21 +140,21 @@ class AuditHeadRepository(_AuditScoped):
         the database's write lock when it began (``BEGIN IMMEDIATE``), which serialises appends
         the same way. The genesis row is inserted only the first time (it then always exists).
         """
+        table = _HEADS
         statement = (
-            select(AuditHead)
-            .where(AuditHead.tenant_id == self.ctx.tenant_id)
+            select(table.c.sequence, table.c.head_hash)
+            .where(table.c.tenant_id == self.ctx.tenant_id)
             .with_for_update()
-            .execution_options(populate_existing=True)
         )
-        head = (await self.session.execute(statement)).scalar_one_or_none()
-        if head is not None:
-            return head
-        await self._insert_if_absent(
-            AuditHead,
-            {"tenant_id": self.ctx.tenant_id, "sequence": 0, "head_hash": GENESIS_HASH},
-            ["tenant_id"],
-        )
-        return (await self.session.execute(statement)).scalar_one()
+        row = (await self.session.execute(statement)).first()
+        if row is None:
+            await self._insert_if_absent(
+                AuditHead,
+                {"tenant_id": self.ctx.tenant_id, "sequence": 0, "head_hash": GENESIS_HASH},
+                ["tenant_id"],
+            )
+            row = (await self.session.execute(statement)).one()
+        return Head(int(row.sequence), str(row.head_hash))
 
     async def get(self) -> AuditHead | None:
         result = await self.session.execute(
@@ -153,10 +164,12 @@ class AuditHeadRepository(_AuditScoped):
         )
         return result.scalar_one_or_none()
 
-    async def advance(self, head: AuditHead, *, sequence: int, head_hash: str) -> None:
-        head.sequence = sequence
-        head.head_hash = head_hash
-        await self.session.flush()
+    async def advance(self, *, sequence: int, head_hash: str) -> None:
+        await self.session.execute(
+            update(_HEADS)
+            .where(_HEADS.c.tenant_id == self.ctx.tenant_id)
+            .values(sequence=sequence, head_hash=head_hash)
+        )
 
 
 class AuditSubjectRepository(_AuditScoped):

@@ -12,6 +12,7 @@ import io
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -120,9 +121,23 @@ class AuditLog:
         actor = await self.actor()
         # Locks the head row until this transaction ends: appends in one tenant are serial.
         head = await self.heads.lock()
-        event = self._sealed(checked, actor, self.request_id, head.sequence, head.head_hash)
+        entry, now = self._sealed(checked, actor, self.request_id, head.sequence, head.head_hash)
+        event = AuditEvent(
+            id=uuid.UUID(entry.id),
+            sequence=entry.sequence,
+            occurred_at=now,
+            actor=entry.actor,
+            action=entry.action,
+            resource_type=entry.resource_type,
+            resource_id=entry.resource_id,
+            outcome=entry.outcome,
+            request_id=entry.request_id,
+            detail=entry.detail,
+            prev_hash=entry.prev_hash,
+            hash=entry.hash,
+        )
         await self.events.add(event)
-        await self.heads.advance(head, sequence=event.sequence, head_hash=event.hash)
+        await self.heads.advance(sequence=event.sequence, head_hash=event.hash)
         return event
 
     async def record_all(self, events: Sequence[PendingEvent]) -> None:
@@ -141,15 +156,23 @@ class AuditLog:
                 actors[pending.subject] = pseudonyms.pseudonym(secret, pending.subject)
         head = await self.heads.lock()
         sequence, head_hash = head.sequence, head.head_hash
-        sealed: list[AuditEvent] = []
+        rows: list[dict[str, Any]] = []
         for pending, item in zip(events, checked, strict=True):
             actor = actors[pending.subject or self.subject]
             request_id = pending.request_id if pending.subject is not None else self.request_id
-            event = self._sealed(item, actor, request_id, sequence, head_hash)
-            sequence, head_hash = event.sequence, event.hash
-            sealed.append(event)
-        await self.events.add_all(sealed)
-        await self.heads.advance(head, sequence=sequence, head_hash=head_hash)
+            entry, now = self._sealed(item, actor, request_id, sequence, head_hash)
+            sequence, head_hash = entry.sequence, entry.hash
+            rows.append(
+                {
+                    **entry.hashed_fields(),
+                    "id": uuid.UUID(entry.id),
+                    "tenant_id": self.ctx.tenant_id,
+                    "occurred_at": now,
+                    "hash": entry.hash,
+                }
+            )
+        await self.events.insert_rows(rows)
+        await self.heads.advance(sequence=sequence, head_hash=head_hash)
 
     def _sealed(
         self,
@@ -158,7 +181,8 @@ class AuditLog:
         request_id: str | None,
         after_sequence: int,
         after_hash: str,
-    ) -> AuditEvent:
+    ) -> tuple[ChainEntry, datetime]:
+        """The next entry of the chain, sealed, and the time it records."""
         now = utcnow()
         entry = seal(
             ChainEntry(
@@ -176,20 +200,7 @@ class AuditLog:
                 prev_hash=after_hash,
             )
         )
-        return AuditEvent(
-            id=uuid.UUID(entry.id),
-            sequence=entry.sequence,
-            occurred_at=now,
-            actor=entry.actor,
-            action=entry.action,
-            resource_type=entry.resource_type,
-            resource_id=entry.resource_id,
-            outcome=entry.outcome,
-            request_id=entry.request_id,
-            detail=entry.detail,
-            prev_hash=entry.prev_hash,
-            hash=entry.hash,
-        )
+        return entry, now
 
 
 @dataclass(frozen=True, slots=True)

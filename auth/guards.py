@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -11,29 +11,38 @@ from litestar.handlers.base import BaseRouteHandler
 from auth.context import OperatorPrincipal, Role, TenantContext
 from auth.errors import OperatorRequired, RoleRequired, TenantPrincipalRequired
 
-Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+# Guards are coroutines: Litestar runs a plain function guard in its thread pool, a trip there
+# and back on every request for a check of a few attribute reads.
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
 
 def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> object:
     return connection.scope.get("user")
 
 
-def requires_operator(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+def _tenant(connection: ASGIConnection[Any, Any, Any, Any]) -> TenantContext:
+    principal = _principal(connection)
+    if not isinstance(principal, TenantContext) or principal.user_id is None:
+        raise TenantPrincipalRequired()
+    return principal
+
+
+async def requires_operator(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
     if not isinstance(_principal(connection), OperatorPrincipal):
         raise OperatorRequired()
 
 
-def requires_tenant(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    principal = _principal(connection)
-    if not isinstance(principal, TenantContext) or principal.user_id is None:
-        raise TenantPrincipalRequired()
+async def requires_tenant(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    _tenant(connection)
 
 
 def requires_role(*roles: Role) -> Guard:
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-        requires_tenant(connection, handler)
-        principal = _principal(connection)
-        if not isinstance(principal, TenantContext) or not principal.has_role(*roles):
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        if not _tenant(connection).has_role(*roles):
             raise RoleRequired([role.value for role in roles])
 
     return guard

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import structlog
@@ -33,16 +34,19 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
             handler is not None and handler.opt.get(ACCEPT_SESSION_COOKIE)
         )
         cookie = connection.cookies.get(SESSION_COOKIE) if cookie_ok else None
-        with _tracer.start_as_current_span("auth") as span:
+        # The step's span only under a recorded request span (with none, it would record nothing).
+        recording = trace.get_current_span().is_recording()
+        with _tracer.start_as_current_span("auth") if recording else nullcontext() as span:
             principal = await runtime.authenticator.authenticate(
                 connection.headers.get("authorization"),
                 session_cookie=cookie,
                 tenant_hint=connection.headers.get("x-bulwark-tenant"),
             )
-            span.set_attribute(
-                "bulwark.auth.method",
-                principal.auth_method if isinstance(principal, TenantContext) else "operator",
-            )
+            if span is not None:
+                span.set_attribute(
+                    "bulwark.auth.method",
+                    principal.auth_method if isinstance(principal, TenantContext) else "operator",
+                )
         if isinstance(principal, TenantContext):
             structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))
         else:

@@ -40,13 +40,9 @@ from gateway.schemas import (
     RouteInfo,
     UsageReport,
 )
-from gateway.services import Caller, GatewayRequest, GatewayService, GatewayStream
+from gateway.services import Caller, GatewayRequest, GatewayStream
 
 _ADMIN = [requires_role(Role.TENANT_ADMIN)]
-
-
-def provide_gateway(request: Request[Any, Any, Any]) -> GatewayService:
-    return get_runtime(request).gateway
 
 
 def provide_gateway_admin(
@@ -165,10 +161,9 @@ class GatewayController(Controller):
     guards = [requires_tenant]
     # No request unit of work here: the gateway opens its own short transactions, so no
     # database transaction stays open while a model generates.
-    dependencies = {
-        "ctx": Provide(provide_tenant_context, sync_to_thread=False),
-        "gateway": Provide(provide_gateway, sync_to_thread=False),
-    }
+    # One dependency: Litestar resolves two or more of the same level in a task group of their
+    # own, a cost on the gateway's hot path (the service is the runtime's).
+    dependencies = {"ctx": Provide(provide_tenant_context, sync_to_thread=False)}
 
     @post(
         "/chat/completions",
@@ -180,9 +175,9 @@ class GatewayController(Controller):
         self,
         request: Request[Any, Any, Any],
         ctx: NamedDependency[TenantContext],
-        gateway: NamedDependency[GatewayService],
         data: JSONBody[ChatCompletionRequest],
     ) -> Response[Any]:
+        gateway = get_runtime(request).gateway
         caller = Caller.of(ctx, ensure_request_id(request.scope))
         call = gateway_request(data)
         if data.stream:

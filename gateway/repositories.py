@@ -14,16 +14,18 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    Table,
     and_,
     bindparam,
     case,
     delete,
     func,
+    insert,
     select,
     true,
 )
@@ -381,11 +383,12 @@ class UsageGroup:
 
 
 class UsageRepository(_Scoped):
-    async def add_all(self, records: Sequence[UsageRecord]) -> None:
-        for record in records:
-            record.tenant_id = self.ctx.tenant_id
-        self.session.add_all(records)
-        await self.session.flush()
+    async def add_all(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Ledger rows given as column values (``UsageRecord``'s), in one statement."""
+        if rows:
+            table = cast(Table, UsageRecord.__table__)
+            tenant = self.ctx.tenant_id
+            await self.session.execute(insert(table), [{**r, "tenant_id": tenant} for r in rows])
 
     async def grouped(
         self, by: str, *, since_day: str, until_day: str, user_id: uuid.UUID | None = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import random
@@ -23,7 +24,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 import structlog
@@ -56,7 +57,6 @@ from gateway.errors import (
 )
 from gateway.fleet import TIERS, Endpoint, Fleet
 from gateway.ledger import SettlementQueue
-from gateway.models import UsageRecord
 from gateway.repositories import (
     ByoModelRepository,
     CounterCharge,
@@ -253,6 +253,12 @@ def _periods(now: datetime) -> list[tuple[str, str, int]]:
         ("day", f"d{now:%Y-%m-%d}", int((tomorrow - now).total_seconds()) + 1),
         ("month", f"m{now:%Y-%m}", int((next_month - now).total_seconds()) + 1),
     ]
+
+
+@functools.lru_cache(maxsize=4)
+def _period_keys(day: date) -> tuple[tuple[str, str], ...]:
+    """(period name, counter key) of the day's and the month's counters."""
+    return (("day", f"d{day:%Y-%m-%d}"), ("month", f"m{day:%Y-%m}"))
 
 
 def _limit(quotas: dict[str, Any], scope: str, period: str, kind: str) -> int | None:
@@ -523,7 +529,7 @@ class GatewayService:
         scopes = ["tenant"] + ([f"user:{caller.user_id}"] if caller.user_id else [])
         for scope in scopes:
             quota_scope = "tenant" if scope == "tenant" else "user"
-            for period, key, _ in _periods(now):
+            for period, key in _period_keys(now.date()):
                 max_tokens = _limit(config.quotas, quota_scope, period, "tokens")
                 max_microdollars = _limit(config.quotas, quota_scope, period, "microdollars")
                 limited = max_tokens is not None or max_microdollars is not None
@@ -707,7 +713,7 @@ class GatewayService:
         leased = [s.prepared.call_id for s in settlements if s.prepared.leased]
         taken = await ReservationRepository(session, ctx).take_all(leased) if leased else set()
         counters: dict[tuple[str, str], list[int]] = {}
-        records = []
+        records: list[dict[str, Any]] = []
         day = f"{self.now():%Y-%m-%d}"
         for settlement in settlements:
             prepared, usage, endpoint = settlement.prepared, settlement.usage, settlement.endpoint
@@ -726,21 +732,21 @@ class GatewayService:
                     totals[2] += charge.tokens
                     totals[3] += charge.microdollars
             records.append(
-                UsageRecord(
-                    call_id=prepared.call_id,
-                    user_id=settlement.caller.user_id,
-                    credential_id=settlement.caller.credential_id,
-                    track=settlement.caller.track,
-                    tier=prepared.decision.tier,
-                    endpoint=endpoint.name if endpoint else None,
-                    model=endpoint.model if endpoint else None,
-                    outcome=settlement.outcome,
-                    input_tokens=usage.input_tokens if endpoint else 0,
-                    output_tokens=usage.output_tokens if endpoint else 0,
-                    cost_microdollars=cost,
-                    prompt_hash=prepared.prompt_hash,
-                    day=day,
-                )
+                {
+                    "call_id": prepared.call_id,
+                    "user_id": settlement.caller.user_id,
+                    "credential_id": settlement.caller.credential_id,
+                    "track": settlement.caller.track,
+                    "tier": prepared.decision.tier,
+                    "endpoint": endpoint.name if endpoint else None,
+                    "model": endpoint.model if endpoint else None,
+                    "outcome": settlement.outcome,
+                    "input_tokens": usage.input_tokens if endpoint else 0,
+                    "output_tokens": usage.output_tokens if endpoint else 0,
+                    "cost_microdollars": cost,
+                    "prompt_hash": prepared.prompt_hash,
+                    "day": day,
+                }
             )
         await CounterRepository(session, ctx).add(
             [

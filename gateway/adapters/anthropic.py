@@ -11,8 +11,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from gateway.adapters.base import (
     Completion,
     Delta,
@@ -20,9 +18,8 @@ from gateway.adapters.base import (
     ProviderRequest,
     Usage,
     failure_of_status,
-    traced,
 )
-from gateway.adapters.openai import http_client, transport_failure
+from gateway.adapters.http import ProviderHttp
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -38,12 +35,16 @@ class AnthropicProvider:
         max_connections: int,
     ) -> None:
         root = base_url.rstrip("/")
-        self._path = "/messages" if root.endswith("/v1") else "/v1/messages"
-        self._headers = {"anthropic-version": ANTHROPIC_VERSION}
+        path = "/messages" if root.endswith("/v1") else "/v1/messages"
+        headers = {"anthropic-version": ANTHROPIC_VERSION}
         if api_key:
-            self._headers["x-api-key"] = api_key
-        self._client = http_client(
-            root, connect=connect_timeout, read=read_timeout, max_connections=max_connections
+            headers["x-api-key"] = api_key
+        self._http = ProviderHttp(
+            root + path,
+            headers,
+            connect=connect_timeout,
+            read=read_timeout,
+            max_connections=max_connections,
         )
 
     @staticmethod
@@ -71,15 +72,10 @@ class AnthropicProvider:
         return body
 
     async def complete(self, request: ProviderRequest) -> Completion:
-        try:
-            response = await self._client.post(
-                self._path, json=self._body(request, stream=False), headers=traced(self._headers)
-            )
-        except httpx.HTTPError as exc:
-            raise transport_failure(exc) from None
-        if response.status_code != 200:
+        response = await self._http.post(self._body(request, stream=False))
+        if response.status != 200:
             raise failure_of_status(
-                response.status_code, response.headers.get("retry-after"), "messages"
+                response.status, response.headers.get("retry-after"), "messages"
             )
         try:
             payload = response.json()
@@ -96,45 +92,32 @@ class AnthropicProvider:
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[Delta]:
         input_tokens = 0
-        try:
-            async with self._client.stream(
-                "POST",
-                self._path,
-                json=self._body(request, stream=True),
-                headers=traced(self._headers),
-            ) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    raise failure_of_status(
-                        response.status_code, response.headers.get("retry-after"), "messages"
+        async with self._http.stream(self._body(request, stream=True), "messages") as lines:
+            async for line in lines:
+                if not line.startswith("data:"):
+                    continue
+                try:
+                    event = json.loads(line[5:].strip())
+                except ValueError:
+                    raise ProviderError("bad_response", "unparseable event") from None
+                kind = event.get("type") if isinstance(event, dict) else None
+                if kind == "message_start":
+                    usage = (event.get("message") or {}).get("usage") or {}
+                    input_tokens = int(usage.get("input_tokens") or 0)
+                elif kind == "content_block_delta":
+                    delta = event.get("delta") or {}
+                    if delta.get("type") == "text_delta" and delta.get("text"):
+                        yield Delta(text=str(delta["text"]))
+                elif kind == "message_delta":
+                    usage = event.get("usage") or {}
+                    yield Delta(
+                        finish_reason=(event.get("delta") or {}).get("stop_reason"),
+                        usage=Usage(input_tokens, int(usage.get("output_tokens") or 0)),
                     )
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    try:
-                        event = json.loads(line[5:].strip())
-                    except ValueError:
-                        raise ProviderError("bad_response", "unparseable event") from None
-                    kind = event.get("type") if isinstance(event, dict) else None
-                    if kind == "message_start":
-                        usage = (event.get("message") or {}).get("usage") or {}
-                        input_tokens = int(usage.get("input_tokens") or 0)
-                    elif kind == "content_block_delta":
-                        delta = event.get("delta") or {}
-                        if delta.get("type") == "text_delta" and delta.get("text"):
-                            yield Delta(text=str(delta["text"]))
-                    elif kind == "message_delta":
-                        usage = event.get("usage") or {}
-                        yield Delta(
-                            finish_reason=(event.get("delta") or {}).get("stop_reason"),
-                            usage=Usage(input_tokens, int(usage.get("output_tokens") or 0)),
-                        )
-                    elif kind == "message_stop":
-                        return
-                    elif kind == "error":
-                        raise ProviderError("server_error", "error event in stream")
-        except httpx.HTTPError as exc:
-            raise transport_failure(exc) from None
+                elif kind == "message_stop":
+                    return
+                elif kind == "error":
+                    raise ProviderError("server_error", "error event in stream")
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()

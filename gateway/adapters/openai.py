@@ -10,8 +10,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from gateway.adapters.base import (
     ChatMessage,
     Completion,
@@ -20,29 +18,8 @@ from gateway.adapters.base import (
     ProviderRequest,
     Usage,
     failure_of_status,
-    traced,
 )
-
-
-def http_client(
-    base_url: str, *, connect: float, read: float, max_connections: int
-) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=base_url.rstrip("/"),
-        timeout=httpx.Timeout(connect=connect, read=read, write=read, pool=read),
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
-        trust_env=False,
-    )
-
-
-def transport_failure(exc: httpx.HTTPError) -> ProviderError:
-    if isinstance(exc, httpx.TimeoutException):
-        return ProviderError("timeout", type(exc).__name__)
-    if isinstance(exc, httpx.ConnectError | httpx.RemoteProtocolError | httpx.NetworkError):
-        return ProviderError("connect", type(exc).__name__)
-    return ProviderError("connect", type(exc).__name__)
+from gateway.adapters.http import ProviderHttp
 
 
 def _usage(raw: Any) -> Usage | None:
@@ -72,10 +49,13 @@ class OpenAIProvider:
         max_connections: int,
     ) -> None:
         root = base_url.rstrip("/")
-        self._path = "/chat/completions" if root.endswith("/v1") else "/v1/chat/completions"
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = http_client(
-            root, connect=connect_timeout, read=read_timeout, max_connections=max_connections
+        path = "/chat/completions" if root.endswith("/v1") else "/v1/chat/completions"
+        self._http = ProviderHttp(
+            root + path,
+            {"Authorization": f"Bearer {api_key}"} if api_key else {},
+            connect=connect_timeout,
+            read=read_timeout,
+            max_connections=max_connections,
         )
 
     def _body(self, request: ProviderRequest, *, stream: bool) -> dict[str, Any]:
@@ -96,15 +76,10 @@ class OpenAIProvider:
         return body
 
     async def complete(self, request: ProviderRequest) -> Completion:
-        try:
-            response = await self._client.post(
-                self._path, json=self._body(request, stream=False), headers=traced(self._headers)
-            )
-        except httpx.HTTPError as exc:
-            raise transport_failure(exc) from None
-        if response.status_code != 200:
+        response = await self._http.post(self._body(request, stream=False))
+        if response.status != 200:
             raise failure_of_status(
-                response.status_code, response.headers.get("retry-after"), "chat completion"
+                response.status, response.headers.get("retry-after"), "chat completion"
             )
         try:
             payload = response.json()
@@ -115,29 +90,16 @@ class OpenAIProvider:
             raise ProviderError("bad_response", "not an OpenAI chat completion") from None
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[Delta]:
-        try:
-            async with self._client.stream(
-                "POST",
-                self._path,
-                json=self._body(request, stream=True),
-                headers=traced(self._headers),
-            ) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    raise failure_of_status(
-                        response.status_code, response.headers.get("retry-after"), "chat stream"
-                    )
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        return
-                    delta = self._delta(data)
-                    if delta is not None:
-                        yield delta
-        except httpx.HTTPError as exc:
-            raise transport_failure(exc) from None
+        async with self._http.stream(self._body(request, stream=True), "chat stream") as lines:
+            async for line in lines:
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    return
+                delta = self._delta(data)
+                if delta is not None:
+                    yield delta
 
     @staticmethod
     def _delta(data: str) -> Delta | None:
@@ -161,4 +123,4 @@ class OpenAIProvider:
         return Delta(text=text, finish_reason=finish, usage=usage)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()

@@ -18,6 +18,7 @@ VENDOR_CLIENTS = (
     "onelogin",
     "keycloak",
     "httpx",
+    "aiohttp",
     "onnxruntime",
     "tokenizers",
 )
