@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -180,6 +181,7 @@ class _InlineReader:
         self.path = path
         self.dialect = dialect
         self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
         self._plans: dict[int, tuple[Executable, _Plan]] = {}
 
     def row(self, statement: Executable, parameters: Mapping[str, Any]) -> tuple[Any, ...] | None:
@@ -190,11 +192,12 @@ class _InlineReader:
             process(parameters[name]) if process else parameters[name]
             for name, process in zip(plan.names, plan.binds, strict=True)
         ]
-        try:
-            row = self._connect().execute(plan.sql, values).fetchone()
-        except sqlite3.Error:
-            self.close()
-            raise
+        with self._lock:  # one connection: one statement at a time, whatever the thread
+            try:
+                row = self._connect().execute(plan.sql, values).fetchone()
+            except sqlite3.Error:
+                self.close()
+                raise
         if row is None:
             return None
         return tuple(
