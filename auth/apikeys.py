@@ -9,7 +9,6 @@ secret, so a leaked database alone cannot be brute-forced offline) is stored.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -45,7 +44,7 @@ def parse_key(raw: str, prefix: str = PREFIX) -> ParsedKey | None:
 
 
 def hash_secret(secret: str, pepper: str) -> str:
-    return hmac.new(pepper.encode(), secret.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(pepper.encode(), secret.encode(), "sha256").hex()
 
 
 def verify_secret(secret: str, stored_hash: str, pepper: str) -> bool:

@@ -163,7 +163,15 @@ class Prepared:
     charges: list[CounterCharge] = field(default_factory=list)
     # Whether admission left a reservation row (a lease) that settlement must take.
     leased: bool = False
-    prompt_hash: str = ""
+    _prompt_hash: str | None = None
+
+    @property
+    def prompt_hash(self) -> str:
+        """The prompt's SHA-256 (ledger and audit), computed when first asked for: by the
+        settlement, off the request's path."""
+        if self._prompt_hash is None:
+            self._prompt_hash = prompt_hash(self.messages)
+        return self._prompt_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,7 +444,6 @@ class GatewayService:
             candidates=fitting,
             reserved_tokens=input_tokens + max_output,
             reserved_microdollars=reserved,
-            prompt_hash=prompt_hash(messages),
         )
         _span(decision)
         return prepared, config
