@@ -7,7 +7,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, Schema, SecurityScheme
-from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from litestar.plugins.opentelemetry import OpenTelemetryConfig
 from litestar.plugins.prometheus import PrometheusConfig
 
 from app import __version__
@@ -23,6 +23,7 @@ from app.debug.controllers import DebugSwitchController
 from app.errors import with_prefix_handler
 from app.health import HealthController, MetricsController
 from app.observability import (
+    TracingMiddleware,
     add_request_id_header,
     configure_logging,
     configure_tracing,
@@ -136,22 +137,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         template_config=TEMPLATES,
         middleware=[
+            # Litestar runs the OpenTelemetry middleware outermost wherever it is listed.
+            OpenTelemetryConfig(
+                tracer_provider=tracer_provider,
+                middleware_class=TracingMiddleware,
+                exclude=["/metrics", "/healthz"],
+                # One span per request, not one per ASGI message (an SSE answer sends one
+                # message per token): the steps of a request are spans of their own.
+                exclude_spans=["receive", "send"],
+            ).middleware,
             request_context_middleware,
             prometheus.middleware,
             DefineMiddleware(
                 BearerAuthMiddleware, exclude_from_auth_key=EXCLUDE_FROM_AUTH, exclude=["^/schema"]
             ),
-        ],
-        plugins=[
-            OpenTelemetryPlugin(
-                OpenTelemetryConfig(
-                    tracer_provider=tracer_provider,
-                    exclude=["/metrics", "/healthz"],
-                    # One span per request, not one per ASGI message (an SSE answer sends one
-                    # message per token): the steps of a request are spans of their own.
-                    exclude_spans=["receive", "send"],
-                )
-            )
         ],
         exception_handlers=with_prefix_handler(SCIM_PREFIX, scim_exception_handler),
         before_send=[add_request_id_header],

@@ -13,14 +13,20 @@ import sys
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import structlog
 import structlog.tracebacks
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
+from litestar.plugins.opentelemetry import (
+    OpenTelemetryConfig,
+    OpenTelemetryInstrumentationMiddleware,
+)
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from opentelemetry import trace
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.asgi import asgi_getter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -102,7 +108,9 @@ class _RecordWhenConsumed(Sampler):
         return "RecordWhenConsumed"
 
 
-class _TracerProvider(TracerProvider):
+class RecordingOnDemandProvider(TracerProvider):
+    """The process's tracer provider: spans are recorded once a span processor is added."""
+
     def __init__(self, resource: Resource) -> None:
         self._sampling = _RecordWhenConsumed()
         super().__init__(resource=resource, sampler=self._sampling)
@@ -111,13 +119,44 @@ class _TracerProvider(TracerProvider):
         super().add_span_processor(span_processor)
         self._sampling.consumed = True
 
+    @property
+    def recording(self) -> bool:
+        return self._sampling.consumed
+
+
+class TracingMiddleware(OpenTelemetryInstrumentationMiddleware):
+    """OpenTelemetry's ASGI middleware while spans are recorded. Until then a request only joins
+    the caller's trace (``traceparent``), or starts one, with a non-recording server span: its
+    ids still reach the log lines and the model servers, and the middleware's per-request work
+    for a span nobody records (attributes, hooks, its no-op metrics) is skipped."""
+
+    def __init__(self, app: ASGIApp, config: OpenTelemetryConfig) -> None:
+        super().__init__(app, config)
+        self.next_app = app
+        self.provider = config.tracer_provider
+        self.tracer = trace.get_tracer("bulwark.http", tracer_provider=config.tracer_provider)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if getattr(self.provider, "recording", True):
+            await super().__call__(scope, receive, send)
+            return
+        parent = propagate.extract(cast(dict[str, Any], scope), getter=asgi_getter)
+        span = self.tracer.start_span("request", context=parent, kind=trace.SpanKind.SERVER)
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        try:
+            await self.next_app(scope, receive, send)
+        finally:
+            otel_context.detach(token)
+
 
 def configure_tracing(settings: ObservabilitySettings) -> TracerProvider:
     """One tracer provider per process; spans are exported only when an OTLP endpoint is set
     (and recorded only when exported: ``_RecordWhenConsumed``)."""
     global _tracer_provider
     if _tracer_provider is None:
-        provider = _TracerProvider(Resource.create({"service.name": settings.service_name}))
+        provider = RecordingOnDemandProvider(
+            Resource.create({"service.name": settings.service_name})
+        )
         if settings.otlp_endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
