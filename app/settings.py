@@ -208,13 +208,15 @@ class GatewaySettings(_Group):
     config_cache_seconds: float = Field(default=2.0, ge=0.0)
     batch_max_items: int = Field(default=100, ge=1)
     # A quota reservation is a lease: if its call is never settled (the process died), the
-    # next admission in that tenant after this many seconds releases it. Longer than any call.
+    # first admission in that tenant after this many seconds releases it (each process looks at
+    # most once a second per tenant, and always before refusing for quota). Longer than any call.
     reservation_lease_seconds: float = Field(default=1800.0, ge=1.0)
     # Settlements a request does not wait for (the HTTP route's, a stream's, a failed call's)
     # are written in batches per tenant: one transaction at most this many seconds after the
-    # first of them, sooner when one releases a quota reservation or ``settle_batch_max`` are
-    # waiting. A process that dies loses the usage and audit rows of what was still waiting
-    # (reservations stay held until their lease ends). 0: each is written at once.
+    # first of them, sooner when ``settle_batch_max`` are waiting, or when an admission of the
+    # tenant is refused for quota while some hold reservations (it then tries once more). A
+    # process that dies loses the usage and audit rows of what was still waiting (reservations
+    # stay held until their lease ends). 0: each is written at once.
     settle_batch_seconds: float = Field(default=0.1, ge=0.0, le=5.0)
     settle_batch_max: int = Field(default=256, ge=1, le=10_000)
 

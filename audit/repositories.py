@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -172,7 +172,22 @@ class AuditHeadRepository(_AuditScoped):
         )
 
 
+_SUBJECTS = cast(Table, AuditSubject.__table__)
+# Built once: every batch of audited model calls looks up its subjects' secrets with it.
+_SECRETS_OF = select(_SUBJECTS.c.subject, _SUBJECTS.c.secret).where(
+    _SUBJECTS.c.tenant_id == bindparam("tenant_id"),
+    _SUBJECTS.c.subject.in_(bindparam("subjects", expanding=True)),
+)
+
+
 class AuditSubjectRepository(_AuditScoped):
+    async def secrets(self, subjects: Sequence[str]) -> dict[str, bytes]:
+        """The secrets of those of ``subjects`` that have one, in one statement."""
+        result = await self.session.execute(
+            _SECRETS_OF, {"tenant_id": self.ctx.tenant_id, "subjects": list(subjects)}
+        )
+        return {subject: secret for subject, secret in result.all()}
+
     async def secret(self, subject: str) -> bytes | None:
         result = await self.session.execute(
             select(AuditSubject.secret).where(

@@ -103,6 +103,21 @@ class AuditLog:
             self._actor = pseudonyms.pseudonym(secret, self.subject)
         return self._actor
 
+    async def _actors(self, subjects: Sequence[str]) -> dict[str, str]:
+        """The pseudonym of each of ``subjects``: their secrets read in one statement, a
+        secret created only for a subject that has none yet."""
+        wanted = list(dict.fromkeys(subjects))
+        actors = {self.subject: self._actor} if self._actor is not None else {}
+        missing = [subject for subject in wanted if subject not in actors]
+        known = await self.subjects.secrets(missing) if missing else {}
+        for subject in missing:
+            secret = known.get(subject) or await self.subjects.secret_or_create(
+                subject, pseudonyms.new_secret()
+            )
+            actors[subject] = pseudonyms.pseudonym(secret, subject)
+        self._actor = actors[self.subject]
+        return actors
+
     async def record(
         self,
         action: AuditAction,
@@ -147,13 +162,7 @@ class AuditLog:
         if not events:
             return
         checked = _checked(events)
-        actors: dict[str, str] = {self.subject: await self.actor()}
-        for pending in events:
-            if pending.subject is not None and pending.subject not in actors:
-                secret = await self.subjects.secret_or_create(
-                    pending.subject, pseudonyms.new_secret()
-                )
-                actors[pending.subject] = pseudonyms.pseudonym(secret, pending.subject)
+        actors = await self._actors([self.subject, *(p.subject for p in events if p.subject)])
         head = await self.heads.lock()
         sequence, head_hash = head.sequence, head.head_hash
         rows: list[dict[str, Any]] = []

@@ -6,6 +6,8 @@ whose eu fleet points at it, then measures, closed loop from this process:
 - the added latency of ``POST /v1/gateway/chat/completions`` (auth, rate limit, quota
   reservation and settlement, routing, ledger, audit) over calling the peer directly, p50/p99,
   at concurrency 1 and 64, non-streaming and streaming (time to first byte);
+- the same at one in flight with a tenant day quota to enforce (a reservation before each
+  call, its settlement after);
 - requests/s of the one API process;
 - the cost of a mixed workload routed (``model: auto``) vs always ``frontier``.
 
@@ -111,6 +113,28 @@ async def _cost(url: str, headers: dict[str, str], model: str) -> tuple[float, d
     return total, tiers
 
 
+def _compare(
+    direct: list[float], gateway: list[float], elapsed: float, errors: int
+) -> dict[str, Any]:
+    dp, gp = percentiles(direct), percentiles(gateway)
+    return {
+        "requests": len(gateway),
+        "errors": errors,
+        "direct": dp,
+        "gateway": gp,
+        "added_p50_ms": round(gp["p50_ms"] - dp["p50_ms"], 2),
+        "added_p99_ms": round(gp["p99_ms"] - dp["p99_ms"], 2),
+        "gateway_requests_per_s": round(len(gateway) / elapsed, 1),
+    }
+
+
+BODY = {
+    "messages": [{"role": "user", "content": "What is the capital of France?"}],
+    "model": "small",
+    "max_tokens": 64,
+}
+
+
 async def measure(base: str, peer: str, key: str, n: int) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {key}"}
     gateway = f"{base}/v1/gateway/chat/completions"
@@ -119,25 +143,25 @@ async def measure(base: str, peer: str, key: str, n: int) -> dict[str, Any]:
     for stream in (False, True):
         for concurrency in (1, 64):
             count = n if concurrency == 1 else n * 2
-            body: dict[str, Any] = {
-                "messages": [{"role": "user", "content": "What is the capital of France?"}],
-                "model": "small",
-                "max_tokens": 64,
-                "stream": stream,
-            }
+            body: dict[str, Any] = {**BODY, "stream": stream}
             peer_body = {**body, "model": "small-model"}
             d, _, _ = await _load(direct, peer_body, {}, n=count, concurrency=concurrency)
             g, elapsed, errors = await _load(gateway, body, auth, n=count, concurrency=concurrency)
-            dp, gp = percentiles(d), percentiles(g)
-            results[f"{'stream_ttfb' if stream else 'non_stream'}_c{concurrency}"] = {
-                "requests": count,
-                "errors": errors,
-                "direct": dp,
-                "gateway": gp,
-                "added_p50_ms": round(gp["p50_ms"] - dp["p50_ms"], 2),
-                "added_p99_ms": round(gp["p99_ms"] - dp["p99_ms"], 2),
-                "gateway_requests_per_s": round(len(g) / elapsed, 1),
-            }
+            results[f"{'stream_ttfb' if stream else 'non_stream'}_c{concurrency}"] = _compare(
+                d, g, elapsed, errors
+            )
+    # The same at one in flight with a budget to enforce: a tenant day quota (far from spent),
+    # so each call reserves its worst case before the model and settles after it.
+    quota = {"tenant": {"day": {"usd": 1_000_000}}}
+    async with httpx.AsyncClient(headers=auth) as admin:
+        put = await admin.put(f"{base}/v1/admin/quotas", json=quota)
+        put.raise_for_status()
+    d, _, _ = await _load(direct, {**BODY, "model": "small-model"}, {}, n=n, concurrency=1)
+    g, elapsed, errors = await _load(gateway, BODY, auth, n=n, concurrency=1)
+    results["non_stream_c1_quota"] = _compare(d, g, elapsed, errors)
+    async with httpx.AsyncClient(headers=auth) as admin:
+        (await admin.put(f"{base}/v1/admin/quotas", json={})).raise_for_status()
+
     routed, routed_tiers = await _cost(gateway, auth, "auto")
     frontier, _ = await _cost(gateway, auth, "frontier")
     results["mixed_workload_cost"] = {

@@ -4,11 +4,13 @@ A settlement no request waits for (the HTTP route's answer is already sent; a st
 event and a failed call's error need only its cost, known in memory) is queued here per
 tenant and written with the others waiting in one transaction (``GatewayService.settle_all_in``):
 one audit head lock, one insert per table, one statement for the counters. The first one
-queued starts a timer of ``settle_batch_seconds``; one that releases a quota reservation, or a
-full batch, starts the write at once, so quotas never wait on the timer. While a tenant's write
-runs, what arrives joins the next batch (group commit).
+queued starts a timer of ``settle_batch_seconds``; a full batch starts the write at once. While
+a tenant's write runs, what arrives joins the next batch (group commit).
 
-``drain()`` writes everything queued and waits for it: usage reads, tests and shutdown call it.
+A queued settlement that releases a quota reservation holds it until written; an admission
+refused for quota calls ``flush(tenant)`` and tries once more, so a refusal never comes from
+this process's timer. ``drain()`` writes everything queued and waits for it: usage reads, tests
+and shutdown call it.
 A write that fails because the database is unavailable is retried with backoff; one that
 still fails is logged with its size and given up, as a lone settlement would be.
 """
@@ -60,9 +62,20 @@ class SettlementQueue:
             self._timers[tenant] = loop.call_later(self.delay, self._start, tenant)
 
     def _due(self, batch: list[Settlement]) -> bool:
-        return (
-            self.delay <= 0 or len(batch) >= self.max_batch or any(s.prepared.leased for s in batch)
-        )
+        return self.delay <= 0 or len(batch) >= self.max_batch
+
+    def holds(self, tenant: uuid.UUID) -> bool:
+        """Whether settlements of ``tenant`` are queued or being written."""
+        return bool(self._pending.get(tenant)) or tenant in self._writing
+
+    async def flush(self, tenant: uuid.UUID) -> None:
+        """Write what ``tenant`` has queued now, and wait until none of it is left."""
+        while self.holds(tenant):
+            self._start(tenant)
+            writing = self._writing.get(tenant)
+            if writing is not None:
+                # Shielded: a caller that goes away does not cancel the write of the others.
+                await asyncio.shield(writing)
 
     def _start(self, tenant: uuid.UUID) -> None:
         timer = self._timers.pop(tenant, None)

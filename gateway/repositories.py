@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    ColumnElement,
+    BigInteger,
     Integer,
     Table,
     and_,
@@ -26,8 +26,8 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
-    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -82,6 +82,49 @@ def _rate_block_statement(insert: Any) -> Any:
             where=table.c.count < limit,
         )
         .returning(table.c.granted)
+    )
+
+
+def _reserve_statement(insert: Any) -> Any:
+    """Add a reservation to a counter (creating it) only if it stays within the limits bound as
+    ``max_tokens`` / ``max_microdollars`` (NULL: no limit on that one)."""
+    table = UsageCounter.__table__
+    tokens, microdollars, max_tokens, max_microdollars = (
+        bindparam(name, type_=BigInteger)
+        for name in ("tokens", "microdollars", "max_tokens", "max_microdollars")
+    )
+    fits = and_(
+        or_(
+            max_tokens.is_(None),
+            table.c.used_tokens + table.c.reserved_tokens + tokens <= max_tokens,
+        ),
+        or_(
+            max_microdollars.is_(None),
+            table.c.used_microdollars + table.c.reserved_microdollars + microdollars
+            <= max_microdollars,
+        ),
+    )
+    return (
+        insert(table)
+        .values(
+            id=bindparam("id"),
+            tenant_id=bindparam("tenant_id"),
+            scope=bindparam("scope"),
+            period=bindparam("period"),
+            used_tokens=0,
+            used_microdollars=0,
+            reserved_tokens=tokens,
+            reserved_microdollars=microdollars,
+        )
+        .on_conflict_do_update(
+            index_elements=["tenant_id", "scope", "period"],
+            set_={
+                "reserved_tokens": table.c.reserved_tokens + tokens,
+                "reserved_microdollars": table.c.reserved_microdollars + microdollars,
+            },
+            where=fits,
+        )
+        .returning(table.c.id)
     )
 
 
@@ -203,40 +246,18 @@ class CounterRepository(_Scoped):
             return False
         if charge.max_microdollars is not None and charge.microdollars > charge.max_microdollars:
             return False
-        table = UsageCounter.__table__
-        conditions: list[ColumnElement[bool]] = [true()]
-        if charge.max_tokens is not None:
-            conditions.append(
-                table.c.used_tokens + table.c.reserved_tokens + charge.tokens <= charge.max_tokens
-            )
-        if charge.max_microdollars is not None:
-            conditions.append(
-                table.c.used_microdollars + table.c.reserved_microdollars + charge.microdollars
-                <= charge.max_microdollars
-            )
-        statement = (
-            self._insert(UsageCounter)
-            .values(
-                id=uuid.uuid4(),
-                tenant_id=self.ctx.tenant_id,
-                scope=charge.scope,
-                period=charge.period,
-                used_tokens=0,
-                used_microdollars=0,
-                reserved_tokens=charge.tokens,
-                reserved_microdollars=charge.microdollars,
-            )
-            .on_conflict_do_update(
-                index_elements=["tenant_id", "scope", "period"],
-                set_={
-                    "reserved_tokens": table.c.reserved_tokens + charge.tokens,
-                    "reserved_microdollars": table.c.reserved_microdollars + charge.microdollars,
-                },
-                where=and_(*conditions),
-            )
-            .returning(table.c.id)
-        )
-        result = await self.session.execute(statement)
+        statement = _statement(self.session, "reserve", _reserve_statement)
+        params = {
+            "id": uuid.uuid4(),
+            "tenant_id": self.ctx.tenant_id,
+            "scope": charge.scope,
+            "period": charge.period,
+            "tokens": charge.tokens,
+            "microdollars": charge.microdollars,
+            "max_tokens": charge.max_tokens,
+            "max_microdollars": charge.max_microdollars,
+        }
+        result = await self.session.execute(statement, params)
         return result.first() is not None
 
     async def settle(self, charges: Sequence[CounterCharge], *, actual: tuple[int, int]) -> None:
@@ -280,6 +301,43 @@ class CounterRepository(_Scoped):
         return result.scalar_one_or_none()
 
 
+# Built once: every admission with a quota to enforce runs both.
+_RESERVATIONS = cast(Table, Reservation.__table__)
+_RESERVATION_INSERT = insert(_RESERVATIONS).values(
+    tenant_id=bindparam("tenant_id"),
+    call_id=bindparam("call_id"),
+    charges=bindparam("charges", type_=_RESERVATIONS.c.charges.type),
+    expires_at=bindparam("expires_at", type_=_RESERVATIONS.c.expires_at.type),
+)
+_EXPIRED_RESERVATIONS = (
+    select(_RESERVATIONS.c.call_id, _RESERVATIONS.c.charges)
+    .where(
+        _RESERVATIONS.c.tenant_id == bindparam("tenant_id"),
+        _RESERVATIONS.c.expires_at < bindparam("now", type_=_RESERVATIONS.c.expires_at.type),
+    )
+    .order_by(_RESERVATIONS.c.expires_at)
+    .limit(100)
+)
+
+
+_TAKE_RESERVATIONS = (
+    delete(_RESERVATIONS)
+    .where(
+        _RESERVATIONS.c.tenant_id == bindparam("tenant_id"),
+        _RESERVATIONS.c.call_id.in_(bindparam("call_ids", expanding=True)),
+    )
+    .returning(_RESERVATIONS.c.call_id)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """A reservation whose lease ran out: its call and what it holds on each counter."""
+
+    call_id: uuid.UUID
+    charges: list[dict[str, Any]]
+
+
 class ReservationRepository(_Scoped):
     """Open reservations (leases). ``take`` deletes one and says whether this caller did: the
     one that does releases the counters, so a reservation is released exactly once whether
@@ -288,11 +346,12 @@ class ReservationRepository(_Scoped):
     async def add(
         self, call_id: uuid.UUID, charges: Sequence[CounterCharge], expires_at: datetime
     ) -> None:
-        self.session.add(
-            Reservation(
-                tenant_id=self.ctx.tenant_id,
-                call_id=call_id,
-                charges=[
+        await self.session.execute(
+            _RESERVATION_INSERT,
+            {
+                "tenant_id": self.ctx.tenant_id,
+                "call_id": call_id,
+                "charges": [
                     {
                         "scope": c.scope,
                         "period": c.period,
@@ -301,17 +360,14 @@ class ReservationRepository(_Scoped):
                     }
                     for c in charges
                 ],
-                expires_at=expires_at,
-            )
+                "expires_at": expires_at,
+            },
         )
-        await self.session.flush()
 
     async def take_all(self, call_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """``take`` for several calls in one statement: the ids this caller took."""
         result = await self.session.execute(
-            delete(Reservation)
-            .where(Reservation.tenant_id == self.ctx.tenant_id, Reservation.call_id.in_(call_ids))
-            .returning(Reservation.call_id)
+            _TAKE_RESERVATIONS, {"tenant_id": self.ctx.tenant_id, "call_ids": list(call_ids)}
         )
         return set(result.scalars().all())
 
@@ -323,17 +379,15 @@ class ReservationRepository(_Scoped):
         )
         return bool(getattr(result, "rowcount", 0))
 
-    async def expired(self, now: datetime, *, limit: int = 100) -> list[Reservation]:
+    async def expired(self, now: datetime) -> list[Expired]:
+        """Up to 100 reservations whose lease ran out, oldest first (every admission asks)."""
         result = await self.session.execute(
-            select(Reservation)
-            .where(Reservation.tenant_id == self.ctx.tenant_id, Reservation.expires_at < now)
-            .order_by(Reservation.expires_at)
-            .limit(limit)
+            _EXPIRED_RESERVATIONS, {"tenant_id": self.ctx.tenant_id, "now": now}
         )
-        return list(result.scalars().all())
+        return [Expired(call_id, charges) for call_id, charges in result.all()]
 
 
-def charges_of(reservation: Reservation) -> list[CounterCharge]:
+def charges_of(reservation: Reservation | Expired) -> list[CounterCharge]:
     return [
         CounterCharge(
             scope=c["scope"],

@@ -252,6 +252,11 @@ class GatewayStream:
     events: AsyncIterator[StreamEvent]
 
 
+# How often an admission in a tenant looks for reservations whose lease ran out (per process);
+# an admission about to be refused always looks.
+EXPIRY_CHECK_SECONDS = 1.0
+
+
 def _periods(now: datetime) -> list[tuple[str, str, int]]:
     """(period name, counter key, seconds until it resets) for the current UTC day and month."""
     tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -314,6 +319,7 @@ class GatewayService:
         self._blocks: dict[tuple[uuid.UUID, str, int], int] = {}
         self._refills: dict[tuple[uuid.UUID, str, int], asyncio.Task[int]] = {}
         self._full: set[tuple[uuid.UUID, str, int]] = set()  # windows a refill found full
+        self._expiry_checked: dict[uuid.UUID, float] = {}  # tenant: when (``_expiry_check_due``)
         self._settling: set[asyncio.Future[int]] = set()
         self._ledger = SettlementQueue(
             self._write_settlements,
@@ -480,8 +486,30 @@ class GatewayService:
             prepared.charges = charges
             prepared.leased = False
             return
-        async with self.registry.tenant_transaction(ctx) as session:
-            await self.admit_in(session, ctx, caller, prepared, config)
+        # Expired leases are looked for at most once a second per tenant and process, and
+        # always before a refusal: they matter once they stand between a call and its quota.
+        release_expired = self._expiry_check_due(ctx.tenant_id)
+        try:
+            async with self.registry.tenant_transaction(ctx) as session:
+                await self.admit_in(
+                    session,
+                    ctx,
+                    caller,
+                    prepared,
+                    config,
+                    savepoint=False,
+                    release_expired=release_expired,
+                )
+        except QuotaExhausted:
+            # This process's settlements are written in batches: those still queued hold
+            # their calls' reservations. Written, and with expired leases released, they may
+            # leave room: one more try.
+            queued = self._ledger.holds(ctx.tenant_id)
+            if not queued and release_expired:
+                raise
+            await self._ledger.flush(ctx.tenant_id)
+            async with self.registry.tenant_transaction(ctx) as session:
+                await self.admit_in(session, ctx, caller, prepared, config, savepoint=False)
 
     async def reserve(
         self, session: AsyncSession, ctx: TenantContext, request: GatewayRequest, caller: Caller
@@ -500,9 +528,14 @@ class GatewayService:
         caller: Caller,
         prepared: Prepared,
         config: TenantGatewayConfig,
+        *,
+        savepoint: bool = True,
+        release_expired: bool = True,
     ) -> None:
         """``admit`` in ``session``'s transaction. A refusal leaves nothing of the admission
-        behind (a savepoint holds what it counted when quotas are enforced)."""
+        behind: a savepoint holds what it counted when quotas are enforced, unless the caller
+        rolls its whole transaction back on a refusal (``savepoint=False``). Reservations whose
+        lease ran out are released first unless ``release_expired`` is false."""
         now = self.now()
         epoch = now.timestamp()
         window = int(epoch // 60)
@@ -512,11 +545,12 @@ class GatewayService:
         # A refusal leaves its transaction to be rolled back, except a quota refusal inside a
         # chat's transaction (answered without a model, which goes on): what the admission had
         # counted before it (rate windows, earlier counters) sits in a savepoint.
-        async with session.begin_nested() if enforced else contextlib.nullcontext():
+        nested = session.begin_nested() if enforced and savepoint else contextlib.nullcontext()
+        async with nested:
             granted = await self._admit_rates(session, ctx, caller, config, window, retry_after)
             counters = CounterRepository(session, ctx)
             reservations = ReservationRepository(session, ctx)
-            if enforced:
+            if enforced and release_expired:
                 await self._release_expired(reservations, counters, now)
             for charge in enforced:
                 if not await counters.reserve(charge):
@@ -587,6 +621,13 @@ class GatewayService:
             self._allowance_window = window
         held = [self._allowances.get((ctx.tenant_id, s, window), 0) > 0 for s, _, _ in limits]
         return limits, held
+
+    def _expiry_check_due(self, tenant_id: uuid.UUID) -> bool:
+        now = time.monotonic()
+        if now - self._expiry_checked.get(tenant_id, -EXPIRY_CHECK_SECONDS) < EXPIRY_CHECK_SECONDS:
+            return False
+        self._expiry_checked[tenant_id] = now
+        return True
 
     def _spend_held(
         self, ctx: TenantContext, caller: Caller, config: TenantGatewayConfig, window: int

@@ -139,15 +139,18 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
                 return
             if _read_only.get():
-                connection.exec_driver_sql("BEGIN")
-                return
-            slot = _write_slot.get()
-            if slot is not None and not slot:
-                # Writers of this process queue here, in order, instead of in SQLite's busy
-                # handler (which sleeps in growing steps, milliseconds each); the busy handler
-                # still arbitrates between processes.
-                slot.append(writers.acquire())
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+                begin = "BEGIN"
+            else:
+                begin = "BEGIN IMMEDIATE"
+                slot = _write_slot.get()
+                if slot is not None and not slot:
+                    # Writers of this process queue here, in order, instead of in SQLite's busy
+                    # handler (which sleeps in growing steps, milliseconds each); the busy
+                    # handler still arbitrates between processes.
+                    slot.append(writers.acquire())
+            # Made with the transaction's first statement, in its trip to the driver's thread.
+            if not sqlite_driver.defer_begin(connection.connection.dbapi_connection, begin):
+                connection.exec_driver_sql(begin)
 
         return engine
     return create_async_engine(

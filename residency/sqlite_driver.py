@@ -5,8 +5,10 @@ back (a queue put, a thread wake-up, a loop wake-up: ~0.1-0.2 ms on a small VM).
 stock adapter makes four or five such trips per statement (open a cursor, execute, fetch, read
 the description, close), which made a one-row read cost ~1.7 ms here. This adapter's cursor does
 execute, fetch and close in one function on that thread and keeps the description, row count,
-last row id and rows on the event loop's side: one trip per statement. Connections, transactions
-and everything else are the stock adapter's.
+last row id and rows on the event loop's side: one trip per statement. A transaction's BEGIN
+(``defer_begin``) travels with its first statement instead of making a trip of its own, and a
+transaction that made no statement commits or rolls back without a trip. Connections and
+everything else are the stock adapter's.
 
 It relies on two internals of aiosqlite (``Connection._execute``, which queues a function on the
 connection's thread, and ``Connection._conn``, the sqlite3 connection that function may use);
@@ -36,8 +38,13 @@ def available() -> bool:
     return hasattr(aiosqlite.Connection, "_execute") and hasattr(aiosqlite.Connection, "_conn")
 
 
-def _run(raw: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
-    """On the connection's thread: the whole statement."""
+def _run(
+    raw: sqlite3.Connection, begin: str | None, operation: str, parameters: Any, many: bool
+) -> _Outcome:
+    """On the connection's thread: the transaction's BEGIN if still to be made, then the whole
+    statement."""
+    if begin is not None:
+        raw.execute(begin)
     cursor = raw.cursor()
     try:
         if many:
@@ -88,9 +95,11 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     def _trip(self, operation: Any, parameters: Any, many: bool) -> None:
         connection = self._connection
+        adapt = self._adapt_connection
+        begin, adapt._pending_begin = adapt._pending_begin, None  # type: ignore[attr-defined]
         try:
             outcome = await_(
-                connection._execute(_run, connection._conn, operation, parameters, many)
+                connection._execute(_run, connection._conn, begin, operation, parameters, many)
             )
         except Exception as error:
             self._adapt_connection._handle_exception(error)
@@ -111,8 +120,33 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("_pending_begin",)
     _cursor_cls = OneTripCursor  # type: ignore[assignment]
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self._pending_begin: str | None = None
+
+    def commit(self) -> None:
+        if self._pending_begin is not None:  # no statement: no transaction was opened
+            self._pending_begin = None
+            return
+        super().commit()
+
+    def rollback(self) -> None:
+        if self._pending_begin is not None:
+            self._pending_begin = None
+            return
+        super().rollback()
+
+
+def defer_begin(dbapi_connection: Any, statement: str) -> bool:
+    """Have ``statement`` (``BEGIN`` or ``BEGIN IMMEDIATE``) made with the connection's next
+    statement, in its trip; False for a connection of another adapter (the caller makes it)."""
+    if not isinstance(dbapi_connection, OneTripConnection):
+        return False
+    dbapi_connection._pending_begin = statement
+    return True
 
 
 class OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):

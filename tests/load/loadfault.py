@@ -243,7 +243,9 @@ class Run:
 
     async def release_leases(self) -> None:
         """After the last fault, every reservation a killed process left is released by the
-        next admission in its tenant once its lease has run out: nothing stays reserved."""
+        first admission in its tenant once its lease has run out (a process looks at most once
+        a second per tenant; the pings come a second or more after the last faults' traffic):
+        nothing stays reserved."""
         figures_, problems = await checks.budgets_reconcile(self.topology)
         left = figures_["open_leases"]
         if figures_["last_lease_expiry"] is not None:

@@ -1,5 +1,6 @@
-"""The settlement queue: one write per tenant per window, at once when a quota reservation waits
-on it, retried through a database outage, and drained on demand."""
+"""The settlement queue: one write per tenant per window, at once when the batch is full or the
+tenant's settlements are flushed (a refused admission), retried through a database outage, and
+drained on demand."""
 
 from __future__ import annotations
 
@@ -62,18 +63,31 @@ async def test_one_write_per_tenant_per_window() -> None:
     assert sorted(writes.batches) == [["a1", "a2", "a3"], ["b1"]]
 
 
-async def test_a_reservation_to_release_or_a_full_batch_is_written_at_once() -> None:
+async def test_a_full_batch_is_written_at_once() -> None:
     writes = Writes()
     queue = SettlementQueue(writes, delay=10, max_batch=3)
     tenant = uuid.uuid4()
-    queue.put(settlement(tenant, "plain"))
-    queue.put(settlement(tenant, "leased", leased=True))
-    await asyncio.sleep(0.01)
-    assert writes.batches == [["plain", "leased"]]
     for name in ("x", "y", "z"):
-        queue.put(settlement(tenant, name))
+        queue.put(settlement(tenant, name, leased=name == "y"))
     await asyncio.sleep(0.01)
-    assert writes.batches[1:] == [["x", "y", "z"]]
+    assert writes.batches == [["x", "y", "z"]]
+
+
+async def test_a_flush_writes_one_tenant_now_and_waits_for_it() -> None:
+    writes = Writes()
+    queue = SettlementQueue(writes, delay=10, max_batch=100)
+    tenant, other = uuid.uuid4(), uuid.uuid4()
+    queue.put(settlement(tenant, "leased", leased=True))
+    queue.put(settlement(other, "elsewhere"))
+    await asyncio.sleep(0.01)
+    assert writes.batches == []  # a held reservation alone does not cut the window short
+    assert queue.holds(tenant)
+    await queue.flush(tenant)
+    assert writes.batches == [["leased"]]
+    assert not queue.holds(tenant)
+    assert queue.holds(other)
+    await queue.flush(tenant)  # nothing left: returns at once
+    assert writes.batches == [["leased"]]
 
 
 async def test_an_outage_is_retried_and_nothing_is_written_twice(
@@ -91,7 +105,10 @@ async def test_drain_writes_what_arrives_during_a_write() -> None:
     writes = Writes()
     queue = SettlementQueue(writes, delay=10, max_batch=100)
     tenant = uuid.uuid4()
-    queue.put(settlement(tenant, "first", leased=True))  # its write starts now
+    queue.put(settlement(tenant, "first"))
+    flushing = asyncio.create_task(queue.flush(tenant))
+    await asyncio.sleep(0)  # the first write has started
     queue.put(settlement(tenant, "second"))  # waits for the next one
     await queue.drain()
+    await flushing
     assert [name for batch in writes.batches for name in batch] == ["first", "second"]

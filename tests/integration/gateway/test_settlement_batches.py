@@ -86,3 +86,65 @@ async def test_a_replica_shutting_down_writes_the_settlements_it_holds(
     rows, tokens, events, counted = await _ledger(runtime, tenant)
     assert (rows, events) == (3, 3)
     assert tokens == counted > 0
+
+
+async def test_a_queued_settlement_never_refuses_the_next_call_for_quota(
+    gw: Api, peers: Peers, deployment: Deployment, runtime: Runtime
+) -> None:
+    """A call's reservation is released when its settlement is written. One still queued when
+    the next admission finds the quota spent is written then, and the admission tried again:
+    room a written settlement would leave is never refused."""
+    tenant = await gw.new_tenant("eu")
+    # Room for one call's reservation (its input and 250 output tokens), not for two.
+    quota = {"tenant": {"day": {"tokens": 400}}}
+    put = await gw.client.put("/v1/admin/quotas", json=quota, headers=tenant.admin)
+    assert put.status_code == 200, put.text
+    slow = create_app(gateway_settings(deployment.settings, peers, settle_batch_seconds=5))
+    async with AsyncTestClient(app=slow) as client:
+        answers = [
+            await client.post(CHAT, json=ask(f"q{i}", max_tokens=250), headers=tenant.admin)
+            for i in range(3)
+        ]
+        assert [a.status_code for a in answers] == [200, 200, 200], answers[-1].text
+        # Each refusal wrote what was queued: the first two calls are in the ledger already.
+        assert (await _ledger(runtime, tenant))[0] == 2
+    rows, tokens, events, counted = await _ledger(runtime, tenant)
+    assert (rows, events) == (3, 3)
+    assert tokens == counted == sum(a.json()["usage"]["total_tokens"] for a in answers)
+
+
+async def test_a_batch_of_several_callers_records_each_under_their_own_pseudonym(
+    gw: Api, runtime: Runtime
+) -> None:
+    tenant = await gw.new_tenant("eu")
+    keys = [(await gw.new_key(tenant, (await gw.new_user(tenant))["id"]))["key"] for _ in range(3)]
+    callers = [keys[i % 3] for i in range(9)]
+    answers = await asyncio.gather(
+        *(
+            gw.client.post(CHAT, json=ask(f"q{i}"), headers={"Authorization": f"Bearer {key}"})
+            for i, key in enumerate(callers)
+        )
+    )
+    assert [a.status_code for a in answers] == [200] * 9
+    calls = {uuid.UUID(a.json()["bulwark"]["call_id"]): key for a, key in zip(answers, callers)}
+    usage = await gw.client.get("/v1/usage?group_by=day", headers=tenant.admin)  # writes the queue
+    assert usage.status_code == 200, usage.text
+
+    async with runtime.registry.tenant_transaction(context_of(tenant), read_only=True) as s:
+        rows = (
+            await s.execute(
+                select(AuditEvent.resource_id, AuditEvent.actor).where(
+                    AuditEvent.tenant_id == uuid.UUID(tenant.id),
+                    AuditEvent.action == AuditAction.MODEL_CALLED.value,
+                )
+            )
+        ).all()
+    actors: dict[str, set[str]] = {}
+    for resource_id, actor in rows:
+        actors.setdefault(calls[uuid.UUID(resource_id)], set()).add(actor)
+    # One pseudonym per caller across all their calls, and no two callers share one.
+    assert len(actors) == 3
+    assert all(len(seen) == 1 for seen in actors.values())
+    assert len(set.union(*actors.values())) == 3
+    verified = await gw.client.get("/v1/audit/verify", headers=tenant.admin)
+    assert verified.json()["ok"] is True
