@@ -126,7 +126,10 @@ async def test_a_batch_of_several_callers_records_each_under_their_own_pseudonym
         )
     )
     assert [a.status_code for a in answers] == [200] * 9
-    calls = {uuid.UUID(a.json()["bulwark"]["call_id"]): key for a, key in zip(answers, callers)}
+    calls = {
+        uuid.UUID(a.json()["bulwark"]["call_id"]): key
+        for a, key in zip(answers, callers, strict=True)
+    }
     usage = await gw.client.get("/v1/usage?group_by=day", headers=tenant.admin)  # writes the queue
     assert usage.status_code == 200, usage.text
 
