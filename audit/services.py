@@ -99,8 +99,8 @@ class AuditLog:
 
     async def actor(self) -> str:
         if self._actor is None:
-            secret = await self.subjects.secret_or_create(self.subject, pseudonyms.new_secret())
-            self._actor = pseudonyms.pseudonym(secret, self.subject)
+            await self._actors([self.subject])
+        assert self._actor is not None
         return self._actor
 
     async def _actors(self, subjects: Sequence[str]) -> dict[str, str]:

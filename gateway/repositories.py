@@ -44,8 +44,8 @@ from gateway.models import (
     UsageRecord,
 )
 
-# The two statements every model call runs, built once per dialect with bound parameters:
-# building an upsert costs more than running it on SQLite.
+# The upserts of the model-call hot path (rate blocks, quota reservations, settlements), built
+# once per dialect with bound parameters: building an upsert costs more than running it on SQLite.
 _STATEMENTS: dict[tuple[str, str], Any] = {}
 
 
