@@ -34,6 +34,8 @@ NOT_SCRIPTS = {"run", "targets"}
 # this 2-core machine. The corpus-size sweep (1k/10k/100k chunks, with the query embedding) is
 # bench.vectorstore's; bench.retrieval therefore skips its own `--scale` runs.
 ARGUMENTS: dict[str, list[str]] = {
+    # Generative modes on 30 of the 280 questions: a local model takes seconds per answer.
+    "answers": ["--generative-questions", "30"],
     "chat": ["--requests", "100"],
     "gateway": ["--requests", "150"],
     "http_baseline": ["--requests", "1000"],

@@ -397,6 +397,57 @@ TARGETS: tuple[Target, ...] = (
         )
         for n in (1_000,)
     ),
+    # Answers you can trust (#21): bench/answers.py on the public QA set.
+    Target(
+        21,
+        "Delivered unsupported factual sentences, every mode and model, JSON and streamed",
+        "answers",
+        _path("unsupported_delivered_all_modes"),
+        "",
+        "<=",
+        0,
+    ),
+    Target(
+        21,
+        "Citation precision, extractive (the default of the embedded deployment)",
+        "answers",
+        _path("modes", "extractive", "citation_precision"),
+        "",
+        ">=",
+        0.95,
+    ),
+    Target(
+        21,
+        "Abstention balanced accuracy, extractive",
+        "answers",
+        _path("modes", "extractive", "abstention", "balanced_accuracy"),
+        "",
+        ">=",
+        0.85,
+    ),
+    Target(
+        21,
+        "Answer correctness, embedded default mode (extractive resolved)",
+        "answers",
+        _path("modes", "default", "correctness"),
+        "",
+    ),
+    Target(
+        21,
+        "Answer correctness, generative with SmolLM2-135M (gate on)",
+        "answers",
+        _path("modes", "generative:smollm2-135m", "correctness"),
+        "",
+    ),
+    Target(
+        21,
+        "Answer p50 latency, embedded default",
+        "answers",
+        _path("modes", "default", "latency", "p50_ms"),
+        "ms",
+        "<=",
+        3000,
+    ),
     # Embedding throughput (the bottleneck of ingest, #5), figures only.
     Target(
         5,

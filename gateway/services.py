@@ -401,6 +401,38 @@ class GatewayService:
             tiers[tier] = [self.fleet.endpoint(f"{ctx.region}/{s.name}", s) for s in specs]
         return tiers
 
+    async def prompt_room(self, ctx: TenantContext, model: str, answer_tokens: int) -> int:
+        """Tokens of prompt (in this gateway's estimate) that every endpoint ``model`` may be
+        routed to can take, leaving ``answer_tokens`` for the answer: the smallest window of
+        the requested endpoint, tier, or (``auto``) of every tier the tenant may use, since the
+        router picks the tier after the prompt is built. Never more than ``max_input_tokens``."""
+        config = await self.tenant_config(ctx)
+        tiers = self.tiers(ctx, config)
+        requested, preferred = self._resolve_model(model, tiers)
+        if preferred is not None:
+            endpoints = [preferred]
+        elif requested is not None or config.policy.pinned is not None:
+            endpoints = tiers.get(requested or config.policy.pinned or "", [])
+        else:
+            allowed = config.policy.allowed
+            endpoints = [e for tier, found in tiers.items() if tier in allowed for e in found]
+        answer = min(answer_tokens, self.settings.max_output_tokens)
+        windows = [e.spec.context_window for e in endpoints]
+        room = (min(windows) if windows else self.settings.max_input_tokens + answer) - answer
+        return max(0, min(room, self.settings.max_input_tokens))
+
+    async def configured_generation(self, ctx: TenantContext) -> bool:
+        """Whether the tenant may reach a model configured to write answers: its own BYO model
+        or an operator's endpoint. The embedded llama.cpp model alone does not count: on
+        ``bench/answers.py`` its answers scored below extractive ones (see README)."""
+        config = await self.tenant_config(ctx)
+        return any(
+            endpoint.spec.provider != "llamacpp-local"
+            for tier, endpoints in self.tiers(ctx, config).items()
+            if tier in config.policy.allowed
+            for endpoint in endpoints
+        )
+
     # -- preparation and admission --------------------------------------------------------
 
     async def prepare(

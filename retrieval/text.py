@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import snowballstemmer
+
+_STEMMER = snowballstemmer.stemmer("english")
+
 
 def word_list(text: str) -> list[str]:
     """The whitespace-separated words of ``text``, in order."""
@@ -20,3 +26,12 @@ FUNCTION_WORDS = word_set(
     there here what which who whom whose where when why how can could should would will shall may
     might must of for in on at by with as and or if so any some all each every per about"""
 )
+
+
+@lru_cache(maxsize=65536)
+def root(word: str) -> str:
+    """The Snowball (Porter 2) stem of a lower-case ``word``, its possessive dropped:
+    "execution" and "executed" both give "execut", "Inalchuq's" gives "inalchuq"."""
+    if word.endswith(("'s", "\u2019s")):
+        word = word[:-2]
+    return str(_STEMMER.stemWord(word))

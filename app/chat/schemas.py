@@ -105,16 +105,42 @@ class ChatTranscript(msgspec.Struct):
     messages: list[ChatMessageRead]
 
 
+class TierTimeBudget(msgspec.Struct, forbid_unknown_fields=True):
+    """Seconds a tier may take to answer before the answer falls back to extraction
+    (``mode_reason: "model_timeout"``); revisions get what the first call left."""
+
+    small: Annotated[float, msgspec.Meta(gt=0, le=120)] = 20.0
+    mid: Annotated[float, msgspec.Meta(gt=0, le=120)] = 60.0
+    frontier: Annotated[float, msgspec.Meta(gt=0, le=120)] = 60.0
+
+    def of(self, tier: str | None) -> float:
+        return (
+            float(getattr(self, tier))
+            if tier in ("small", "mid", "frontier")
+            else max(self.small, self.mid, self.frontier)
+        )
+
+
 class ChatPolicyBody(msgspec.Struct, forbid_unknown_fields=True):
     """A tenant's chat policy (``PUT/GET /v1/admin/chat``)."""
 
-    mode: AnswerMode = AnswerMode.GENERATIVE
+    # None: the deployment decides — generative when the tenant's region has a model tier an
+    # operator configured (or the tenant's own BYO model), extractive when its only model is the
+    # embedded small one, which ``bench/answers.py`` measured below extractive answers.
+    mode: AnswerMode | None = None
     cache_enabled: bool = True
     cache_threshold: Annotated[float, msgspec.Meta(ge=0.8, le=1.0)] = 0.95
     cache_ttl_seconds: Annotated[int, msgspec.Meta(ge=0, le=30 * 86400)] = 86400
-    # Groundedness below this triggers the revise loop (0 disables it).
+    # The answer gate (app/chat/gate.py): when a factual sentence of a generative answer is
+    # not backed by the source it cites, one revision naming it is asked for, unless
+    # ``revise_below`` or ``max_revisions`` is 0; if the revision fails the gate too, the answer
+    # is the cited extractive one. (At most one revision; 2 is accepted as 1 for old policies.)
     revise_below: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.5
     max_revisions: Annotated[int, msgspec.Meta(ge=0, le=2)] = 1
+    # Share of a sentence's content words its cited text must hold: a tenant may only tighten
+    # the gate (0.6 is Bulwark's own threshold).
+    min_support: Annotated[float, msgspec.Meta(ge=0.6, le=1.0)] = 0.6
+    time_budget: TierTimeBudget = msgspec.field(default_factory=TierTimeBudget)
     parallel: bool = False
     # When the closest chunk the asker may read is less similar than this (cosine of the
     # question's and the chunk's embeddings), nothing relevant was found: the answer says so

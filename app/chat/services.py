@@ -31,6 +31,13 @@ from opentelemetry import trace
 from prometheus_client import Histogram
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.chat.gate import (
+    ANSWER_MODES,
+    GATE_OUTCOMES,
+    AnswerGate,
+    count_blocked,
+    critique,
+)
 from app.chat.judge import AnswerJudge
 from app.chat.models import ChatSession
 from app.chat.repositories import ChatPolicyRepository
@@ -45,7 +52,7 @@ from app.chat.schemas import (
     Usage,
 )
 from app.chat.sessions import ChatSessionService
-from app.chat.workflows import Generation, fan_out, revise, subquestions
+from app.chat.workflows import Generation, add_usage, fan_out, subquestions
 from app.debug.services import raw_content_until, raw_log
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
@@ -56,7 +63,12 @@ from dlp.errors import PersonalDataBlocked
 from dlp.services import DlpEngine, DlpScanner, DlpService, TripRecorder
 from dlp.transform import PseudonymVault
 from gateway.adapters.base import ChatMessage
-from gateway.errors import ModelUnavailable, QuotaExhausted
+from gateway.errors import (
+    InputTooLong,
+    ModelProviderRejected,
+    ModelUnavailable,
+    QuotaExhausted,
+)
 from gateway.services import (
     Caller,
     GatewayRequest,
@@ -64,15 +76,16 @@ from gateway.services import (
     GatewayService,
     GatewayStream,
     Settlement,
+    estimate_tokens,
 )
 from gateway.services import Prepared as Admission
 from keys.services import Keyring, TenantKeys
 from residency.registry import RegionRegistry
 from retrieval.cache.services import CachePolicy, SemanticCache
-from retrieval.extractive import Extract, extract, render
-from retrieval.grounding import CITATION, Grounding, check
+from retrieval.extractive import Extract, evidence, extract, render
+from retrieval.grounding import CITATION, Grounding, check, sentences
 from retrieval.index import KnowledgeIndex, Passage
-from retrieval.prompt import SYSTEM_PROMPT, Source, Turn, compose
+from retrieval.prompt import SYSTEM_PROMPT, PromptBudget, Source, Turn, compose
 from retrieval.repositories import DocumentRepository
 
 log = structlog.get_logger("bulwark.chat")
@@ -81,6 +94,22 @@ NOTHING_FOUND = (
     "The documents available to you do not answer this question, so no answer was generated."
 )
 WITHHELD = "Your message was withheld by your organisation's prompt-injection policy."
+# Tokens kept free for a generative answer (the gateway's ``max_tokens`` of every chat call).
+ANSWER_TOKENS = 400
+# The failures of a model call after which the answer is extractive (``mode_reason`` says why).
+_MODEL_FAILURES = (ModelUnavailable, ModelProviderRejected, QuotaExhausted, InputTooLong)
+
+
+def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, QuotaExhausted):
+        return "budget_exhausted"
+    if isinstance(exc, TimeoutError):
+        return "model_timeout"
+    if isinstance(exc, InputTooLong):
+        return "question_too_long_for_model"
+    return "model_unavailable"
+
+
 WITHHELD_MESSAGE = "[message withheld by the prompt-injection policy]"
 
 _tracer = trace.get_tracer("bulwark.chat")
@@ -154,19 +183,44 @@ class Prepared:
     messages: list[dict[str, str]] | None = None
     admitted: Admission | None = None
     exhausted: bool = False
+    # Tokens of prompt the models this answer may go to can take (``GatewayService.prompt_room``).
+    room: int | None = None
+    # Model calls paid for an answer that was not delivered (the gate refused it): their usage
+    # is reported with the extractive answer that replaced it.
+    spent: Generation | None = None
+    # The delivered generation as outbound DLP and the output checks left it, and their trips.
+    outbound: StreamingOutbound | None = None
 
     @property
     def sources(self) -> list[str]:
         return [p.text for p in self.passages]
 
 
-_SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
+class Ungrounded(Exception):
+    """A streamed sentence failed the answer gate: it is not sent, and the stream stops."""
+
+    def __init__(self, failing: Grounding) -> None:
+        super().__init__("ungrounded sentence")
+        self.failing = failing
+
+
+def _complete_prefix(pending: str) -> int:
+    """How much of ``pending`` is whole sentences (the last one may still grow: a sentence is
+    complete once the next has begun, so a trailing citation marker stays with it)."""
+    found = sentences(pending)
+    if len(found) < 2:
+        return 0
+    last = r"\s+".join(re.escape(word) for word in found[-1].split())
+    match = re.search(rf"{last}\s*$", pending)
+    return match.start() if match else 0
 
 
 class StreamingOutbound:
-    """Outbound DLP and output checks on a streamed answer, one sentence at a time: a sentence
-    is released once it is complete and scanned (its cited sources and the asker's own message
-    are what it may repeat), so nothing unscanned reaches the client."""
+    """Outbound DLP, output checks and the answer gate on a streamed answer, one sentence at a
+    time: a sentence is released once it is complete, scanned (its cited sources and the
+    asker's own message are what it may repeat) and backed by what it cites, so nothing
+    unscanned or unsupported reaches the client. The first sentence that fails the gate raises
+    ``Ungrounded``: it and everything after it are withheld."""
 
     def __init__(
         self,
@@ -174,11 +228,13 @@ class StreamingOutbound:
         vault: PseudonymVault | None,
         asker_message: str,
         sources: list[str],
+        gate: AnswerGate | None = None,
     ) -> None:
         self.scanner = scanner
         self.vault = vault
         self.asker_message = asker_message
         self.sources = sources
+        self.gate = gate
         self.pending = ""
         self.released: list[str] = []
         self.trips: Counter[tuple[str, str]] = Counter()
@@ -190,16 +246,17 @@ class StreamingOutbound:
 
     async def feed(self, delta: str) -> str:
         self.pending += delta
-        ends = list(_SENTENCE_END.finditer(self.pending))
-        if not ends:
+        cut = _complete_prefix(self.pending)
+        if not cut:
             return ""
-        cut = ends[-1].end()
         ready, self.pending = self.pending[:cut], self.pending[cut:]
         return await self._scan(ready)
 
     async def flush(self) -> str:
         ready, self.pending = self.pending, ""
-        return await self._scan(ready) if ready else ""
+        if not ready.strip():
+            return ""
+        return await self._scan(ready)
 
     async def _scan(self, piece: str) -> str:
         cited = [
@@ -219,6 +276,10 @@ class StreamingOutbound:
             allowed_hosts=self.scanner.policy.injection.allowed_hosts,
         )
         self.output_kinds.update((kind, "removed") for kind in checked.kinds)
+        if self.gate is not None:
+            judged = await self.gate.judge(checked.text)
+            if not judged.passed:
+                raise Ungrounded(judged)
         self.released.append(checked.text)
         return checked.text
 
@@ -321,7 +382,9 @@ class ChatService:
             return prepared.answered
         try:
             generation, grounding, revisions = await self._generate(prepared)
-            return await self._finish(prepared, generation, grounding, revisions)
+            return await self._finish(
+                prepared, generation, grounding, revisions, streamed=prepared.outbound
+            )
         finally:
             for settlement in self._unsettled:
                 self.gateway.settle_detached(settlement)
@@ -334,8 +397,9 @@ class ChatService:
         ``error``). Everything up to the model's first token — DLP, cache, retrieval, routing,
         admission — happens before this returns, so its failures are ordinary problem responses.
 
-        Outbound DLP must see a sentence to judge it (a name is only a name in context), so the
-        model's tokens are released sentence by sentence, each after its scan.
+        Outbound DLP must see a sentence to judge it (a name is only a name in context), and
+        the answer gate must see what it cites, so the model's tokens are released sentence by
+        sentence, each after its scan and its check.
         """
         prepared = await self._prepare(request, history)
         if prepared.answered is not None:
@@ -348,10 +412,8 @@ class ChatService:
                 self._gateway_request(self._messages(prepared), request.model),
                 self._caller(),
             )
-        except (ModelUnavailable, QuotaExhausted) as exc:
-            prepared.mode_reason = (
-                "budget_exhausted" if isinstance(exc, QuotaExhausted) else "model_unavailable"
-            )
+        except _MODEL_FAILURES as exc:
+            prepared.mode_reason = _failure_reason(exc)
             done = await self._finish(prepared, None, check("", prepared.sources), 0)
             return _replay(done)
         return self._relay(prepared, opened)
@@ -371,35 +433,44 @@ class ChatService:
             },
         )
         assert prepared.scanner is not None  # set by _prepare before any model call
+        gate = self._gate(prepared)
         outbound = StreamingOutbound(
-            prepared.scanner, prepared.vault, prepared.request.message, prepared.sources
+            prepared.scanner, prepared.vault, prepared.request.message, prepared.sources, gate
         )
         usage, cost = None, 0
         events = opened.events
         span = _tracer.start_span("llm.generate")
+        refused: Grounding | None = None
+        timed_out = False
         try:
-            async for event in events:
-                if event.kind == "delta":
-                    released = await outbound.feed(event.text)
-                    if released:
-                        yield ChatEvent("token", {"text": released})
-                elif event.kind == "error":
-                    yield ChatEvent(
-                        "error",
-                        {
-                            "code": event.error_code or "model_error",
-                            "detail": "The model stream broke off; what was generated was billed.",
-                        },
-                    )
-                    return
-                else:
-                    usage, cost = event.usage, event.cost_microdollars
-            released = await outbound.flush()
+            async with asyncio.timeout(prepared.policy.time_budget.of(opened.decision.tier)):
+                async for event in events:
+                    if event.kind == "delta":
+                        released = await outbound.feed(event.text)
+                        if released:
+                            yield ChatEvent("token", {"text": released})
+                    elif event.kind == "error":
+                        yield ChatEvent(
+                            "error",
+                            {
+                                "code": event.error_code or "model_error",
+                                "detail": "The model stream broke off; what was generated "
+                                "was billed.",
+                            },
+                        )
+                        return
+                    else:
+                        usage, cost = event.usage, event.cost_microdollars
+                released = await outbound.flush()
         except PersonalDataBlocked as blocked:
             # The answer holds personal data the tenant's policy blocks: stop here. What was
             # released so far had passed its scan; the call is still settled by the gateway.
             yield ChatEvent("error", {"code": blocked.code, "detail": blocked.detail})
             return
+        except Ungrounded as failed:
+            refused, released = failed.failing, ""
+        except TimeoutError:
+            timed_out, released = True, ""
         finally:
             # Closing the model stream settles the call even when the client went away.
             aclose = getattr(events, "aclose", None)
@@ -419,6 +490,38 @@ class ChatService:
             provider=opened.endpoint,
             reason=opened.decision.reason,
         )
+        if (refused is not None or timed_out) and not outbound.released:
+            # Nothing was sent yet: the answer takes the JSON path's way out — one revision,
+            # then extraction or an abstention — and is streamed once it has passed.
+            if timed_out:
+                prepared.mode, prepared.mode_reason = AnswerMode.EXTRACTIVE, "model_timeout"
+                prepared.spent = generation
+                response = await self._finish(prepared, None, check("", prepared.sources), 0)
+            else:
+                assert refused is not None
+                count_blocked(refused.failing)
+                try:
+                    recovered, grounding, revisions = await self._recover(
+                        prepared, self._messages(prepared), generation, refused
+                    )
+                except PersonalDataBlocked as blocked:
+                    yield ChatEvent("error", {"code": blocked.code, "detail": blocked.detail})
+                    return
+                response = await self._finish(
+                    prepared, recovered, grounding, revisions, streamed=prepared.outbound
+                )
+            async for event in _replay(response):
+                if event.kind != "meta":
+                    yield event
+            return
+        if refused is not None or timed_out:
+            # Sentences already sent stay (each passed); the failing one and the rest do not.
+            if refused is not None:
+                count_blocked(refused.failing)
+            GATE_OUTCOMES.labels("withheld").inc()
+            prepared.mode_reason = "ungrounded_sentence_withheld" if refused else "model_timeout"
+        else:
+            GATE_OUTCOMES.labels("passed").inc()
         response = await self._finish(
             prepared, generation, check(outbound.text, prepared.sources), 0, streamed=outbound
         )
@@ -498,8 +601,14 @@ class ChatService:
                 history=turns,
             )
             prepared.scanner = scanner
-            prepared.mode = request.mode or policy.mode
-            prepared.mode_reason = "requested" if request.mode else "tenant_policy"
+            prepared.mode = request.mode or policy.mode or await self._default_mode()
+            prepared.mode_reason = (
+                "requested"
+                if request.mode
+                else "tenant_policy"
+                if policy.mode
+                else "deployment_default"
+            )
             cache_scope = self._cache_scope(prepared)
             cacheable = not turns and not prepared.pii_found and request.cache
             if cacheable:
@@ -541,9 +650,34 @@ class ChatService:
                 prepared.answered = await self._extractive(
                     prepared, session, keys, audit, prepared.mode_reason
                 )
-            elif admit:
+                return prepared
+            # Abstention is decided from the evidence before any model is paid: the retrieved
+            # text must hold a sentence that covers what the question specifically asks. A
+            # follow-up ("and for trains?") leans on the conversation, so it goes to the model
+            # and the answer gate judges what comes back.
+            answers = bool(turns) or await asyncio.to_thread(
+                evidence,
+                self._asked(prepared),
+                prepared.sources,
+                self.knowledge.embedder,
+                prepared.vector,
+                contexts=self._contexts(prepared),
+            )
+            if not answers:
+                prepared.answered = await self._no_model(
+                    sessions, row, prepared, NOTHING_FOUND, "no_answer_in_sources"
+                )
+                return prepared
+            prepared.room = await self.gateway.prompt_room(self.ctx, request.model, ANSWER_TOKENS)
+            if admit:
                 await self._admit(prepared, session)
             return prepared
+
+    async def _default_mode(self) -> AnswerMode:
+        """The deployment's answer mode for a tenant whose policy names none."""
+        if await self.gateway.configured_generation(self.ctx):
+            return AnswerMode.GENERATIVE
+        return AnswerMode.EXTRACTIVE
 
     async def _admit(self, prepared: Prepared, session: AsyncSession) -> None:
         """Route and admit the answer's first model call (rate limits, quota reservation) in
@@ -561,6 +695,9 @@ class ChatService:
             )
         except QuotaExhausted:
             prepared.exhausted = True
+        except InputTooLong:
+            # Only the question itself can be too long now that the sources are fitted.
+            prepared.exhausted, prepared.mode_reason = True, "question_too_long_for_model"
 
     async def _history(
         self,
@@ -631,29 +768,53 @@ class ChatService:
 
     # -- generation (no transaction open) -------------------------------------------------
 
-    def _messages(self, prepared: Prepared) -> list[dict[str, str]]:
+    def _messages(self, prepared: Prepared, *, reserve: int = 0) -> list[dict[str, str]]:
+        """The prompt, fitted to the room of the models it may go to, less ``reserve`` tokens
+        for what follows it (a revision's previous answer and critique)."""
         with _tracer.start_as_current_span("compose_prompt") as span:
+            messages = self._compose(prepared, reserve)
             span.set_attribute("bulwark.prompt.sources", len(prepared.passages))
-            return self._compose(prepared)
+            return messages
 
-    def _compose(self, prepared: Prepared) -> list[dict[str, str]]:
+    def _compose(self, prepared: Prepared, reserve: int = 0) -> list[dict[str, str]]:
         sources = [
             Source(prepared.titles.get(p.document_id, ""), p.heading_path, p.text)
             for p in prepared.passages
         ]
+        fit = (
+            PromptBudget(prepared.room - reserve, estimate_tokens)
+            if prepared.room is not None
+            else None
+        )
         return compose(
             prepared.question,
             sources,
             [Turn(m["role"], m["content"]) for m in prepared.history],
             history_budget=prepared.policy.history_tokens,
             counter=self.knowledge.counter,
+            fit=fit,
+        )
+
+    def _gate(self, prepared: Prepared) -> AnswerGate:
+        return AnswerGate(
+            prepared.sources,
+            SYSTEM_PROMPT,
+            prepared.policy.min_support,
+            self.knowledge.embedder,
         )
 
     async def _call(
-        self, messages: list[dict[str, str]], *, model: str, admitted: Admission | None = None
+        self,
+        messages: list[dict[str, str]],
+        *,
+        model: str,
+        admitted: Admission | None = None,
+        seconds: float | None = None,
     ) -> Generation:
+        """One model call, within ``seconds`` (the tier's time budget) when given."""
         with _tracer.start_as_current_span("llm.generate") as span:
-            result = await self._complete_call(messages, model, admitted)
+            async with asyncio.timeout(seconds):
+                result = await self._complete_call(messages, model, admitted)
             if result.pending is not None:
                 self._unsettled.append(result.pending)
             _genai(span, result.decision.tier, result.endpoint, result.model, result.usage)
@@ -672,6 +833,7 @@ class ChatService:
         return GatewayRequest(
             messages=tuple(ChatMessage(m["role"], m["content"]) for m in messages),
             model=model,
+            max_tokens=ANSWER_TOKENS,
             sources=self._sources_count,
             reasoning=self._reasoning,
         )
@@ -692,38 +854,91 @@ class ChatService:
         )
 
     async def _generate(self, prepared: Prepared) -> tuple[Generation | None, Grounding, int]:
+        """The model's answer if it passes the gate (after at most one revision); else
+        ``None`` and the reason in ``prepared.mode_reason``: the answer is then extractive."""
         messages = prepared.messages or self._messages(prepared)
         self._sources_count = len(prepared.passages)
         self._reasoning = "high" if prepared.parts > 1 else None
+        nothing = check("", prepared.sources)
         if prepared.exhausted:
             prepared.mode = AnswerMode.EXTRACTIVE
-            prepared.mode_reason = "budget_exhausted"
-            return None, check("", prepared.sources), 0
+            if prepared.mode_reason != "question_too_long_for_model":
+                prepared.mode_reason = "budget_exhausted"
+            return None, nothing, 0
+        tier = prepared.admitted.decision.tier if prepared.admitted is not None else None
         try:
             first = await self._call(
-                messages, model=prepared.request.model, admitted=prepared.admitted
-            )
-        except (ModelUnavailable, QuotaExhausted) as exc:
-            prepared.mode = AnswerMode.EXTRACTIVE
-            prepared.mode_reason = (
-                "budget_exhausted" if isinstance(exc, QuotaExhausted) else "model_unavailable"
-            )
-            return None, check("", prepared.sources), 0
-        policy = prepared.policy
-        if policy.revise_below <= 0 or policy.max_revisions == 0:
-            return first, check(first.text, prepared.sources), 0
-        try:
-            return await revise(
                 messages,
-                first,
-                prepared.sources,
-                self._call,
-                model=first.tier,
-                threshold=policy.revise_below,
-                max_revisions=policy.max_revisions,
+                model=prepared.request.model,
+                admitted=prepared.admitted,
+                seconds=prepared.policy.time_budget.of(tier),
             )
-        except (ModelUnavailable, QuotaExhausted):
-            return first, check(first.text, prepared.sources), 0
+        except (*_MODEL_FAILURES, TimeoutError) as exc:
+            prepared.mode = AnswerMode.EXTRACTIVE
+            prepared.mode_reason = _failure_reason(exc)
+            return None, nothing, 0
+        gate = self._gate(prepared)
+        grounding = await gate.judge(await self._scanned(prepared, first.text))
+        if gate.passes(grounding):
+            GATE_OUTCOMES.labels("passed").inc()
+            return first, grounding, 0
+        count_blocked(grounding.failing)
+        return await self._recover(prepared, messages, first, grounding)
+
+    async def _scanned(self, prepared: Prepared, text: str) -> str:
+        """``text`` through outbound DLP and the output checks, sentence by sentence as a
+        stream is (``StreamingOutbound``; a blocked entity raises ``PersonalDataBlocked``):
+        what the gate judges is what would be delivered."""
+        assert prepared.scanner is not None  # set by _prepare before any model call
+        outbound = StreamingOutbound(
+            prepared.scanner, prepared.vault, prepared.request.message, prepared.sources
+        )
+        with _tracer.start_as_current_span("dlp.outbound"):
+            await outbound.feed(text)
+            await outbound.flush()
+        prepared.outbound = outbound
+        return outbound.text
+
+    async def _recover(
+        self,
+        prepared: Prepared,
+        messages: list[dict[str, str]],
+        first: Generation,
+        grounding: Grounding,
+    ) -> tuple[Generation | None, Grounding, int]:
+        """A first answer failed the gate: one revision naming its failing sentences, checked
+        the same way; if that fails too (or is not allowed, or the model fails), ``None``."""
+        policy, gate = prepared.policy, self._gate(prepared)
+        nothing = check("", prepared.sources)
+        spent, revisions = first, 0
+        if policy.revise_below > 0 and policy.max_revisions > 0:
+            request = critique(grounding)
+            # The revision carries the first answer and the critique: the sources make room.
+            reserve = estimate_tokens(first.text) + estimate_tokens(request) + 16
+            revision = [
+                *self._messages(prepared, reserve=reserve),
+                {"role": "assistant", "content": first.text},
+                {"role": "user", "content": request},
+            ]
+            try:
+                attempt = await self._call(
+                    revision, model=first.tier, seconds=policy.time_budget.of(first.tier)
+                )
+            except (*_MODEL_FAILURES, TimeoutError):
+                attempt = None
+            if attempt is not None:
+                revisions = 1
+                spent = add_usage(first, attempt)
+                revised = await gate.judge(await self._scanned(prepared, attempt.text))
+                if gate.passes(revised):
+                    GATE_OUTCOMES.labels("revised").inc()
+                    return spent, revised, revisions
+                count_blocked(revised.failing)
+        GATE_OUTCOMES.labels("fallback").inc()
+        prepared.mode = AnswerMode.EXTRACTIVE
+        prepared.mode_reason = "ungrounded_generation"
+        prepared.spent = spent
+        return None, nothing, revisions
 
     # -- after the model ------------------------------------------------------------------
 
@@ -738,25 +953,35 @@ class ChatService:
     ) -> ChatResponse:
         async with self._unit(gate=False) as (session, keys, audit):
             if generation is None:
-                return await self._extractive(prepared, session, keys, audit, prepared.mode_reason)
+                response = await self._extractive(
+                    prepared, session, keys, audit, prepared.mode_reason, revisions=revisions
+                )
+                for settlement in self._unsettled:
+                    await self.gateway.settle_in(session, settlement, audit)
+                self._unsettled.clear()
+                return response
             dlp = self._dlp(session, audit, prepared.scanner)
-            if streamed is not None:
-                # Scanned sentence by sentence as it streamed: record what the scans did.
-                await dlp.recorder.record("outbound", streamed.trips + streamed.output_kinds)
-                text = streamed.text
-            else:
-                cited = [prepared.sources[n - 1] for n in grounding.cited]
-                with _tracer.start_as_current_span("dlp.outbound"):
-                    outbound = await dlp.scan_outbound(
-                        grounding.answer,
-                        vault=prepared.vault,
-                        asker_message=prepared.request.message,
-                        sources=cited,
-                    )
-                    text = await dlp.guard_output(outbound.text, system_prompt=SYSTEM_PROMPT)
+            # Scanned sentence by sentence before the gate judged it (streamed or not): record
+            # what the scans did.
+            assert streamed is not None  # every delivered generation went through the scan
+            await dlp.recorder.record("outbound", streamed.trips + streamed.output_kinds)
+            text = streamed.text
             with _tracer.start_as_current_span("groundedness") as span:
-                final = check(text, prepared.sources)
+                final = await self._gate(prepared).judge(text)
                 span.set_attribute("bulwark.groundedness", final.score)
+            if not final.passed:
+                # Outbound DLP rewrote a sentence into one its source no longer backs: the gate
+                # holds after redaction too.
+                count_blocked(final.failing)
+                GATE_OUTCOMES.labels("fallback").inc()
+                prepared.mode_reason, prepared.spent = "ungrounded_generation", generation
+                response = await self._extractive(
+                    prepared, session, keys, audit, prepared.mode_reason, revisions=revisions
+                )
+                for settlement in self._unsettled:
+                    await self.gateway.settle_in(session, settlement, audit)
+                self._unsettled.clear()
+                return response
             response = ChatResponse(
                 answer=final.answer,
                 citations=self._citations(prepared, final),
@@ -796,10 +1021,16 @@ class ChatService:
         keys: TenantKeys,
         audit: AuditLog,
         reason: str,
+        *,
+        revisions: int = 0,
     ) -> ChatResponse:
+        """The cited sentences that answer the question (``retrieval.extractive``), or an
+        abstention when none does. Model calls already paid for (an answer the gate refused)
+        are reported in its usage and model fields."""
         extracts = await self._extract(prepared)
         text = render(extracts) if extracts else NOTHING_FOUND
         grounding = check(text, prepared.sources)
+        spent = prepared.spent
         response = ChatResponse(
             answer=grounding.answer,
             citations=self._citations(prepared, grounding),
@@ -807,19 +1038,47 @@ class ChatService:
             grounded=Grounded(
                 grounding.score, grounding.uncited_sentences, grounding.unsupported_sentences
             ),
-            usage=Usage(0, 0, 0.0),
-            model=ModelInfo(None, None, reason),
+            usage=Usage(
+                spent.input_tokens if spent else 0,
+                spent.output_tokens if spent else 0,
+                spent.cost_microdollars / 1_000_000 if spent else 0.0,
+            ),
+            model=ModelInfo(
+                spent.tier if spent else None, spent.provider if spent else None, reason
+            ),
             cache="miss",
             mode=AnswerMode.EXTRACTIVE,
             mode_reason=reason,
+            revisions=revisions,
         )
         await self._complete(session, keys, audit, prepared, response)
         return response
 
     async def _extract(self, prepared: Prepared) -> list[Extract]:
         return await asyncio.to_thread(
-            extract, prepared.question, prepared.sources, self.knowledge.embedder
+            extract,
+            self._asked(prepared),
+            prepared.sources,
+            self.knowledge.embedder,
+            contexts=self._contexts(prepared),
         )
+
+    @staticmethod
+    def _asked(prepared: Prepared) -> str:
+        """The question as the evidence test and extraction read it: with the asker's own
+        pseudonymised names put back (in memory only; the sentences chosen come from the
+        sources, never from the question)."""
+        if prepared.vault is None:
+            return prepared.question
+        return prepared.vault.restore(prepared.question)
+
+    @staticmethod
+    def _contexts(prepared: Prepared) -> list[str]:
+        """Each passage's document title and heading path (what its sentences are about)."""
+        return [
+            " ".join([prepared.titles.get(p.document_id, ""), *p.heading_path])
+            for p in prepared.passages
+        ]
 
     def _citations(self, prepared: Prepared, grounding: Grounding) -> list[Citation]:
         citations = []
@@ -890,6 +1149,7 @@ class ChatService:
         )
         with _tracer.start_as_current_span("audit.append"):
             await self._audit_answer(audit, row, prepared, response)
+        ANSWER_MODES.labels(str(response.mode), response.mode_reason).inc()
         log.info(
             "chat_answered",
             session_id=str(row.id),
@@ -930,6 +1190,10 @@ class ChatService:
                 # The gateway moved past a failing endpoint or tier (the console's fallback rate).
                 "fallback": response.model.reason.endswith("+fallback"),
                 "grounded_permille": round(response.grounded.score * 1000),
+                # Why this mode answered: every fallback of the answer gate, the model or the
+                # budget, and every abstention, is named here.
+                "mode_reason": response.mode_reason,
+                "revisions": response.revisions,
             },
         )
 

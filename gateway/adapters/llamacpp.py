@@ -89,7 +89,15 @@ class LlamaCppProvider:
     def _complete_sync(self, request: ProviderRequest) -> Completion:
         llama = self._model()
         with self._run_lock:
-            result = llama.create_chat_completion(**self._kwargs(request))
+            try:
+                result = llama.create_chat_completion(**self._kwargs(request))
+            except ValueError:
+                # llama.cpp refuses a prompt longer than its window ("Requested tokens exceed
+                # context window") with a ValueError: the endpoint refuses this request, which
+                # is a failure of the call, never of the server.
+                raise ProviderError("rejected", "the prompt does not fit the local model") from None
+            except RuntimeError:
+                raise ProviderError("server_error", "local inference failed") from None
         choice = result["choices"][0]
         usage = result.get("usage") or {}
         return Completion(

@@ -671,9 +671,8 @@ async def test_chat_is_per_tenant(api: Api, world: dict[str, Any], intruder: str
         404,
         "chat_session_not_found",
     )
-    assert (await api.client.get("/v1/admin/chat", headers=other.admin)).json()["mode"] == (
-        "generative"
-    )
+    # B's own policy: never set, so the deployment decides its mode (not A's "extractive").
+    assert (await api.client.get("/v1/admin/chat", headers=other.admin)).json()["mode"] is None
     await api.client.put("/v1/admin/chat", json={"parallel": True}, headers=other.admin)
     mine = (await api.client.get("/v1/admin/chat", headers=a.admin)).json()
     assert (mine["mode"], mine["parallel"]) == ("extractive", False)

@@ -13,6 +13,7 @@ the load harness, which scripts a 5xx burst with ``POST /_peer/script {"status",
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import socket
 import threading
@@ -41,6 +42,7 @@ class Reply:
     text: str | None = None
     retry_after: str | None = None
     break_after: int | None = None  # stream: tokens sent before an error event
+    delay: float = 0.0  # seconds before the reply starts (a slow model)
 
 
 @dataclass
@@ -88,6 +90,8 @@ class LlmPeer:
             }
         )
         reply = self.script.popleft() if self.script else Reply()
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
         if reply.status != 200:
             headers = [(b"content-type", b"application/json")]
             if reply.retry_after is not None:

@@ -25,6 +25,7 @@ Employees may book hotels up to 180 euros per night in Paris and 140 euros elsew
 First class is allowed for journeys longer than four hours.
 """
 ANSWER = "Employees may book hotels up to 180 euros per night in Paris [1]."
+TRAIN_ANSWER = "First class is allowed for journeys longer than four hours [1]."
 QUESTION = "What is the hotel limit per night in Paris?"
 
 
@@ -137,10 +138,10 @@ async def test_the_cache_serves_readers_only_and_forgets_on_acl_change(
 async def test_streaming_sends_meta_tokens_citations_then_done(chat: Api, peer: LlmPeer) -> None:
     tenant, doc = await travel_tenant(chat)
     _, key = await member(chat, tenant)
-    peer.text = ANSWER + " First class is allowed for journeys longer than four hours [1]."
+    peer.text = ANSWER + " Elsewhere hotels may cost up to 140 euros per night [1]."
     response = await chat.client.post(
         "/v1/chat",
-        json={"message": "What are the hotel and train rules?"},
+        json={"message": QUESTION},
         headers={**key, "Accept": "text/event-stream"},
     )
     assert response.status_code == 200

@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from app.main import create_app
 from app.settings import ObservabilitySettings
 from tests.conftest import Api, Deployment, TenantHandle, assert_problem
-from tests.integration.chat.test_chat import ANSWER, QUESTION, ask, travel_tenant
+from tests.integration.chat.test_chat import ANSWER, QUESTION, TRAIN_ANSWER, ask, travel_tenant
 from tests.integration.retrieval.test_documents import member
 from tests.peers.llm_peer import LlmPeer
 
@@ -58,10 +58,12 @@ async def test_raw_content_is_logged_only_while_the_audited_switch_is_on(
     assert "INC-4411" not in json.dumps(enabled)  # the reason is kept as a keyed hash
 
     caplog.clear()
+    peer.text = TRAIN_ANSWER
     await ask(chat, tenant.admin, "Is first class allowed on trains?")
     [line] = raw_lines(caplog)
     assert line["raw_content"] is True
-    assert line["question"] == "Is first class allowed on trains?" and line["answer"] == ANSWER
+    assert line["question"] == "Is first class allowed on trains?"
+    assert line["answer"] == TRAIN_ANSWER
 
     off = await chat.client.delete(SWITCH, headers=tenant.admin)
     assert off.status_code == 200 and off.json()["enabled"] is False

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.main import create_app
 from tests.conftest import Api, Deployment, assert_problem
 from tests.integration.chat.conftest import chat_settings
-from tests.integration.chat.test_chat import ANSWER, QUESTION, ask, travel_tenant
+from tests.integration.chat.test_chat import ANSWER, QUESTION, TRAIN_ANSWER, ask, travel_tenant
 from tests.integration.retrieval.test_documents import add
 from tests.peers.llm_peer import LlmPeer, Reply
 
@@ -50,6 +50,7 @@ async def test_counters_move_by_what_the_requests_did(chat: Api, peer: LlmPeer) 
     first = await ask(chat, tenant.admin, QUESTION, model="small")
     assert (await ask(chat, tenant.admin, QUESTION, model="small"))["cache"] == "exact"
     peer.then(Reply(status=500))  # the small tier fails once: the frontier tier answers
+    peer.text = TRAIN_ANSWER
     fallen = await ask(
         chat, tenant.admin, "Is first class allowed on long train journeys?", model="small"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from retrieval.adapters.minilm import OnnxMiniLMEmbedder
 from retrieval.extractive import extract, render
-from retrieval.grounding import check
+from retrieval.grounding import check, missing_claims
 
 SOURCES = [
     "Employees may book hotels up to 180 euros per night in Paris and 140 euros elsewhere.",
@@ -58,3 +58,75 @@ def test_extractive_answers_cite_the_sentences_they_quote() -> None:
     )
     assert [e.source for e in extracts] == [1]
     assert render(extracts).endswith("[1]") and "180 euros" in render(extracts)
+
+
+POLICY = [
+    "Hotels up to 180 euros a night in Paris, 140 euros elsewhere in France. Meals are "
+    "reimbursed up to 40 euros a day.",
+    "Alcohol is never reimbursed. Trips over 2,000 euros must be approved by the finance "
+    "director before booking.",
+]
+
+
+def test_a_marker_after_the_final_stop_belongs_to_its_sentence() -> None:
+    result = check(
+        "Hotels up to 180 euros a night in Paris, 140 euros elsewhere in France. [1] Alcohol "
+        "is never reimbursed. [2]",
+        POLICY,
+    )
+    assert result.score == 1.0 and result.cited == [1, 2]
+    assert [c.cited for c in result.checks] == [(1,), (2,)]
+
+
+def test_a_wrong_number_is_unsupported_however_many_words_overlap() -> None:
+    wrong = check("The hotel limit per night in Paris is 120 euros [1].", POLICY)
+    assert wrong.score == 0.0 and wrong.checks[0].reason == "claim:120"
+    meals = check("The meal allowance is 10 euros per day [1].", POLICY)
+    assert meals.unsupported_sentences == ["The meal allowance is 10 euros per day [1]."]
+
+
+def test_numbers_match_across_thousands_separators_and_number_words() -> None:
+    assert check("Trips over 2000 euros need the finance director's approval [2].", POLICY).passed
+    assert check(
+        "First class is allowed on train journeys longer than 4 hours [2].", SOURCES
+    ).passed
+
+
+def test_a_name_the_source_does_not_hold_is_unsupported() -> None:
+    sentence = "Trips over 2,000 euros must be approved by Dr. Martin [2]."
+    assert not check(sentence, POLICY).passed
+    assert "martin" in missing_claims(sentence, POLICY[1])
+
+
+def test_a_dropped_negation_is_unsupported() -> None:
+    result = check("Alcohol is reimbursed [2].", POLICY)
+    assert not result.passed and result.checks[0].reason == "negation"
+    assert check("Alcohol is not reimbursed [2].", POLICY).passed
+
+
+def test_sentences_keep_abbreviations_decimals_and_list_items_whole() -> None:
+    from retrieval.grounding import sentences
+
+    assert sentences("It was founded in 1923 by Dr. Smith in St. Louis. It cost $1.5 million.") == [
+        "It was founded in 1923 by Dr. Smith in St. Louis.",
+        "It cost $1.5 million.",
+    ]
+    assert sentences("Rules:\n- Hotels are booked centrally\n- Meals up to 40 euros") == [
+        "Rules:",
+        "- Hotels are booked centrally",
+        "- Meals up to 40 euros",
+    ]
+
+
+def test_extractive_answers_put_the_asked_fact_first_and_never_repeat_a_sentence() -> None:
+    embedder = OnnxMiniLMEmbedder()
+    sources = [*POLICY, POLICY[0]]
+    extracts = extract("What is the meal allowance per day?", sources, embedder)
+    assert extracts[0].text == "Meals are reimbursed up to 40 euros a day."
+    assert len({e.text for e in extracts}) == len(extracts) <= 3
+    approval = extract("Who must approve trips over 2000 euros?", POLICY, embedder)
+    assert "finance director" in approval[0].text and approval[0].source == 2
+
+
+def test_extraction_abstains_when_no_sentence_answers() -> None:
+    assert extract("What is the mileage rate for private cars?", POLICY, OnnxMiniLMEmbedder()) == []
