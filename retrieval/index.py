@@ -30,7 +30,7 @@ from retrieval import sparse as bm25
 from retrieval.acl import DocumentAcl, SearchFilters, with_pii
 from retrieval.cache.index import QuestionIndex, open_question_index
 from retrieval.chunking import Chunk, TokenCounter, chunk_blocks
-from retrieval.embeddings import Embedder
+from retrieval.embeddings import Embedder, SentenceVectors
 from retrieval.parsing import parse_document
 from retrieval.vectorstore import ChunkPoint, SparseVector, VectorStore, open_vector_store
 
@@ -92,6 +92,8 @@ class KnowledgeIndex:
     ) -> None:
         self.registry = registry
         self.embedder = embedder
+        # Sentence embeddings of retrieved chunks (evidence test, gate, extraction), per tenant.
+        self.sentences = SentenceVectors(embedder)
         self.counter = counter
         self.optimize_after = optimize_after
         self._pending: dict[str, int] = {}

@@ -82,6 +82,7 @@ from gateway.services import Prepared as Admission
 from keys.services import Keyring, TenantKeys
 from residency.registry import RegionRegistry
 from retrieval.cache.services import CachePolicy, SemanticCache
+from retrieval.embeddings import Embedder
 from retrieval.extractive import Extract, evidence, extract, render
 from retrieval.grounding import CITATION, Grounding, check, sentences
 from retrieval.index import KnowledgeIndex, Passage
@@ -510,9 +511,9 @@ class ChatService:
                 response = await self._finish(
                     prepared, recovered, grounding, revisions, streamed=prepared.outbound
                 )
-            async for event in _replay(response):
-                if event.kind != "meta":
-                    yield event
+            async for replayed in _replay(response):
+                if replayed.kind != "meta":
+                    yield replayed
             return
         if refused is not None or timed_out:
             # Sentences already sent stay (each passed); the failing one and the rest do not.
@@ -659,7 +660,7 @@ class ChatService:
                 evidence,
                 self._asked(prepared),
                 prepared.sources,
-                self.knowledge.embedder,
+                self._sentence_vectors(),
                 prepared.vector,
                 contexts=self._contexts(prepared),
             )
@@ -800,7 +801,7 @@ class ChatService:
             prepared.sources,
             SYSTEM_PROMPT,
             prepared.policy.min_support,
-            self.knowledge.embedder,
+            self._sentence_vectors(),
         )
 
     async def _call(
@@ -952,29 +953,25 @@ class ChatService:
         streamed: StreamingOutbound | None = None,
     ) -> ChatResponse:
         async with self._unit(gate=False) as (session, keys, audit):
-            if generation is None:
-                response = await self._extractive(
-                    prepared, session, keys, audit, prepared.mode_reason, revisions=revisions
-                )
-                for settlement in self._unsettled:
-                    await self.gateway.settle_in(session, settlement, audit)
-                self._unsettled.clear()
-                return response
-            dlp = self._dlp(session, audit, prepared.scanner)
-            # Scanned sentence by sentence before the gate judged it (streamed or not): record
-            # what the scans did.
-            assert streamed is not None  # every delivered generation went through the scan
-            await dlp.recorder.record("outbound", streamed.trips + streamed.output_kinds)
-            text = streamed.text
-            with _tracer.start_as_current_span("groundedness") as span:
-                final = await self._gate(prepared).judge(text)
-                span.set_attribute("bulwark.groundedness", final.score)
-            if not final.passed:
-                # Outbound DLP rewrote a sentence into one its source no longer backs: the gate
-                # holds after redaction too.
-                count_blocked(final.failing)
-                GATE_OUTCOMES.labels("fallback").inc()
-                prepared.mode_reason, prepared.spent = "ungrounded_generation", generation
+            final = None
+            if generation is not None:
+                # Scanned sentence by sentence before the gate judged it (streamed or not):
+                # record what the scans did, and score what is delivered.
+                text = streamed.text if streamed is not None else ""
+                if streamed is not None:
+                    dlp = self._dlp(session, audit, prepared.scanner)
+                    await dlp.recorder.record("outbound", streamed.trips + streamed.output_kinds)
+                with _tracer.start_as_current_span("groundedness") as span:
+                    final = await self._gate(prepared).judge(text)
+                    span.set_attribute("bulwark.groundedness", final.score)
+                if not final.passed or not final.checks:
+                    # Never expected (what is delivered was judged as it was scanned); the
+                    # gate holds all the same.
+                    count_blocked(final.failing)
+                    GATE_OUTCOMES.labels("fallback").inc()
+                    prepared.mode_reason, prepared.spent = "ungrounded_generation", generation
+                    generation = None
+            if generation is None or final is None:
                 response = await self._extractive(
                     prepared, session, keys, audit, prepared.mode_reason, revisions=revisions
                 )
@@ -1059,9 +1056,12 @@ class ChatService:
             extract,
             self._asked(prepared),
             prepared.sources,
-            self.knowledge.embedder,
+            self._sentence_vectors(),
             contexts=self._contexts(prepared),
         )
+
+    def _sentence_vectors(self) -> Embedder:
+        return self.knowledge.sentences.for_tenant(str(self.ctx.tenant_id))
 
     @staticmethod
     def _asked(prepared: Prepared) -> str:

@@ -183,9 +183,10 @@ async def test_the_openai_compatible_endpoint_goes_through_the_same_gate(
         Reply(text="The hotel limit per night in Paris is 120 euros [1]."),
     )
     client = openai.AsyncOpenAI(
-        api_key=tenant.admin["Authorization"].split()[1],
+        api_key=tenant.admin_key,
         base_url=f"{chat.client.base_url}/v1",
         http_client=chat.client,
+        max_retries=0,
     )
     completion = await client.chat.completions.create(
         model="auto", messages=[{"role": "user", "content": HOTEL}]
