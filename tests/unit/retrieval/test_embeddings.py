@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import NDArray
 
 from retrieval.adapters.minilm import OnnxMiniLMEmbedder
-from retrieval.embeddings import Embedder, mean_pool_normalize
+from retrieval.embeddings import Embedder, SentenceVectors, mean_pool_normalize
 
 EMBEDDER = OnnxMiniLMEmbedder(threads=2)
 
@@ -52,3 +55,35 @@ def test_mean_pooling_ignores_padding() -> None:
     hidden = np.array([[[1.0, 0.0], [3.0, 0.0], [100.0, 100.0]]], dtype=np.float32)
     mask = np.array([[1, 1, 0]])
     np.testing.assert_allclose(mean_pool_normalize(hidden, mask), [[1.0, 0.0]])
+
+
+class CountingEmbedder:
+    """The real embedder, counting the texts it was asked to embed."""
+
+    model_id = EMBEDDER.model_id
+    dimension = EMBEDDER.dimension
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        self.texts += list(texts)
+        return EMBEDDER.embed(texts)
+
+    async def embed_async(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        return self.embed(texts)
+
+
+def test_sentence_vectors_are_reused_per_tenant_only_and_evicted_oldest_first() -> None:
+    counting = CountingEmbedder()
+    cache = SentenceVectors(counting, size=3)
+    a, b = cache.for_tenant("a"), cache.for_tenant("b")
+    first = a.embed(["Hotels up to 180 euros.", "Meals up to 40 euros."])
+    again = a.embed(["Meals up to 40 euros.", "Hotels up to 180 euros."])
+    np.testing.assert_allclose(first[::-1], again)
+    assert len(counting.texts) == 2  # the second call embedded nothing
+    b.embed(["Hotels up to 180 euros."])
+    assert len(counting.texts) == 3  # another tenant never shares an entry
+    a.embed(["Trains after four hours."])  # a fourth entry: the least recently used goes
+    a.embed(["Hotels up to 180 euros.", "Meals up to 40 euros."])
+    assert counting.texts[-2:] == ["Trains after four hours.", "Meals up to 40 euros."]
