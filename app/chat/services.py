@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import hmac
 import re
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -191,6 +192,8 @@ class Prepared:
     spent: Generation | None = None
     # The delivered generation as outbound DLP and the output checks left it, and their trips.
     outbound: StreamingOutbound | None = None
+    # When the tier's time budget (``ChatPolicyBody.time_budget``) for this answer runs out.
+    deadline: float | None = None
 
     @property
     def sources(self) -> list[str]:
@@ -444,7 +447,7 @@ class ChatService:
         refused: Grounding | None = None
         timed_out = False
         try:
-            async with asyncio.timeout(prepared.policy.time_budget.of(opened.decision.tier)):
+            async with asyncio.timeout(self._budget(prepared, opened.decision.tier)):
                 async for event in events:
                     if event.kind == "delta":
                         released = await outbound.feed(event.text)
@@ -796,6 +799,13 @@ class ChatService:
             fit=fit,
         )
 
+    @staticmethod
+    def _budget(prepared: Prepared, tier: str | None) -> float:
+        """The tier's time budget for this answer, from now: the revision gets what is left."""
+        seconds = prepared.policy.time_budget.of(tier)
+        prepared.deadline = time.monotonic() + seconds
+        return seconds
+
     def _gate(self, prepared: Prepared) -> AnswerGate:
         return AnswerGate(
             prepared.sources,
@@ -872,7 +882,7 @@ class ChatService:
                 messages,
                 model=prepared.request.model,
                 admitted=prepared.admitted,
-                seconds=prepared.policy.time_budget.of(tier),
+                seconds=self._budget(prepared, tier),
             )
         except (*_MODEL_FAILURES, TimeoutError) as exc:
             prepared.mode = AnswerMode.EXTRACTIVE
@@ -912,7 +922,8 @@ class ChatService:
         policy, gate = prepared.policy, self._gate(prepared)
         nothing = check("", prepared.sources)
         spent, revisions = first, 0
-        if policy.revise_below > 0 and policy.max_revisions > 0:
+        left = prepared.deadline - time.monotonic() if prepared.deadline else None
+        if policy.revise_below > 0 and policy.max_revisions > 0 and (left is None or left > 0):
             request = critique(grounding)
             # The revision carries the first answer and the critique: the sources make room.
             reserve = estimate_tokens(first.text) + estimate_tokens(request) + 16
@@ -922,9 +933,7 @@ class ChatService:
                 {"role": "user", "content": request},
             ]
             try:
-                attempt = await self._call(
-                    revision, model=first.tier, seconds=policy.time_budget.of(first.tier)
-                )
+                attempt = await self._call(revision, model=first.tier, seconds=left)
             except (*_MODEL_FAILURES, TimeoutError):
                 attempt = None
             if attempt is not None:

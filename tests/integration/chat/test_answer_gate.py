@@ -222,6 +222,23 @@ async def test_a_slow_model_is_bounded_by_its_tiers_time_budget(chat: Api, peer:
     assert "180 euros" in body["answer"] and body["citations"]
 
 
+async def test_the_revision_gets_only_what_the_first_call_left_of_the_budget(
+    chat: Api, peer: LlmPeer
+) -> None:
+    tenant = await travel(chat)
+    policy = {"mode": "generative", "time_budget": {"small": 1.5, "mid": 1.5, "frontier": 1.5}}
+    put = await chat.client.put("/v1/admin/chat", json=policy, headers=tenant.admin)
+    assert put.status_code == 200, put.text
+    peer.then(
+        Reply(text="The hotel limit per night in Paris is 120 euros [1].", delay=1.0),
+        Reply(text="Hotels in Paris are reimbursed up to 180 euros a night [1].", delay=1.0),
+    )
+    body = await ask_chat(chat, tenant, HOTEL)
+    # The revision was cut off at 0.5 s: the cited extract answers, never the wrong figure.
+    assert body["mode"] == "extractive" and body["mode_reason"] == "ungrounded_generation"
+    assert "180 euros" in body["answer"] and "120" not in body["answer"]
+
+
 # -- our own prompt never fails the request --------------------------------------------------
 
 WINDOW = 1200
