@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import structlog
@@ -96,6 +96,7 @@ NOTHING_FOUND = (
     "The documents available to you do not answer this question, so no answer was generated."
 )
 WITHHELD = "Your message was withheld by your organisation's prompt-injection policy."
+WITHHELD_MESSAGE = "[message withheld by the prompt-injection policy]"
 # Tokens kept free for a generative answer (the gateway's ``max_tokens`` of every chat call).
 ANSWER_TOKENS = 400
 # The failures of a model call after which the answer is extractive (``mode_reason`` says why).
@@ -112,9 +113,8 @@ def _failure_reason(exc: BaseException) -> str:
     return "model_unavailable"
 
 
-WITHHELD_MESSAGE = "[message withheld by the prompt-injection policy]"
-
 _tracer = trace.get_tracer("bulwark.chat")
+T = TypeVar("T")
 
 
 def _genai(span: Any, tier: str, provider: str, model: str, usage: Any) -> None:
@@ -288,6 +288,20 @@ class StreamingOutbound:
         return checked.text
 
 
+async def _until(events: AsyncIterator[T], deadline: float) -> AsyncIterator[T]:
+    """``events`` until the monotonic ``deadline`` (then ``TimeoutError``). Only the wait for
+    the next event is timed: a timeout around a ``yield`` would fire in whatever the consumer
+    is doing meanwhile (writing the response) and cancel that instead."""
+    iterator = aiter(events)
+    while True:
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                item = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        yield item
+
+
 def _digest(secret: bytes, text: str) -> str:
     return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()[:32]
 
@@ -410,16 +424,20 @@ class ChatService:
             return _replay(prepared.answered)
         self._sources_count = len(prepared.passages)
         self._reasoning = "high" if prepared.parts > 1 else None
+        started = time.monotonic()
         try:
-            opened = await self.gateway.stream(
-                self.ctx,
-                self._gateway_request(self._messages(prepared), request.model),
-                self._caller(),
-            )
-        except _MODEL_FAILURES as exc:
+            # Until the router has picked the tier, the longest of the tiers' budgets.
+            async with asyncio.timeout(prepared.policy.time_budget.of(None)):
+                opened = await self.gateway.stream(
+                    self.ctx,
+                    self._gateway_request(self._messages(prepared), request.model),
+                    self._caller(),
+                )
+        except (*_MODEL_FAILURES, TimeoutError) as exc:
             prepared.mode_reason = _failure_reason(exc)
             done = await self._finish(prepared, None, check("", prepared.sources), 0)
             return _replay(done)
+        prepared.deadline = started + prepared.policy.time_budget.of(opened.decision.tier)
         return self._relay(prepared, opened)
 
     async def _relay(self, prepared: Prepared, opened: GatewayStream) -> AsyncIterator[ChatEvent]:
@@ -446,26 +464,25 @@ class ChatService:
         span = _tracer.start_span("llm.generate")
         refused: Grounding | None = None
         timed_out = False
+        assert prepared.deadline is not None  # set when the stream was opened
         try:
-            async with asyncio.timeout(self._budget(prepared, opened.decision.tier)):
-                async for event in events:
-                    if event.kind == "delta":
-                        released = await outbound.feed(event.text)
-                        if released:
-                            yield ChatEvent("token", {"text": released})
-                    elif event.kind == "error":
-                        yield ChatEvent(
-                            "error",
-                            {
-                                "code": event.error_code or "model_error",
-                                "detail": "The model stream broke off; what was generated "
-                                "was billed.",
-                            },
-                        )
-                        return
-                    else:
-                        usage, cost = event.usage, event.cost_microdollars
-                released = await outbound.flush()
+            async for event in _until(events, prepared.deadline):
+                if event.kind == "delta":
+                    released = await outbound.feed(event.text)
+                    if released:
+                        yield ChatEvent("token", {"text": released})
+                elif event.kind == "error":
+                    yield ChatEvent(
+                        "error",
+                        {
+                            "code": event.error_code or "model_error",
+                            "detail": "The model stream broke off; what was generated was billed.",
+                        },
+                    )
+                    return
+                else:
+                    usage, cost = event.usage, event.cost_microdollars
+            released = await outbound.flush()
         except PersonalDataBlocked as blocked:
             # The answer holds personal data the tenant's policy blocks: stop here. What was
             # released so far had passed its scan; the call is still settled by the gateway.

@@ -220,6 +220,16 @@ async def test_a_slow_model_is_bounded_by_its_tiers_time_budget(chat: Api, peer:
     body = await ask_chat(chat, tenant, HOTEL)
     assert body["mode"] == "extractive" and body["mode_reason"] == "model_timeout"
     assert "180 euros" in body["answer"] and body["citations"]
+    # Streamed: the wait for the model's first byte counts too.
+    peer.then(Reply(text="Hotels in Paris cost up to 180 euros a night [1].", delay=2.0))
+    response = await chat.client.post(
+        "/v1/chat",
+        json={"message": HOTEL, "cache": False},
+        headers={**tenant.admin, "Accept": "text/event-stream"},
+    )
+    events = sse_events(response.text)
+    assert events[-1][0] == "done" and events[-1][1]["mode_reason"] == "model_timeout"
+    assert "180 euros" in "".join(data["text"] for kind, data in events if kind == "token")
 
 
 async def test_the_revision_gets_only_what_the_first_call_left_of_the_budget(
