@@ -5,6 +5,7 @@ budget, and the embedded default answering the travel policy right."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -53,6 +54,18 @@ async def ask_chat(api: Api, tenant: Any, message: str, **extra: Any) -> dict[st
     )
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+async def stream_chat(api: Api, tenant: Any, message: str) -> tuple[list[Any], str]:
+    """The SSE events of one streamed answer, and the text its tokens carried."""
+    response = await api.client.post(
+        "/v1/chat",
+        json={"message": message, "cache": False},
+        headers={**tenant.admin, "Accept": "text/event-stream"},
+    )
+    assert response.status_code == 200, response.text
+    events = sse_events(response.text)
+    return events, "".join(data["text"] for kind, data in events if kind == "token")
 
 
 async def test_the_four_questions_are_answered_right_on_the_embedded_default(api: Api) -> None:
@@ -126,13 +139,7 @@ async def test_a_stream_never_sends_a_failing_sentence(chat: Api, peer: LlmPeer)
         "Hotels in Paris are reimbursed up to 180 euros a night [1]. "
         "Meals in Paris are free of charge [1]. Alcohol is reimbursed [1]."
     )
-    response = await chat.client.post(
-        "/v1/chat",
-        json={"message": HOTEL, "cache": False},
-        headers={**tenant.admin, "Accept": "text/event-stream"},
-    )
-    events = sse_events(response.text)
-    streamed = "".join(data["text"] for kind, data in events if kind == "token")
+    events, streamed = await stream_chat(chat, tenant, HOTEL)
     assert streamed.strip() == "Hotels in Paris are reimbursed up to 180 euros a night [1]."
     done = events[-1][1]
     assert done["mode_reason"] == "ungrounded_sentence_withheld" and done["answer"] == streamed
@@ -146,14 +153,8 @@ async def test_a_stream_whose_first_sentence_fails_streams_the_recovered_answer(
         Reply(text="The meal allowance is 10 euros per day [1]."),
         Reply(text="Meals are reimbursed up to 40 euros a day [1]."),
     )
-    response = await chat.client.post(
-        "/v1/chat",
-        json={"message": "What is the meal allowance per day?", "cache": False},
-        headers={**tenant.admin, "Accept": "text/event-stream"},
-    )
-    events = sse_events(response.text)
-    streamed = "".join(data["text"] for kind, data in events if kind == "token")
-    assert "10 euros" not in response.text
+    events, streamed = await stream_chat(chat, tenant, "What is the meal allowance per day?")
+    assert "10 euros" not in json.dumps(events)
     assert "40 euros" in streamed and events[-1][0] == "done"
     assert events[-1][1]["revisions"] == 1 and events[-1][1]["mode"] == "generative"
 
@@ -222,14 +223,9 @@ async def test_a_slow_model_is_bounded_by_its_tiers_time_budget(chat: Api, peer:
     assert "180 euros" in body["answer"] and body["citations"]
     # Streamed: the wait for the model's first byte counts too.
     peer.then(Reply(text="Hotels in Paris cost up to 180 euros a night [1].", delay=2.0))
-    response = await chat.client.post(
-        "/v1/chat",
-        json={"message": HOTEL, "cache": False},
-        headers={**tenant.admin, "Accept": "text/event-stream"},
-    )
-    events = sse_events(response.text)
+    events, streamed = await stream_chat(chat, tenant, HOTEL)
     assert events[-1][0] == "done" and events[-1][1]["mode_reason"] == "model_timeout"
-    assert "180 euros" in "".join(data["text"] for kind, data in events if kind == "token")
+    assert "180 euros" in streamed
 
 
 async def test_the_revision_gets_only_what_the_first_call_left_of_the_budget(
