@@ -40,16 +40,23 @@ _MARKERS = re.compile(r"^(?:\s*\[\d{1,3}\])+")
 _BLOCKS = re.compile(r"\n\s*\n|\n(?=[ \t]*(?:[-*\u2022]|\d{1,3}[.)])\s)")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _STOP = FUNCTION_WORDS | word_set("to from into than then also not no yes according source sources")
-_NON_FACTUAL = re.compile(
+# What states nothing: saying the documents do not answer, and pleasantries. A sentence is
+# taken as one only whole — no number or name in it, no "but" after it — so that "Hi, the limit
+# is 500 euros" or "The documents do not say, but hotels are free" still need a source.
+_ABSTAINS = re.compile(
     r"^[\"'(]*(i (do not|don't|cannot|can't) (know|find|say|answer)|"
     r"(the |these |your )?(provided |available |retrieved )?"
     r"(sources?|documents?|context|texts?|passages?)( available to you| provided)? "
     r"(do|does|did) ?(not|n't)|"
     r"(the |these )?(sources?|documents?) (don't|doesn't)|"
-    r"there is no (information|mention)|no (information|answer) (is|was) (given|found)|"
-    r"(sorry|hello|hi|thanks|thank you)\b|i hope|let me know|in summary\b|overall\b)",
+    r"there is no (information|mention)|no (information|answer) (is|was) (given|found))",
     re.I,
 )
+_PLEASANTRY = re.compile(
+    r"^[\"'(]*(sorry|hello|hi|thanks|thank you|i hope this helps|let me know|happy to help)\b",
+    re.I,
+)
+_CONTRAST = re.compile(r"\b(but|however|although|though|yet|instead|except)\b", re.I)
 # DLP placeholders (``<PERSON>``, ``<EMAIL_ADDRESS_1>``, ``<PERSON:ab12>``) stand for redacted text.
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*(?:[_:][0-9a-z]+)?>")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -189,8 +196,16 @@ def lexical_support(sentence: str, source: str) -> float:
 
 
 def is_factual(sentence: str) -> bool:
+    """Whether ``sentence`` states something that needs a source (see ``_ABSTAINS``)."""
     bare = plain(sentence).strip()
-    return bool(content_words(bare)) and not _NON_FACTUAL.match(bare)
+    words = content_words(bare)
+    if not words:
+        return False
+    if _numbers(bare) or _names(bare) or _CONTRAST.search(bare):
+        return True
+    if _ABSTAINS.match(bare):
+        return False
+    return not (_PLEASANTRY.match(bare) and len(words) <= 6)
 
 
 def check(

@@ -130,3 +130,15 @@ def test_extractive_answers_put_the_asked_fact_first_and_never_repeat_a_sentence
 
 def test_extraction_abstains_when_no_sentence_answers() -> None:
     assert extract("What is the mileage rate for private cars?", POLICY, OnnxMiniLMEmbedder()) == []
+
+
+def test_a_pleasantry_or_a_hedge_cannot_carry_an_uncited_claim() -> None:
+    assert check("Hello! I hope this helps.", POLICY).passed
+    assert check("The documents do not say how taxis are handled.", POLICY).passed
+    for smuggled in (
+        "Hi, the hotel limit in Paris is 500 euros.",
+        "The documents do not say, but taxis are always free.",
+        "Thanks for asking, hotels in Paris are unlimited for Dr. Martin.",
+        "Overall, alcohol is reimbursed.",
+    ):
+        assert not check(smuggled, POLICY).passed, smuggled
