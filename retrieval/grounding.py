@@ -31,7 +31,7 @@ import numpy as np
 import sentencex
 
 from retrieval.embeddings import Embedder
-from retrieval.text import FUNCTION_WORDS, root, word_list, word_set
+from retrieval.text import FUNCTION_WORDS, NEGATIONS, NUMBER_WORDS, root, word_set
 
 CITATION = re.compile(r"\[(\d{1,3})\]")
 # Cosine of MiniLM embeddings above which a paraphrase counts as said by its source.
@@ -61,19 +61,8 @@ _CONTRAST = re.compile(r"\b(but|however|although|though|yet|instead|except)\b", 
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*(?:[_:][0-9a-z]+)?>")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORDISH = re.compile(r"\b[^\W\d_][\w'\u2019-]*")
-_NEGATION = word_set("not no never none nor neither without cannot can't won't isn't aren't")
-_UNITS = word_list(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen twenty"
-)
-_TENS = {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70"}
-# Number words count as their digits ("one" is as often a pronoun as a number: left out).
-_NUMBER_WORDS = {word: str(value) for value, word in enumerate(_UNITS) if value >= 2} | {
-    **_TENS,
-    "eighty": "80",
-    "ninety": "90",
-    "hundred": "100",
-}
+# Number words count as their digits; "one" is as often a pronoun as a number, left out.
+_NUMBER_WORDS = {w: d for w, d in NUMBER_WORDS.items() if w not in ("zero", "one")}
 # Capitalised words that are not names even in mid-sentence.
 _NOT_NAMES = word_set("i a i'm i've i'd i'll ok")
 
@@ -174,7 +163,7 @@ def missing_claims(sentence: str, source: str) -> list[str]:
 
 def _negated(text: str) -> bool:
     words = set(re.findall(r"[a-z']+", text.casefold().replace("\u2019", "'")))
-    return bool(words & _NEGATION) or any(w.endswith("n't") for w in words)
+    return bool(words & NEGATIONS) or "cannot" in words or any(w.endswith("n't") for w in words)
 
 
 def negation_flipped(sentence: str, source: str) -> bool:

@@ -28,6 +28,48 @@ FUNCTION_WORDS = word_set(
 )
 
 
+# Words that negate what follows (the cache guard and groundedness compare them).
+NEGATIONS = frozenset(
+    {
+        "not",
+        "no",
+        "never",
+        "none",
+        "nobody",
+        "nothing",
+        "neither",
+        "nor",
+        "without",
+        "except",
+        "excluding",
+    }
+)
+# Number words as their digits.
+NUMBER_WORDS = {
+    word: str(value)
+    for value, word in enumerate(
+        word_list(
+            "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+            "fifteen sixteen seventeen eighteen nineteen twenty"
+        )
+    )
+} | {
+    "thirty": "30",
+    "forty": "40",
+    "fifty": "50",
+    "sixty": "60",
+    "seventy": "70",
+    "eighty": "80",
+    "ninety": "90",
+    "hundred": "100",
+    "thousand": "1000",
+    "million": "1000000",
+    "billion": "1000000000",
+    "half": "0.5",
+    "dozen": "12",
+}
+
+
 @lru_cache(maxsize=65536)
 def root(word: str) -> str:
     """The Snowball (Porter 2) stem of a lower-case ``word``, its possessive dropped:

@@ -23,7 +23,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from retrieval.text import FUNCTION_WORDS, word_list, word_set
+from retrieval.text import FUNCTION_WORDS, NEGATIONS, NUMBER_WORDS, word_list, word_set
 
 _CONTRACTIONS = {
     "can't": "can not",
@@ -43,40 +43,6 @@ _CONTRACTIONS = {
     "i'd": "i would",
     "i'll": "i will",
     "let's": "let us",
-}
-_NEGATIONS = frozenset(
-    {
-        "not",
-        "no",
-        "never",
-        "none",
-        "nobody",
-        "nothing",
-        "neither",
-        "nor",
-        "without",
-        "except",
-        "excluding",
-    }
-)
-_NUMBER_WORDS = {
-    word: str(value)
-    for value, word in enumerate(
-        word_list(
-            "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-            "fifteen sixteen seventeen eighteen nineteen twenty"
-        )
-    )
-} | {
-    "thirty": "30",
-    "forty": "40",
-    "fifty": "50",
-    "hundred": "100",
-    "thousand": "1000",
-    "million": "1000000",
-    "billion": "1000000000",
-    "half": "0.5",
-    "dozen": "12",
 }
 _ORDINALS = {
     word: str(value)
@@ -138,13 +104,13 @@ def signature(question: str) -> Signature:
         token = _SPELLING.get(token, token)
         if token[0] in "$€£" or token[0].isdigit():
             numbers.append(token.lstrip("$€£").replace(",", ""))
-        elif token in _NUMBER_WORDS:
-            numbers.append(_NUMBER_WORDS[token])
+        elif token in NUMBER_WORDS:
+            numbers.append(NUMBER_WORDS[token])
         elif token in _ORDINALS:
             numbers.append("#" + _ORDINALS[token])
         elif token in _CALENDAR:
             numbers.append(token[:3])
-        elif token in _NEGATIONS:
+        elif token in NEGATIONS:
             negations += 1
         elif token in _DIRECTIONAL:
             directional = True
