@@ -42,6 +42,10 @@ _LEAK = re.compile(
     re.I,
 )
 
+# Part of every semantic-cache entry's scope: raise it when the gate gets stricter, and what
+# the older gate let through is no longer served from the cache.
+GATE_VERSION = 1
+
 GATE_OUTCOMES = Counter(
     "bulwark_chat_gate_total",
     "Generative answers by what the answer gate did: passed (first try), revised (passed after "

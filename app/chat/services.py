@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.chat.gate import (
     ANSWER_MODES,
     GATE_OUTCOMES,
+    GATE_VERSION,
     AnswerGate,
     count_blocked,
     critique,
@@ -755,6 +756,10 @@ class ChatService:
             "top_k": request.top_k,
             "filters": dict(sorted(request.filters.items())),
             "model": request.model,
+            # Only answers that passed this gate are served again: entries cached before the
+            # answer gate existed, or under a looser policy than the tenant's now, never match.
+            "gate": GATE_VERSION,
+            "min_support": prepared.policy.min_support,
         }
 
     async def _retrieve(self, prepared: Prepared, keys: TenantKeys, session: AsyncSession) -> None:

@@ -320,3 +320,21 @@ async def test_long_sources_and_history_are_fitted_to_the_models_window(
     )
     assert plain.status_code == 200, plain.text
     assert plain.json()["mode"] == "generative"
+
+
+async def test_tightening_the_gate_stops_serving_answers_cached_under_the_looser_one(
+    chat: Api, peer: LlmPeer
+) -> None:
+    tenant = await travel(chat)
+    peer.text = "Hotels in Paris are reimbursed up to 180 euros a night [1]."
+
+    async def asked() -> str:
+        response = await chat.client.post("/v1/chat", json={"message": HOTEL}, headers=tenant.admin)
+        assert response.status_code == 200, response.text
+        return str(response.json()["cache"])
+
+    assert await asked() == "miss"
+    assert await asked() == "exact"
+    put = await chat.client.put("/v1/admin/chat", json={"min_support": 0.9}, headers=tenant.admin)
+    assert put.status_code == 200, put.text
+    assert await asked() == "miss"
