@@ -2,14 +2,17 @@
 
 DLP inbound (injection guard, then redaction/pseudonymization) → exact, then semantic cache →
 retrieve with the ABAC filter inside the vector query (fan-out for multi-part questions, per
-policy) → injection guard on the retrieved chunks → compose numbered sources → gateway (routing,
-fallback, budgets) → revise loop when groundedness is low → DLP outbound and output checks →
-groundedness and citations → session messages, cache entry, audit event (hashes only).
+policy) → injection guard on the retrieved chunks → the evidence test (abstain without a model) →
+numbered sources fitted to the model's window → gateway (routing, fallback, budgets) → DLP
+outbound and output checks, sentence by sentence → the answer gate (``app.chat.gate``; one
+revision, then the cited extract) → citations → session messages, cache entry, audit event
+(hashes only).
 
 No database transaction stays open while a model generates: the steps before the model run in
 one short regional transaction (``_prepare``), the steps after it in another (``_finish``).
-Answers that need no model — nothing relevant found, the tenant's extractive mode, every allowed
-tier down or the budget spent — finish without one, and say which mode answered and why.
+Answers that need no model — nothing relevant found or nothing that answers, extractive mode,
+every allowed tier down, the budget or the time spent — finish without one, and say which mode
+answered and why.
 """
 
 from __future__ import annotations
@@ -545,7 +548,7 @@ class ChatService:
         else:
             GATE_OUTCOMES.labels("passed").inc()
         response = await self._finish(
-            prepared, generation, check(outbound.text, prepared.sources), 0, streamed=outbound
+            prepared, generation, await self._judged(gate, outbound.text), 0, streamed=outbound
         )
         for citation in response.citations:
             yield ChatEvent("citation", citation)
@@ -911,12 +914,20 @@ class ChatService:
             prepared.mode_reason = _failure_reason(exc)
             return None, nothing, 0
         gate = self._gate(prepared)
-        grounding = await gate.judge(await self._scanned(prepared, first.text))
+        grounding = await self._judged(gate, await self._scanned(prepared, first.text))
         if gate.passes(grounding):
             GATE_OUTCOMES.labels("passed").inc()
             return first, grounding, 0
         count_blocked(grounding.failing)
         return await self._recover(prepared, messages, first, grounding)
+
+    @staticmethod
+    async def _judged(gate: AnswerGate, text: str) -> Grounding:
+        """The gate's judgement of an answer as it would be delivered, as a trace span."""
+        with _tracer.start_as_current_span("groundedness") as span:
+            grounding = await gate.judge(text)
+            span.set_attribute("bulwark.groundedness", grounding.score)
+        return grounding
 
     async def _scanned(self, prepared: Prepared, text: str) -> str:
         """``text`` through outbound DLP and the output checks, sentence by sentence as a
@@ -961,7 +972,7 @@ class ChatService:
             if attempt is not None:
                 revisions = 1
                 spent = add_usage(first, attempt)
-                revised = await gate.judge(await self._scanned(prepared, attempt.text))
+                revised = await self._judged(gate, await self._scanned(prepared, attempt.text))
                 if gate.passes(revised):
                     GATE_OUTCOMES.labels("revised").inc()
                     return spent, revised, revisions
@@ -984,25 +995,22 @@ class ChatService:
         streamed: StreamingOutbound | None = None,
     ) -> ChatResponse:
         async with self._unit(gate=False) as (session, keys, audit):
-            final = None
+            # ``grounding``: the gate's judgement of what is delivered (``streamed.text``).
+            final = grounding
             if generation is not None:
                 # Scanned sentence by sentence before the gate judged it (streamed or not):
-                # record what the scans did, and score what is delivered.
-                text = streamed.text if streamed is not None else ""
+                # record what the scans did.
                 if streamed is not None:
                     dlp = self._dlp(session, audit, prepared.scanner)
                     await dlp.recorder.record("outbound", streamed.trips + streamed.output_kinds)
-                with _tracer.start_as_current_span("groundedness") as span:
-                    final = await self._gate(prepared).judge(text)
-                    span.set_attribute("bulwark.groundedness", final.score)
-                if not final.passed or not final.checks:
+                if streamed is None or not final.passed or not final.checks:
                     # Never expected (what is delivered was judged as it was scanned); the
                     # gate holds all the same.
                     count_blocked(final.failing)
                     GATE_OUTCOMES.labels("fallback").inc()
                     prepared.mode_reason, prepared.spent = "ungrounded_generation", generation
                     generation = None
-            if generation is None or final is None:
+            if generation is None:
                 response = await self._extractive(
                     prepared, session, keys, audit, prepared.mode_reason, revisions=revisions
                 )
