@@ -38,7 +38,7 @@ from retrieval.adapters.minilm import MiniLMTokenCounter, OnnxMiniLMEmbedder
 from retrieval.index import KnowledgeIndex
 from retrieval.jobs import JobRunner
 from retrieval.repositories import JobRepository
-from retrieval.services import INGEST, IngestHandler
+from retrieval.services import INGEST, REINDEX, IngestHandler, ReindexHandler
 from tenants.repositories import TenantRepository
 
 log = structlog.get_logger("bulwark.runtime")
@@ -132,6 +132,7 @@ class Runtime:
         )
         ingest = IngestHandler(registry, keyring, knowledge, runtime.tenant_objects, runtime.dlp)
         jobs.handler(INGEST, ingest, on_failure=ingest.failed)
+        jobs.handler(REINDEX, ReindexHandler(registry, ingest))
         batches = BatchRunner(registry, keyring, gateway)
         jobs.handler(BATCH_JOB, batches, on_failure=batches.failed)
         sar = SarRunner(

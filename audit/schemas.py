@@ -34,6 +34,7 @@ class AuditAction(StrEnum):
     DOCUMENT_UPLOADED = "document.uploaded"
     DOCUMENT_ACL_CHANGED = "document.acl_changed"
     DOCUMENT_DELETED = "document.deleted"
+    DOCUMENTS_REINDEX_REQUESTED = "documents.reindex_requested"
     KMS_CONFIGURED = "kms.configured"
     KMS_ROTATED = "kms.rotated"
     MODEL_CALLED = "model.called"

@@ -22,20 +22,15 @@ import argparse
 import asyncio
 import json
 import os
-import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench._server import (
     UNLIMITED_GATEWAY,
-    bench_tenant,
     embedded_server,
     model_peer,
-    one_region_settings,
     percentiles,
 )
 
@@ -143,108 +138,24 @@ async def _measure(base: str, peer: str, key: str, requests: int) -> dict[str, A
 
 
 async def cache_figures() -> dict[str, Any]:
-    from app.runtime import Runtime
-    from auth.context import TenantRoute, user_context
-    from migrations.runner import migrate
-    from retrieval.cache.services import CachePolicy, SemanticCache
-    from retrieval.models import Document
+    """The cache on Bulwark's own pairs (issue #8's figures); ``bench/cache.py`` reports the
+    public set and the breakdown per kind."""
+    from bench.cache import cache_figures as figures
+    from bench.cache import load
 
-    pairs = json.loads((Path(__file__).parent / "data" / "cache-pairs.json").read_text())["pairs"]
-    with tempfile.TemporaryDirectory(prefix="bulwark-bench-cache-") as data_dir:
-        settings = one_region_settings(Path(data_dir))
-        await asyncio.to_thread(migrate, settings)
-        runtime = Runtime.build(settings)
-        try:
-            route = TenantRoute.of(await bench_tenant(runtime))
-            ctx = user_context(
-                route,
-                user_id=uuid.uuid4(),
-                roles=["member"],
-                group_ids=[],
-                auth_method="api_key",
-                credential_id=None,
-            )
-            document_id = uuid.uuid4()
-            async with runtime.registry.tenant_transaction(ctx) as session:
-                keys = runtime.keyring.for_tenant(session, ctx)
-                session.add(
-                    Document(
-                        id=document_id,
-                        tenant_id=ctx.tenant_id,
-                        owner_id=ctx.user_id,
-                        sealed_title=await keys.seal("document-title", str(document_id), b"T"),
-                        media_type="text/plain",
-                        size_bytes=1,
-                        content_hash="0" * 64,
-                        version=1,
-                        status="ready",
-                        acl={
-                            "visibility": "tenant",
-                            "groups": [],
-                            "users": [],
-                            "classification": 0,
-                            "attributes": {},
-                            "owner": None,
-                        },
-                        meta={},
-                    )
-                )
-            questions = await runtime.knowledge.questions(ctx)
-            embed = runtime.knowledge.embedder.embed_async
-            policy = CachePolicy()
-            scope = {"mode": "generative", "top_k": 5}
-
-            async def with_cache(work: Any) -> Any:
-                async with runtime.registry.tenant_transaction(ctx) as session:
-                    cache = SemanticCache(
-                        ctx,
-                        session,
-                        runtime.keyring.for_tenant(session, ctx),
-                        questions,
-                        pepper=runtime.pepper,
-                        policy=policy,
-                    )
-                    return await work(cache)
-
-            hits = right = same = served_same = 0
-            exact_t: list[float] = []
-            semantic_t: list[float] = []
-            miss_t: list[float] = []
-            for pair in pairs:
-                va = (await embed([pair["a"]]))[0].tolist()
-                vb = (await embed([pair["b"]]))[0].tolist()
-                entry = await with_cache(
-                    lambda c, va=va, pair=pair: c.store(
-                        pair["a"], va, scope, {"answer": "x"}, {document_id: 1}
-                    )
-                )
-                started = time.perf_counter()
-                exact = await with_cache(lambda c, va=va, pair=pair: c.lookup(pair["a"], va, scope))
-                exact_t.append(time.perf_counter() - started)
-                started = time.perf_counter()
-                found = await with_cache(lambda c, vb=vb, pair=pair: c.lookup(pair["b"], vb, scope))
-                elapsed = time.perf_counter() - started
-                (semantic_t if found.hit else miss_t).append(elapsed)
-                assert exact.outcome == "exact"
-                same += pair["same"]
-                if found.hit is not None:
-                    hits += 1
-                    right += pair["same"]
-                    served_same += pair["same"]
-                await with_cache(lambda c: c.erase_subject(ctx.user_id))
-                del entry
-        finally:
-            await runtime.dispose()
+    _, pairs = load("own")
+    report = await figures(pairs)
+    served = report["served"]
     return {
-        "pairs": len(pairs),
-        "same_answer_pairs": same,
-        "threshold": policy.threshold,
-        "hits": hits,
-        "hit_precision": round(right / hits, 3) if hits else None,
-        "hit_rate": round(served_same / same, 3) if same else None,
-        "lookup_exact_hit": percentiles(exact_t),
-        "lookup_semantic_hit": percentiles(semantic_t) if semantic_t else None,
-        "lookup_miss": percentiles(miss_t) if miss_t else None,
+        "pairs": served["pairs"],
+        "same_answer_pairs": served["same_answer"],
+        "threshold": report["threshold"],
+        "hits": served["hits"],
+        "hit_precision": served["precision"],
+        "hit_rate": served["recall"],
+        "lookup_exact_hit": report["lookup_exact_hit"],
+        "lookup_semantic_hit": report["lookup_semantic_hit"],
+        "lookup_miss": report["lookup_miss"],
     }
 
 

@@ -96,22 +96,23 @@ async def ingest_and_query(runtime: Runtime) -> dict[str, Any]:
         sum(
             counter.count_tokens(
                 [
-                    c.embed_text
+                    c.index_text(title)
                     for c in chunk_blocks(parse_document(text.encode(), "text/markdown"), counter)
                 ]
             )
         )
-        for _, text in docs
+        for title, text in docs
     )
     await runtime.knowledge.embedder.embed_async(["warm up"])  # model load, not ingest
     chunks, started = 0, time.perf_counter()
-    for _, text in docs:
+    for title, text in docs:
         async with runtime.registry.tenant_transaction(ctx, read_only=True) as session:
             chunks += await runtime.knowledge.ingest(
                 ctx,
                 runtime.keyring.for_tenant(session, ctx),
                 document_id=uuid.uuid4(),
                 version=1,
+                title=title,
                 data=text.encode(),
                 media_type="text/markdown",
                 acl=DocumentAcl(visibility="tenant"),

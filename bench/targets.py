@@ -448,6 +448,85 @@ TARGETS: tuple[Target, ...] = (
         "<=",
         3000,
     ),
+    # Retrieval and cache quality on public data (#22).
+    *(
+        Target(
+            22,
+            f"Recall@10, public SQuAD paragraphs, {label}",
+            "retrieval_quality",
+            _path(
+                "sets",
+                "squad-paragraphs",
+                "variants",
+                "contextual:plural-stem",
+                key,
+                "recall_at_10",
+            ),
+            "",
+        )
+        for label, key in (
+            ("dense alone", "dense"),
+            ("sparse alone", "sparse"),
+            ("hybrid as shipped", "hybrid_in_use"),
+        )
+    ),
+    *(
+        Target(
+            22,
+            f"MRR@10, public SQuAD paragraphs, {label}",
+            "retrieval_quality",
+            _path(
+                "sets", "squad-paragraphs", "variants", "contextual:plural-stem", key, "mrr_at_10"
+            ),
+            "",
+        )
+        for label, key in (
+            ("dense alone", "dense"),
+            ("sparse alone", "sparse"),
+            ("hybrid as shipped", "hybrid_in_use"),
+        )
+    ),
+    Target(
+        22,
+        "Search p50 at 100k chunks, 10% visible, with the query embedding",
+        "vectorstore",
+        _corpus(100_000, "p50_ms"),
+        "ms",
+        "<=",
+        10,
+    ),
+    Target(
+        22,
+        "Search p99 at 100k chunks, 10% visible, with the query embedding",
+        "vectorstore",
+        _corpus(100_000, "p99_ms"),
+        "ms",
+        "<=",
+        25,
+    ),
+    Target(
+        22,
+        "Engine's own query p50 at 100k chunks (same run)",
+        "vectorstore",
+        _at("runs", "points_in_tenant", 100_000, "engine_only_optimized", "p50_ms"),
+        "ms",
+    ),
+    Target(
+        22,
+        "Semantic cache hit precision, public pairs",
+        "cache",
+        _path("sets", "public", "served", "precision"),
+        "",
+        ">=",
+        0.97,
+    ),
+    Target(
+        22,
+        "Semantic cache same-answer recall, public pairs",
+        "cache",
+        _path("sets", "public", "served", "recall"),
+        "",
+    ),
     # Embedding throughput (the bottleneck of ingest, #5), figures only.
     Target(
         5,

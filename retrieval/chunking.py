@@ -9,15 +9,19 @@ Rules, in order of precedence:
 - A block too large for the budget is cut at the last block, then sentence, then word boundary
   that fits; never inside a word. (A single "word" longer than the whole budget — an encoded blob
   — is the one exception: it is cut into budget-sized pieces of characters.)
-- When a section continues into the next chunk, that chunk starts with the last ~``overlap_tokens``
-  of the previous one (whole words), so a cut never strands a sentence without its context.
+- When a section continues into the next chunk, that chunk starts with the last whole sentences
+  of the previous one that fit in ~``overlap_tokens`` (none if the last sentence is longer), so
+  a chunk never starts in the middle of a sentence; only after a cut inside an over-long
+  sentence does it start with that sentence's last words.
 - Token counts use the embedding model's tokenizer (``TokenCounter``), without special tokens; for
   MiniLM's WordPiece a text's count is the sum of its whitespace-separated words' counts, which is
   what lets the chunker budget word by word.
 
-Heading blocks are not content: their text travels in the heading path, and ``embed_text`` puts
-that path in front of the content so that the vector knows where the chunk sits. The output is a
-pure function of the blocks and the settings.
+Heading blocks are not content: their text travels in the heading path. ``index_text`` puts the
+document's title and that path in front of the content (contextual indexing), so that the dense
+and sparse vectors know what the chunk is about and where it sits ("Travel policy > Hotels" for a
+chunk that only says "Up to 180 euros a night"). The text shown to users is ``text`` alone. The
+output is a pure function of the blocks and the settings.
 """
 
 from __future__ import annotations
@@ -44,18 +48,24 @@ class TokenCounter(Protocol):
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """One retrievable unit. ``text`` is the content shown to users and the language model;
-    ``embed_text`` is what the dense and sparse encoders see (heading path, blank line, content)."""
+    ``index_text(title)`` is what the dense and sparse encoders see."""
 
     ordinal: int
     text: str
     heading_path: tuple[str, ...]
     token_count: int
 
-    @property
-    def embed_text(self) -> str:
-        if not self.heading_path:
+    def index_text(self, title: str = "") -> str:
+        """The document's title and the heading path, a blank line, the content. The title is
+        left out where the path already starts with it (a document whose first heading is its
+        title)."""
+        path = list(self.heading_path)
+        title = " ".join(title.split())
+        if title and (not path or path[0].casefold() != title.casefold()):
+            path.insert(0, title)
+        if not path:
             return self.text
-        return HEADING_SEPARATOR.join(self.heading_path) + "\n\n" + self.text
+        return HEADING_SEPARATOR.join(path) + "\n\n" + self.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +188,14 @@ class Chunker:
         while i - 1 > start and pieces[i - 1].tokens <= budget:
             budget -= pieces[i - 1].tokens
             i -= 1
-        return i
+        if not pieces[end - 1].sentence_end:
+            return i  # cut inside a sentence: the words before the cut, whatever they are
+        # Cut at a sentence end: repeat whole sentences only, so that no chunk (and no quote
+        # taken from one) starts in the middle of a sentence; none when the last is too long.
+        for j in range(i, end):
+            if j == start or pieces[j - 1].sentence_end:
+                return j
+        return end
 
 
 def chunk_blocks(

@@ -70,6 +70,7 @@ async def document_read(
         version=document.version,
         status=document.status,
         chunk_count=document.chunk_count,
+        index_version=document.index_version,
         owner_id=document.owner_id,
         acl=document.acl,
         metadata=document.meta,
@@ -89,6 +90,8 @@ def job_read(job: Job) -> JobRead:
         error_detail=job.error_detail,
         created_at=job.created_at,
         finished_at=job.finished_at,
+        done=job.done,
+        total=job.total,
     )
 
 
@@ -193,6 +196,17 @@ class DocumentController(Controller):
             )
         )
 
+    @post(
+        "/reindex",
+        status_code=202,
+        responses=problem_responses(403),
+        summary="Rebuild the vectors of documents indexed by an older release (tenant admin; a "
+        "job with progress)",
+    )
+    async def reindex(self, documents: NamedDependency[DocumentService]) -> JobRead:
+        job, _ = await documents.reindex()
+        return job_read(job)
+
     @get("/", responses=problem_responses(), summary="Documents the caller may read")
     async def list_documents(
         self, documents: NamedDependency[DocumentService], limit: Limit = 100, offset: Offset = 0
@@ -241,7 +255,11 @@ class JobController(Controller):
     guards = [requires_tenant]
     dependencies = _DEPENDENCIES
 
-    @get("/{job_id:uuid}", responses=problem_responses(404), summary="An ingestion job's status")
+    @get(
+        "/{job_id:uuid}",
+        responses=problem_responses(404),
+        summary="A job's status (ingestion, re-index with progress)",
+    )
     async def get_job(
         self, documents: NamedDependency[DocumentService], job_id: FromPath[uuid.UUID]
     ) -> JobRead:

@@ -5,8 +5,9 @@ Ingest: parse → chunk (structure-aware, token-bounded) → DLP (per the tenant
 personal data redacted, or the chunk tagged so that reading it needs PII clearance) → dense
 embedding (ONNX MiniLM) and BM25 sparse vector → upsert into the tenant's region's
 vector store with the ACL in the payload and the chunk text sealed under the tenant's keys.
-Search: one hybrid query (dense + sparse prefetch, RRF) with the ABAC filter inside it; the hits'
-text is opened only after the store has decided what the asker may see.
+Search: one hybrid query (dense + sparse prefetch, weighted RRF) with the ABAC filter inside it;
+the hits' text is opened only after the store has decided what the asker may see. Both vectors
+are built from the chunk with its document's title and heading path (``Chunk.index_text``).
 """
 
 from __future__ import annotations
@@ -26,15 +27,27 @@ from opentelemetry import trace
 from auth.context import TenantContext
 from keys.services import TenantKeys
 from residency.registry import RegionRegistry
-from retrieval import sparse as bm25
 from retrieval.acl import DocumentAcl, SearchFilters, with_pii
 from retrieval.cache.index import QuestionIndex, open_question_index
 from retrieval.chunking import Chunk, TokenCounter, chunk_blocks
 from retrieval.embeddings import Embedder, SentenceVectors
 from retrieval.parsing import parse_document
-from retrieval.vectorstore import ChunkPoint, SparseVector, VectorStore, open_vector_store
+from retrieval.sparse import ANALYSER
+from retrieval.vectorstore import (
+    FUSION,
+    ChunkPoint,
+    Fusion,
+    SparseVector,
+    VectorStore,
+    open_vector_store,
+)
 
 CHUNK_KIND = "chunk"
+
+# What a chunk's vectors are built from: 1 = heading path and text; 2 = the document's title,
+# heading path and text (contextual indexing). Documents indexed under an older version are
+# rebuilt by a re-index job (``POST /v1/documents/reindex``).
+INDEX_VERSION = 2
 
 _tracer = trace.get_tracer("bulwark.retrieval")
 log = structlog.get_logger("bulwark.index")
@@ -137,31 +150,42 @@ class KnowledgeIndex:
         *,
         document_id: uuid.UUID,
         version: int,
+        title: str,
         data: bytes,
         media_type: str,
         acl: DocumentAcl,
         metadata: Mapping[str, str],
         scrubber: ChunkScrubber | None = None,
+        reindex: bool = False,
     ) -> int:
+        """Parse, chunk, scrub, embed and store one document version; the number of chunks.
+
+        ``reindex``: the same version again (new index text, same chunks): its points are
+        overwritten in place, so that searches never see the document missing meanwhile. Only
+        when the new chunking has fewer chunks than the stored one is the old set removed first.
+        """
         with _tracer.start_as_current_span("ingest.parse"):
             blocks = await asyncio.to_thread(parse_document, data, media_type)
             pieces = await asyncio.to_thread(chunk_blocks, blocks, self.counter)
         with _tracer.start_as_current_span("ingest.dlp"):
             chunks = await dlp_step(pieces, acl, scrubber)
         store = await self.store(ctx)
-        # A new version replaces the old one: its chunks go, then the new ones come.
-        await store.delete_document(ctx, str(document_id))
+        if not reindex or await store.count(ctx, str(document_id)) > len(chunks):
+            # A new version replaces the old one: its chunks go, then the new ones come.
+            await store.delete_document(ctx, str(document_id))
         if not chunks:
             return 0
+        # Contextual indexing: title and heading path go into both vectors, not into the text.
+        indexed = [c.index_text(title) for c, _ in chunks]
         with _tracer.start_as_current_span("ingest.embed") as span:
             span.set_attribute("bulwark.chunks", len(chunks))
-            dense = await self.embedder.embed_async([c.embed_text for c, _ in chunks])
+            dense = await self.embedder.embed_async(indexed)
         points = []
-        for (chunk, chunk_acl), vector in zip(chunks, dense, strict=True):
+        for (chunk, chunk_acl), vector, text in zip(chunks, dense, indexed, strict=True):
             chunk_id = f"{document_id}:{version}:{chunk.ordinal}"
             body = json.dumps({"text": chunk.text, "heading_path": list(chunk.heading_path)})
             sealed = await keys.seal(CHUNK_KIND, chunk_id, body.encode())
-            terms = bm25.document_vector(chunk.embed_text)
+            terms = ANALYSER.document(text)
             points.append(
                 ChunkPoint(
                     chunk_id=chunk_id,
@@ -228,18 +252,19 @@ class KnowledgeIndex:
         top_k: int,
         filters: Mapping[str, str] | None = None,
         vector: Sequence[float] | None = None,
+        fusion: Fusion = FUSION,
     ) -> list[Passage]:
         """``vector``: the query's embedding when the caller already has it (chat embeds the
-        question once for the cache and the search)."""
+        question once for the cache and the search); ``fusion``: how its two rankings join."""
         dense = (
             list(vector)
             if vector is not None
             else (await self.embedder.embed_async([query]))[0].tolist()
         )
-        terms = bm25.query_vector(query)
+        terms = ANALYSER.query(query)
         sparse = SparseVector(terms.indices, terms.values) if terms.indices else None
         hits = await (await self.store(ctx)).search(
-            ctx, dense, sparse, top_k, SearchFilters(metadata=dict(filters or {}))
+            ctx, dense, sparse, top_k, SearchFilters(metadata=dict(filters or {})), fusion
         )
         passages = []
         for hit in hits:

@@ -34,13 +34,18 @@ class Document(TenantOwned, Timestamped, RegionalBase):
     acl: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     chunk_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Which index text its chunks' vectors were built from (``retrieval.index.INDEX_VERSION``).
+    index_version: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=1, server_default="1"
+    )
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow
     )
 
 
 class Job(TenantOwned, Timestamped, RegionalBase):
-    """An ingestion job: carries its tenant explicitly; its status is what the API reports."""
+    """A background job (ingestion, re-indexing): carries its tenant explicitly; its status and
+    progress (``done`` of ``total`` items, for a job over many) are what the API reports."""
 
     __tablename__ = "jobs"
 
@@ -52,6 +57,8 @@ class Job(TenantOwned, Timestamped, RegionalBase):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_detail: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    done: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    total: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow
     )

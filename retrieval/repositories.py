@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.context import TenantContext
@@ -78,6 +78,29 @@ class DocumentRepository(_Scoped):
         )
         return result.scalars().all()
 
+    def _stale(self, index_version: int) -> ColumnElement[bool]:
+        return (
+            (Document.tenant_id == self.ctx.tenant_id)
+            & (Document.status == "ready")
+            & (Document.index_version < index_version)
+        )
+
+    async def stale(self, index_version: int, *, size: int) -> Sequence[Document]:
+        """Indexed documents whose vectors were built from an older index text, oldest first."""
+        result = await self.session.execute(
+            select(Document)
+            .where(self._stale(index_version))
+            .order_by(Document.created_at, Document.id)
+            .limit(size)
+        )
+        return result.scalars().all()
+
+    async def count_stale(self, index_version: int) -> int:
+        result = await self.session.execute(
+            select(func.count()).select_from(Document).where(self._stale(index_version))
+        )
+        return int(result.scalar_one())
+
     async def add(self, document: Document) -> Document:
         document.tenant_id = self.ctx.tenant_id
         self.session.add(document)
@@ -104,6 +127,19 @@ class JobRepository(_Scoped):
         self.session.add(job)
         await self.session.flush()
         return job
+
+    async def open_of_kind(self, kind: str) -> Job | None:
+        """The tenant's queued or running job of this kind, if there is one."""
+        result = await self.session.execute(
+            select(Job)
+            .where(
+                Job.tenant_id == self.ctx.tenant_id,
+                Job.kind == kind,
+                Job.status.in_(("queued", "running")),
+            )
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
 
     async def unfinished(self) -> list[uuid.UUID]:
         """Jobs queued or running: after a restart of the in-process broker, nobody runs them."""

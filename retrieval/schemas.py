@@ -75,6 +75,9 @@ class JobRead(msgspec.Struct):
     error_detail: str | None
     created_at: datetime
     finished_at: datetime | None
+    # Progress of a job over many items (a re-index: documents done of total); null otherwise.
+    done: int | None = None
+    total: int | None = None
 
 
 class DocumentRead(msgspec.Struct):
@@ -87,6 +90,8 @@ class DocumentRead(msgspec.Struct):
     version: int
     status: str
     chunk_count: int
+    # Which index text its vectors were built from (2: title, heading path and text).
+    index_version: int
     owner_id: uuid.UUID | None
     acl: dict[str, Any]
     metadata: dict[str, str]

@@ -35,13 +35,14 @@ from residency.registry import RegionRegistry
 from retrieval.acl import DocumentAcl, may_read, with_pii
 from retrieval.cache.invalidation import drop_answers_citing
 from retrieval.errors import UnparseableDocument, UnsupportedMediaType
-from retrieval.index import KnowledgeIndex, Passage
+from retrieval.index import INDEX_VERSION, KnowledgeIndex, Passage
 from retrieval.jobs import JobRunner, PermanentJobError
 from retrieval.models import Document, Job
 from retrieval.repositories import DocumentRepository, JobRepository
 from retrieval.schemas import AclSpec, JobStatus, check_metadata
 
 INGEST = "ingest"
+REINDEX = "reindex"
 # Text sent as JSON is read as Markdown (plain prose is valid Markdown).
 TEXT_MEDIA_TYPE = "text/markdown"
 
@@ -60,6 +61,14 @@ class JobNotFound(NotFound):
 
     def __init__(self) -> None:
         super().__init__("No such job in this tenant.")
+
+
+class NotTenantAdmin(Forbidden):
+    code = "not_tenant_admin"
+    title = "Tenant admins only"
+
+    def __init__(self) -> None:
+        super().__init__("Only a tenant admin may re-index the tenant's documents.")
 
 
 class NotDocumentOwner(Forbidden):
@@ -222,6 +231,29 @@ class DocumentService:
         after_commit(self.session, lambda: self.jobs.enqueue(tenant_id, job_id))
         return document, job, False
 
+    async def reindex(self) -> tuple[Job, bool]:
+        """Queue the rebuilding of every document's vectors whose index text is older than
+        this release's (``INDEX_VERSION``): a tenant admin's job, one at a time per tenant —
+        asked again while one is open, the open one is returned (``False``: not new)."""
+        if not self.ctx.has_role(Role.TENANT_ADMIN):
+            raise NotTenantAdmin()
+        current = await self.job_rows.open_of_kind(REINDEX)
+        if current is not None:
+            return current, False
+        total = await self.documents.count_stale(INDEX_VERSION)
+        job = await self.job_rows.add(
+            Job(id=uuid.uuid4(), kind=REINDEX, status=JobStatus.QUEUED, done=0, total=total)
+        )
+        await self.audit.record(
+            AuditAction.DOCUMENTS_REINDEX_REQUESTED,
+            resource_type=ResourceType.TENANT,
+            resource_id=self.ctx.tenant_id,
+            detail={"job_id": job.id, "documents": total, "index_version": INDEX_VERSION},
+        )
+        tenant_id, job_id = self.ctx.tenant_id, job.id
+        after_commit(self.session, lambda: self.jobs.enqueue(tenant_id, job_id))
+        return job, True
+
     async def set_acl(self, document_id: uuid.UUID, spec: AclSpec) -> Document:
         document = await self.manageable(document_id)
         pii = document.acl.get("pii")
@@ -353,6 +385,18 @@ class DocumentService:
         return job
 
 
+def keep_tags(document: Document, scrubber: IngestScrubber) -> None:
+    """The union of the PII types tagged in any chunk, kept on the document so that a later
+    ACL change re-applies the clearance to every chunk."""
+    acl = {k: v for k, v in document.acl.items() if k != "pii"}
+    if scrubber.tagged:
+        acl["pii"] = {
+            "types": sorted(scrubber.tagged),
+            "classification": scrubber.tag_classification,
+        }
+    document.acl = acl
+
+
 class IngestHandler:
     """The ``ingest`` job: read the sealed original, index it, record the outcome.
 
@@ -378,30 +422,44 @@ class IngestHandler:
     async def __call__(self, ctx: TenantContext, job: Job) -> None:
         if job.document_id is None:
             raise PermanentJobError("no_document", "the job names no document")
+        indexed = await self.index_document(ctx, job.document_id, job.document_version)
+        if indexed is not None:
+            count, scrubber = indexed
+            await self._outcome(ctx, job, "ready", count, scrubber)
+
+    async def index_document(
+        self, ctx: TenantContext, document_id: uuid.UUID, version: int, *, reindex: bool = False
+    ) -> tuple[int, IngestScrubber] | None:
+        """Index one stored version (its title, heading paths and text; see
+        ``KnowledgeIndex.ingest``); None when that version is no longer the document's."""
         try:
             async with self.registry.tenant_transaction(ctx, read_only=True) as session:
-                document = await DocumentRepository(session, ctx).get(job.document_id)
-                if document is None or document.version != job.document_version:
-                    return
+                document = await DocumentRepository(session, ctx).get(document_id)
+                if document is None or document.version != version:
+                    return None
+                keys = self.keyring.for_tenant(session, ctx)
                 data = await self.objects_for(session, ctx).get(
                     "document", f"{document.id.hex}-v{document.version}"
                 )
+                title = await keys.open("document-title", str(document.id), document.sealed_title)
                 policy = await load_policy(session, ctx)
                 scrubber = IngestScrubber(DlpScanner(self.dlp, policy, ctx.tenant_id))
                 count = await self.index.ingest(
                     ctx,
-                    self.keyring.for_tenant(session, ctx),
+                    keys,
                     document_id=document.id,
                     version=document.version,
+                    title=title.decode(),
                     data=data,
                     media_type=document.media_type,
                     acl=document_acl(document, with_pii_tags=False),
                     metadata=document.meta,
                     scrubber=scrubber,
+                    reindex=reindex,
                 )
         except (UnsupportedMediaType, UnparseableDocument) as exc:
             raise PermanentJobError(exc.code, exc.detail) from None
-        await self._outcome(ctx, job, "ready", count, scrubber)
+        return count, scrubber
 
     async def failed(self, ctx: TenantContext, job: Job) -> None:
         """The job ended failed (permanently, or out of retries): so does its document."""
@@ -419,14 +477,69 @@ class IngestHandler:
             document = await DocumentRepository(session, ctx).get(job.document_id)  # type: ignore[arg-type]
             if document is not None and document.version == job.document_version:
                 document.status, document.chunk_count = status, chunks
+                if status == "ready":
+                    document.index_version = INDEX_VERSION
                 if scrubber is not None:
-                    # The union of the types tagged in any chunk, kept on the document so that
-                    # a later ACL change re-applies the clearance to every chunk.
-                    acl = {k: v for k, v in document.acl.items() if k != "pii"}
-                    if scrubber.tagged:
-                        acl["pii"] = {
-                            "types": sorted(scrubber.tagged),
-                            "classification": scrubber.tag_classification,
-                        }
-                    document.acl = acl
+                    keep_tags(document, scrubber)
                     await record_ingest_trips(session, ctx, document.id, scrubber)
+
+
+class ReindexHandler:
+    """The ``reindex`` job: rebuild the vectors of every indexed document whose index text is
+    older than ``INDEX_VERSION`` (contextual indexing added the title), a few at a time.
+
+    Each document is indexed again in place (its points overwritten, never removed first, so
+    that searches keep finding it) and then marked current in a short transaction that also
+    counts it in the job's ``done``. A redelivered or retried job resumes with what is still
+    stale; a document replaced or deleted meanwhile is left to its own ingestion job.
+    """
+
+    BATCH = 20
+
+    def __init__(self, registry: RegionRegistry, ingest: IngestHandler) -> None:
+        self.registry = registry
+        self.ingest = ingest
+
+    async def __call__(self, ctx: TenantContext, job: Job) -> None:
+        skipped: set[uuid.UUID] = set()
+        while True:
+            async with self.registry.tenant_transaction(ctx, read_only=True) as session:
+                batch = [
+                    (d.id, d.version)
+                    for d in await DocumentRepository(session, ctx).stale(
+                        INDEX_VERSION, size=self.BATCH + len(skipped)
+                    )
+                    if d.id not in skipped
+                ]
+            if not batch:
+                return
+            for document_id, version in batch:
+                try:
+                    indexed = await self.ingest.index_document(
+                        ctx, document_id, version, reindex=True
+                    )
+                except PermanentJobError:
+                    # Its stored file no longer parses (a parser change): the old vectors stay.
+                    indexed = None
+                if indexed is None:
+                    skipped.add(document_id)
+                await self._mark(ctx, job.id, document_id, version, indexed)
+
+    async def _mark(
+        self,
+        ctx: TenantContext,
+        job_id: uuid.UUID,
+        document_id: uuid.UUID,
+        version: int,
+        indexed: tuple[int, IngestScrubber] | None,
+    ) -> None:
+        async with self.registry.tenant_transaction(ctx) as session:
+            document = await DocumentRepository(session, ctx).get(document_id)
+            if indexed is not None and document is not None and document.version == version:
+                count, scrubber = indexed
+                document.index_version, document.chunk_count = INDEX_VERSION, count
+                keep_tags(document, scrubber)
+            job = await JobRepository(session, ctx).get(job_id)
+            if job is not None:
+                job.done = (job.done or 0) + 1
+                job.total = max(job.total or 0, job.done)

@@ -22,7 +22,7 @@ import hashlib
 import re
 import unicodedata
 from collections import Counter
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 K1 = 1.2
 B = 0.75
@@ -86,3 +86,30 @@ def query_vector(text: str) -> SparseVector:
     """1.0 for each distinct query term: the store's IDF then weighs them."""
     indices = sorted({term_index(term) for term in tokenize(text)})
     return SparseVector(indices, [1.0] * len(indices))
+
+
+class SparseAnalyser(Protocol):
+    """Text to sparse vectors; documents and queries of one index must use the same one."""
+
+    name: str
+
+    def document(self, text: str) -> SparseVector: ...
+
+    def query(self, text: str) -> SparseVector: ...
+
+
+class PluralTerms:
+    """The analyser above: word runs, a short stop list, a light plural stemmer."""
+
+    name = "plural-stem"
+
+    def document(self, text: str) -> SparseVector:
+        return document_vector(text)
+
+    def query(self, text: str) -> SparseVector:
+        return query_vector(text)
+
+
+# The analyser of every index and query (compared with Qdrant's Snowball BM25 analyser in
+# ``bench/retrieval_quality.py``: no better on the public sets, see docs/PERFORMANCE.md).
+ANALYSER: SparseAnalyser = PluralTerms()

@@ -11,6 +11,7 @@ import msgspec
 
 from auth.schemas import VISIBLE
 from gateway.schemas import ChatMessageOut, CompletionUsage
+from retrieval.cache.services import CACHE_THRESHOLD
 
 Message = Annotated[str, msgspec.Meta(min_length=1, max_length=8000, pattern=VISIBLE)]
 ModelName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:/-]{1,100}$")]
@@ -129,7 +130,7 @@ class ChatPolicyBody(msgspec.Struct, forbid_unknown_fields=True):
     # embedded small one, which ``bench/answers.py`` measured below extractive answers.
     mode: AnswerMode | None = None
     cache_enabled: bool = True
-    cache_threshold: Annotated[float, msgspec.Meta(ge=0.8, le=1.0)] = 0.95
+    cache_threshold: Annotated[float, msgspec.Meta(ge=0.8, le=1.0)] = CACHE_THRESHOLD
     cache_ttl_seconds: Annotated[int, msgspec.Meta(ge=0, le=30 * 86400)] = 86400
     # The answer gate (app/chat/gate.py): when a factual sentence of a generative answer is
     # not backed by the source it cites, one revision naming it is asked for, unless

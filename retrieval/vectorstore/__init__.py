@@ -26,8 +26,10 @@ if TYPE_CHECKING:
 __all__ = [
     "DENSE",
     "DENSE_SIZE",
+    "FUSION",
     "SPARSE",
     "ChunkPoint",
+    "Fusion",
     "SearchFilters",
     "SearchHit",
     "SparseVector",
@@ -43,6 +45,37 @@ DENSE_SIZE = 384
 RRF_K = 60
 # Namespace of point ids: uuid5(namespace, "tenant:chunk").
 _POINT_NAMESPACE = uuid.UUID("6f1c2d0e-5b8a-4e3f-9a47-0c6d2b1e7a90")
+
+
+@dataclass(frozen=True, slots=True)
+class Fusion:
+    """How the dense and the sparse rankings become one: reciprocal-rank fusion with a weight
+    per side (``method="rrf"``), or distribution-based score fusion (``"dbsf"``: each side's
+    scores normalised by their spread, then added), over ``depth`` candidates from each side
+    (at least twice the limit)."""
+
+    method: str = "rrf"
+    dense_weight: float = 1.0
+    sparse_weight: float = 1.0
+    depth: int = 40
+    k: int = RRF_K
+
+    def candidates(self, limit: int) -> int:
+        return max(2 * limit, self.depth)
+
+    def weights(self, dense: bool, sparse: bool) -> list[float] | None:
+        """The RRF weights of the prefetches sent (dense first), None when they are equal."""
+        chosen = [
+            w for w, sent in ((self.dense_weight, dense), (self.sparse_weight, sparse)) if sent
+        ]
+        return None if len(set(chosen)) <= 1 else chosen
+
+
+# The fusion every search uses unless told otherwise, chosen on the labelled sets of
+# ``bench/retrieval_quality.py``: distribution-based score fusion is ahead of dense alone, sparse
+# alone and (weighted) RRF on all three sets, where equal-weight RRF fell below sparse alone on
+# the public one (docs/PERFORMANCE.md, "Session 9: retrieval").
+FUSION = Fusion(method="dbsf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +155,10 @@ class VectorStore(Protocol):
         sparse: SparseVector | None,
         limit: int,
         filters: SearchFilters | None = None,
+        fusion: Fusion = FUSION,
     ) -> list[SearchHit]:
-        """Hybrid search (dense + sparse fused by RRF) over what ``ctx`` may read."""
+        """Hybrid search (dense and sparse candidates joined by ``fusion``) over what ``ctx``
+        may read; one vector alone is that ranking alone."""
         ...
 
     async def count(self, ctx: TenantContext, document_id: str | None = None) -> int:

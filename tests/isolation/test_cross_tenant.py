@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from litestar import Litestar
 
-from tests.conftest import Api, TenantHandle, assert_problem, bearer
+from app.runtime import Runtime
+from retrieval.repositories import DocumentRepository
+from tests.conftest import Api, TenantHandle, assert_problem, bearer, context_of
 from tests.saml_idp import Assertion, TestIdp, configure, post_acs, session_cookie, start_login
 
 # (method, path template) of every route reachable with a tenant credential.
@@ -54,6 +56,7 @@ ISOLATION_ROUTES = {
     ("POST", "/v1/admin/scim-token"),
     ("POST", "/v1/documents"),
     ("POST", "/v1/documents/upload"),
+    ("POST", "/v1/documents/reindex"),
     ("GET", "/v1/documents"),
     ("GET", "/v1/documents/{document_id:uuid}"),
     ("PATCH", "/v1/documents/{document_id:uuid}/acl"),
@@ -514,7 +517,7 @@ async def test_scim_token_reaches_only_its_own_tenant(
 
 @pytest.mark.parametrize("intruder", ["b", "c"])
 async def test_documents_and_search_are_per_tenant(
-    api: Api, world: dict[str, Any], intruder: str
+    api: Api, runtime: Runtime, world: dict[str, Any], intruder: str
 ) -> None:
     from tests.integration.retrieval.test_documents import add, search
 
@@ -537,6 +540,19 @@ async def test_documents_and_search_are_per_tenant(
     listed = (await api.client.get("/v1/documents", headers=other.admin)).json()["items"]
     assert doc_id not in {d["id"] for d in listed}
     assert (await api.client.get(f"/v1/documents/{doc_id}", headers=a.admin)).status_code == 200
+
+    # A re-index is per tenant: B's job neither counts nor touches A's stale document, and
+    # A cannot see B's job.
+    ctx = context_of(a)
+    async with runtime.registry.tenant_transaction(ctx) as session:
+        stale = await DocumentRepository(session, ctx).get(uuid.UUID(doc_id))
+        assert stale is not None
+        stale.index_version = 1
+    job = (await api.client.post("/v1/documents/reindex", headers=other.admin)).json()
+    assert job["total"] == 0
+    assert_problem(await api.client.get(f"/v1/jobs/{job['id']}", headers=a.admin), 404)
+    read = await api.client.get(f"/v1/documents/{doc_id}", headers=a.admin)
+    assert read.json()["index_version"] == 1
 
 
 @pytest.mark.parametrize("intruder", ["b", "c"])

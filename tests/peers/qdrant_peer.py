@@ -7,8 +7,8 @@ deployment with separate API and worker processes needs one vector store that ev
 reaches over the network: an embedded Qdrant Edge shard belongs to the one process that opened
 it. This peer is that shared store for the multi-process load harness (``make loadtest``) and
 for tests of the server adapter over HTTP. Requests are parsed with qdrant-client's own REST
-models and translated to the Edge engine (filters, hybrid prefetch with RRF fusion, IDF over a
-corpus filter, payload indexes). Like a server it optimizes segments in the background after
+models and translated to the Edge engine (filters, hybrid prefetch with RRF or DBSF fusion, IDF
+over a corpus filter, payload indexes). Like a server it optimizes segments in the background after
 bulk writes. A route or a construct it does not know answers 404/400 with Qdrant's error shape,
 so drift in the adapter shows up as a failure rather than a silent no-op.
 
@@ -100,9 +100,13 @@ def _query(query: Any, using: str | None) -> Any:
     if query is None:
         return None
     if isinstance(query, m.RrfQuery):
-        return qe.Fusion.Rrf(k=query.rrf.k if query.rrf.k is not None else 60)
+        return qe.Fusion.Rrf(
+            k=query.rrf.k if query.rrf.k is not None else 60, weights=query.rrf.weights
+        )
     if isinstance(query, m.FusionQuery) and query.fusion == m.Fusion.RRF:
         return qe.Fusion.Rrf(k=60)
+    if isinstance(query, m.FusionQuery) and query.fusion == m.Fusion.DBSF:
+        return qe.Fusion.Dbsf()
     if isinstance(query, m.NearestQuery):
         query = query.nearest
     return qe.Query.Nearest(_vector(query), using=using)

@@ -44,9 +44,10 @@ from retrieval.errors import VectorStoreUnavailable
 from retrieval.vectorstore import (
     DENSE,
     DENSE_SIZE,
-    RRF_K,
+    FUSION,
     SPARSE,
     ChunkPoint,
+    Fusion,
     SearchHit,
     SparseVector,
     check_region,
@@ -259,14 +260,40 @@ class EdgeVectorStore(_EdgeShardOwner):
         sparse: SparseVector | None,
         limit: int,
         filters: SearchFilters | None = None,
+        fusion: Fusion = FUSION,
     ) -> list[SearchHit]:
-        check_search(limit, dense, sparse)
         check_region(self.region, ctx)
+        request = self.query_request(ctx, dense, sparse, limit, filters, fusion)
+        if request is None:
+            return []
+        points = await self._run(ctx, lambda s: s.query(request))
+        return [
+            SearchHit(
+                chunk_id=p.payload["chunk_id"],
+                document_id=p.payload["document_id"],
+                score=p.score,
+                payload=p.payload,
+            )
+            for p in points
+        ]
+
+    def query_request(
+        self,
+        ctx: TenantContext,
+        dense: Sequence[float] | None,
+        sparse: SparseVector | None,
+        limit: int,
+        filters: SearchFilters | None = None,
+        fusion: Fusion = FUSION,
+    ) -> qe.QueryRequest | None:
+        """The one engine query of a search (None when the filter admits nothing): dense and
+        sparse prefetches, each under the tenant + ACL filter, joined by ``fusion``."""
+        check_search(limit, dense, sparse)
         node = search_filter(ctx, filters)
         if isinstance(node, Never):
-            return []
+            return None
         allowed = edge_filter(node)
-        prefetch_limit = max(2 * limit, 40)
+        prefetch_limit = fusion.candidates(limit)
         prefetches = []
         if dense is not None:
             prefetches.append(
@@ -276,7 +303,8 @@ class EdgeVectorStore(_EdgeShardOwner):
                     filter=allowed,
                 )
             )
-        if sparse is not None and sparse.indices:
+        has_terms = sparse is not None and bool(sparse.indices)
+        if sparse is not None and has_terms:
             prefetches.append(
                 qe.Prefetch(
                     limit=prefetch_limit,
@@ -288,23 +316,13 @@ class EdgeVectorStore(_EdgeShardOwner):
                     params=qe.SearchParams(idf=qe.IdfParams(corpus=edge_filter(tenant_scope(ctx)))),
                 )
             )
-        request = qe.QueryRequest(
+        return qe.QueryRequest(
             limit=limit,
             prefetches=prefetches,
-            query=qe.Fusion.Rrf(k=RRF_K),  # type: ignore[arg-type]  # the stub omits Rrf
+            query=_fused(fusion, dense is not None, has_terms),
             filter=allowed,
             with_payload=True,
         )
-        points = await self._run(ctx, lambda s: s.query(request))
-        return [
-            SearchHit(
-                chunk_id=p.payload["chunk_id"],
-                document_id=p.payload["document_id"],
-                score=p.score,
-                payload=p.payload,
-            )
-            for p in points
-        ]
 
     async def best_similarity(
         self, ctx: TenantContext, dense: Sequence[float], filters: SearchFilters | None = None
@@ -324,6 +342,12 @@ class EdgeVectorStore(_EdgeShardOwner):
         request = qe.CountRequest(exact=True, filter=edge_filter(node))
         result: int = await self._run(ctx, lambda s: s.count(request))
         return result
+
+
+def _fused(fusion: Fusion, dense: bool, sparse: bool) -> Any:
+    if fusion.method == "dbsf":
+        return qe.Fusion.Dbsf()
+    return qe.Fusion.Rrf(k=fusion.k, weights=fusion.weights(dense, sparse))
 
 
 class EdgeQuestionIndex(_EdgeShardOwner):

@@ -47,9 +47,10 @@ from retrieval.errors import VectorStoreUnavailable
 from retrieval.vectorstore import (
     DENSE,
     DENSE_SIZE,
-    RRF_K,
+    FUSION,
     SPARSE,
     ChunkPoint,
+    Fusion,
     SearchHit,
     SparseVector,
     check_region,
@@ -255,6 +256,7 @@ class ServerVectorStore(_ServerCollection):
         sparse: SparseVector | None,
         limit: int,
         filters: SearchFilters | None = None,
+        fusion: Fusion = FUSION,
     ) -> list[SearchHit]:
         check_search(limit, dense, sparse)
         await self._scoped(ctx)
@@ -262,7 +264,7 @@ class ServerVectorStore(_ServerCollection):
         if isinstance(node, Never):
             return []
         allowed = client_filter(node)
-        prefetch_limit = max(2 * limit, 40)
+        prefetch_limit = fusion.candidates(limit)
         prefetch = []
         if dense is not None:
             prefetch.append(
@@ -284,7 +286,18 @@ class ServerVectorStore(_ServerCollection):
         response = await self.client.query_points(
             self.collection,
             prefetch=prefetch,
-            query=m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
+            query=(
+                m.FusionQuery(fusion=m.Fusion.DBSF)
+                if fusion.method == "dbsf"
+                else m.RrfQuery(
+                    rrf=m.Rrf(
+                        k=fusion.k,
+                        weights=fusion.weights(
+                            dense is not None, sparse is not None and bool(sparse.indices)
+                        ),
+                    )
+                )
+            ),
             query_filter=allowed,
             limit=limit,
             with_payload=True,

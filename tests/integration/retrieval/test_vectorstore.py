@@ -24,7 +24,14 @@ from retrieval.chunking import TokenCounter
 from retrieval.embeddings import Embedder
 from retrieval.errors import VectorStoreRegionMismatch, VectorStoreUnavailable
 from retrieval.index import KnowledgeIndex
-from retrieval.vectorstore import ChunkPoint, SparseVector, VectorStore, open_vector_store
+from retrieval.vectorstore import (
+    FUSION,
+    ChunkPoint,
+    Fusion,
+    SparseVector,
+    VectorStore,
+    open_vector_store,
+)
 from retrieval.vectorstore.adapters.edge import EdgeVectorStore
 from retrieval.vectorstore.adapters.server import ServerVectorStore
 from tests.peers.llm_peer import RunningPeer
@@ -93,14 +100,21 @@ async def chunk_ids(
     return [hit.chunk_id for hit in hits]
 
 
-async def test_search_returns_exactly_what_the_policy_allows(store: VectorStore) -> None:
+@pytest.mark.parametrize(
+    "fusion",
+    [FUSION, Fusion(method="rrf"), Fusion(method="rrf", dense_weight=2.0, depth=100)],
+    ids=["default", "rrf", "weighted-rrf"],
+)
+async def test_search_returns_exactly_what_the_policy_allows(
+    store: VectorStore, fusion: Fusion
+) -> None:
     world = random_world(seed=7)
     rng = random.Random(7)
     await load(store, world, rng)
     total = sum(len(doc.chunks) for doc in world.documents)
     seen_some = 0
     for ctx in world.principals:
-        got = await chunk_ids(store, ctx, rng, total)
+        got = await chunk_ids(store, ctx, rng, total, fusion=fusion)
         assert len(got) == len(set(got))
         assert set(got) == allowed(world, ctx), ctx.user_id
         seen_some += bool(got)

@@ -33,3 +33,57 @@ def test_spelling_and_phrasing_variants_still_match() -> None:
 def test_the_exact_key_ignores_case_space_and_final_punctuation() -> None:
     assert canonical("  What is the Hotel   limit?") == canonical("what is the hotel limit")
     assert canonical("Limit for 2 nights?") != canonical("Limit for 3 nights?")
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        # Typos of one letter (two in a long word) are the same question.
+        (
+            "How many vacation days do new employees get?",
+            "How many vacation days do new employes get?",
+        ),
+        ("What is the reimbursement limit for taxis?", "What is the reimbursment limit for taxis?"),
+        # Greetings, thanks and filler around the question.
+        (
+            "How many vacation days do new employees get?",
+            "Hi! How many vacation days do new employees get? Thanks",
+        ),
+        (
+            "How many vacation days do new employees get?",
+            "Quick question: can you tell me how many vacation days new employees get?",
+        ),
+        ("What is the hotel limit in Paris?", "I was wondering, what is the hotel limit in Paris?"),
+        # The same relation said in another order.
+        (
+            "How long is the train from London to Paris?",
+            "How long is the train to Paris from London?",
+        ),
+    ],
+)
+def test_typos_greetings_and_filler_still_match(cached: str, asked: str) -> None:
+    assert same_question(cached, asked)
+    assert same_question(asked, cached)
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        # Comparatives and directions flip the answer.
+        ("Which orders are under $50?", "Which orders are over $50?"),
+        ("Who joined before 2020?", "Who joined after 2020?"),
+        ("Which teams spent more than budget?", "Which teams spent less than budget?"),
+        (
+            "How long is the train from London to Paris?",
+            "How long is the train from Paris to London?",
+        ),
+        ("Is Acme bigger than Globex?", "Is Globex bigger than Acme?"),
+        ("What do we import from Spain?", "What do we export to Spain?"),
+        # Two real words a letter apart are two questions, not a typo.
+        ("What did Maria approve in March?", "What did Mario approve in March?"),
+        ("What is the price of the award?", "What is the prize of the award?"),
+    ],
+)
+def test_look_alikes_that_change_the_answer_are_refused(cached: str, asked: str) -> None:
+    assert not same_question(cached, asked)
+    assert not same_question(asked, cached)

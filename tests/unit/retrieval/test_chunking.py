@@ -71,19 +71,56 @@ def test_never_splits_inside_a_word() -> None:
         assert set(chunk.text.split()) <= words
 
 
-def test_consecutive_chunks_of_a_section_overlap() -> None:
+def _shared(previous: Chunk, following: Chunk) -> str:
+    """The longest start of ``following`` that ``previous`` ends with."""
+    words = following.text.split()
+    shared = ""
+    for size in range(1, len(words)):
+        if previous.text.endswith(" ".join(words[:size])):
+            shared = " ".join(words[:size])
+    return shared
+
+
+def test_consecutive_chunks_repeat_whole_sentences() -> None:
+    # Sentences of three to six words: the 16-token overlap holds one or more whole ones.
+    rng = random.Random(4)
+    text = " ".join(
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 6))).capitalize() + "."
+        for _ in range(80)
+    )
+    blocks = parse_document(f"# Notes\n\n{text}".encode(), MARKDOWN)
+    chunks = chunk_blocks(blocks, COUNTER, max_tokens=64, overlap_tokens=16)
+    assert len(chunks) >= 3
+    overlapping = 0
+    for previous, following in itertools.pairwise(chunks):
+        shared = _shared(previous, following)
+        assert following.text[0].isupper()
+        if not shared:
+            # Only when the last sentence alone is over the overlap budget.
+            last = previous.text.rsplit(". ", 1)[-1]
+            assert count(last) > 16
+            continue
+        overlapping += 1
+        assert count(shared) <= 16
+        # The repeated part is whole sentences: it starts where a sentence starts.
+        assert previous.text.endswith(". " + shared) and shared.endswith(".")
+    assert overlapping >= len(chunks) // 2
+
+
+def test_no_chunk_starts_inside_a_sentence_cut_at_its_end() -> None:
     chunks = chunk_blocks(document(), COUNTER, max_tokens=64, overlap_tokens=12)
     long_chunks = [c for c in chunks if c.heading_path == ("Handbook", "Long section")]
     assert len(long_chunks) >= 3
     for previous, following in itertools.pairwise(long_chunks):
-        first_words = following.text.split()[:3]
-        assert " ".join(first_words) in previous.text
-        shared = 0
-        for size in range(1, len(following.text.split())):
-            if previous.text.endswith(" ".join(following.text.split()[:size])):
-                shared = size
-        assert shared > 0
-        assert count(" ".join(following.text.split()[:shared])) <= 12
+        shared = _shared(previous, following)
+        if previous.text.endswith("."):
+            # Its last sentence is longer than the overlap: nothing is repeated, and the
+            # next chunk starts with a sentence of its own.
+            assert shared == "" or previous.text.endswith(". " + shared)
+            assert following.text[0].isupper()
+        else:
+            # Cut inside an over-long sentence: its last words carry over.
+            assert shared and count(shared) <= 12
 
 
 def test_small_blocks_merge_under_one_heading_and_sections_never_mix() -> None:
@@ -100,10 +137,16 @@ def test_small_blocks_merge_under_one_heading_and_sections_never_mix() -> None:
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
 
 
-def test_embed_text_carries_the_heading_path() -> None:
+def test_index_text_carries_the_title_and_heading_path() -> None:
     chunk = Chunk(0, "Body text.", ("Handbook", "Leave"), 3)
-    assert chunk.embed_text == "Handbook > Leave\n\nBody text."
-    assert Chunk(0, "Body.", (), 2).embed_text == "Body."
+    assert chunk.index_text() == "Handbook > Leave\n\nBody text."
+    assert chunk.index_text("Travel  policy") == "Travel policy > Handbook > Leave\n\nBody text."
+    # A title that is also the first heading is said once.
+    assert chunk.index_text("handbook") == "Handbook > Leave\n\nBody text."
+    assert Chunk(0, "Body.", (), 2).index_text("Expenses") == "Expenses\n\nBody."
+    assert Chunk(0, "Body.", (), 2).index_text() == "Body."
+    # What users are shown stays the content alone.
+    assert chunk.text == "Body text."
 
 
 def test_chunking_is_deterministic() -> None:
