@@ -81,6 +81,7 @@ class KmsController(Controller):
             aws_region=data.region,
             role_arn=data.role_arn,
             external_id=data.external_id,
+            tenant=str(ctx.tenant_id),
         )
         status, _ = await keys.configure(ref, audit)
         return kms_read(status, ctx)

@@ -35,6 +35,8 @@ class KeyRef:
     aws_region: str | None = None
     role_arn: str | None = None
     external_id: str | None = None
+    # The tenant whose key this is: credentials obtained for one tenant serve no other.
+    tenant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

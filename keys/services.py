@@ -69,6 +69,7 @@ def key_ref(config: TenantKms) -> KeyRef:
         aws_region=config.aws_region,
         role_arn=config.role_arn,
         external_id=config.external_id,
+        tenant=str(config.tenant_id),
     )
 
 
@@ -85,6 +86,7 @@ def wrapped_by(row: WrappedDataKey, config: TenantKms) -> KeyRef:
         aws_region=config.aws_region,
         role_arn=config.role_arn,
         external_id=config.external_id,
+        tenant=str(config.tenant_id),
     )
 
 

@@ -50,14 +50,17 @@ class AwsKms:
     def __init__(self, *, default_region: str | None, endpoint_url: str | None = None) -> None:
         self.default_region = default_region
         self.endpoint_url = endpoint_url
-        self._clients: dict[tuple[str, str | None], tuple[float, Any]] = {}
+        # Keyed by tenant, region, role and external id: a client holding credentials of a role
+        # assumed for one tenant is never handed to another tenant that names the same role
+        # (with another external id, or none), which must assume it itself and may be refused.
+        self._clients: dict[tuple[str | None, str, str | None, str | None], tuple[float, Any]] = {}
         self._lock = threading.Lock()
 
     def _client(self, key: KeyRef) -> Any:
         region = key.aws_region or self.default_region
         if not region:
             raise KeyInvalid("no AWS region for this key")
-        cache_key = (region, key.role_arn)
+        cache_key = (key.tenant, region, key.role_arn, key.external_id)
         with self._lock:
             cached = self._clients.get(cache_key)
             if cached and cached[0] > time.monotonic():
@@ -105,72 +108,84 @@ class AwsKms:
                 raise KmsUnreachable(code or "client error") from exc
             except (EndpointConnectionError, BotoCoreError) as exc:
                 raise KmsUnreachable(type(exc).__name__) from None
+            except (KeyError, TypeError):
+                # A response without the field asked for (cut short by a proxy or a faulty
+                # endpoint): KMS did not answer, which is a 503, not a 500.
+                raise KmsUnreachable("malformed response") from None
 
         return await asyncio.to_thread(run)
 
     async def generate_data_key(self, key: KeyRef, context: Context) -> DataKey:
-        response = await self._call(
-            key,
-            lambda kms: kms.generate_data_key(
+        def call(kms: Any) -> DataKey:
+            response = kms.generate_data_key(
                 KeyId=key.key_id, KeySpec="AES_256", EncryptionContext=context
-            ),
-        )
-        return DataKey(plaintext=response["Plaintext"], wrapped=response["CiphertextBlob"])
+            )
+            return DataKey(
+                plaintext=bytes(response["Plaintext"]), wrapped=bytes(response["CiphertextBlob"])
+            )
+
+        return await self._call(key, call)
 
     async def encrypt(self, key: KeyRef, plaintext: bytes, context: Context) -> bytes:
-        response = await self._call(
+        return await self._call(
             key,
-            lambda kms: kms.encrypt(
-                KeyId=key.key_id, Plaintext=plaintext, EncryptionContext=context
+            lambda kms: bytes(
+                kms.encrypt(KeyId=key.key_id, Plaintext=plaintext, EncryptionContext=context)[
+                    "CiphertextBlob"
+                ]
             ),
         )
-        return bytes(response["CiphertextBlob"])
 
     async def decrypt(self, key: KeyRef, wrapped: bytes, context: Context) -> bytes:
-        response = await self._call(
+        return await self._call(
             key,
-            lambda kms: kms.decrypt(
-                KeyId=key.key_id, CiphertextBlob=wrapped, EncryptionContext=context
+            lambda kms: bytes(
+                kms.decrypt(KeyId=key.key_id, CiphertextBlob=wrapped, EncryptionContext=context)[
+                    "Plaintext"
+                ]
             ),
         )
-        return bytes(response["Plaintext"])
 
     async def re_encrypt(
         self, source: KeyRef, wrapped: bytes, context: Context, destination: KeyRef
     ) -> bytes:
-        if (source.role_arn, source.aws_region) != (destination.role_arn, destination.aws_region):
+        if (source.tenant, source.role_arn, source.external_id, source.aws_region) != (
+            destination.tenant,
+            destination.role_arn,
+            destination.external_id,
+            destination.aws_region,
+        ):
             # Different accounts or credentials: unwrap with one, wrap with the other.
             plaintext = await self.decrypt(source, wrapped, context)
             return await self.encrypt(destination, plaintext, context)
-        response = await self._call(
+        return await self._call(
             destination,
-            lambda kms: kms.re_encrypt(
-                CiphertextBlob=wrapped,
-                SourceKeyId=source.key_id,
-                SourceEncryptionContext=context,
-                DestinationKeyId=destination.key_id,
-                DestinationEncryptionContext=context,
+            lambda kms: bytes(
+                kms.re_encrypt(
+                    CiphertextBlob=wrapped,
+                    SourceKeyId=source.key_id,
+                    SourceEncryptionContext=context,
+                    DestinationKeyId=destination.key_id,
+                    DestinationEncryptionContext=context,
+                )["CiphertextBlob"]
             ),
         )
-        return bytes(response["CiphertextBlob"])
 
     async def create_key(self, *, description: str, owner: str | None) -> KeyRef:
         probe = KeyRef(provider="aws-kms", key_id="", aws_region=self.default_region)
         tags = [{"TagKey": "bulwark:tenant", "TagValue": owner}] if owner else []
-        response = await self._call(
+        arn = await self._call(
             probe,
-            lambda kms: kms.create_key(
-                Description=description,
-                KeyUsage="ENCRYPT_DECRYPT",
-                KeySpec="SYMMETRIC_DEFAULT",
-                Tags=tags,
+            lambda kms: str(
+                kms.create_key(
+                    Description=description,
+                    KeyUsage="ENCRYPT_DECRYPT",
+                    KeySpec="SYMMETRIC_DEFAULT",
+                    Tags=tags,
+                )["KeyMetadata"]["Arn"]
             ),
         )
-        return KeyRef(
-            provider="aws-kms",
-            key_id=response["KeyMetadata"]["Arn"],
-            aws_region=self.default_region,
-        )
+        return KeyRef(provider="aws-kms", key_id=arn, aws_region=self.default_region)
 
     async def destroy_key(self, key: KeyRef) -> None:
         # The bare key id (the client is already in the key's account and region); moto, the

@@ -236,3 +236,38 @@ async def test_purge_schedules_deletion_of_the_platform_managed_key(
     await purge_due_tenants(aws_runtime.control, aws_runtime.registry, aws_runtime.keyring, later)
     state = client("kms", "us-west-2", aws["endpoint"]).describe_key(KeyId=key_id)
     assert state["KeyMetadata"]["KeyState"] == "PendingDeletion"
+
+
+async def test_assumed_role_credentials_are_never_shared_across_tenants(
+    moto_endpoint: str, aws_env: None
+) -> None:
+    """Tenant B names tenant A's role ARN with its own (wrong) external id, or none, while A's
+    client is cached: B's call assumes the role itself, with B's external id, so the role's
+    trust policy decides (moto does not evaluate trust policies; that AWS refuses a wrong
+    ExternalId is AWS's part). A's next call reuses A's credentials."""
+    from keys.adapters.aws import AwsKms
+    from keys.kms import KeyRef
+
+    region = "eu-west-1"
+    key_id = client("kms", region, moto_endpoint).create_key()["KeyMetadata"]["KeyId"]
+    role = "arn:aws:iam::123456789012:role/customer-kms"
+    assumed: list[tuple[str, str | None]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        assumed.append((params["RoleArn"], params.get("ExternalId")))
+
+    boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    session.events.register("provide-client-params.sts.AssumeRole", record)
+    kms = AwsKms(default_region=region, endpoint_url=moto_endpoint)
+
+    def ref(tenant: str, external_id: str | None) -> KeyRef:
+        return KeyRef("aws-kms", key_id, region, role, external_id, tenant)
+
+    context = {"purpose": "test"}
+    await kms.generate_data_key(ref("tenant-a", "a-secret"), context)
+    await kms.generate_data_key(ref("tenant-b", "guessed"), context)
+    await kms.generate_data_key(ref("tenant-b", None), context)
+    await kms.generate_data_key(ref("tenant-a", "a-secret"), context)
+    assert assumed == [(role, "a-secret"), (role, "guessed"), (role, None)]

@@ -87,3 +87,26 @@ def test_typos_greetings_and_filler_still_match(cached: str, asked: str) -> None
 def test_look_alikes_that_change_the_answer_are_refused(cached: str, asked: str) -> None:
     assert not same_question(cached, asked)
     assert not same_question(asked, cached)
+
+
+PUBLIC = json.loads(
+    (Path(__file__).parents[3] / "bench" / "data" / "cache_public" / "pairs.json").read_text()
+)["pairs"]
+
+
+def test_no_public_look_alike_passes_the_guard() -> None:
+    # 415 look-alikes from SQuAD questions (direction, negation, number, date, entity, scope,
+    # and crowd-written non-duplicates such as "When ..." / "Where ..."): not one may pass.
+    wrong = [p for p in PUBLIC if not p["same"] and same_question(p["a"], p["b"])]
+    assert wrong == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "floor"),
+    # Measured on this set; human paraphrases are mostly refused (another content word).
+    [("repeat", 40), ("typo", 48), ("greeting", 40), ("filler", 50), ("paraphrase", 24)],
+)
+def test_public_same_answer_pairs_pass_the_guard(kind: str, floor: int) -> None:
+    pairs = [p for p in PUBLIC if p["kind"] == kind]
+    assert all(p["same"] for p in pairs)
+    assert sum(same_question(p["a"], p["b"]) for p in pairs) >= floor
