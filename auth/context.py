@@ -1,22 +1,27 @@
 """Who is asking: ``TenantContext`` for tenant principals, ``OperatorPrincipal`` for the operator.
 
 ``TenantContext`` is the capability every tenant-owned repository, store and cache requires. Only
-this package may construct one: the constructor checks a module-private token, so code elsewhere
-cannot forge a context for a tenant it did not authenticate (a test also forbids the call outside
-``auth/``). Everything in it is resolved server-side at authentication time; nothing comes from
-the request body.
+this package may construct one: the constructor only runs inside this module's builders (a
+context variable grants the permission for the duration of one build), so code elsewhere can
+neither forge a context for a tenant it did not authenticate nor copy one with changes
+(``dataclasses.replace`` runs the same check; a test also forbids the calls outside ``auth/``).
+Everything in it is resolved server-side at authentication time; nothing comes from the request
+body.
 """
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Literal
 
-_CONSTRUCTION_TOKEN = object()
+# True only while one of this module's builders constructs a context.
+_BUILDING: contextvars.ContextVar[bool] = contextvars.ContextVar("bulwark_ctx_build", default=False)
 
 AuthMethod = Literal["api_key", "session", "oidc", "scim", "system"]
 
@@ -41,10 +46,9 @@ class TenantContext:
     attributes: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
     # The tenant's epoch read for this request (``auth.epochs``), when authentication read it.
     epoch: int | None = field(default=None, compare=False)
-    _token: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self._token is not _CONSTRUCTION_TOKEN:
+        if not _BUILDING.get():
             raise TypeError("TenantContext can only be built by the auth package")
 
     def has_role(self, *roles: Role) -> bool:
@@ -88,6 +92,20 @@ class TenantRoute:
         )
 
 
+def _permitted(make: Callable[[], TenantContext]) -> TenantContext:
+    token = _BUILDING.set(True)
+    try:
+        return make()
+    finally:
+        _BUILDING.reset(token)
+
+
+def with_epoch(ctx: TenantContext, epoch: int) -> TenantContext:
+    """``ctx`` as of the tenant epoch that authentication read (the one change auth makes to a
+    context once built)."""
+    return _permitted(lambda: dataclasses.replace(ctx, epoch=epoch))
+
+
 def _build(
     tenant: TenantRoute,
     *,
@@ -99,20 +117,21 @@ def _build(
     clearance: int = 0,
     attributes: Mapping[str, Iterable[str]] | None = None,
 ) -> TenantContext:
-    return TenantContext(
-        tenant_id=tenant.id,
-        tenant_slug=tenant.slug,
-        region=tenant.region,
-        user_id=user_id,
-        roles=frozenset(roles),
-        group_ids=frozenset(group_ids),
-        auth_method=auth_method,
-        credential_id=credential_id,
-        clearance=clearance,
-        attributes=MappingProxyType(
-            {key: frozenset(values) for key, values in (attributes or {}).items()}
-        ),
-        _token=_CONSTRUCTION_TOKEN,
+    return _permitted(
+        lambda: TenantContext(
+            tenant_id=tenant.id,
+            tenant_slug=tenant.slug,
+            region=tenant.region,
+            user_id=user_id,
+            roles=frozenset(roles),
+            group_ids=frozenset(group_ids),
+            auth_method=auth_method,
+            credential_id=credential_id,
+            clearance=clearance,
+            attributes=MappingProxyType(
+                {key: frozenset(values) for key, values in (attributes or {}).items()}
+            ),
+        )
     )
 
 

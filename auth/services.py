@@ -12,7 +12,7 @@ import asyncio
 import hmac
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +29,7 @@ from auth.context import (
     TenantRoute,
     system_context,
     user_context,
+    with_epoch,
 )
 from auth.errors import (
     ApiKeyNotFound,
@@ -409,7 +410,7 @@ class AuthenticationService:
             ):
                 raise InvalidCredentials()
             ctx = await self.user_principal(session, lookup, route, row.user_id, method, row.id)
-        ctx = replace(ctx, epoch=epoch)
+        ctx = with_epoch(ctx, epoch)
         # Filed under the epoch read before the build (``auth.principals``).
         self.principals.put(
             method, parsed.key_id, Entry(row.secret_hash, route_key(route), epoch, expires_at, ctx)

@@ -3,7 +3,6 @@ interpreter of the compiled filter tree with Qdrant's semantics (lists match on 
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import uuid
 from collections.abc import Mapping
@@ -37,20 +36,20 @@ def principal(
     clearance: int = 0,
     attributes: Mapping[str, frozenset[str]] | None = None,
 ) -> TenantContext:
-    """A context as auth/ would build it. ``user_context`` takes no clearance or attributes yet,
-    so the test sets them on a real context with ``dataclasses.replace``."""
+    """A context as auth/ builds it: a member with these groups, clearance and attributes, or
+    (no user) the system context, which has none of them."""
     if user_id is None:
-        ctx = system_context(route)
-    else:
-        ctx = user_context(
-            route,
-            user_id=user_id,
-            roles=["member"],
-            group_ids=groups,
-            auth_method="session",
-            credential_id=None,
-        )
-    return dataclasses.replace(ctx, clearance=clearance, attributes=dict(attributes or {}))
+        return system_context(route)
+    return user_context(
+        route,
+        user_id=user_id,
+        roles=["member"],
+        group_ids=groups,
+        auth_method="session",
+        credential_id=None,
+        clearance=clearance,
+        attributes=dict(attributes or {}),
+    )
 
 
 def _field(payload: Mapping[str, Any], key: str) -> Any:

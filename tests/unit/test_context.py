@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import pytest
@@ -11,6 +12,7 @@ from auth.context import (
     scim_context,
     system_context,
     user_context,
+    with_epoch,
 )
 
 ROUTE = TenantRoute(uuid.uuid4(), "acme", "eu", "active")
@@ -27,6 +29,28 @@ def test_tenant_context_cannot_be_forged_outside_auth() -> None:
             group_ids=frozenset(),
             auth_method="api_key",
         )
+
+
+def test_a_context_cannot_be_copied_with_changes_outside_auth() -> None:
+    member = user_context(
+        ROUTE,
+        user_id=uuid.uuid4(),
+        roles=["member"],
+        group_ids=[],
+        auth_method="api_key",
+        credential_id=None,
+    )
+    for change in (
+        {"tenant_id": uuid.uuid4()},
+        {"region": "us"},
+        {"roles": frozenset({Role.TENANT_ADMIN})},
+        {"clearance": 3},
+    ):
+        with pytest.raises(TypeError, match="only be built by the auth package"):
+            dataclasses.replace(member, **change)
+    # The one change auth makes, through its own function.
+    assert with_epoch(member, 7).epoch == 7
+    assert with_epoch(member, 7) == member
 
 
 def test_system_context_has_no_user_and_no_roles() -> None:

@@ -87,7 +87,7 @@ def test_missing_or_empty_acl_admits_only_the_uploader() -> None:
         assert not may_read(principal(tenant, user_id=other, clearance=3), acl, tenant.id)
     nobody = DocumentAcl()
     assert not may_read(principal(tenant, user_id=owner, clearance=3), nobody, tenant.id)
-    assert not may_read(principal(tenant, user_id=None, clearance=3), nobody, tenant.id)
+    assert not may_read(principal(tenant, user_id=None), nobody, tenant.id)
 
 
 def test_tenant_wide_document_is_not_visible_to_another_tenant() -> None:
