@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat.judge import AnswerJudge
 from app.chat.schemas import ChatPolicyBody
+from app.egress import policy_of
 from app.settings import Settings, resolve_secret
 from audit.sar.retention import sweep_active_tenants
 from audit.sar.schemas import RetentionSweep
@@ -112,6 +113,7 @@ class Runtime:
                 else None,
             ),
             settings.gateway,
+            egress=policy_of(settings.egress),
         )
         runtime = cls(
             settings=settings,

@@ -8,6 +8,7 @@ under ``BULWARK_DATA_DIR`` (``./var``) and ships two regions, ``eu`` and ``us``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -176,6 +177,40 @@ class RouterSettings(_Group):
     classifier_timeout_seconds: float = Field(default=2.0, gt=0.0)
 
 
+class EgressTenantSettings(_Group):
+    """Further destinations one tenant's configured URLs may reach (its private link)."""
+
+    allow_networks: tuple[str, ...] = ()
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
+        return value
+
+    allow_hosts: tuple[str, ...] = ()
+    allow_http: bool = False
+
+
+class EgressSettings(_Group):
+    """Where URLs a tenant configures (BYO models) may lead: public addresses over https,
+    plus these (CIDRs such as ``10.20.0.0/16``, host names, plain http). ``tenants`` widens
+    it for single tenants, by slug. See ``app/egress.py``."""
+
+    allow_networks: tuple[str, ...] = ()
+    allow_hosts: tuple[str, ...] = ()
+    allow_http: bool = False
+    tenants: dict[str, EgressTenantSettings] = {}
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
+        return value
+
+
 class GatewaySettings(_Group):
     router: RouterSettings = RouterSettings()
     # Circuit breaker per endpoint: open after this many consecutive failures, probe after.
@@ -261,6 +296,7 @@ class Settings(BaseSettings):
     jobs: JobsSettings = JobsSettings()
     retention: RetentionSettings = RetentionSettings()
     gateway: GatewaySettings = GatewaySettings()
+    egress: EgressSettings = EgressSettings()
     regions: dict[str, RegionSettings] = Field(default_factory=dict)
 
     @classmethod

@@ -42,6 +42,8 @@ class AuditAction(StrEnum):
     QUOTAS_UPDATED = "quotas.updated"
     BYO_MODEL_CONFIGURED = "byo_model.configured"
     BYO_MODEL_REMOVED = "byo_model.removed"
+    # A URL a tenant configured, refused by the egress guard (the reason and host, never more).
+    EGRESS_REFUSED = "egress.refused"
     MODEL_BATCH_SUBMITTED = "model_batch.submitted"
     DLP_POLICY_UPDATED = "dlp.policy_updated"
     # A DLP or injection-guard trip: types/kinds, direction, action and counts; never the text.

@@ -32,7 +32,7 @@ from auth.context import TenantContext, TenantRoute, user_context
 from retrieval.acl import DocumentAcl
 from retrieval.embeddings import Embedder
 from retrieval.sparse import ANALYSER
-from retrieval.vectorstore import DENSE_SIZE, ChunkPoint, SparseVector
+from retrieval.vectorstore import DENSE_SIZE, FUSION, ChunkPoint, Fusion, SparseVector
 from retrieval.vectorstore.adapters.edge import EdgeVectorStore
 
 BATCH = 2000
@@ -87,7 +87,9 @@ def _summary(timings: list[float]) -> dict[str, float]:
     }
 
 
-async def _queries(store: EdgeVectorStore, ctx: TenantContext, count: int) -> dict[str, float]:
+async def _queries(
+    store: EdgeVectorStore, ctx: TenantContext, count: int, fusion: Fusion = FUSION
+) -> dict[str, float]:
     rng = random.Random(1)
     gen = np.random.default_rng(1)
     dense = _unit_vectors(gen, count).tolist()
@@ -95,19 +97,23 @@ async def _queries(store: EdgeVectorStore, ctx: TenantContext, count: int) -> di
     for q in range(count):
         sparse = _sparse(rng)
         began = time.perf_counter()
-        hits = await store.search(ctx, dense[q], sparse, 10)
+        hits = await store.search(ctx, dense[q], sparse, 10, fusion=fusion)
         timings.append((time.perf_counter() - began) * 1000)
         assert len(hits) == 10
     return _summary(timings)
 
 
-def _engine_only(store: EdgeVectorStore, ctx: TenantContext, count: int) -> dict[str, float]:
+def _engine_only(
+    store: EdgeVectorStore, ctx: TenantContext, count: int, fusion: Fusion = FUSION
+) -> dict[str, float]:
     """The same queries, built beforehand and run on the Edge shard directly: the engine's own
     time, without Bulwark's filter compilation, thread hop and hit mapping."""
     rng = random.Random(1)
     gen = np.random.default_rng(1)
     dense = _unit_vectors(gen, count).tolist()
-    requests = [store.query_request(ctx, dense[q], _sparse(rng), 10) for q in range(count)]
+    requests = [
+        store.query_request(ctx, dense[q], _sparse(rng), 10, fusion=fusion) for q in range(count)
+    ]
     assert all(r is not None for r in requests)
     shard = store._open()
     timings = []
@@ -119,7 +125,11 @@ def _engine_only(store: EdgeVectorStore, ctx: TenantContext, count: int) -> dict
 
 
 async def _queries_embedded(
-    store: EdgeVectorStore, ctx: TenantContext, questions: list[str], embedder: Embedder
+    store: EdgeVectorStore,
+    ctx: TenantContext,
+    questions: list[str],
+    embedder: Embedder,
+    fusion: Fusion = FUSION,
 ) -> dict[str, float]:
     """The whole search as the API runs it: embed the question (MiniLM), build its BM25 vector,
     run the filtered hybrid query (the corpus vectors are random, the query costs are real)."""
@@ -129,7 +139,7 @@ async def _queries_embedded(
         dense = (await embedder.embed_async([question]))[0].tolist()
         terms = ANALYSER.query(question)
         sparse = SparseVector(terms.indices, terms.values) if terms.indices else None
-        await store.search(ctx, dense, sparse, 10)
+        await store.search(ctx, dense, sparse, 10, fusion=fusion)
         timings.append((time.perf_counter() - began) * 1000)
     return _summary(timings)
 
@@ -140,6 +150,7 @@ async def _run(
     questions: list[str] | None = None,
     embedder: Embedder | None = None,
     neighbour_fraction: float = 1.0,
+    fusion: Fusion = FUSION,
 ) -> dict[str, Any]:
     group, other_group = uuid.uuid4(), uuid.uuid4()
     tenant = TenantRoute(uuid.uuid4(), "bench", "eu", "active")
@@ -155,14 +166,14 @@ async def _run(
         neighbour_size = round(size * neighbour_fraction)
         await _load(store, _context(neighbour, set()), neighbour_size, other, other)
         loaded = time.perf_counter() - began
-        before = await _queries(store, reader, queries)
+        before = await _queries(store, reader, queries, fusion)
         began = time.perf_counter()
         await store.optimize()
         optimized = time.perf_counter() - began
-        after = await _queries(store, reader, queries)
-        engine = _engine_only(store, reader, queries)
+        after = await _queries(store, reader, queries, fusion)
+        engine = _engine_only(store, reader, queries, fusion)
         embedded = (
-            await _queries_embedded(store, reader, questions, embedder)
+            await _queries_embedded(store, reader, questions, embedder, fusion)
             if questions and embedder
             else None
         )
@@ -187,7 +198,10 @@ def main() -> None:
     parser.add_argument("--query-embedding", action="store_true")
     # The second tenant's points, as a share of the first's (1.0: as many again).
     parser.add_argument("--neighbour-fraction", type=float, default=1.0)
+    # Another fusion than the one in use, for an A/B of its cost on the same host.
+    parser.add_argument("--fusion", choices=["rrf", "dbsf"], default=FUSION.method)
     args = parser.parse_args()
+    fusion = Fusion(method=args.fusion)
     questions: list[str] | None = None
     embedder: Embedder | None = None
     if args.query_embedding:
@@ -200,10 +214,13 @@ def main() -> None:
         embedder.load()
     report = {
         "engine": "qdrant-edge-py",
-        "query": "dense+sparse prefetch, weighted RRF (retrieval.vectorstore.FUSION), "
+        "query": f"dense+sparse prefetch, {fusion.method} fusion, depth {fusion.depth} a side, "
         "tenant+ACL filter in query, limit 10",
+        "fusion": fusion.method,
         "runs": [
-            asyncio.run(_run(size, args.queries, questions, embedder, args.neighbour_fraction))
+            asyncio.run(
+                _run(size, args.queries, questions, embedder, args.neighbour_fraction, fusion)
+            )
             for size in args.sizes
         ],
     }

@@ -3,14 +3,17 @@ usage reports. They run in the request's unit of work and never commit."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.egress import EgressRefused
 from app.errors import InvalidInput
-from audit.schemas import AuditAction, ResourceType
+from audit.schemas import AuditAction, AuditOutcome, ResourceType
 from audit.services import AuditLog
 from auth.context import TenantContext
 from gateway.errors import ByoModelNotFound
@@ -30,6 +33,14 @@ from gateway.schemas import (
 )
 from gateway.services import GatewayService
 from keys.services import TenantKeys
+from residency.database import after_end
+
+_CODE_LIKE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
 
 MICRO = 1_000_000
 
@@ -91,11 +102,31 @@ class GatewayAdminService:
         audit: AuditLog,
     ) -> None:
         self.ctx = ctx
+        self.session = session
         self.policies = PolicyRepository(session, ctx)
         self.byo = ByoModelRepository(session, ctx)
         self.gateway = gateway
         self.keys = keys
         self.audit = audit
+
+    def _audit_refusal(self, tier: str, refused: EgressRefused) -> None:
+        """The refusal, audited in a transaction of its own once the refused request's has
+        ended (which rolls back): the host as written if it is code-like, else its digest."""
+        host = refused.host if _CODE_LIKE.match(refused.host) else sha256_hex(refused.host)
+        detail = {"tier": tier, "reason": refused.reason, "host": host}
+        ctx, registry, request_id = self.ctx, self.gateway.registry, self.audit.request_id
+
+        async def record() -> None:
+            async with registry.tenant_transaction(ctx) as session:
+                await AuditLog(session, ctx, request_id=request_id).record(
+                    AuditAction.EGRESS_REFUSED,
+                    resource_type=ResourceType.MODEL_ENDPOINT,
+                    resource_id=None,
+                    detail=detail,
+                    outcome=AuditOutcome.DENIED,
+                )
+
+        after_end(self.session, record)
 
     async def quotas(self) -> Quotas:
         row = await self.policies.get()
@@ -160,6 +191,13 @@ class GatewayAdminService:
     async def put_byo_model(self, tier: str, body: ByoModelWrite) -> ByoModelRead:
         if tier not in TIERS:
             raise InvalidInput("tier must be small, mid or frontier", tier=tier[:16])
+        try:
+            await self.gateway.egress.for_tenant(self.ctx.tenant_slug).check_destination(
+                body.base_url
+            )
+        except EgressRefused as exc:
+            self._audit_refusal(tier, exc)
+            raise
         model = await self.byo.get(tier)
         if model is None:
             model = await self.byo.add(

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from app.egress import EgressPolicy
 from app.settings import GatewaySettings, ModelEndpointSettings
 from gateway.adapters.anthropic import AnthropicProvider
 from gateway.adapters.base import ChatProvider
@@ -120,7 +121,11 @@ class Endpoint:
         return Prices(spec.input_price_per_mtok, spec.output_price_per_mtok)
 
 
-def build_provider(spec: ModelEndpointSettings, settings: GatewaySettings) -> ChatProvider:
+def build_provider(
+    spec: ModelEndpointSettings, settings: GatewaySettings, egress: EgressPolicy | None = None
+) -> ChatProvider:
+    """The provider of one endpoint; ``egress``: the guard for a URL a tenant configured (the
+    operator's own endpoints are trusted configuration and go without)."""
     api_key = spec.api_key.get_secret_value() if spec.api_key else None
     if spec.provider == "llamacpp-local":
         return LlamaCppProvider(
@@ -136,6 +141,7 @@ def build_provider(spec: ModelEndpointSettings, settings: GatewaySettings) -> Ch
             connect_timeout=spec.connect_timeout_seconds,
             read_timeout=spec.read_timeout_seconds,
             max_connections=spec.max_concurrency,
+            egress=egress,
         )
     return OpenAIProvider(
         spec.base_url,
@@ -143,6 +149,7 @@ def build_provider(spec: ModelEndpointSettings, settings: GatewaySettings) -> Ch
         connect_timeout=spec.connect_timeout_seconds,
         read_timeout=spec.read_timeout_seconds,
         max_connections=spec.max_concurrency,
+        egress=egress,
     )
 
 
@@ -154,7 +161,14 @@ class Fleet:
         self.clock = clock
         self._endpoints: dict[str, Endpoint] = {}
 
-    def endpoint(self, key: str, spec: ModelEndpointSettings, *, byo: bool = False) -> Endpoint:
+    def endpoint(
+        self,
+        key: str,
+        spec: ModelEndpointSettings,
+        *,
+        byo: bool = False,
+        egress: EgressPolicy | None = None,
+    ) -> Endpoint:
         found = self._endpoints.get(key)
         if found is None:
             found = Endpoint(
@@ -163,7 +177,7 @@ class Fleet:
                 tier=spec.tier,
                 model=spec.model,
                 spec=spec,
-                provider=build_provider(spec, self.settings),
+                provider=build_provider(spec, self.settings, egress),
                 breaker=CircuitBreaker(
                     self.settings.breaker_failures,
                     self.settings.breaker_cooldown_seconds,

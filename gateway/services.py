@@ -32,6 +32,7 @@ from opentelemetry import trace
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.egress import EgressPolicy
 from app.settings import GatewaySettings, ModelEndpointSettings
 from audit import pseudonyms
 from audit.schemas import AuditAction, AuditOutcome, ResourceType
@@ -301,6 +302,7 @@ class GatewayService:
         settings: GatewaySettings,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.registry = registry
         self.keyring = keyring
@@ -308,6 +310,9 @@ class GatewayService:
         self.router = router
         self.settings = settings
         self.now = now
+        # Where a tenant's BYO model URL may lead (``app.egress``): public https only, unless
+        # the operator allow-lists more.
+        self.egress = egress or EgressPolicy()
         # Tenant configurations: under the tenant's epoch (``auth.epochs``) for contexts that
         # carry one, else for ``config_cache_seconds``.
         self._epoch_configs: EpochCache[TenantGatewayConfig] = EpochCache()
@@ -392,7 +397,11 @@ class GatewayService:
         for tier in TIERS:
             if tier in config.byo:
                 key, spec = config.byo[tier]
-                tiers[tier] = [self.fleet.endpoint(key, spec, byo=True)]
+                tiers[tier] = [
+                    self.fleet.endpoint(
+                        key, spec, byo=True, egress=self.egress.for_tenant(ctx.tenant_slug)
+                    )
+                ]
                 continue
             try:
                 specs = self.registry.model_endpoints_for(ctx, tier)

@@ -87,6 +87,9 @@ def base_settings(data_dir: Path, **overrides: Any) -> dict[str, Any]:
         # A short DEK cache so revocation tests see the KMS refuse within a second.
         "keys": {"dek_cache_ttl_seconds": 1.0},
         "identity": {"jwks_min_refresh_seconds": 0.0},
+        # The operator's egress allow-list: the suite's own model servers run on loopback,
+        # over plain http. Nothing else private is allowed (tests/integration/gateway).
+        "egress": {"allow_networks": ["127.0.0.0/8"], "allow_http": True},
         **overrides,
     }
 

@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from app.egress import EgressPolicy
 from gateway.adapters.base import (
     Completion,
     Delta,
@@ -33,6 +34,7 @@ class AnthropicProvider:
         connect_timeout: float,
         read_timeout: float,
         max_connections: int,
+        egress: EgressPolicy | None = None,
     ) -> None:
         root = base_url.rstrip("/")
         path = "/messages" if root.endswith("/v1") else "/v1/messages"
@@ -45,6 +47,7 @@ class AnthropicProvider:
             connect=connect_timeout,
             read=read_timeout,
             max_connections=max_connections,
+            egress=egress,
         )
 
     @staticmethod

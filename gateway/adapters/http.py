@@ -11,16 +11,46 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from app.egress import EgressBlocked, EgressPolicy, EgressRefused
 from gateway.adapters.base import ProviderError, failure_of_status, traced
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's name resolution through the egress guard: the addresses a connection uses are
+    the ones checked (no second lookup that DNS rebinding could answer differently)."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self.policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        addresses = await self.policy.resolve(host, port)
+        return [
+            ResolveResult(
+                hostname=host,
+                host=str(address),
+                port=port,
+                family=socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +66,16 @@ class Reply:
 def transport_failure(exc: BaseException) -> ProviderError:
     if isinstance(exc, TimeoutError):  # aiohttp's read and connect timeouts included
         return ProviderError("timeout", type(exc).__name__)
+    blocked = exc if isinstance(exc, EgressBlocked) else exc.__cause__
+    if isinstance(blocked, EgressBlocked):
+        return ProviderError("connect", f"egress_refused:{blocked.reason}")
     return ProviderError("connect", type(exc).__name__)
 
 
 class ProviderHttp:
-    """One endpoint's connections: ``url`` is the full URL of its one operation."""
+    """One endpoint's connections: ``url`` is the full URL of its one operation. With an
+    ``egress`` policy (a URL a tenant configured), every connection goes through the guard
+    and no redirect is followed."""
 
     def __init__(
         self,
@@ -50,8 +85,10 @@ class ProviderHttp:
         connect: float,
         read: float,
         max_connections: int,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.url = URL(url)
+        self.egress = egress
         self.headers = {"Content-Type": "application/json", **headers}
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
         self._max_connections = max_connections
@@ -65,16 +102,31 @@ class ProviderHttp:
             self._loop = loop
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=self._max_connections, limit_per_host=self._max_connections
+                    limit=self._max_connections,
+                    limit_per_host=self._max_connections,
+                    resolver=GuardedResolver(self.egress) if self.egress else None,
                 ),
                 timeout=self._timeout,
             )
         return self._session
 
+    def _guard(self) -> None:
+        """The checks a resolver never sees: scheme, credentials, a literal address."""
+        if self.egress is None:
+            return
+        try:
+            self.egress.check_url(str(self.url))
+        except EgressRefused as exc:
+            raise ProviderError("connect", f"egress_refused:{exc.reason}") from None
+
     async def post(self, body: Mapping[str, Any]) -> Reply:
+        self._guard()
         try:
             async with self._client().post(
-                self.url, data=json.dumps(body).encode(), headers=traced(self.headers)
+                self.url,
+                data=json.dumps(body).encode(),
+                headers=traced(self.headers),
+                allow_redirects=False,
             ) as response:
                 return Reply(response.status, response.headers, await response.read())
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -83,9 +135,13 @@ class ProviderHttp:
     @asynccontextmanager
     async def stream(self, body: Mapping[str, Any], what: str) -> AsyncIterator[AsyncIterator[str]]:
         """The lines of a ``200`` event stream (``failure_of_status`` for any other status)."""
+        self._guard()
         try:
             async with self._client().post(
-                self.url, data=json.dumps(body).encode(), headers=traced(self.headers)
+                self.url,
+                data=json.dumps(body).encode(),
+                headers=traced(self.headers),
+                allow_redirects=False,
             ) as response:
                 if response.status != 200:
                     await response.read()

@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from app.egress import EgressPolicy
 from gateway.adapters.base import (
     ChatMessage,
     Completion,
@@ -47,6 +48,7 @@ class OpenAIProvider:
         connect_timeout: float,
         read_timeout: float,
         max_connections: int,
+        egress: EgressPolicy | None = None,
     ) -> None:
         root = base_url.rstrip("/")
         path = "/chat/completions" if root.endswith("/v1") else "/v1/chat/completions"
@@ -56,6 +58,7 @@ class OpenAIProvider:
             connect=connect_timeout,
             read=read_timeout,
             max_connections=max_connections,
+            egress=egress,
         )
 
     def _body(self, request: ProviderRequest, *, stream: bool) -> dict[str, Any]:

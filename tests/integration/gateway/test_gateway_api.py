@@ -331,3 +331,37 @@ async def test_batch_runs_queued_at_batch_prices(gw: Api, gw_app: Any) -> None:
         404,
         "batch_not_found",
     )
+
+
+async def test_byo_model_urls_that_lead_inside_are_refused_and_audited(gw: Api) -> None:
+    """The deployment allow-lists only 127.0.0.0/8 (its test model servers): the cloud
+    metadata address, private networks, IPv6 loopback, other spellings of them and URLs with
+    credentials are refused at configuration time, nothing is stored, and each refusal is an
+    audit event."""
+    tenant = await gw.new_tenant("eu")
+    refused = {
+        "https://169.254.169.254/latest/meta-data": "link_local",
+        "https://0xa9.0xfe.0xa9.0xfe/v1": "link_local",
+        "https://10.0.0.5/v1": "private",
+        "https://[fd00::5]/v1": "private",
+        "https://[::1]:8080/v1": "loopback",
+        "https://[::ffff:169.254.169.254]/v1": "link_local",
+        "https://user:pw@models.example.com/v1": "credentials_in_url",
+    }
+    for url, reason in refused.items():
+        response = await gw.client.put(
+            "/v1/admin/byo-models/small",
+            json={"provider": "openai", "base_url": url, "model": "m"},
+            headers=tenant.admin,
+        )
+        assert_problem(response, 422, "egress_refused")
+        assert response.json()["reason"] == reason, url
+    listed = await gw.client.get("/v1/admin/byo-models", headers=tenant.admin)
+    assert listed.json()["items"] == []
+    events = await gw.client.get(
+        "/v1/audit/events", params={"action": "egress.refused"}, headers=tenant.admin
+    )
+    items = events.json()["items"]
+    assert len(items) == len(refused)
+    assert {e["outcome"] for e in items} == {"denied"}
+    assert {e["detail"]["reason"] for e in items} == set(refused.values())
