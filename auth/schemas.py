@@ -15,6 +15,12 @@ from auth.context import Role
 _ADDR = r"[^@\x00-\x20\x7f-\x9f]"
 # Printable text: no control characters (PostgreSQL refuses NUL), at least one visible character.
 VISIBLE = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f-\x9f][^\x00-\x1f\x7f]*$"
+# Free text people type or paste (a chat message, a search): as VISIBLE, but tabs and line
+# breaks are text too; other control characters are still refused.
+TEXT = (
+    r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*[^\x00-\x20\x7f-\x9f]"
+    r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+)
 Email = Annotated[
     str, msgspec.Meta(pattern=rf"^{_ADDR}{{1,64}}@{_ADDR}+\.{_ADDR}+$", max_length=320)
 ]

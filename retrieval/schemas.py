@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 
 from app.errors import InvalidInput
-from auth.schemas import VISIBLE, Attributes
+from auth.schemas import TEXT, VISIBLE, Attributes
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=VISIBLE)]
 ExternalId = Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,256}$")]
@@ -105,7 +105,7 @@ class DocumentPage(msgspec.Struct):
 
 
 class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
-    query: Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=VISIBLE)]
+    query: Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=TEXT)]
     top_k: Annotated[int, msgspec.Meta(ge=1, le=50)] = 8
     # Metadata equality filters: they only ever narrow what the caller may read.
     filters: Annotated[dict[str, str], msgspec.Meta(max_length=10)] = msgspec.field(

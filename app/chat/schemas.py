@@ -9,11 +9,11 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from auth.schemas import VISIBLE
+from auth.schemas import TEXT
 from gateway.schemas import ChatMessageOut, CompletionUsage
 from retrieval.cache.services import CACHE_THRESHOLD
 
-Message = Annotated[str, msgspec.Meta(min_length=1, max_length=8000, pattern=VISIBLE)]
+Message = Annotated[str, msgspec.Meta(min_length=1, max_length=8000, pattern=TEXT)]
 ModelName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:/-]{1,100}$")]
 
 

@@ -227,6 +227,27 @@ async def test_the_official_openai_sdk_works_unchanged(chat: Api, peer: LlmPeer)
     assert "".join(pieces) == ANSWER
 
 
+async def test_a_pasted_multi_line_message_is_answered(chat: Api, peer: LlmPeer) -> None:
+    tenant, _ = await travel_tenant(chat)
+    peer.text = ANSWER
+    pasted = "Quick question about travel.\n\nWhat is the hotel limit per night in Paris?\r\n\t"
+    body = await ask(chat, tenant.admin, pasted)
+    assert body["answer"] == ANSWER
+    transcript = await chat.client.get(
+        f"/v1/chat/sessions/{body['session_id']}", headers=tenant.admin
+    )
+    assert transcript.json()["messages"][0]["content"] == pasted
+    found = await chat.client.post(
+        "/v1/search", json={"query": "hotel\nParis"}, headers=tenant.admin
+    )
+    assert found.status_code == 200 and found.json()["hits"]
+    # Other control characters are still refused.
+    assert_problem(
+        await chat.client.post("/v1/chat", json={"message": "a\x00b"}, headers=tenant.admin),
+        400,
+    )
+
+
 async def test_bad_input_is_a_problem_and_nothing_is_stored(chat: Api) -> None:
     tenant = await chat.new_tenant("eu")
     assert_problem(await chat.client.post("/v1/chat", json={}, headers=tenant.admin), 400)
