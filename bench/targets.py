@@ -486,6 +486,21 @@ TARGETS: tuple[Target, ...] = (
             ("hybrid as shipped", "hybrid_in_use"),
         )
     ),
+    *(
+        Target(
+            22,
+            f"{metric}, public SQuAD answers set (88 documents), {label}",
+            "retrieval_quality",
+            _path("sets", "squad", "variants", "contextual:plural-stem", key, field),
+            "",
+        )
+        for metric, field in (("Recall@10", "recall_at_10"), ("MRR@10", "mrr_at_10"))
+        for label, key in (
+            ("dense alone", "dense"),
+            ("sparse alone", "sparse"),
+            ("hybrid as shipped", "hybrid_in_use"),
+        )
+    ),
     Target(
         22,
         "Search p50 at 100k chunks, 10% visible, with the query embedding",
