@@ -181,6 +181,8 @@ class EgressTenantSettings(_Group):
     """Further destinations one tenant's configured URLs may reach (its private link)."""
 
     allow_networks: tuple[str, ...] = ()
+    allow_hosts: tuple[str, ...] = ()
+    allow_http: bool = False
 
     @field_validator("allow_networks")
     @classmethod
@@ -189,26 +191,13 @@ class EgressTenantSettings(_Group):
             ipaddress.ip_network(network, strict=False)
         return value
 
-    allow_hosts: tuple[str, ...] = ()
-    allow_http: bool = False
 
-
-class EgressSettings(_Group):
+class EgressSettings(EgressTenantSettings):
     """Where URLs a tenant configures (BYO models) may lead: public addresses over https,
     plus these (CIDRs such as ``10.20.0.0/16``, host names, plain http). ``tenants`` widens
     it for single tenants, by slug. See ``app/egress.py``."""
 
-    allow_networks: tuple[str, ...] = ()
-    allow_hosts: tuple[str, ...] = ()
-    allow_http: bool = False
     tenants: dict[str, EgressTenantSettings] = {}
-
-    @field_validator("allow_networks")
-    @classmethod
-    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for network in value:
-            ipaddress.ip_network(network, strict=False)
-        return value
 
 
 class GatewaySettings(_Group):

@@ -44,6 +44,7 @@ from audit.repositories import (
 from audit.schemas import AuditAction, AuditOutcome, ExportFormat, ResourceType
 from audit.signing import CheckpointSigner
 from auth.context import TenantContext
+from residency.database import after_end
 from residency.registry import RegionRegistry
 
 # Events read per statement when verifying or exporting a whole chain.
@@ -90,12 +91,40 @@ class AuditLog:
         request_id: str | None = None,
     ) -> None:
         self.ctx = ctx
+        self.session = session
         self.subject = subject or subject_of(ctx)
         self.request_id = request_id
         self.events = AuditEventRepository(session, ctx)
         self.heads = AuditHeadRepository(session, ctx)
         self.subjects = AuditSubjectRepository(session, ctx)
         self._actor: str | None = None
+
+    def record_refusal(
+        self,
+        registry: RegionRegistry,
+        action: AuditAction,
+        *,
+        resource_type: ResourceType,
+        resource_id: uuid.UUID | str | None,
+        detail: Mapping[str, Any],
+    ) -> None:
+        """A ``denied`` event that must outlive the request it refuses: appended in a
+        transaction of its own once this request's unit of work has ended (which rolls back),
+        so it holds none of the request's locks and is not lost with it."""
+        ctx, request_id, subject = self.ctx, self.request_id, self.subject
+        _checked([PendingEvent(action, resource_type, resource_id, detail, AuditOutcome.DENIED)])
+
+        async def record() -> None:
+            async with registry.tenant_transaction(ctx) as session:
+                await AuditLog(session, ctx, subject=subject, request_id=request_id).record(
+                    action,
+                    resource_type=resource_type,
+                    resource_id=resource_id,
+                    detail=detail,
+                    outcome=AuditOutcome.DENIED,
+                )
+
+        after_end(self.session, record)
 
     async def actor(self) -> str:
         if self._actor is None:

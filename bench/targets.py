@@ -452,50 +452,17 @@ TARGETS: tuple[Target, ...] = (
     *(
         Target(
             22,
-            f"Recall@10, public SQuAD paragraphs, {label}",
+            f"{metric}, {name}, {label}",
             "retrieval_quality",
-            _path(
-                "sets",
-                "squad-paragraphs",
-                "variants",
-                "contextual:plural-stem",
-                key,
-                "recall_at_10",
-            ),
+            _path("sets", key, "variants", "contextual:plural-stem", variant, field),
             "",
         )
-        for label, key in (
-            ("dense alone", "dense"),
-            ("sparse alone", "sparse"),
-            ("hybrid as shipped", "hybrid_in_use"),
-        )
-    ),
-    *(
-        Target(
-            22,
-            f"MRR@10, public SQuAD paragraphs, {label}",
-            "retrieval_quality",
-            _path(
-                "sets", "squad-paragraphs", "variants", "contextual:plural-stem", key, "mrr_at_10"
-            ),
-            "",
-        )
-        for label, key in (
-            ("dense alone", "dense"),
-            ("sparse alone", "sparse"),
-            ("hybrid as shipped", "hybrid_in_use"),
-        )
-    ),
-    *(
-        Target(
-            22,
-            f"{metric}, public SQuAD answers set (88 documents), {label}",
-            "retrieval_quality",
-            _path("sets", "squad", "variants", "contextual:plural-stem", key, field),
-            "",
+        for name, key in (
+            ("public SQuAD paragraphs", "squad-paragraphs"),
+            ("public SQuAD answers set (88 documents)", "squad"),
         )
         for metric, field in (("Recall@10", "recall_at_10"), ("MRR@10", "mrr_at_10"))
-        for label, key in (
+        for label, variant in (
             ("dense alone", "dense"),
             ("sparse alone", "sparse"),
             ("hybrid as shipped", "hybrid_in_use"),

@@ -29,7 +29,7 @@ from functools import lru_cache
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.schemas import AuditAction, AuditOutcome, ResourceType
+from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth.context import TenantContext
 from auth.epochs import EpochCache
@@ -49,7 +49,6 @@ from dlp.policies import (
 from dlp.ports import DetectionRequest, Detector, Finding, Rewriter
 from dlp.repositories import DlpPolicyRepository
 from dlp.transform import PseudonymVault, normalise, replacement
-from residency.database import after_end
 from residency.registry import RegionRegistry
 
 _DIGITS = re.compile(r"[0-9]")
@@ -328,19 +327,13 @@ class TripRecorder:
                 detail=detail,
             )
             return
-        ctx, registry, request_id = self.ctx, self.registry, self.audit.request_id
-
-        async def record_refusal() -> None:
-            async with registry.tenant_transaction(ctx) as session:
-                await AuditLog(session, ctx, request_id=request_id).record(
-                    AuditAction.DLP_TRIPPED,
-                    resource_type=ResourceType.DLP_POLICY,
-                    resource_id=None,
-                    detail=detail,
-                    outcome=AuditOutcome.DENIED,
-                )
-
-        after_end(self.session, record_refusal)
+        self.audit.record_refusal(
+            self.registry,
+            AuditAction.DLP_TRIPPED,
+            resource_type=ResourceType.DLP_POLICY,
+            resource_id=None,
+            detail=detail,
+        )
 
 
 async def load_policy(session: AsyncSession, ctx: TenantContext) -> DlpPolicy:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.egress import EgressRefused
 from app.errors import InvalidInput
-from audit.schemas import AuditAction, AuditOutcome, ResourceType
+from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth.context import TenantContext
 from gateway.errors import ByoModelNotFound
@@ -33,7 +33,6 @@ from gateway.schemas import (
 )
 from gateway.services import GatewayService
 from keys.services import TenantKeys
-from residency.database import after_end
 
 _CODE_LIKE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -102,7 +101,6 @@ class GatewayAdminService:
         audit: AuditLog,
     ) -> None:
         self.ctx = ctx
-        self.session = session
         self.policies = PolicyRepository(session, ctx)
         self.byo = ByoModelRepository(session, ctx)
         self.gateway = gateway
@@ -110,23 +108,16 @@ class GatewayAdminService:
         self.audit = audit
 
     def _audit_refusal(self, tier: str, refused: EgressRefused) -> None:
-        """The refusal, audited in a transaction of its own once the refused request's has
-        ended (which rolls back): the host as written if it is code-like, else its digest."""
+        """The refusal, audited once the refused request has ended (it rolls back): the host
+        as written if it is code-like, else its digest."""
         host = refused.host if _CODE_LIKE.match(refused.host) else sha256_hex(refused.host)
-        detail = {"tier": tier, "reason": refused.reason, "host": host}
-        ctx, registry, request_id = self.ctx, self.gateway.registry, self.audit.request_id
-
-        async def record() -> None:
-            async with registry.tenant_transaction(ctx) as session:
-                await AuditLog(session, ctx, request_id=request_id).record(
-                    AuditAction.EGRESS_REFUSED,
-                    resource_type=ResourceType.MODEL_ENDPOINT,
-                    resource_id=None,
-                    detail=detail,
-                    outcome=AuditOutcome.DENIED,
-                )
-
-        after_end(self.session, record)
+        self.audit.record_refusal(
+            self.gateway.registry,
+            AuditAction.EGRESS_REFUSED,
+            resource_type=ResourceType.MODEL_ENDPOINT,
+            resource_id=None,
+            detail={"tier": tier, "reason": refused.reason, "host": host},
+        )
 
     async def quotas(self) -> Quotas:
         row = await self.policies.get()
