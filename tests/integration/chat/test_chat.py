@@ -237,6 +237,20 @@ async def test_a_pasted_multi_line_message_is_answered(chat: Api, peer: LlmPeer)
         f"/v1/chat/sessions/{body['session_id']}", headers=tenant.admin
     )
     assert transcript.json()["messages"][0]["content"] == pasted
+    streamed = await chat.client.post(
+        "/v1/chat",
+        json={"message": pasted, "cache": False},
+        headers={**tenant.admin, "Accept": "text/event-stream"},
+    )
+    assert streamed.status_code == 200
+    events = sse_events(streamed.text)
+    assert events[-1][0] == "done" and events[-1][1]["answer"] == ANSWER
+    completion = await chat.client.post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": pasted}]},
+        headers=tenant.admin,
+    )
+    assert completion.status_code == 200, completion.text
     found = await chat.client.post(
         "/v1/search", json={"query": "hotel\nParis"}, headers=tenant.admin
     )
