@@ -9,12 +9,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from auth.context import TenantContext, TenantRoute, user_context
 
 
 def free_port() -> int:
@@ -138,6 +141,21 @@ def one_region_settings(data_dir: Path, kms: dict[str, Any] | None = None) -> An
                 }
             },
         }
+    )
+
+
+def bench_member(
+    route: TenantRoute, *, groups: Iterable[uuid.UUID] = (), clearance: int = 0
+) -> TenantContext:
+    """A member's context on ``route`` (a fresh user id), as authentication builds it."""
+    return user_context(
+        route,
+        user_id=uuid.uuid4(),
+        roles=["member"],
+        group_ids=groups,
+        auth_method="api_key",
+        credential_id=None,
+        clearance=clearance,
     )
 
 

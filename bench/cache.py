@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from bench._server import bench_tenant, one_region_settings, percentiles
+from bench._server import bench_member, bench_tenant, one_region_settings, percentiles
 
 DATA = Path(__file__).parent / "data"
 SETS = {"public": DATA / "cache_public" / "pairs.json", "own": DATA / "cache-pairs.json"}
@@ -62,7 +62,7 @@ def _by_kind(rows: Sequence[tuple[dict[str, Any], bool]]) -> dict[str, Any]:
 async def cache_figures(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     """Every pair through the real cache at the default policy, and the cosine-only figures."""
     from app.runtime import Runtime
-    from auth.context import TenantRoute, user_context
+    from auth.context import TenantRoute
     from migrations.runner import migrate
     from retrieval.cache.guard import same_question
     from retrieval.cache.services import CachePolicy, SemanticCache
@@ -74,14 +74,7 @@ async def cache_figures(pairs: list[dict[str, Any]]) -> dict[str, Any]:
         runtime = Runtime.build(settings)
         try:
             route = TenantRoute.of(await bench_tenant(runtime))
-            ctx = user_context(
-                route,
-                user_id=uuid.uuid4(),
-                roles=["member"],
-                group_ids=[],
-                auth_method="api_key",
-                credential_id=None,
-            )
+            ctx = bench_member(route)
             document_id = uuid.uuid4()
             async with runtime.registry.tenant_transaction(ctx) as session:
                 keys = runtime.keyring.for_tenant(session, ctx)

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from app.runtime import Runtime
-from auth.context import TenantRoute, system_context, user_context
-from bench._server import bench_tenant, one_region_settings, percentiles
+from auth.context import TenantRoute, system_context
+from bench._server import bench_member, bench_tenant, one_region_settings, percentiles
 from migrations.runner import migrate
 from retrieval.acl import DocumentAcl
 from retrieval.chunking import chunk_blocks
@@ -81,15 +81,7 @@ async def ingest_and_query(runtime: Runtime) -> dict[str, Any]:
     tenant = await bench_tenant(runtime)
     route = TenantRoute.of(tenant)
     ctx = system_context(route)
-    reader = user_context(
-        route,
-        user_id=uuid.uuid4(),
-        roles=["member"],
-        group_ids=[],
-        auth_method="api_key",
-        credential_id=None,
-        clearance=3,
-    )
+    reader = bench_member(route, clearance=3)
     docs = corpus()
     counter = runtime.knowledge.counter
     tokens = sum(

@@ -40,7 +40,8 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from auth.context import TenantContext, TenantRoute, user_context
+from auth.context import TenantRoute
+from bench._server import bench_member
 from retrieval import sparse
 from retrieval.acl import DocumentAcl
 from retrieval.adapters.minilm import MiniLMTokenCounter, OnnxMiniLMEmbedder
@@ -176,17 +177,6 @@ FUSIONS = {
 }
 
 
-def _reader(route: TenantRoute) -> TenantContext:
-    return user_context(
-        route,
-        user_id=uuid.uuid4(),
-        roles=["member"],
-        group_ids=set(),
-        auth_method="session",
-        credential_id=None,
-    )
-
-
 def chunks_of(labelled: LabelledSet, counter: Any) -> list[tuple[str, str, Chunk]]:
     """(document id, title, chunk) of every chunk, through the production parser and chunker."""
     out = []
@@ -212,7 +202,7 @@ async def _variant(
     question_vectors: Any,
 ) -> dict[str, Any]:
     route = TenantRoute(uuid.uuid4(), "bench", "eu", "active")
-    reader = _reader(route)
+    reader = bench_member(route)
     texts = {f"c{i}": (doc, chunk.text) for i, (doc, _, chunk) in enumerate(chunks)}
     acl = DocumentAcl(visibility="tenant")
     with tempfile.TemporaryDirectory(prefix="bulwark-quality-") as root:

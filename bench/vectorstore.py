@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from auth.context import TenantContext, TenantRoute, user_context
+from auth.context import TenantContext, TenantRoute
+from bench._server import bench_member
 from retrieval.acl import DocumentAcl
 from retrieval.embeddings import Embedder
 from retrieval.sparse import ANALYSER
@@ -41,14 +42,7 @@ VOCABULARY = 30_000
 
 
 def _context(route: TenantRoute, groups: set[uuid.UUID]) -> TenantContext:
-    return user_context(
-        route,
-        user_id=uuid.uuid4(),
-        roles=["member"],
-        group_ids=groups,
-        auth_method="session",
-        credential_id=None,
-    )
+    return bench_member(route, groups=groups)
 
 
 def _sparse(rng: random.Random) -> SparseVector:
