@@ -89,6 +89,14 @@ class ProviderHttp:
     ) -> None:
         self.url = URL(url)
         self.egress = egress
+        # What the resolver never sees (scheme, credentials, a literal address) depends on the
+        # URL and the policy alone: checked once, refused on every call.
+        self._refused: str | None = None
+        if egress is not None:
+            try:
+                egress.check_url(url)
+            except EgressRefused as exc:
+                self._refused = exc.reason
         self.headers = {"Content-Type": "application/json", **headers}
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
         self._max_connections = max_connections
@@ -111,13 +119,8 @@ class ProviderHttp:
         return self._session
 
     def _guard(self) -> None:
-        """The checks a resolver never sees: scheme, credentials, a literal address."""
-        if self.egress is None:
-            return
-        try:
-            self.egress.check_url(str(self.url))
-        except EgressRefused as exc:
-            raise ProviderError("connect", f"egress_refused:{exc.reason}") from None
+        if self._refused is not None:
+            raise ProviderError("connect", f"egress_refused:{self._refused}")
 
     async def post(self, body: Mapping[str, Any]) -> Reply:
         self._guard()
