@@ -11,46 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDictProxy
 from yarl import URL
 
 from app.egress import EgressBlocked, EgressPolicy, EgressRefused
+from app.egress_http import GuardedResolver
 from gateway.adapters.base import ProviderError, failure_of_status, traced
-
-
-class GuardedResolver(AbstractResolver):
-    """aiohttp's name resolution through the egress guard: the addresses a connection uses are
-    the ones checked (no second lookup that DNS rebinding could answer differently)."""
-
-    def __init__(self, policy: EgressPolicy) -> None:
-        self.policy = policy
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        addresses = await self.policy.resolve(host, port)
-        return [
-            ResolveResult(
-                hostname=host,
-                host=str(address),
-                port=port,
-                family=socket.AF_INET6 if address.version == 6 else socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for address in addresses
-        ]
-
-    async def close(self) -> None:
-        return None
 
 
 @dataclass(frozen=True, slots=True)
