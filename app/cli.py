@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,18 @@ def serve(host: str | None, port: int | None, dev_idp: bool) -> None:
     settings = get_settings()
     with contextlib.ExitStack() as stack:
         if dev_idp:
-            stack.enter_context(_dev_idp(settings))
+            running = stack.enter_context(_dev_idp(settings))
+            settings = _allow_dev_idp(settings, running.provider.base_url)
         _serve(settings, host, port)
+
+
+def _allow_dev_idp(settings: Settings, origin: str) -> Settings:
+    """The development IdP's exact origin joins the egress allow-list, for this process only
+    (the application factory reads the settings again)."""
+    origins = [*settings.egress.allow_origins, origin]
+    os.environ["BULWARK_EGRESS__ALLOW_ORIGINS"] = json.dumps(origins)
+    get_settings.cache_clear()
+    return get_settings()
 
 
 def _dev_idp(settings: Settings) -> Any:

@@ -79,8 +79,7 @@ async def _sign_in_through(
     """Point the tenant's OIDC at the development IdP (once: a re-run changes nothing)."""
     config = OidcConfigService(session, ctx, runtime.keyring.for_tenant(session, ctx), audit)
     wanted = OidcSettings(
-        server_url=idp.base_url,
-        realm=ctx.tenant_slug,
+        issuer=idp.issuer_of(ctx.tenant_slug),
         client_id=idp.client_id,
         scopes=("openid", "email", "profile"),
         claims=dict(DEFAULT_CLAIMS),

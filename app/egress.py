@@ -1,9 +1,10 @@
 """The egress guard: every URL a tenant configures is untrusted.
 
-A tenant admin chooses URLs that Bulwark's servers then call (a BYO model endpoint today; IdP
-discovery, JWKS and SAML metadata are to follow). Without a guard, such a URL reaches what the
-server can reach and the tenant cannot: loopback services, the cloud metadata endpoint at
-169.254.169.254, the private network. The guard refuses, unless the operator allow-lists them:
+A tenant admin chooses URLs that Bulwark's servers then call: BYO model endpoints, the OIDC
+issuer (and the discovery document's endpoints and JWKS), SAML federation metadata. Without a
+guard, such a URL reaches what the server can reach and the tenant cannot: loopback services,
+the cloud metadata endpoint at 169.254.169.254, the private network. The guard refuses, unless
+the operator allow-lists them:
 
 - addresses that are loopback, link-local, private (RFC 1918, ULA), shared (CGNAT), multicast,
   reserved, unspecified or otherwise not global — IPv4 and IPv6 alike, IPv4-mapped IPv6
@@ -25,7 +26,9 @@ and may be given per tenant (a BYO model on a customer's private link has a priv
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -122,11 +125,13 @@ def _refusal(address: Address) -> str | None:
 @dataclass(frozen=True, slots=True)
 class EgressPolicy:
     """Where tenant-configured URLs may lead: public addresses over https, plus what the
-    operator allow-lists (``networks``, ``hosts``; ``allow_http`` for plain http)."""
+    operator allow-lists (``networks``, ``hosts``; ``allow_http`` for plain http; ``origins``:
+    exact scheme, host and port, e.g. the development IdP of ``serve --dev-idp``)."""
 
     networks: tuple[Network, ...] = ()
     hosts: frozenset[str] = frozenset()
     allow_http: bool = False
+    origins: frozenset[tuple[str, str, int]] = frozenset()
     # Further allowances for one tenant (its private link), by tenant id.
     tenants: Mapping[str, EgressPolicy] = field(default_factory=dict)
 
@@ -137,12 +142,14 @@ class EgressPolicy:
         networks: Iterable[str] = (),
         hosts: Iterable[str] = (),
         allow_http: bool = False,
+        origins: Iterable[str] = (),
         tenants: Mapping[str, EgressPolicy] | None = None,
     ) -> EgressPolicy:
         return cls(
             networks=tuple(ipaddress.ip_network(n, strict=False) for n in networks),
             hosts=frozenset(h.casefold().rstrip(".") for h in hosts),
             allow_http=allow_http,
+            origins=frozenset(_origin(url) for url in origins),
             tenants=dict(tenants or {}),
         )
 
@@ -155,13 +162,22 @@ class EgressPolicy:
             networks=self.networks + extra.networks,
             hosts=self.hosts | extra.hosts,
             allow_http=self.allow_http or extra.allow_http,
+            origins=self.origins | extra.origins,
         )
 
     def host_allowed(self, host: str) -> bool:
         return host.casefold().rstrip(".") in self.hosts
 
-    def address_refusal(self, host: str, address: Address) -> str | None:
-        if self.host_allowed(host) or any(_unwrapped(address) in n for n in self.networks):
+    def _endpoint_allowed(self, host: str, port: int | None) -> bool:
+        name = host.casefold().rstrip(".")
+        return port is not None and any((h, p) == (name, port) for _, h, p in self.origins)
+
+    def address_refusal(self, host: str, address: Address, port: int | None = None) -> str | None:
+        if (
+            self.host_allowed(host)
+            or self._endpoint_allowed(host, port)
+            or any(_unwrapped(address) in n for n in self.networks)
+        ):
             return None
         return _refusal(address)
 
@@ -172,6 +188,8 @@ class EgressPolicy:
         host = parts.hostname or ""
         if parts.scheme not in ("https", "http") or not host:
             raise EgressRefused("not_http", host)
+        if _origin(url) in self.origins and parts.username is None and parts.password is None:
+            return host
         if parts.scheme == "http" and not (self.allow_http or self.host_allowed(host)):
             raise EgressRefused("plain_http", host)
         if parts.username is not None or parts.password is not None:
@@ -212,10 +230,30 @@ class EgressPolicy:
                 dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos)
             )
         for address in found:
-            reason = self.address_refusal(host, address)
+            reason = self.address_refusal(host, address, port)
             if reason is not None:
                 raise EgressBlocked(reason, host)
         return list(found)
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    scheme = parts.scheme.casefold()
+    default = 443 if scheme == "https" else 80
+    return scheme, (parts.hostname or "").casefold().rstrip("."), port or default
+
+
+_CODE_LIKE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def audited_host(host: str) -> str:
+    """A refused host as an audit event carries it: as written if it is code-like (a name or
+    an address), else its digest (it is tenant input)."""
+    return host if _CODE_LIKE.match(host) else hashlib.sha256(host.encode()).hexdigest()
 
 
 def policy_of(settings: EgressSettings, *, extra_networks: Iterable[str] = ()) -> EgressPolicy:
@@ -225,6 +263,7 @@ def policy_of(settings: EgressSettings, *, extra_networks: Iterable[str] = ()) -
         networks=(*settings.allow_networks, *extra_networks),
         hosts=settings.allow_hosts,
         allow_http=settings.allow_http,
+        origins=settings.allow_origins,
         tenants={
             slug: EgressPolicy.of(
                 networks=t.allow_networks, hosts=t.allow_hosts, allow_http=t.allow_http

@@ -19,7 +19,7 @@ from audit.sar.retention import sweep_active_tenants
 from audit.sar.schemas import RetentionSweep
 from audit.sar.services import SAR_JOB, SarRunner
 from audit.signing import CheckpointSigner
-from auth.adapters.keycloak import KeycloakOidc
+from auth.adapters.oidc import OidcProviders
 from auth.context import TenantContext, TenantRoute, system_context
 from auth.epochs import EpochCache
 from auth.oidc import OidcBearer, OidcCallback, OidcLogin
@@ -56,7 +56,7 @@ class Runtime:
     operator_token: str
     # Signs audit-chain checkpoints; one deployment key for every tenant and region.
     audit_signer: CheckpointSigner
-    oidc: KeycloakOidc
+    oidc: OidcProviders
     oidc_login: OidcLogin
     oidc_callback: OidcCallback
     knowledge: KnowledgeIndex
@@ -93,8 +93,10 @@ class Runtime:
             principal_cache_size=settings.identity.principal_cache_size,
         )
         keyring = Keyring.from_settings(settings, registry)
-        oidc = KeycloakOidc(refresh_interval=settings.identity.jwks_min_refresh_seconds)
-        oidc_login = OidcLogin(oidc, settings.identity, pepper)
+        # Every URL a tenant configures (BYO models, its IdP) goes through one egress guard.
+        egress = policy_of(settings.egress)
+        oidc = OidcProviders(egress, refresh_interval=settings.identity.jwks_min_refresh_seconds)
+        oidc_login = OidcLogin(oidc, settings.identity, pepper, registry)
         # Access tokens of a tenant's own IdP are API credentials too (X-Bulwark-Tenant).
         authenticator.idp_bearer = OidcBearer(
             oidc, registry, keyring.for_tenant, settings.identity, authenticator.user_principal
@@ -113,7 +115,7 @@ class Runtime:
                 else None,
             ),
             settings.gateway,
-            egress=policy_of(settings.egress),
+            egress=egress,
         )
         runtime = cls(
             settings=settings,

@@ -193,10 +193,13 @@ class EgressTenantSettings(_Group):
 
 
 class EgressSettings(EgressTenantSettings):
-    """Where URLs a tenant configures (BYO models) may lead: public addresses over https,
-    plus these (CIDRs such as ``10.20.0.0/16``, host names, plain http). ``tenants`` widens
-    it for single tenants, by slug. See ``app/egress.py``."""
+    """Where URLs a tenant configures (BYO models, its IdP, SAML metadata) may lead: public
+    addresses over https, plus these (CIDRs such as ``10.20.0.0/16``, host names, plain http).
+    ``tenants`` widens it for single tenants, by slug. ``allow_origins``: exact origins
+    (``http://127.0.0.1:8001``) — what ``serve --dev-idp`` adds for the development IdP, and
+    nothing else. See ``app/egress.py``."""
 
+    allow_origins: tuple[str, ...] = ()
     tenants: dict[str, EgressTenantSettings] = {}
 
 

@@ -190,6 +190,7 @@ class DevIdp:
                 "jwks_uri": f"{base}/certs",
                 "id_token_signing_alg_values_supported": ["RS256", "ES256"],
                 "code_challenge_methods_supported": ["S256"],
+                "token_endpoint_auth_methods_supported": ["client_secret_post"],
             }
 
         @get(f"{endpoint}/certs", sync_to_thread=False)

@@ -1,6 +1,14 @@
 """OpenID Connect for a tenant: its IdP configuration, the authorization-code flow with PKCE,
 and IdP access tokens accepted directly as API bearer tokens.
 
+Any standards-compliant provider: the tenant names its issuer (Entra ID
+``https://login.microsoftonline.com/<tenant-id>/v2.0``, Okta ``https://<org>.okta.com/oauth2/default``,
+Auth0 ``https://<tenant>.auth0.com/``, Keycloak ``https://<host>/realms/<realm>``) and everything
+else comes from its discovery document (``auth/adapters/oidc.py``). Groups and roles are read
+from configurable claim paths (``groups``, ``roles``, ``realm_access.roles``); Entra ID's group
+overage marker (more groups than fit in a token) is recorded in the sign-in audit event and no
+group is assumed.
+
 The client secret is sealed with the tenant's own keys before it is stored. Login state (state,
 nonce, PKCE verifier, where to return) travels in a signed, short-lived, HttpOnly cookie bound to
 the tenant, so a callback can only complete the login that this browser started for this tenant.
@@ -8,22 +16,22 @@ the tenant, so a callback can only complete the login that this browser started 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.egress import EgressPolicy, EgressRefused, audited_host
 from app.errors import InvalidInput, NotFound, ServiceUnavailable, Unauthenticated
 from app.settings import IdentitySettings as IdentityConfig
 from audit.schemas import AuditAction, AuditOutcome, ResourceType
 from audit.services import AuditLog
-from auth.adapters.keycloak import KeycloakOidc, OidcClient, OidcRejected, OidcUnreachable
+from auth.adapters.oidc import OidcClient, OidcProviders, OidcRejected, OidcUnreachable
 from auth.context import TenantContext, TenantRoute, system_context
 from auth.models import IdentityProvider, User
 from auth.repositories import IdentityProviderRepository, UserRepository
@@ -32,6 +40,8 @@ from keys.services import TenantKeys
 from residency.registry import RegionRegistry
 
 KIND = "oidc"
+# Where each attribute is read from the token: a claim name, or a dotted path into nested
+# claims (``realm_access.roles``). ``roles`` is optional; its values join the groups.
 DEFAULT_CLAIMS = {
     "user_id": "sub",
     "email": "email",
@@ -40,7 +50,6 @@ DEFAULT_CLAIMS = {
     "given_name": "given_name",
     "family_name": "family_name",
 }
-_ISSUER = re.compile(r"^(https?://[^/?#\s]+(?:/[^?#\s]*)?)/realms/([^/?#\s]+)/?$")
 
 
 class OidcNotConfigured(NotFound):
@@ -71,34 +80,29 @@ class InvalidIssuer(InvalidInput):
     code = "invalid_issuer"
     title = "Invalid issuer"
 
-    def __init__(self) -> None:
-        super().__init__(
-            "Give a Keycloak-shaped issuer (https://host/realms/NAME) or a server_url and realm."
-        )
+    def __init__(self, detail: str = "Give the issuer URL of the identity provider.") -> None:
+        super().__init__(detail)
 
 
 @dataclass(frozen=True, slots=True)
 class OidcSettings:
     """A tenant's OIDC IdP as stored (the secret separately, sealed)."""
 
-    server_url: str
-    realm: str
+    issuer: str
     client_id: str
     scopes: tuple[str, ...]
     claims: dict[str, str]
     audience: str
     enabled: bool
 
-    @property
-    def issuer(self) -> str:
-        return f"{self.server_url.rstrip('/')}/realms/{self.realm}"
-
     @classmethod
     def from_row(cls, row: IdentityProvider) -> OidcSettings:
         config = row.config
+        issuer = config.get("issuer")
+        if not issuer:  # written before any issuer was accepted: Keycloak's server URL and realm
+            issuer = f"{config['server_url'].rstrip('/')}/realms/{config['realm']}"
         return cls(
-            server_url=config["server_url"],
-            realm=config["realm"],
+            issuer=issuer,
             client_id=config["client_id"],
             scopes=tuple(config.get("scopes", ["openid"])),
             claims={**DEFAULT_CLAIMS, **config.get("claims", {})},
@@ -107,11 +111,8 @@ class OidcSettings:
         )
 
 
-def split_issuer(issuer: str) -> tuple[str, str]:
-    match = _ISSUER.match(issuer)
-    if match is None:
-        raise InvalidIssuer()
-    return match.group(1), match.group(2)
+def keycloak_issuer(server_url: str, realm: str) -> str:
+    return f"{server_url.rstrip('/')}/realms/{realm}"
 
 
 def redirect_uri(identity: IdentityConfig, tenant_slug: str) -> str:
@@ -132,8 +133,7 @@ class OidcConfigService:
 
     async def write(self, settings: OidcSettings, client_secret: str | None) -> None:
         config = {
-            "server_url": settings.server_url,
-            "realm": settings.realm,
+            "issuer": settings.issuer,
             "client_id": settings.client_id,
             "scopes": list(settings.scopes),
             "claims": settings.claims,
@@ -153,6 +153,26 @@ class OidcConfigService:
             detail={"enabled": settings.enabled, "secret_changed": client_secret is not None},
         )
 
+    async def check_issuer(
+        self, issuer: str, egress: EgressPolicy, registry: RegionRegistry, *, production: bool
+    ) -> None:
+        """An issuer is an https URL without query or fragment (OIDC Discovery), that the
+        egress guard lets Bulwark reach (422 ``egress_refused``, audited, otherwise)."""
+        parts = urlsplit(issuer)
+        if parts.query or parts.fragment or (production and parts.scheme != "https"):
+            raise InvalidIssuer("The issuer is an https URL without query or fragment.")
+        try:
+            await egress.for_tenant(self.providers.ctx.tenant_slug).check_destination(issuer)
+        except EgressRefused as exc:
+            self.audit.record_refusal(
+                registry,
+                AuditAction.EGRESS_REFUSED,
+                resource_type=ResourceType.IDENTITY_PROVIDER,
+                resource_id=KIND,
+                detail={"reason": exc.reason, "host": audited_host(exc.host)},
+            )
+            raise
+
     async def client(self) -> tuple[OidcSettings, OidcClient]:
         row = await self.providers.get(KIND)
         if row is None:
@@ -163,13 +183,17 @@ class OidcConfigService:
         secret = None
         if row.sealed_secret is not None:
             secret = (await self.keys.open("oidc-client-secret", KIND, row.sealed_secret)).decode()
-        return settings, OidcClient(settings.server_url, settings.realm, settings.client_id, secret)
+        return settings, OidcClient(
+            tenant=self.providers.ctx.tenant_slug,
+            issuer=settings.issuer,
+            client_id=settings.client_id,
+            client_secret=secret,
+        )
 
 
 def _pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    return verifier, challenge.rstrip(b"=").decode()
+    return verifier, create_s256_code_challenge(verifier)
 
 
 class LoginState:
@@ -200,9 +224,34 @@ class LoginState:
         return data
 
 
+def claim_at(claims: dict[str, Any], path: str) -> Any:
+    """A claim by name, or by a dotted path into nested objects when no claim has that name
+    (Auth0's namespaced claims are URLs with dots in them)."""
+    if path in claims:
+        return claims[path]
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _names(value: Any) -> list[str]:
+    values = value if isinstance(value, list) else [value] if value is not None else []
+    return [str(v).strip("/")[:256] for v in values if isinstance(v, str | int) and str(v)]
+
+
+def groups_overage(claims: dict[str, Any]) -> bool:
+    """Entra ID's marker for a user in more groups than fit in a token: ``groups`` is absent
+    and ``_claim_names`` points at Microsoft Graph instead (``hasgroups`` in implicit flows)."""
+    names = claims.get("_claim_names")
+    return (isinstance(names, dict) and "groups" in names) or claims.get("hasgroups") is True
+
+
 def identity_from_claims(settings: OidcSettings, claims: dict[str, Any]) -> SsoIdentity:
     mapping = settings.claims
-    subject, email = claims.get(mapping["user_id"]), claims.get(mapping["email"])
+    subject, email = claim_at(claims, mapping["user_id"]), claim_at(claims, mapping["email"])
     if (
         not isinstance(subject, str)
         or not subject
@@ -210,13 +259,13 @@ def identity_from_claims(settings: OidcSettings, claims: dict[str, Any]) -> SsoI
         or "@" not in email
     ):
         raise OidcRejected("missing_identity_claims")
-    groups = claims.get(mapping["groups"]) or []
-    if not isinstance(groups, list):
-        groups = [groups]
-    name = claims.get(mapping["name"])
+    groups = _names(claim_at(claims, mapping["groups"]))
+    if mapping.get("roles"):
+        groups += _names(claim_at(claims, mapping["roles"]))
+    name = claim_at(claims, mapping["name"])
 
     def text(key: str) -> str | None:
-        value = claims.get(mapping.get(key, key))
+        value = claim_at(claims, mapping.get(key, key))
         return value[:200] if isinstance(value, str) and value else None
 
     return SsoIdentity(
@@ -226,15 +275,39 @@ def identity_from_claims(settings: OidcSettings, claims: dict[str, Any]) -> SsoI
         display_name=(name if isinstance(name, str) and name else email)[:200],
         given_name=text("given_name"),
         family_name=text("family_name"),
-        groups=tuple(str(g).strip("/")[:256] for g in groups if isinstance(g, str | int)),
+        groups=tuple(dict.fromkeys(groups)),
+        groups_overage=groups_overage(claims),
     )
+
+
+def provider_unavailable(
+    exc: OidcUnreachable, audit: AuditLog, registry: RegionRegistry
+) -> OidcProviderUnavailable:
+    """The 503 for a provider that cannot be used now; a URL the egress guard refused (the
+    issuer, or an endpoint its discovery document names) is audited as well."""
+    if exc.refused is not None:
+        audit.record_refusal(
+            registry,
+            AuditAction.EGRESS_REFUSED,
+            resource_type=ResourceType.IDENTITY_PROVIDER,
+            resource_id=KIND,
+            detail={"reason": exc.refused},
+        )
+    return OidcProviderUnavailable()
 
 
 class OidcLogin:
     """Begin and complete the authorization-code flow for one tenant."""
 
-    def __init__(self, oidc: KeycloakOidc, identity: IdentityConfig, pepper: str) -> None:
+    def __init__(
+        self,
+        oidc: OidcProviders,
+        identity: IdentityConfig,
+        pepper: str,
+        registry: RegionRegistry,
+    ) -> None:
         self.oidc = oidc
+        self.registry = registry
         self.identity = identity
         self.pepper = pepper
         self.state = LoginState(pepper, identity.login_timeout_seconds)
@@ -254,8 +327,8 @@ class OidcLogin:
                 nonce=nonce,
                 code_challenge=challenge,
             )
-        except OidcUnreachable:
-            raise OidcProviderUnavailable() from None
+        except OidcUnreachable as exc:
+            raise provider_unavailable(exc, config.audit, self.registry) from None
         except OidcRejected as exc:
             raise OidcLoginFailed(exc.reason) from None
         cookie = self.state.dump(
@@ -296,8 +369,8 @@ class OidcLogin:
                 nonce=login["nonce"],
             )
             identity = identity_from_claims(settings, claims)
-        except OidcUnreachable:
-            raise OidcProviderUnavailable() from None
+        except OidcUnreachable as exc:
+            raise provider_unavailable(exc, audit, self.registry) from None
         except OidcRejected as exc:
             raise OidcLoginFailed(exc.reason) from None
         user = await Provisioner(session, ctx).provision(identity, audit)
@@ -311,7 +384,13 @@ class OidcLogin:
             AuditAction.SSO_LOGIN,
             resource_type=ResourceType.USER,
             resource_id=user.id,
-            detail={"method": "oidc", "reason": "ok", "session_id": issued.row.id},
+            detail={
+                "method": "oidc",
+                "reason": "ok",
+                "session_id": issued.row.id,
+                # Entra ID sent no groups (too many): no group-mapped role was granted.
+                **({"groups_overage": True} if identity.groups_overage else {}),
+            },
         )
         return user, issued
 
@@ -360,7 +439,7 @@ class OidcBearer:
 
     def __init__(
         self,
-        oidc: KeycloakOidc,
+        oidc: OidcProviders,
         registry: RegionRegistry,
         keys_for: Any,
         identity: IdentityConfig,
@@ -390,8 +469,8 @@ class OidcBearer:
                     leeway=self.identity.clock_skew_seconds,
                 )
                 identity = identity_from_claims(settings, claims)
-            except OidcUnreachable:
-                raise OidcProviderUnavailable() from None
+            except OidcUnreachable as exc:
+                raise provider_unavailable(exc, config.audit, self.registry) from None
             except OidcRejected as exc:
                 raise OidcLoginFailed(exc.reason) from None
             user = await UserRepository(session, lookup).get_by_idp_subject(identity.subject)

@@ -196,17 +196,24 @@ HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[!-~]+$", max_length=2
 
 
 class OidcClaimMapping(msgspec.Struct, forbid_unknown_fields=True):
+    """Where each attribute is read from: a claim name, or a dotted path into nested claims.
+    Okta and Entra ID send ``groups``; Entra ID app roles are ``roles``; Keycloak's realm roles
+    are ``realm_access.roles``. Role values join the groups for role mappings."""
+
     user_id: ClaimName = "sub"
     email: ClaimName = "email"
     name: ClaimName = "name"
     groups: ClaimName = "groups"
+    roles: ClaimName | None = None
     given_name: ClaimName = "given_name"
     family_name: ClaimName = "family_name"
 
 
 class OidcConfigWrite(msgspec.Struct, forbid_unknown_fields=True):
     client_id: Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,255}$")]
+    # The provider's issuer, exactly as its tokens carry it (discovery is read from it).
     issuer: HttpUrl | None = None
+    # Keycloak only, instead of an issuer: its base URL and realm.
     server_url: HttpUrl | None = None
     realm: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,255}$")] | None = None
     # Write-only: sealed with the tenant's keys; omit to keep the stored one.
@@ -222,8 +229,6 @@ class OidcConfigWrite(msgspec.Struct, forbid_unknown_fields=True):
 
 class OidcConfigRead(msgspec.Struct):
     issuer: str
-    server_url: str
-    realm: str
     client_id: str
     has_client_secret: bool
     scope: str

@@ -51,6 +51,8 @@ class SsoIdentity:
     given_name: str | None = None
     family_name: str | None = None
     groups: tuple[str, ...] = field(default_factory=tuple)
+    # The IdP left groups out because there were too many (Entra ID's overage marker).
+    groups_overage: bool = False
 
 
 async def effective_roles(

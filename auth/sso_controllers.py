@@ -26,8 +26,8 @@ from auth.oidc import (
     OidcConfigService,
     OidcNotConfigured,
     OidcSettings,
+    keycloak_issuer,
     redirect_uri,
-    split_issuer,
 )
 from auth.schemas import OidcConfigRead, OidcConfigWrite
 from auth.sso import safe_return_path
@@ -64,8 +64,6 @@ def oidc_read(
 ) -> OidcConfigRead:
     return OidcConfigRead(
         issuer=settings.issuer,
-        server_url=settings.server_url,
-        realm=settings.realm,
         client_id=settings.client_id,
         has_client_secret=has_secret,
         scope=" ".join(settings.scopes),
@@ -102,7 +100,7 @@ class OidcConfigController(Controller):
     @put(
         "/",
         responses=problem_responses(422),
-        summary="Configure OIDC (Keycloak-shaped issuer); the client secret is sealed",
+        summary="Configure OIDC with any provider (its issuer URL); the client secret is sealed",
     )
     async def put_oidc(
         self,
@@ -111,19 +109,22 @@ class OidcConfigController(Controller):
         ctx: NamedDependency[TenantContext],
         data: JSONBody[OidcConfigWrite],
     ) -> OidcConfigRead:
-        production = get_runtime(request).settings.environment == "production"
+        runtime = get_runtime(request)
         if data.issuer:
-            server_url, realm = split_issuer(data.issuer)
-        elif data.server_url and data.realm:
-            server_url, realm = data.server_url.rstrip("/"), data.realm
+            issuer = data.issuer
+        elif data.server_url and data.realm:  # Keycloak's two parts, as accepted before
+            issuer = keycloak_issuer(data.server_url, data.realm)
         else:
-            server_url, realm = split_issuer("")
-        if production and not server_url.startswith("https://"):
             raise InvalidIssuer()
+        await oidc.check_issuer(
+            issuer,
+            runtime.oidc.egress,
+            runtime.registry,
+            production=runtime.settings.environment == "production",
+        )
         claims = {**DEFAULT_CLAIMS, **{k: v for k, v in vars_of(data.claims).items() if v}}
         settings = OidcSettings(
-            server_url=server_url,
-            realm=realm,
+            issuer=issuer,
             client_id=data.client_id,
             scopes=tuple(data.scope.split()),
             claims=claims,

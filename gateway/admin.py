@@ -3,15 +3,13 @@ usage reports. They run in the request's unit of work and never commit."""
 
 from __future__ import annotations
 
-import hashlib
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.egress import EgressRefused
+from app.egress import EgressRefused, audited_host
 from app.errors import InvalidInput
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
@@ -33,13 +31,6 @@ from gateway.schemas import (
 )
 from gateway.services import GatewayService
 from keys.services import TenantKeys
-
-_CODE_LIKE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
 
 MICRO = 1_000_000
 
@@ -110,13 +101,12 @@ class GatewayAdminService:
     def _audit_refusal(self, tier: str, refused: EgressRefused) -> None:
         """The refusal, audited once the refused request has ended (it rolls back): the host
         as written if it is code-like, else its digest."""
-        host = refused.host if _CODE_LIKE.match(refused.host) else sha256_hex(refused.host)
         self.audit.record_refusal(
             self.gateway.registry,
             AuditAction.EGRESS_REFUSED,
             resource_type=ResourceType.MODEL_ENDPOINT,
             resource_id=None,
-            detail={"tier": tier, "reason": refused.reason, "host": host},
+            detail={"tier": tier, "reason": refused.reason, "host": audited_host(refused.host)},
         )
 
     async def quotas(self) -> Quotas:

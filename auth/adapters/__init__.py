@@ -1,1 +1,2 @@
-"""Identity-provider adapters: the only modules that import python-keycloak or python3-saml."""
+"""Identity-provider adapters: the only modules that import the OIDC/JOSE libraries (Authlib,
+joserfc) or python3-saml."""

@@ -20,8 +20,8 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from app.adapters.egress_http import GuardedResolver
 from app.egress import EgressBlocked, EgressPolicy, EgressRefused
-from app.egress_http import GuardedResolver
 from gateway.adapters.base import ProviderError, failure_of_status, traced
 
 

@@ -80,6 +80,16 @@ async def test_migrate_and_demo_are_idempotent_and_credentials_work(tmp_path: Pa
             headers=bearer(first["operator_token"]),
         )
         assert_problem(mars, 422, "unknown_region")
+        # The development IdP is on loopback: refused by the egress guard unless allow-listed.
+        assert_problem(await client.get("/auth/acme/oidc/login"), 503, "idp_unavailable")
+        acme_admin = bearer(first["tenants"]["acme"]["users"][0]["api_key"])
+        refused = await client.get(
+            "/v1/audit/events", params={"action": "egress.refused"}, headers=acme_admin
+        )
+        assert [e["detail"]["reason"] for e in refused.json()["items"]] == ["plain_http"]
+    # `serve --dev-idp` allow-lists its exact origin, and nothing else.
+    dev = Settings(data_dir=tmp_path, egress={"allow_origins": [f"http://127.0.0.1:{port}"]})
+    async with AsyncTestClient(app=create_app(dev)) as client:
         await _sign_in_through_the_development_idp(client, tmp_path, first, port)
 
 

@@ -249,9 +249,13 @@ async def test_oidc_settings_keep_the_secret_sealed(api: Api, idp: OidcProvider)
     bad = await api.client.put(
         "/v1/admin/sso/oidc",
         headers=tenant.admin,
-        json={"issuer": "https://idp.example/no-realm", "client_id": "c"},
+        json={"issuer": "https://idp.example/tenant?x=1", "client_id": "c"},
     )
     assert_problem(bad, 422, "invalid_issuer")
+    missing = await api.client.put(
+        "/v1/admin/sso/oidc", headers=tenant.admin, json={"client_id": "c"}
+    )
+    assert_problem(missing, 422, "invalid_issuer")
     await configure(api, tenant, idp)
     read = (await api.client.get("/v1/admin/sso/oidc", headers=tenant.admin)).json()
     assert read["has_client_secret"] is True
