@@ -193,7 +193,6 @@ class EntraProvider:
             "authorization_endpoint": f"{oauth2}/authorize",
             "token_endpoint": f"{oauth2}/token",
             "jwks_uri": f"{self.base_url}/discovery/v2.0/keys",
-            "end_session_endpoint": f"{oauth2}/logout",
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code"],
@@ -397,7 +396,9 @@ class EntraProvider:
             LOOPBACK, 0, self.app(), threaded=True, request_handler=_QuietHandler
         )
         self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
