@@ -10,7 +10,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, Schema, SecurityScheme
 from litestar.plugins.opentelemetry import OpenTelemetryConfig
-from litestar.plugins.prometheus import PrometheusConfig
 
 from app import __version__
 from app.api import BEARER, document_event_streams
@@ -29,7 +28,6 @@ from app.observability import (
     add_request_id_header,
     configure_logging,
     configure_tracing,
-    request_context_middleware,
 )
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
@@ -146,9 +144,6 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
     async def dispose_runtime() -> None:
         await runtime.dispose()
 
-    prometheus = PrometheusConfig(
-        app_name="bulwark", group_path=True, exclude_unhandled_paths=True, exclude=["^/metrics"]
-    )
     app = Litestar(
         route_handlers=[
             HealthController,
@@ -161,7 +156,9 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         ],
         template_config=TEMPLATES,
         middleware=[
-            # Litestar runs the OpenTelemetry middleware outermost wherever it is listed.
+            # Litestar runs the OpenTelemetry middleware outermost wherever it is listed, around
+            # routing and the exception handlers: the span, the access line and the request
+            # metrics are taken there (``TracingMiddleware``), with the status actually sent.
             OpenTelemetryConfig(
                 tracer_provider=tracer_provider,
                 middleware_class=TracingMiddleware,
@@ -170,8 +167,6 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
                 # message per token): the steps of a request are spans of their own.
                 exclude_spans=["receive", "send"],
             ).middleware,
-            request_context_middleware,
-            prometheus.middleware,
             DefineMiddleware(
                 BearerAuthMiddleware, exclude_from_auth_key=EXCLUDE_FROM_AUTH, exclude=["^/schema"]
             ),

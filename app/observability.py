@@ -1,8 +1,13 @@
-"""Logs, traces and request ids.
+"""Logs, traces, request metrics and request ids.
 
 Logs are JSON lines carrying the request id and trace id. They never contain request or
 response bodies, query strings or submitted values: the access line names the route template,
 not the concrete path, and SQL parameters are hidden at the engine.
+
+The server span, the access line and the request metrics are all taken in one place, the
+outermost layer of the application (``TracingMiddleware``), around Litestar's routing and its
+exception handlers: the status they record is the status the response was sent with, whether the
+request failed in a handler, in a middleware (authentication), in routing (404, 405) or nowhere.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     SamplingResult,
 )
+from prometheus_client import Counter, Gauge, Histogram
 
 from app.settings import ObservabilitySettings
 
@@ -44,6 +50,12 @@ REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 access_log = structlog.get_logger("bulwark.access")
+# The ``path`` label of a request that matched no route (404, 405; its access line has no route):
+# never the path itself, which a client chooses (and a scanner would turn into a series each).
+UNMATCHED_ROUTE = "unmatched"
+# Likewise the method label: any other token a client sends as a method is "other".
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+METRICS_PATH = "/metrics"
 _tracer_provider: TracerProvider | None = None
 
 
@@ -125,12 +137,23 @@ class RecordingOnDemandProvider(TracerProvider):
 
 
 class TracingMiddleware(OpenTelemetryInstrumentationMiddleware):
-    """OpenTelemetry's ASGI middleware while spans are recorded. Until then a request only joins
-    the caller's trace (``traceparent``), or starts one, with a non-recording server span: its
-    ids still reach the log lines and the model servers, and the middleware's per-request work
-    for a span nobody records (attributes, hooks, its no-op metrics) is skipped."""
+    """The outermost layer: the server span, and within it the access line and the request
+    metrics (``observe_requests``).
+
+    Litestar places its OpenTelemetry middleware around the whole application, routing and the
+    app's exception handlers included, whichever position it is given in the middleware list.
+    Only there is every response seen as it is sent: an error raised in a route's middleware
+    (authentication's 401) travels up through the route's other middleware as an exception and
+    becomes a response only above them, and a request that matches no route never reaches them.
+
+    OpenTelemetry's ASGI middleware records the span while spans are recorded. Until then a
+    request only joins the caller's trace (``traceparent``), or starts one, with a non-recording
+    server span: its ids still reach the log lines and the model servers, and the middleware's
+    per-request work for a span nobody records (attributes, hooks, its no-op metrics) is
+    skipped."""
 
     def __init__(self, app: ASGIApp, config: OpenTelemetryConfig) -> None:
+        app = observe_requests(app)
         super().__init__(app, config)
         self.next_app = app
         self.provider = config.tracer_provider
@@ -196,7 +219,28 @@ def current_trace_id() -> str | None:
     return format(context.trace_id, "032x") if context.is_valid else None
 
 
-def request_context_middleware(app: ASGIApp) -> ASGIApp:
+# The families and labels of Litestar's ``PrometheusMiddleware``, which these replace (dashboards
+# and alert rules query them): that middleware runs inside each route's middleware stack, so it
+# counted a request refused by authentication as a 200, and never saw a 404 or 405 from routing.
+APP_NAME = "bulwark"
+_LABELS = ("method", "path", "status_code", "app_name")
+REQUESTS = Counter("litestar_requests_total", "Total requests", _LABELS)
+REQUEST_DURATION = Histogram(
+    "litestar_request_duration_seconds", "Request duration, in seconds", _LABELS
+)
+REQUESTS_IN_PROGRESS = Gauge(
+    "litestar_requests_in_progress",
+    "Total requests currently in progress",
+    ("method", "app_name"),
+    multiprocess_mode="livesum",
+)
+
+
+def observe_requests(app: ASGIApp) -> ASGIApp:
+    """The access line and the request metrics of every HTTP request, with the status it was
+    answered with (``TracingMiddleware`` puts this outside routing and the exception handlers).
+    Scrapes of ``/metrics`` are logged, not counted."""
+
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
@@ -205,8 +249,14 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
         structlog.contextvars.bind_contextvars(
             request_id=ensure_request_id(scope), trace_id=current_trace_id()
         )
+        method = scope["method"]
+        method_label = method if method in _METHODS else "other"
+        counted = scope["path"] != METRICS_PATH
+        # What the server answers when the application ends without starting a response.
         status = 500
         started = time.perf_counter()
+        if counted:
+            REQUESTS_IN_PROGRESS.labels(method_label, APP_NAME).inc()
 
         async def capture(message: Message) -> None:
             nonlocal status
@@ -217,14 +267,22 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, capture)
         finally:
+            elapsed = time.perf_counter() - started
+            # Set by the router once a route matched (same scope, so visible out here).
+            route: str | None = scope.get("path_template")
             access_log.info(
                 "request",
-                method=scope.get("method"),
-                route=scope.get("path_template"),
+                method=method,
+                route=route,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.clear_contextvars()
+            if counted:
+                REQUESTS_IN_PROGRESS.labels(method_label, APP_NAME).dec()
+                labels = (method_label, route or UNMATCHED_ROUTE, str(status), APP_NAME)
+                REQUESTS.labels(*labels).inc()
+                REQUEST_DURATION.labels(*labels).observe(elapsed)
 
     return middleware
 

@@ -13,11 +13,14 @@ from pathlib import Path
 import yaml
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).parents[2] / "infra" / "observability"
 RULES = ROOT / "alerts.yml"
 DASHBOARD = ROOT / "grafana-dashboard.json"
 METRIC = re.compile(r"\b((?:bulwark|litestar)_[a-z_]+)")
+SELECTOR = re.compile(r"\b((?:bulwark|litestar)_[a-z_]+)\{([^}]*)\}")
+MATCHER = re.compile(r"(\w+)\s*(?:=~|!~|!=|=)")
 
 
 def expressions() -> list[str]:
@@ -77,3 +80,14 @@ async def test_every_queried_metric_is_served(client: AsyncTestClient[Litestar])
         for name in METRIC.findall(expr):
             base = re.sub(r"_(bucket|sum|count|total)$", "", name)
             assert name in declared or base in declared, (name, expr)
+    # The labels a query selects on are labels the family's samples carry.
+    labels: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(served):
+        for sample in family.samples:
+            labels.setdefault(family.name, set()).update(sample.labels)
+    assert {"method", "path", "status_code"} <= labels["litestar_requests"]
+    for expr in expressions():
+        for name, matchers in SELECTOR.findall(expr):
+            base = re.sub(r"_(bucket|sum|count|total)$", "", name)
+            if base in labels:
+                assert set(MATCHER.findall(matchers)) <= labels[base], (name, expr)
