@@ -100,6 +100,16 @@ def oidc(form: Mapping[str, Any]) -> dict[str, Any]:
         "client_id": text(form, "client_id"),
         "scope": text(form, "scope") or "openid email profile",
         "enabled": checked(form, "enabled"),
+        "audience": optional(form, "audience"),
+        "claims": {
+            key: value
+            for key, value in (
+                ("user_id", optional(form, "claim_user_id")),
+                ("groups", optional(form, "claim_groups")),
+                ("roles", optional(form, "claim_roles")),
+            )
+            if value
+        },
     }
     secret = optional(form, "client_secret")
     if secret:  # empty: keep the stored (sealed) secret

@@ -153,3 +153,28 @@ async def test_only_a_session_cookie_opens_the_console(api: Api) -> None:
     api.client.cookies.clear()
     session = ConsoleSession(api, tenant.slug, "bws_not-a-session")
     assert (await session.get(f"/console/{tenant.slug}/overview")).status_code == 303
+
+
+async def test_the_oidc_form_saves_any_issuer_with_its_claim_paths(api: Api) -> None:
+    tenant = await api.new_tenant()
+    admin = await saml_sign_in(api, tenant, f"admin@{tenant.slug}.example")
+    await admin.get(f"/console/{tenant.slug}/sso")
+    form = {
+        "issuer": "http://127.0.0.1:9/4e1c5b5e-0000-4000-8000-000000000001/v2.0",
+        "client_id": "app-1",
+        "client_secret": "s3cret",
+        "scope": "openid email profile",
+        "enabled": "on",
+        "audience": "api://bulwark",
+        "claim_user_id": "oid",
+        "claim_groups": "groups",
+        "claim_roles": "roles",
+    }
+    saved = await admin.post(f"/console/{tenant.slug}/sso/oidc", form)
+    assert saved.status_code == 303, saved.text
+    stored = (await api.client.get("/v1/admin/sso/oidc", headers=tenant.admin)).json()
+    assert (stored["issuer"], stored["audience"]) == (form["issuer"], "api://bulwark")
+    assert (stored["claims"]["user_id"], stored["claims"]["roles"]) == ("oid", "roles")
+    page = (await admin.get(f"/console/{tenant.slug}/sso")).text
+    assert 'value="realm_access.roles"' not in page and 'value="roles"' in page
+    assert "s3cret" not in page
