@@ -151,7 +151,9 @@ def tenants_purge() -> None:
     async def run() -> list[str]:
         runtime = Runtime.build(get_settings())
         try:
-            ids = await purge_due_tenants(runtime.control, runtime.registry, runtime.keyring)
+            ids = await purge_due_tenants(
+                runtime.control, runtime.registry, runtime.keyring, runtime.system
+            )
         finally:
             await runtime.dispose()
         return [str(tenant_id) for tenant_id in ids]
@@ -216,7 +218,7 @@ def audit_verify(slug: str) -> None:
 async def _verify_audit_chain(settings: Settings, slug: str) -> dict[str, Any]:
     from app.runtime import Runtime
     from audit.services import AuditService
-    from auth.context import TenantRoute, system_context
+    from auth.context import TenantRoute
     from tenants.repositories import TenantRepository
 
     runtime = Runtime.build(settings)
@@ -227,7 +229,7 @@ async def _verify_audit_chain(settings: Settings, slug: str) -> dict[str, Any]:
                 raise click.BadParameter(f"no tenant with slug {slug!r}", param_hint="--tenant")
             route = TenantRoute.of(tenant)
         # A system context: the verification reads this one tenant's chain, in its own region.
-        ctx = system_context(route)
+        ctx = runtime.system.context(route)
         async with runtime.registry.tenant_transaction(ctx) as session:
             verification = await AuditService(session, ctx).verify()
     finally:
@@ -325,7 +327,7 @@ async def _run_sar(
     from audit.sar.errors import SubjectNotFound
     from audit.sar.services import SarService
     from audit.services import AuditLog
-    from auth.context import TenantRoute, system_context
+    from auth.context import TenantRoute
     from retrieval.models import Job
     from tenants.repositories import TenantRepository
 
@@ -339,7 +341,7 @@ async def _run_sar(
             tenant = await TenantRepository(session).get_by_slug(slug)
             if tenant is None:
                 raise click.BadParameter(f"no tenant with slug {slug!r}", param_hint="--tenant")
-            ctx = system_context(TenantRoute.of(tenant))
+            ctx = runtime.system.context(TenantRoute.of(tenant))
 
         def service(session: Any) -> SarService:
             audit = AuditLog(session, ctx, subject=OPERATOR_SUBJECT)

@@ -17,7 +17,7 @@ from app.runtime import Runtime
 from app.settings import Settings
 from audit.pseudonyms import SYSTEM_SUBJECT
 from audit.services import AuditLog, AuditOrigin
-from auth.context import TenantContext, TenantRoute, system_context
+from auth.context import TenantContext, TenantRoute
 from auth.devidp import DevIdp, DevUser, config_path, load_config, save_config
 from auth.oidc import DEFAULT_CLAIMS, OidcConfigService, OidcSettings
 from auth.repositories import ApiKeyRepository, GroupRepository, UserRepository
@@ -107,12 +107,13 @@ async def seed_demo(settings: Settings, *, dev_idp_port: int = 8001) -> dict[str
                     runtime.registry,
                     runtime.keyring,
                     AuditOrigin(SYSTEM_SUBJECT),
+                    runtime.system,
                 )
                 tenant = await tenants.repository.get_by_slug(slug) or await tenants.create(
                     TenantCreate(slug=slug, name=name, region=region)
                 )
                 route = TenantRoute.of(tenant)
-            ctx = system_context(route)
+            ctx = runtime.system.context(route)
             users_out = []
             async with runtime.registry.tenant_transaction(ctx) as session:
                 audit = AuditLog(session, ctx)  # actor: "system"

@@ -20,7 +20,7 @@ from audit.sar.schemas import RetentionSweep
 from audit.sar.services import SAR_JOB, SarRunner
 from audit.signing import CheckpointSigner
 from auth.adapters.oidc import OidcProviders
-from auth.context import TenantContext, TenantRoute, system_context
+from auth.context import SystemAuthority, TenantContext, TenantRoute
 from auth.epochs import EpochCache
 from auth.oidc import OidcBearer, OidcCallback, OidcLogin
 from auth.services import AuthenticationService
@@ -56,6 +56,7 @@ class Runtime:
     operator_token: str
     # Signs audit-chain checkpoints; one deployment key for every tenant and region.
     audit_signer: CheckpointSigner
+    system: SystemAuthority
     oidc: OidcProviders
     oidc_login: OidcLogin
     oidc_callback: OidcCallback
@@ -102,7 +103,9 @@ class Runtime:
             oidc, registry, keyring.for_tenant, settings.identity, authenticator.user_principal
         )
         knowledge = KnowledgeIndex(registry, OnnxMiniLMEmbedder(threads=2), MiniLMTokenCounter())
-        jobs = JobRunner(registry, authenticator, broker=make_broker(settings.jobs))
+        # The one capability to act as the system on a tenant: granted here, handed on.
+        system = SystemAuthority.grant()
+        jobs = JobRunner(registry, authenticator, system, broker=make_broker(settings.jobs))
         router_settings = settings.gateway.router
         gateway = GatewayService(
             registry,
@@ -126,6 +129,7 @@ class Runtime:
             pepper=pepper,
             operator_token=operator_token,
             audit_signer=CheckpointSigner.from_settings(settings),
+            system=system,
             oidc=oidc,
             oidc_login=oidc_login,
             oidc_callback=OidcCallback(oidc_login, registry, keyring.for_tenant),
@@ -180,7 +184,7 @@ class Runtime:
             tenants = [TenantRoute.of(t) for t in await TenantRepository(session).active()]
         resumed = 0
         for route in tenants:
-            ctx = system_context(route)
+            ctx = self.system.context(route)
             try:
                 async with self.registry.tenant_transaction(ctx, read_only=True) as session:
                     unfinished = await JobRepository(session, ctx).unfinished()
@@ -197,7 +201,7 @@ class Runtime:
     async def sweep_retention(self) -> dict[uuid.UUID, RetentionSweep]:
         """One retention pass over every active tenant (``bulwark retention sweep`` too)."""
         return await sweep_active_tenants(
-            self.control, self.registry, self.knowledge, self.tenant_objects
+            self.control, self.registry, self.knowledge, self.tenant_objects, self.system
         )
 
     async def _sweep_forever(self, interval: float) -> None:

@@ -5,6 +5,8 @@ this package may construct one: the constructor only runs inside this module's b
 context variable grants the permission for the duration of one build), so code elsewhere can
 neither forge a context for a tenant it did not authenticate nor copy one with changes
 (``dataclasses.replace`` runs the same check; a test also forbids the calls outside ``auth/``).
+Contexts for the system's own work come from a ``SystemAuthority``, a capability the composition
+root grants once and hands on.
 Everything in it is resolved server-side at authentication time; nothing comes from the request
 body.
 """
@@ -136,12 +138,40 @@ def _build(
 
 
 def system_context(tenant: TenantRoute) -> TenantContext:
-    """A context for trusted internal work on one tenant (CLI seeding, jobs, credential lookup).
+    """A context for trusted internal work on one tenant, for this package's own use (sign-in
+    and credential lookups before anyone is authenticated). Elsewhere, system contexts come only
+    from a ``SystemAuthority`` (the architecture test holds both rules).
 
     It carries no user and no roles, so no role-guarded API accepts it; repositories still scope
     everything it touches to this one tenant.
     """
     return _build(tenant, user_id=None, roles=(), group_ids=(), auth_method="system")
+
+
+class SystemAuthority:
+    """The capability to act on a tenant as the system: background jobs, the retention sweep and
+    tenant purge, the CLI, tenant provisioning, the console's sign-in page.
+
+    The composition root (``app.runtime.Runtime.build``) grants the one instance of a process and
+    hands it to those that need it; no other module may grant one (the architecture test), so
+    code that was not handed the authority cannot mint a context for an arbitrary tenant.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, _key: object) -> None:
+        if _key is not _GRANT_KEY:
+            raise TypeError("a SystemAuthority is granted by the composition root only")
+
+    @classmethod
+    def grant(cls) -> SystemAuthority:
+        return cls(_GRANT_KEY)
+
+    def context(self, tenant: TenantRoute) -> TenantContext:
+        return system_context(tenant)
+
+
+_GRANT_KEY = object()
 
 
 def user_context(

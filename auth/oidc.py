@@ -22,7 +22,6 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +30,13 @@ from app.errors import InvalidInput, NotFound, ServiceUnavailable, Unauthenticat
 from app.settings import IdentitySettings as IdentityConfig
 from audit.schemas import AuditAction, AuditOutcome, ResourceType
 from audit.services import AuditLog
-from auth.adapters.oidc import OidcClient, OidcProviders, OidcRejected, OidcUnreachable
+from auth.adapters.oidc import (
+    OidcClient,
+    OidcProviders,
+    OidcRejected,
+    OidcUnreachable,
+    pkce_pair,
+)
 from auth.context import TenantContext, TenantRoute, system_context
 from auth.models import IdentityProvider, User
 from auth.repositories import IdentityProviderRepository, UserRepository
@@ -191,11 +196,6 @@ class OidcConfigService:
         )
 
 
-def _pkce_pair() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    return verifier, create_s256_code_challenge(verifier)
-
-
 class LoginState:
     """The signed cookie that carries one login from /login to /callback."""
 
@@ -317,7 +317,7 @@ class OidcLogin:
     ) -> tuple[str, str]:
         settings, client = await config.client()
         state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        verifier, challenge = _pkce_pair()
+        verifier, challenge = pkce_pair()
         try:
             url = await self.oidc.authorization_url(
                 client,

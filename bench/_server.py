@@ -173,6 +173,7 @@ async def bench_tenant(runtime: Any, slug: str = "bench") -> Any:
             runtime.registry,
             runtime.keyring,
             AuditOrigin(SYSTEM_SUBJECT),
+            runtime.system,
         ).create(TenantCreate(slug=slug, name="Bench", region="eu"))
 
 

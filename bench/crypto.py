@@ -29,7 +29,7 @@ from typing import Any
 
 from app.runtime import Runtime
 from app.settings import Settings
-from auth.context import TenantRoute, system_context
+from auth.context import TenantRoute
 from bench._server import bench_tenant, one_region_settings, percentiles
 from keys import envelope
 from migrations.runner import migrate
@@ -62,7 +62,7 @@ async def dek_latency(settings: Settings, iterations: int) -> dict[str, Any]:
     runtime = Runtime.build(settings)
     try:
         tenant = await bench_tenant(runtime, f"bench-{uuid.uuid4().hex[:8]}")
-        ctx = system_context(TenantRoute.of(tenant))
+        ctx = runtime.system.context(TenantRoute.of(tenant))
         hit, miss = [], []
         for _ in range(iterations):
             async with runtime.registry.tenant_transaction(ctx, read_only=True) as session:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from app.runtime import Runtime
-from auth.context import TenantRoute, system_context
+from auth.context import TenantRoute
 from bench._server import bench_member, bench_tenant, one_region_settings, percentiles
 from migrations.runner import migrate
 from retrieval.acl import DocumentAcl
@@ -80,7 +80,7 @@ def _normal(text: str) -> str:
 async def ingest_and_query(runtime: Runtime) -> dict[str, Any]:
     tenant = await bench_tenant(runtime)
     route = TenantRoute.of(tenant)
-    ctx = system_context(route)
+    ctx = runtime.system.context(route)
     reader = bench_member(route, clearance=3)
     docs = corpus()
     counter = runtime.knowledge.counter

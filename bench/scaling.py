@@ -60,7 +60,7 @@ async def seed_tenants(data_dir: Path, first: int, count: int) -> list[str]:
     from app.settings import ObservabilitySettings, Settings
     from audit.pseudonyms import SYSTEM_SUBJECT
     from audit.services import AuditLog, AuditOrigin
-    from auth.context import TenantRoute, system_context
+    from auth.context import TenantRoute
     from auth.repositories import ApiKeyRepository, UserRepository
     from auth.services import ApiKeyService, UserService
     from tenants.repositories import TenantRepository
@@ -79,8 +79,9 @@ async def seed_tenants(data_dir: Path, first: int, count: int) -> list[str]:
                     runtime.registry,
                     runtime.keyring,
                     AuditOrigin(SYSTEM_SUBJECT),
+                    runtime.system,
                 ).create(TenantCreate(slug=f"scale-{n:03d}", name=f"Scale {n}", region="eu"))
-            ctx = system_context(TenantRoute.of(tenant))
+            ctx = runtime.system.context(TenantRoute.of(tenant))
             async with runtime.registry.tenant_transaction(ctx) as session:
                 audit = AuditLog(session, ctx)
                 users = UserRepository(session, ctx)

@@ -41,6 +41,7 @@ from auth.context import TenantContext
 from auth.epochs import EpochCache
 from gateway import metrics
 from gateway.adapters.base import (
+    EGRESS_REFUSED_PREFIX,
     ChatMessage,
     Completion,
     Delta,
@@ -164,6 +165,9 @@ class Prepared:
     charges: list[CounterCharge] = field(default_factory=list)
     # Whether admission left a reservation row (a lease) that settlement must take.
     leased: bool = False
+    # BYO endpoints the egress guard refused at call time: (endpoint, reason), audited with
+    # the call's settlement.
+    refused: list[tuple[str, str]] = field(default_factory=list)
     _prompt_hash: str | None = None
 
     @property
@@ -209,6 +213,23 @@ class Settlement:
 
 def _subject(caller: Caller, ctx: TenantContext) -> str:
     return pseudonyms.user_subject(caller.user_id) if caller.user_id else subject_of(ctx)
+
+
+def _audit_events(settlement: Settlement) -> list[PendingEvent]:
+    """The call's event, and one ``egress.refused`` per endpoint the guard refused for it."""
+    refusals = [
+        PendingEvent(
+            AuditAction.EGRESS_REFUSED,
+            ResourceType.MODEL_ENDPOINT,
+            None,
+            {"tier": settlement.prepared.decision.tier, "endpoint": name, "reason": reason},
+            AuditOutcome.DENIED,
+            subject=_subject(settlement.caller, settlement.ctx),
+            request_id=settlement.caller.request_id,
+        )
+        for name, reason in settlement.prepared.refused
+    ]
+    return [*refusals, _audit_event(settlement)]
 
 
 def _audit_event(settlement: Settlement) -> PendingEvent:
@@ -880,7 +901,7 @@ class GatewayService:
         # reservations and the counters — the other order deadlocked on PostgreSQL.
         if audit is None:
             audit = AuditLog(session, ctx, subject=_subject(settlements[0].caller, ctx))
-        await audit.record_all([_audit_event(s) for s in settlements])
+        await audit.record_all([event for s in settlements for event in _audit_events(s)])
         leased = [s.prepared.call_id for s in settlements if s.prepared.leased]
         taken = await ReservationRepository(session, ctx).take_all(leased) if leased else set()
         counters: dict[tuple[str, str], list[int]] = {}
@@ -1040,6 +1061,12 @@ class GatewayService:
                         endpoint.breaker.release_probe()
                         raise ModelProviderRejected(endpoint.name, failure.status) from None
                     endpoint.breaker.failure()
+                    if failure.detail.startswith(EGRESS_REFUSED_PREFIX):
+                        # The guard refused the address (a DNS answer that changed): audited
+                        # with the call, and not retried — it would be refused again.
+                        reason = failure.detail.removeprefix(EGRESS_REFUSED_PREFIX)
+                        prepared.refused.append((endpoint.name, reason))
+                        break
                     log.info(
                         "gateway_attempt_failed",
                         endpoint=endpoint.name,

@@ -29,7 +29,7 @@ from taskiq.api import run_receiver_task
 
 from app.db import utcnow
 from app.errors import AppError, ServiceUnavailable
-from auth.context import TenantContext, system_context
+from auth.context import SystemAuthority, TenantContext
 from auth.services import AuthenticationService
 from residency.registry import RegionRegistry
 from retrieval.models import Job
@@ -69,6 +69,7 @@ class JobRunner:
         self,
         registry: RegionRegistry,
         authenticator: AuthenticationService,
+        system: SystemAuthority,
         *,
         broker: AsyncBroker | None = None,
         max_attempts: int = 4,
@@ -77,6 +78,7 @@ class JobRunner:
     ) -> None:
         self.registry = registry
         self.authenticator = authenticator
+        self.system = system
         self.broker = broker or InMemoryBroker()
         self.max_attempts = max_attempts
         self.base_delay = base_delay
@@ -173,7 +175,7 @@ class JobRunner:
         route = await self.authenticator.tenant_route(uuid.UUID(tenant_id))
         if route is None or route.deleted:
             return
-        ctx = system_context(route)
+        ctx = self.system.context(route)
         for attempt in range(1, self.max_attempts + 1):
             job = await self._start(ctx, uuid.UUID(job_id))
             if job is None:

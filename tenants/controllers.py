@@ -26,7 +26,11 @@ def provide_tenant_service(
 ) -> TenantService:
     runtime = get_runtime(request)
     return TenantService(
-        TenantRepository(control_db), runtime.registry, runtime.keyring, operator_origin(request)
+        TenantRepository(control_db),
+        runtime.registry,
+        runtime.keyring,
+        operator_origin(request),
+        runtime.system,
     )
 
 

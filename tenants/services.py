@@ -17,7 +17,7 @@ from app.db import utcnow
 from audit.pseudonyms import SYSTEM_SUBJECT
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditOrigin
-from auth.context import TenantRoute, system_context
+from auth.context import SystemAuthority, TenantRoute
 from auth.repositories import purge_identity
 from keys.services import Keyring
 from residency.database import Database
@@ -35,11 +35,13 @@ class TenantService:
         registry: RegionRegistry,
         keyring: Keyring,
         origin: AuditOrigin,
+        system: SystemAuthority,
     ) -> None:
         self.repository = repository
         self.registry = registry
         self.keyring = keyring
         self.origin = origin
+        self.system = system
 
     async def _record(
         self,
@@ -59,7 +61,7 @@ class TenantService:
         commits. We accept that trade-off rather than a two-phase commit across the control plane
         and a region.
         """
-        ctx = system_context(TenantRoute.of(tenant))
+        ctx = self.system.context(TenantRoute.of(tenant))
         async with self.registry.tenant_transaction(ctx) as session:
             if provision:
                 await self.keyring.for_tenant(session, ctx).provision()
@@ -149,7 +151,11 @@ class TenantService:
 
 
 async def purge_due_tenants(
-    control: Database, registry: RegionRegistry, keyring: Keyring, now: datetime | None = None
+    control: Database,
+    registry: RegionRegistry,
+    keyring: Keyring,
+    system: SystemAuthority,
+    now: datetime | None = None,
 ) -> list[uuid.UUID]:
     """Crypto-shred every deleted tenant whose grace period has passed (``bulwark tenants purge``).
 
@@ -162,7 +168,7 @@ async def purge_due_tenants(
         due = [TenantRoute.of(t) for t in await TenantRepository(session).due_for_purge(now)]
     purged = []
     for route in due:
-        ctx = system_context(route)
+        ctx = system.context(route)
         async with registry.tenant_transaction(ctx) as session:
             await keyring.for_tenant(session, ctx).shred()
             await purge_identity(session, ctx)

@@ -22,7 +22,7 @@ from audit.sar.repositories import RetentionRepository
 from audit.sar.schemas import RetentionPolicy, RetentionSweep
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
-from auth.context import TenantContext, TenantRoute, system_context
+from auth.context import SystemAuthority, TenantContext, TenantRoute
 from residency.database import Database
 from residency.objects import TenantObjects
 from residency.registry import RegionRegistry
@@ -122,9 +122,10 @@ async def sweep_active_tenants(
     registry: RegionRegistry,
     knowledge: KnowledgeIndex,
     objects: Callable[[AsyncSession, TenantContext], TenantObjects],
+    system: SystemAuthority,
 ) -> dict[uuid.UUID, RetentionSweep]:
     async with control.transaction(None, read_only=True) as session:
         tenants = [
-            system_context(TenantRoute.of(t)) for t in await TenantRepository(session).active()
+            system.context(TenantRoute.of(t)) for t in await TenantRepository(session).active()
         ]
     return await sweep_all(tenants, registry, knowledge, objects)

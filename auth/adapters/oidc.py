@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from urllib.parse import parse_qsl
 
 from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.errors import (
     BadSignatureError,
@@ -120,6 +122,12 @@ class ProviderMetadata:
         if "client_secret_post" in self.token_auth_methods:
             return "client_secret_post"
         return "client_secret_basic"
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE code verifier and its S256 challenge (RFC 7636)."""
+    verifier = secrets.token_urlsafe(48)
+    return verifier, str(create_s256_code_challenge(verifier))
 
 
 class _Jwks:

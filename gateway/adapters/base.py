@@ -66,6 +66,10 @@ class Delta:
     usage: Usage | None = None
 
 
+# The detail of a ProviderError for a destination the egress guard refused: this, then why.
+EGRESS_REFUSED_PREFIX = "egress_refused:"
+
+
 class ProviderError(Exception):
     def __init__(
         self,

@@ -22,7 +22,12 @@ from yarl import URL
 
 from app.adapters.egress_http import GuardedResolver
 from app.egress import EgressBlocked, EgressPolicy, EgressRefused
-from gateway.adapters.base import ProviderError, failure_of_status, traced
+from gateway.adapters.base import (
+    EGRESS_REFUSED_PREFIX,
+    ProviderError,
+    failure_of_status,
+    traced,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +45,7 @@ def transport_failure(exc: BaseException) -> ProviderError:
         return ProviderError("timeout", type(exc).__name__)
     blocked = exc if isinstance(exc, EgressBlocked) else exc.__cause__
     if isinstance(blocked, EgressBlocked):
-        return ProviderError("connect", f"egress_refused:{blocked.reason}")
+        return ProviderError("connect", f"{EGRESS_REFUSED_PREFIX}{blocked.reason}")
     return ProviderError("connect", type(exc).__name__)
 
 
@@ -92,7 +97,7 @@ class ProviderHttp:
 
     def _guard(self) -> None:
         if self._refused is not None:
-            raise ProviderError("connect", f"egress_refused:{self._refused}")
+            raise ProviderError("connect", f"{EGRESS_REFUSED_PREFIX}{self._refused}")
 
     async def post(self, body: Mapping[str, Any]) -> Reply:
         self._guard()

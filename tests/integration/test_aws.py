@@ -233,7 +233,9 @@ async def test_purge_schedules_deletion_of_the_platform_managed_key(
     assert key_id.startswith("arn:aws:kms:us-west-2:")
     await api.client.delete(f"/v1/tenants/{tenant.id}", headers=api.operator)
     later = utcnow() + timedelta(days=30)
-    await purge_due_tenants(aws_runtime.control, aws_runtime.registry, aws_runtime.keyring, later)
+    await purge_due_tenants(
+        aws_runtime.control, aws_runtime.registry, aws_runtime.keyring, aws_runtime.system, later
+    )
     state = client("kms", "us-west-2", aws["endpoint"]).describe_key(KeyId=key_id)
     assert state["KeyMetadata"]["KeyState"] == "PendingDeletion"
 

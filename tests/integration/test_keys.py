@@ -221,11 +221,14 @@ async def test_deleting_a_tenant_crypto_shreds_it_backups_included(
     )
     # Before the grace period ends nothing is destroyed ...
     assert tenant.id not in map(
-        str, await purge_due_tenants(runtime.control, runtime.registry, runtime.keyring)
+        str,
+        await purge_due_tenants(runtime.control, runtime.registry, runtime.keyring, runtime.system),
     )
     # ... after it, the keys are.
     later = utcnow() + timedelta(seconds=deployment.settings.keys.shred_grace_seconds + 1)
-    purged = await purge_due_tenants(runtime.control, runtime.registry, runtime.keyring, later)
+    purged = await purge_due_tenants(
+        runtime.control, runtime.registry, runtime.keyring, runtime.system, later
+    )
     assert uuid.UUID(tenant.id) in purged
 
     async with runtime.registry.tenant_transaction(ctx) as session:

@@ -26,8 +26,8 @@ VENDOR_CLIENTS = (
 QUERY_BUILDERS = {"select", "update", "delete", "insert"}
 
 
-def modules() -> Iterator[tuple[Path, ast.Module]]:
-    for package in PACKAGES:
+def modules(*, include_bench: bool = False) -> Iterator[tuple[Path, ast.Module]]:
+    for package in (*PACKAGES, "bench") if include_bench else PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
             yield path.relative_to(ROOT), ast.parse(path.read_text(), str(path))
 
@@ -51,6 +51,68 @@ def test_only_auth_builds_tenant_contexts() -> None:
         and getattr(node.func, "id", None) == "TenantContext"
         and str(path) != "auth/context.py"
     ]
+    assert offenders == []
+
+
+def _names(node: ast.AST) -> set[str]:
+    """Every plain name and attribute name used inside ``node``."""
+    found: set[str] = set()
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Name):
+            found.add(inner.id)
+        elif isinstance(inner, ast.Attribute):
+            found.add(inner.attr)
+    return found
+
+
+def test_only_auth_mints_system_contexts_and_only_the_root_grants_the_authority() -> None:
+    """``system_context`` stays inside ``auth/``; everything else acts on a tenant as the system
+    only through the ``SystemAuthority`` the composition root grants and hands on."""
+    minted, granted = [], []
+    for path, tree in modules(include_bench=True):
+        inside_auth = path.parts[0] == "auth"
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and not inside_auth:
+                minted += [f"{path}: import" for a in node.names if a.name == "system_context"]
+            elif isinstance(node, ast.Name | ast.Attribute) and not inside_auth:
+                name = node.id if isinstance(node, ast.Name) else node.attr
+                if name == "system_context":
+                    minted.append(f"{path}:{node.lineno}")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute | ast.Name)
+                and str(path) not in ("app/runtime.py", "auth/context.py")
+            ):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else func.id
+                owner = func.value if isinstance(func, ast.Attribute) else None
+                if called == "SystemAuthority" or (
+                    called == "grant"
+                    and isinstance(owner, ast.Name)
+                    and owner.id == "SystemAuthority"
+                ):
+                    granted.append(f"{path}:{node.lineno}")
+    assert minted == []
+    assert granted == []
+
+
+def test_tenant_contexts_are_not_copied_with_changes_outside_auth() -> None:
+    """A context changes only through auth's own methods (``with_epoch``): no
+    ``dataclasses.replace`` or ``copy`` of one elsewhere (the constructor check refuses it at run
+    time too)."""
+    offenders = []
+    for path, tree in modules(include_bench=True):
+        if path.parts[0] == "auth":
+            continue
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called in ("replace", "copy", "deepcopy", "with_epoch") and any(
+                "ctx" in name.lower() or "context" in name.lower() for name in _names(node.args[0])
+            ):
+                offenders.append(f"{path}:{node.lineno}")
     assert offenders == []
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from auth.context import (
     Role,
+    SystemAuthority,
     TenantContext,
     TenantRoute,
     scim_context,
@@ -90,3 +91,15 @@ def test_scim_context_has_no_user_and_no_roles() -> None:
     )
     assert (ctx.auth_method, ctx.credential_id) == ("scim", credential)
     assert not ctx.is_system
+
+
+def test_the_system_authority_is_granted_not_built() -> None:
+    with pytest.raises(TypeError, match="composition root"):
+        SystemAuthority(object())
+    ctx = SystemAuthority.grant().context(ROUTE)
+    assert (ctx.tenant_id, ctx.is_system, ctx.user_id, ctx.roles) == (
+        ROUTE.id,
+        True,
+        None,
+        frozenset(),
+    )

@@ -18,7 +18,6 @@ from app.console.controllers._base import (
 )
 from app.console.session import PREFIX, ConsoleUser, tenant_of
 from app.deps import get_runtime
-from auth.context import system_context
 from auth.middleware import SESSION_COOKIE
 from auth.sso import enabled_sign_in_methods
 
@@ -42,7 +41,7 @@ class ConsoleEntryController(Controller):
     async def sign_in(self, request: Request[Any, Any, Any], tenant: FromPath[str]) -> Template:
         route = await tenant_of(request, tenant)
         runtime = get_runtime(request)
-        ctx = system_context(route)
+        ctx = runtime.system.context(route)
         async with runtime.registry.tenant_transaction(ctx, read_only=True) as session:
             methods = await enabled_sign_in_methods(session, ctx)
         back = url(route.slug, "home")

@@ -7,6 +7,9 @@ import asyncio
 import json
 from typing import Any
 
+from litestar import Litestar
+
+from app.egress import EgressPolicy
 from tests.conftest import Api, assert_problem
 from tests.integration.gateway.conftest import Peers
 from tests.peers.llm_peer import Reply
@@ -365,3 +368,37 @@ async def test_byo_model_urls_that_lead_inside_are_refused_and_audited(gw: Api) 
     assert len(items) == len(refused)
     assert {e["outcome"] for e in items} == {"denied"}
     assert {e["detail"]["reason"] for e in items} == set(refused.values())
+
+
+async def test_a_byo_model_refused_at_call_time_is_never_reached_and_is_audited(
+    gw: Api, gw_app: Litestar, peers: Peers
+) -> None:
+    """A BYO URL accepted when it was configured, then refused when called (the operator
+    narrowed the allow-list; a DNS answer that changed is the same case): the call never
+    reaches the endpoint, is not retried there, and the refusal is an audit event."""
+    tenant = await gw.new_tenant("eu")
+    put = await gw.client.put(
+        "/v1/admin/byo-models/mid",
+        json={"provider": "openai", "base_url": peers.byo.base_url, "model": "our-llama"},
+        headers=tenant.admin,
+    )
+    assert put.status_code == 200, put.text
+    gateway = gw_app.state.runtime.gateway
+    allowed = gateway.egress
+    gateway.egress = EgressPolicy.of(allow_http=True)  # loopback no longer allow-listed
+    try:
+        response = await gw.client.post(CHAT, json=ask("hi", model="mid"), headers=tenant.admin)
+    finally:
+        gateway.egress = allowed
+    await gateway.settled()  # the call's settlement (and its audit events) runs after the reply
+    assert peers.byo.requests == []
+    if response.status_code == 200:  # served by the fallback tier, never by the refused one
+        assert response.json()["bulwark"]["endpoint"] != "byo-mid"
+    else:
+        assert_problem(response, 503)
+    events = await gw.client.get(
+        "/v1/audit/events", params={"action": "egress.refused"}, headers=tenant.admin
+    )
+    [event] = events.json()["items"]
+    assert event["outcome"] == "denied"
+    assert (event["detail"]["endpoint"], event["detail"]["reason"]) == ("byo-mid", "loopback")
