@@ -1,4 +1,4 @@
-"""The hash chain, as pure functions: canonical encoding, event hashes, and the verifier.
+"""The hash chain, as pure functions: event hashes (over ``audit.canon``) and the verifier.
 
 Each tenant's events form one chain. An event's ``hash`` is the SHA-256 (hex) of the canonical
 JSON (``audit.canon``: RFC 8785, named by the event's ``canon`` member) of all of its other
