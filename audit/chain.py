@@ -1,10 +1,12 @@
-"""The hash chain, as pure functions: canonical encoding, event hashes, and the verifier.
+"""The hash chain, as pure functions: event hashes (over ``audit.canon``) and the verifier.
 
 Each tenant's events form one chain. An event's ``hash`` is the SHA-256 (hex) of the canonical
-encoding of all of its fields, ``prev_hash`` included: JSON with sorted keys, compact separators,
-no ASCII escaping, encoded as UTF-8. The first event of a chain links to ``GENESIS_HASH``. Anyone
-holding an export can recompute every hash with a few lines of code in any language; nothing here
-depends on the database.
+JSON (``audit.canon``: RFC 8785, named by the event's ``canon`` member) of all of its other
+fields, ``prev_hash`` and ``canon`` included. Events written before RFC 8785 have no ``canon`` and
+are hashed with the legacy encoding they were written with, so old chains still verify, and a
+chain may hold legacy events followed by RFC 8785 ones. The first event of a chain links to
+``GENESIS_HASH``. Anyone holding an export can recompute every hash with any RFC 8785
+implementation; nothing here depends on the database.
 
 The ``detail`` of an event may hold ids, counts, codes and hashes only — never plaintext content
 (no names, emails, prompts or answers): ``check_detail`` enforces a narrow alphabet so that a
@@ -13,8 +15,8 @@ careless call site fails loudly instead of writing personal data into an immutab
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -22,9 +24,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from audit.canon import (
+    CANON,
+    CURRENT,
+    MAX_SAFE_INTEGER,
+    CanonError,
+    encode_recorded,
+    versioned,
+)
+
 GENESIS_HASH = "0" * 64
 
-# The fields an event's hash covers, in the order exports list them.
+# The fields an event's hash covers, in the order exports list them. ``canon`` is left out of a
+# legacy event (written before RFC 8785), which has none.
 HASHED_FIELDS = (
     "id",
     "tenant_id",
@@ -38,6 +50,7 @@ HASHED_FIELDS = (
     "request_id",
     "detail",
     "prev_hash",
+    CANON,
 )
 EXPORT_FIELDS = (*HASHED_FIELDS, "hash")
 
@@ -48,13 +61,6 @@ _DETAIL_TEXT = re.compile(r"^[A-Za-z0-9._:/+=-]{0,128}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _MAX_DETAIL_ITEMS = 100
 _MAX_DETAIL_DEPTH = 3
-
-
-def canonical_json(value: Any) -> bytes:
-    """The one encoding that is hashed and signed: sorted keys, compact, UTF-8, no NaN."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
 
 
 def format_time(moment: datetime) -> str:
@@ -79,8 +85,9 @@ def check_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
     """Return ``detail`` as a plain dict after checking it holds no plaintext content.
 
     Allowed: short code-like strings, integers, booleans, null, and lists/objects of those (a
-    little nesting). Floats are refused too: their JSON spelling is not stable across languages.
-    A violation is a programming error (``ValueError``), never user input.
+    little nesting). Floats are refused too: their JSON spelling is not stable across languages;
+    so are integers beyond ±(2**53 - 1), which RFC 8785 cannot encode (a larger count or size
+    goes in as a string). A violation is a programming error (``ValueError``), never user input.
     """
     checked = _check_value(dict(detail), depth=0)
     assert isinstance(checked, dict)
@@ -88,7 +95,11 @@ def check_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _check_value(value: Any, *, depth: int) -> Any:
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise ValueError("audit detail integers must be within 2**53 - 1; pass a string")
         return value
     if isinstance(value, uuid.UUID):
         return str(value)
@@ -116,7 +127,8 @@ def _check_value(value: Any, *, depth: int) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class ChainEntry:
-    """One event as the chain sees it: plain JSON values only."""
+    """One event as the chain sees it: plain JSON values only. ``canon``: the encoding its hash
+    is computed with (None: a legacy event, written before RFC 8785)."""
 
     id: str
     tenant_id: str
@@ -130,21 +142,30 @@ class ChainEntry:
     request_id: str | None
     detail: dict[str, Any]
     prev_hash: str
+    canon: int | None = CURRENT
     hash: str = ""
 
     def hashed_fields(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in HASHED_FIELDS}
+        return self._fields(HASHED_FIELDS)
 
     def compute_hash(self) -> str:
-        return sha256_hex(canonical_json(self.hashed_fields()))
+        """The hash of the fields, in the encoding the event records (``CanonError``: an
+        encoding this version does not know, or a value it cannot encode)."""
+        return sha256_hex(encode_recorded(self.hashed_fields()))
 
     def export(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in EXPORT_FIELDS}
+        """The event as exports write it: its hashed fields (no ``canon`` when legacy) and hash."""
+        return self._fields(EXPORT_FIELDS)
+
+    def _fields(self, names: tuple[str, ...]) -> dict[str, Any]:
+        return {
+            name: getattr(self, name) for name in names if name != CANON or self.canon is not None
+        }
 
 
 def seal(entry: ChainEntry) -> ChainEntry:
     """``entry`` with its ``hash`` filled in."""
-    return ChainEntry(**{**entry.hashed_fields(), "hash": entry.compute_hash()})
+    return dataclasses.replace(entry, hash=entry.compute_hash())
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +205,7 @@ class ChainVerifier:
             entry.tenant_id != self.tenant_id
             or entry.prev_hash != self._prev_hash
             or not _HASH.match(entry.hash)
-            or entry.compute_hash() != entry.hash
+            or not hash_matches(entry)
         ):
             self._bad(entry.sequence)
         # Carry on from what is stored, so one bad event does not hide later ones' state.
@@ -208,11 +229,21 @@ class ChainVerifier:
         )
 
 
-def checkpoint_payload(
+def hash_matches(entry: ChainEntry) -> bool:
+    """Whether ``entry``'s stored hash is the hash of its fields (False, not an error, for an
+    event naming an unknown encoding or holding a value it cannot encode)."""
+    try:
+        return entry.compute_hash() == entry.hash
+    except CanonError:
+        return False
+
+
+def checkpoint_document(
     *, tenant_id: str, sequence: int, head_hash: str, signed_at: str, key_id: str, algorithm: str
-) -> bytes:
-    """The bytes a checkpoint signs: the canonical JSON of exactly these six fields."""
-    return canonical_json(
+) -> dict[str, Any]:
+    """What a checkpoint signs: exactly these six fields and ``canon`` (the signed bytes are its
+    canonical JSON; checkpoints signed before RFC 8785 have no ``canon``)."""
+    return versioned(
         {
             "algorithm": algorithm,
             "head_hash": head_hash,

@@ -129,6 +129,7 @@ def audit_event_read(event: AuditEvent) -> AuditEventRead:
         detail=event.detail,
         prev_hash=event.prev_hash,
         hash=event.hash,
+        canon=event.canon,
     )
 
 
@@ -217,6 +218,7 @@ class AuditController(Controller):
             signed_at=signed.signed_at,
             key_id=signed.key_id,
             algorithm=signed.algorithm,
+            canon=signed.canon,
             public_key=signed.public_key,
             signature=signed.signature,
         )

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     UniqueConstraint,
     Uuid,
@@ -58,6 +59,9 @@ class AuditEvent(TenantOwned, RegionalBase):
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    # The canonical JSON the hash was computed with (``audit.canon``); NULL: an event written
+    # before RFC 8785 (migration r0016), hashed with the legacy encoding.
+    canon: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
     hash: Mapped[str] = mapped_column(String(64), nullable=False)
 
 

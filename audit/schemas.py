@@ -105,7 +105,19 @@ ChainTime = Annotated[
 ]
 
 
-class AuditEventRead(msgspec.Struct):
+Canon = Annotated[
+    int,
+    msgspec.Meta(
+        description="The canonical JSON the hash or signature covers: 2 is RFC 8785. Absent: "
+        "written before RFC 8785, with the legacy encoding (see the README).",
+    ),
+]
+
+
+class AuditEventRead(msgspec.Struct, omit_defaults=True):
+    """One event. Its ``hash`` is the SHA-256 of the canonical JSON of all its other members
+    (``canon`` included, absent on events written before RFC 8785)."""
+
     id: uuid.UUID
     tenant_id: uuid.UUID
     sequence: int
@@ -119,6 +131,7 @@ class AuditEventRead(msgspec.Struct):
     detail: dict[str, Any]
     prev_hash: Hash
     hash: Hash
+    canon: Canon | None = None
 
 
 class AuditEventPage(msgspec.Struct):
@@ -135,9 +148,9 @@ class AuditVerification(msgspec.Struct):
 class AuditCheckpoint(msgspec.Struct):
     """A signed statement of a tenant's chain head.
 
-    ``signature`` is the Ed25519 signature (base64) of the canonical JSON (sorted keys, compact
-    separators, UTF-8) of the object ``{algorithm, head_hash, key_id, sequence, signed_at,
-    tenant_id}`` with exactly the values below; ``public_key`` is the raw 32-byte key, base64.
+    ``signature`` is the Ed25519 signature (base64) of the RFC 8785 canonical JSON of the object
+    ``{algorithm, canon, head_hash, key_id, sequence, signed_at, tenant_id}`` with exactly the
+    values below; ``public_key`` is the raw 32-byte key, base64.
     """
 
     tenant_id: uuid.UUID
@@ -146,5 +159,6 @@ class AuditCheckpoint(msgspec.Struct):
     signed_at: ChainTime
     key_id: str
     algorithm: str
+    canon: Canon
     public_key: str
     signature: str

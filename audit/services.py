@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
 from audit import pseudonyms
+from audit.canon import CANON, CanonError, canonical_json
 from audit.chain import (
     CODE,
     EXPORT_FIELDS,
@@ -26,11 +28,11 @@ from audit.chain import (
     ChainEntry,
     ChainVerifier,
     Verification,
-    canonical_json,
     check_detail,
     check_identifier,
-    checkpoint_payload,
+    checkpoint_document,
     format_time,
+    hash_matches,
     seal,
 )
 from audit.errors import AuditChainBroken, InvalidActorFilter
@@ -66,6 +68,7 @@ def entry_of(row: Any) -> ChainEntry:
         request_id=row.request_id,
         detail=dict(row.detail),
         prev_hash=row.prev_hash,
+        canon=row.canon,
         hash=row.hash,
     )
 
@@ -178,6 +181,7 @@ class AuditLog:
             request_id=entry.request_id,
             detail=entry.detail,
             prev_hash=entry.prev_hash,
+            canon=entry.canon,
             hash=entry.hash,
         )
         await self.events.add(event)
@@ -206,6 +210,7 @@ class AuditLog:
                     "id": uuid.UUID(entry.id),
                     "tenant_id": self.ctx.tenant_id,
                     "occurred_at": now,
+                    "canon": entry.canon,
                     "hash": entry.hash,
                 }
             )
@@ -294,6 +299,7 @@ class SignedCheckpoint:
     signed_at: str
     key_id: str
     algorithm: str
+    canon: int
     public_key: str
     signature: str
 
@@ -355,10 +361,10 @@ class AuditService:
         head_hash = head.head_hash if head else GENESIS_HASH
         if sequence:
             last = await self.events.get_by_sequence(sequence)
-            if last is None or last.hash != head_hash or entry_of(last).compute_hash() != head_hash:
+            if last is None or last.hash != head_hash or not hash_matches(entry_of(last)):
                 raise AuditChainBroken()
         signed_at = format_time(utcnow())
-        payload = checkpoint_payload(
+        document = checkpoint_document(
             tenant_id=str(self.ctx.tenant_id),
             sequence=sequence,
             head_hash=head_hash,
@@ -366,6 +372,7 @@ class AuditService:
             key_id=signer.key_id,
             algorithm=signer.algorithm,
         )
+        _, signature = signer.sign(document)
         return SignedCheckpoint(
             tenant_id=self.ctx.tenant_id,
             sequence=sequence,
@@ -373,8 +380,9 @@ class AuditService:
             signed_at=signed_at,
             key_id=signer.key_id,
             algorithm=signer.algorithm,
+            canon=document[CANON],
             public_key=signer.public_key_b64,
-            signature=signer.sign(payload),
+            signature=signature,
         )
 
 
@@ -412,15 +420,33 @@ class AuditExporter:
                 if export_format is ExportFormat.CSV:
                     yield _csv_line(_csv_values(entry))
                 else:
-                    yield canonical_json(entry.export()) + b"\n"
+                    yield _jsonl_line(entry)
+
+
+def _jsonl_line(entry: ChainEntry) -> bytes:
+    return _as_json(entry.export()) + b"\n"
 
 
 def _csv_values(entry: ChainEntry) -> list[str]:
     values = entry.export()
-    # ``detail`` as its canonical JSON, so the hash can be recomputed from the CSV too; an empty
-    # cell is null (request and resource ids are never empty strings).
-    values["detail"] = canonical_json(values["detail"]).decode("utf-8")
-    return ["" if values[name] is None else str(values[name]) for name in EXPORT_FIELDS]
+    # ``detail`` as its JSON, so the hash can be recomputed from the CSV too; an empty cell is
+    # null (request and resource ids are never empty strings), except an empty ``canon``: a
+    # legacy event, whose hashed fields have no ``canon`` member.
+    values["detail"] = _as_json(values["detail"]).decode("utf-8")
+    return ["" if values.get(name) is None else str(values[name]) for name in EXPORT_FIELDS]
+
+
+def _as_json(value: Any) -> bytes:
+    """``value`` as canonical JSON; a stored value RFC 8785 cannot write (a legacy event's
+    integer beyond 2**53, or a tampered row, which verification reports) as plain JSON instead,
+    so that an export always shows what is stored. Either way a reader re-encodes what it
+    parsed, by the event's ``canon``, to recompute the hash."""
+    try:
+        return canonical_json(value)
+    except CanonError:
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        ).encode("utf-8")
 
 
 def _csv_line(values: Sequence[str]) -> bytes:

@@ -1,4 +1,4 @@
-"""The deployment's Ed25519 key that signs audit-chain checkpoints.
+"""The deployment's Ed25519 key that signs audit-chain checkpoints and subject-access reports.
 
 A signed checkpoint (tenant, sequence, head hash, time) lets a customer keep evidence outside our
 databases: anyone who later holds an export can check that the chain they were given still
@@ -12,12 +12,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.settings import Settings
+from audit.canon import CANON, CURRENT, CanonError, canonical_json, version_of
 
 ALGORITHM = "Ed25519"
 GENERATED_KEY_FILE = "audit-signing.pem"
@@ -37,8 +40,17 @@ class CheckpointSigner:
     def public_key_b64(self) -> str:
         return base64.b64encode(self.public_key_raw).decode("ascii")
 
-    def sign(self, payload: bytes) -> str:
-        return base64.b64encode(self._key.sign(payload)).decode("ascii")
+    def sign(self, document: Mapping[str, Any]) -> tuple[bytes, str]:
+        """The canonical JSON of ``document`` and its signature (base64).
+
+        Only a document naming the current encoding in its ``canon`` member is signed (see
+        ``audit.canon.versioned``): a verifier learns from the document itself how to rebuild
+        the signed bytes, and the version is covered by the signature.
+        """
+        if CANON not in document or version_of(document) != CURRENT:
+            raise CanonError(f"a signed document names the current {CANON} version")
+        payload = canonical_json(dict(document))
+        return payload, base64.b64encode(self._key.sign(payload)).decode("ascii")
 
     @classmethod
     def from_pem(cls, pem: bytes) -> CheckpointSigner:

@@ -59,6 +59,7 @@ from app.chat.schemas import (
 from app.chat.sessions import ChatSessionService
 from app.chat.workflows import Generation, add_usage, fan_out, subquestions
 from app.debug.services import raw_content_until, raw_log
+from audit.canon import canonical_json
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth.context import TenantContext
@@ -1282,7 +1283,9 @@ class ChatPolicyService:
     async def replace(self, policy: ChatPolicyBody) -> ChatPolicyBody:
         body = msgspec.to_builtins(policy)
         await ChatPolicyRepository(self.session, self.ctx).put(body)
-        canonical = msgspec.json.encode(body, order="sorted")
+        # The hash of the policy as ``GET /v1/admin/chat`` returns it, in RFC 8785 canonical
+        # JSON: anyone holding the policy can recompute it.
+        canonical = canonical_json(body)
         await self.audit.record(
             AuditAction.CHAT_POLICY_UPDATED,
             resource_type=ResourceType.CHAT_POLICY,

@@ -40,7 +40,8 @@ class SarRead(msgspec.Struct):
     finished_at: datetime | None
     error: str | None
     # When done: what each store held and (erasure) what became of it, signed (Ed25519 over
-    # the report's canonical JSON) with the deployment key named in it.
+    # the report's canonical JSON: RFC 8785 when it has ``canon`` 2, see ``audit.canon``) with
+    # the deployment key named in it.
     report: dict[str, Any] | None
     signature: str | None
 

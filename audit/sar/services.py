@@ -32,6 +32,7 @@ from app.chat.models import ChatMessage, ChatSession
 from app.chat.sessions import MESSAGE_KIND
 from app.db import utcnow
 from audit import pseudonyms
+from audit.canon import versioned
 from audit.models import AuditEvent
 from audit.repositories import AuditSubjectRepository
 from audit.sar.errors import SubjectNotFound
@@ -413,18 +414,21 @@ class SarRunner:
                 }
                 for name, found in findings["stores"].items()
             }
-            report = {
-                "request_id": str(request.id),
-                "tenant_id": str(ctx.tenant_id),
-                "kind": request.kind,
-                "subject_reference_sha256": request.reference_hash,
-                "requested_at": request.created_at.isoformat(),
-                "stores": stores,
-                "signing_key": self.signer.public_key_b64,
-                "signing_key_id": self.signer.key_id,
-            }
-            canonical = json.dumps(report, sort_keys=True, separators=(",", ":")).encode()
-            request.signature = self.signer.sign(canonical)
+            report = versioned(
+                {
+                    "request_id": str(request.id),
+                    "tenant_id": str(ctx.tenant_id),
+                    "kind": request.kind,
+                    "subject_reference_sha256": request.reference_hash,
+                    "requested_at": request.created_at.isoformat(),
+                    "stores": stores,
+                    "signing_key": self.signer.public_key_b64,
+                    "signing_key_id": self.signer.key_id,
+                }
+            )
+            # The sealed report is exactly the signed bytes (RFC 8785, ``canon`` 2; reports
+            # signed before have no ``canon`` and the legacy encoding, see ``audit.canon``).
+            canonical, request.signature = self.signer.sign(report)
             request.sealed_report = await service.keys.seal(REPORT_KIND, str(request.id), canonical)
             request.status = "done"
             request.finished_at = utcnow()

@@ -1,6 +1,7 @@
 """The audit log through the HTTP API, on SQLite and PostgreSQL: what is recorded, by whom (as a
 pseudonym), what a failed request leaves (nothing), filters and pagination, export, tamper
-detection, append-only enforcement in the database, and signed checkpoints."""
+detection, append-only enforcement in the database, signed checkpoints, and chains written before
+RFC 8785. Hashes and signatures are checked as an outsider would (``tests/outsider.py``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import hashlib
 import io
 import itertools
 import json
+import re
 import sqlite3
 import uuid
 from datetime import datetime, timedelta
@@ -20,9 +22,14 @@ from typing import Any
 import asyncpg
 import pytest
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from sqlalchemy.engine import make_url
 
+from tests import outsider
 from tests.conftest import (
     APP_ROLE,
     Api,
@@ -34,20 +41,6 @@ from tests.conftest import (
 )
 
 GENESIS = "0" * 64
-HASHED = (
-    "id",
-    "tenant_id",
-    "sequence",
-    "occurred_at",
-    "actor",
-    "action",
-    "resource_type",
-    "resource_id",
-    "outcome",
-    "request_id",
-    "detail",
-    "prev_hash",
-)
 SQLITE_TRIGGERS = {
     "UPDATE": "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events "
     "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
@@ -73,11 +66,17 @@ def when(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def recompute(event: dict[str, Any]) -> str:
-    """The documented hash, computed independently of the server's code."""
-    fields = {name: event[name] for name in HASHED}
-    encoded = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+def deployment_signing_key(deployment: Deployment) -> Ed25519PrivateKey:
+    pem = (Path(deployment.settings.data_dir) / "audit-signing.pem").read_bytes()
+    private = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(private, Ed25519PrivateKey)
+    return private
+
+
+def deployment_key(deployment: Deployment) -> Ed25519PublicKey:
+    """The deployment's public key, as its operator hands it to an auditor (not as a signed
+    document names it)."""
+    return deployment_signing_key(deployment).public_key()
 
 
 async def verify(api: Api, tenant: TenantHandle) -> dict[str, Any]:
@@ -110,6 +109,18 @@ async def owner_tamper(
 ) -> None:
     """Run ``statement`` (UPDATE/DELETE ... WHERE tenant_id = $1 AND sequence = $2) as the owner,
     with the append-only trigger out of the way for just that statement."""
+    await as_owner(deployment, tenant, operation, [(statement, sequence)])
+
+
+async def as_owner(
+    deployment: Deployment,
+    tenant: TenantHandle,
+    operation: str,
+    statements: list[tuple[Any, ...]],
+) -> None:
+    """Run each statement (``$1`` the tenant id, then its own arguments), each changing exactly
+    one row, as the schema owner in one transaction, with the append-only trigger out of the
+    way meanwhile. JSON arguments are given as text (cast with ``$n::json`` on PostgreSQL)."""
     if deployment.backend == "postgres":
         conn = await asyncpg.connect(raw_pg_dsn(deployment.databases[tenant.region]))
         try:
@@ -117,13 +128,14 @@ async def owner_tamper(
                 await conn.execute(
                     "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"
                 )
-                status = await conn.execute(statement, uuid.UUID(tenant.id), sequence)
+                for statement, *args in statements:
+                    status = await conn.execute(statement, uuid.UUID(tenant.id), *args)
+                    assert status.endswith(" 1"), (statement, status)
                 await conn.execute(
                     "ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"
                 )
         finally:
             await conn.close()
-        assert status.endswith(" 1"), status
         return
 
     def run() -> None:
@@ -132,11 +144,10 @@ async def owner_tamper(
         try:
             with conn:
                 conn.execute(f"DROP TRIGGER {trigger}")
-                cursor = conn.execute(
-                    statement.replace("$1", "?").replace("$2", "?"),
-                    (_sqlite_tenant(tenant.id), sequence),
-                )
-                assert cursor.rowcount == 1
+                for statement, *args in statements:
+                    sqlite_statement = re.sub(r"\$(\d+)(::json)?", r"?\1", statement)
+                    cursor = conn.execute(sqlite_statement, (_sqlite_tenant(tenant.id), *args))
+                    assert cursor.rowcount == 1, statement
                 conn.execute(SQLITE_TRIGGERS[operation])
         finally:
             conn.close()
@@ -191,7 +202,8 @@ async def test_admin_actions_are_recorded_with_pseudonymous_actors(api: Api) -> 
     assert events[0]["prev_hash"] == GENESIS
     for previous, event in itertools.pairwise(events):
         assert event["prev_hash"] == previous["hash"]
-    assert all(recompute(e) == e["hash"] for e in events)
+    assert all(outsider.event_hash(e) == e["hash"] for e in events)
+    assert all(e["canon"] == 2 for e in events)
 
     # Actors are pseudonyms: the operator's four, the admin's six, one per subject.
     operator_actor = events[0]["actor"]
@@ -404,7 +416,7 @@ async def test_export_jsonl_and_csv_carry_the_chain(api: Api) -> None:
     lines = [json.loads(line) for line in jsonl.text.splitlines()]
     assert [line["hash"] for line in lines] == [e["hash"] for e in events]
     assert lines[0]["prev_hash"] == GENESIS
-    assert all(recompute(line) == line["hash"] for line in lines)
+    assert outsider.chain_is_intact(lines)
     assert lines == await export_lines(api, tenant)  # the default format is jsonl too
 
     csv_response = await api.client.get("/v1/audit/export?format=csv", headers=tenant.admin)
@@ -412,12 +424,9 @@ async def test_export_jsonl_and_csv_carry_the_chain(api: Api) -> None:
     rows = list(csv.DictReader(io.StringIO(csv_response.text)))
     assert [row["hash"] for row in rows] == [line["hash"] for line in lines]
     assert [row["prev_hash"] for row in rows] == [line["prev_hash"] for line in lines]
-    for row in rows:  # the hash can be recomputed from the CSV alone
-        event: dict[str, Any] = {**row, "sequence": int(row["sequence"])}
-        event["detail"] = json.loads(row["detail"])
-        event["resource_id"] = row["resource_id"] or None
-        event["request_id"] = row["request_id"] or None
-        assert recompute(event) == row["hash"]
+    # The hash can be recomputed from the CSV alone.
+    assert [outsider.from_csv_row(row) for row in rows] == lines
+    assert outsider.chain_is_intact(outsider.from_csv_row(row) for row in rows)
 
     assert_problem(await api.client.get("/v1/audit/export?format=xml", headers=tenant.admin), 400)
 
@@ -566,18 +575,14 @@ async def test_checkpoint_is_signed_over_the_head(api: Api, deployment: Deployme
     raw_public = base64.b64decode(checkpoint["public_key"])
     assert len(raw_public) == 32
     assert checkpoint["key_id"] == hashlib.sha256(raw_public).hexdigest()[:16]
-    signed = {
-        k: checkpoint[k]
-        for k in ("tenant_id", "sequence", "head_hash", "signed_at", "key_id", "algorithm")
-    }
-    payload = json.dumps(signed, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    public_key = Ed25519PublicKey.from_public_bytes(raw_public)
-    public_key.verify(base64.b64decode(checkpoint["signature"]), payload)  # raises if invalid
-    forged = json.dumps(
-        {**signed, "sequence": signed["sequence"] + 1}, sort_keys=True, separators=(",", ":")
-    ).encode("utf-8")
-    with pytest.raises(InvalidSignature):
-        public_key.verify(base64.b64decode(checkpoint["signature"]), forged)
+    assert checkpoint["canon"] == 2
+    # An auditor checks it with the deployment's public key and any RFC 8785 implementation.
+    key = deployment_key(deployment)
+    assert key.public_bytes_raw() == raw_public
+    outsider.verify_checkpoint(checkpoint, key)  # raises if invalid
+    for forged in ({"sequence": checkpoint["sequence"] + 1}, {"head_hash": GENESIS}):
+        with pytest.raises(InvalidSignature):
+            outsider.verify_checkpoint({**checkpoint, **forged}, key)
 
     # One deployment key, kept in the data dir (0600) outside production.
     key_file = Path(deployment.settings.data_dir) / "audit-signing.pem"
@@ -585,3 +590,117 @@ async def test_checkpoint_is_signed_over_the_head(api: Api, deployment: Deployme
     again = (await api.client.get("/v1/audit/checkpoint", headers=tenant.admin)).json()
     assert again["key_id"] == checkpoint["key_id"]
     assert again["public_key"] == checkpoint["public_key"]
+
+
+# --- chains written before RFC 8785 ---------------------------------------------------------------
+
+
+def hash_as_before(event: dict[str, Any]) -> str:
+    """An event's hash exactly as Bulwark computed it before RFC 8785 (no ``canon``)."""
+    fields = {k: v for k, v in event.items() if k not in ("hash", "canon")}
+    assert len(fields) == 12
+    encoded = json.dumps(
+        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+async def rewrite_as_before(
+    deployment: Deployment, tenant: TenantHandle, events: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Store ``events`` (the tenant's whole chain) as the code before RFC 8785 wrote them: no
+    ``canon``, legacy hashes relinked from genesis, the head moved to the last. The second event
+    gets an integer beyond 2**53 in its detail, which that code accepted and RFC 8785 refuses."""
+    legacy: list[dict[str, Any]] = []
+    previous = GENESIS
+    for event in events:
+        old = {k: v for k, v in event.items() if k != "canon"}
+        if event["sequence"] == 2:
+            old["detail"] = {"bytes": 2**53 + 1}
+        old["prev_hash"] = previous
+        old["hash"] = previous = hash_as_before(old)
+        legacy.append(old)
+    await as_owner(
+        deployment,
+        tenant,
+        "UPDATE",
+        [
+            *(
+                (
+                    "UPDATE audit_events SET canon = NULL, detail = $2::json, prev_hash = $3, "
+                    "hash = $4 WHERE tenant_id = $1 AND sequence = $5",
+                    json.dumps(old["detail"]),
+                    old["prev_hash"],
+                    old["hash"],
+                    old["sequence"],
+                )
+                for old in legacy
+            ),
+            ("UPDATE audit_heads SET head_hash = $2 WHERE tenant_id = $1", previous),
+        ],
+    )
+    return legacy
+
+
+async def test_a_chain_written_before_rfc8785_verifies_and_continues(
+    api: Api, deployment: Deployment
+) -> None:
+    tenant = await api.new_tenant()
+    await api.new_group(tenant)
+    legacy = await rewrite_as_before(deployment, tenant, await all_events(api, tenant))
+    assert await all_events(api, tenant) == legacy  # no ``canon`` member: legacy events
+    assert await verify(api, tenant) == {
+        "ok": True,
+        "events_checked": len(legacy),
+        "first_bad_sequence": None,
+    }
+    key = deployment_key(deployment)
+    over_legacy = (await api.client.get("/v1/audit/checkpoint", headers=tenant.admin)).json()
+    assert over_legacy["head_hash"] == legacy[-1]["hash"]
+    outsider.verify_checkpoint(over_legacy, key)
+
+    # New events continue the same chain in RFC 8785.
+    await api.new_group(tenant)
+    await api.new_user(tenant)
+    events = await all_events(api, tenant)
+    assert events[: len(legacy)] == legacy
+    added = events[len(legacy) :]
+    assert len(added) == 2 and all(e["canon"] == 2 for e in added)
+    assert added[0]["prev_hash"] == legacy[-1]["hash"]
+    assert (await verify(api, tenant))["ok"] is True
+    lines = await export_lines(api, tenant)
+    assert lines == events and outsider.chain_is_intact(lines)
+    csv_text = (await api.client.get("/v1/audit/export?format=csv", headers=tenant.admin)).text
+    rows = [outsider.from_csv_row(row) for row in csv.DictReader(io.StringIO(csv_text))]
+    assert rows == events and outsider.chain_is_intact(rows)
+    outsider.verify_checkpoint(
+        (await api.client.get("/v1/audit/checkpoint", headers=tenant.admin)).json(), key
+    )
+
+    # The recorded version is covered by the hash: switching it is tampering, found where done.
+    for sequence, switched, restored in (
+        (2, "canon = 2", "canon = NULL"),
+        (added[0]["sequence"], "canon = NULL", "canon = 2"),
+        (added[1]["sequence"], "canon = 3", "canon = 2"),
+    ):
+        statement = "UPDATE audit_events SET {} WHERE tenant_id = $1 AND sequence = $2"
+        await owner_tamper(deployment, tenant, "UPDATE", statement.format(switched), sequence)
+        assert await verify(api, tenant) == {
+            "ok": False,
+            "events_checked": len(events),
+            "first_bad_sequence": sequence,
+        }
+        assert not outsider.chain_is_intact(await export_lines(api, tenant))
+        await owner_tamper(deployment, tenant, "UPDATE", statement.format(restored), sequence)
+    assert (await verify(api, tenant))["ok"] is True
+
+    # A changed legacy event is found like any other.
+    await owner_tamper(
+        deployment,
+        tenant,
+        "UPDATE",
+        "UPDATE audit_events SET action = 'group.deleted' WHERE tenant_id = $1 AND sequence = $2",
+        legacy[-1]["sequence"],
+    )
+    result = await verify(api, tenant)
+    assert (result["ok"], result["first_bad_sequence"]) == (False, legacy[-1]["sequence"])

@@ -1,4 +1,5 @@
-"""``bulwark audit verify --tenant SLUG`` as an operator runs it (embedded default, SQLite)."""
+"""``bulwark audit verify --tenant SLUG`` as an operator runs it (embedded default, SQLite),
+on a chain begun before RFC 8785 and continued after it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,15 @@ import os
 import sqlite3
 import subprocess
 import sys
+import uuid
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from tests.integration.test_audit import SQLITE_TRIGGERS
+from tests import outsider
+from tests.integration.test_audit import SQLITE_TRIGGERS, hash_as_before
+
+ACME = "(SELECT tenant_id FROM audit_heads LIMIT 1)"  # the only tenant in region eu
 
 
 def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -23,6 +30,45 @@ def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
         check=False,
         timeout=120,
     )
+
+
+def reseal(database: Path, legacy: int) -> None:
+    """Re-seal acme's whole chain in place: its first ``legacy`` events exactly as the code before
+    RFC 8785 wrote them (no ``canon``), the others in RFC 8785, relinked from genesis."""
+    columns = "id, tenant_id, sequence, occurred_at, actor, action, resource_type, resource_id, "
+    columns += "outcome, request_id, detail"
+    conn = sqlite3.connect(database)
+    try:
+        with conn:
+            rows = conn.execute(
+                f"SELECT {columns} FROM audit_events WHERE tenant_id = {ACME} ORDER BY sequence"
+            ).fetchall()
+            conn.execute("DROP TRIGGER audit_events_no_update")
+            previous = outsider.GENESIS
+            for row in rows:
+                event: dict[str, Any] = dict(zip(columns.split(", "), row, strict=True))
+                event["id"] = str(uuid.UUID(event["id"]))
+                event["tenant_id"] = str(uuid.UUID(event["tenant_id"]))
+                moment = datetime.fromisoformat(event["occurred_at"])
+                event["occurred_at"] = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                event["detail"] = json.loads(event["detail"])
+                event["prev_hash"] = previous
+                if event["sequence"] > legacy:
+                    event["canon"] = 2
+                    previous = outsider.event_hash(event)
+                else:
+                    previous = hash_as_before(event)
+                conn.execute(
+                    f"UPDATE audit_events SET canon = ?, prev_hash = ?, hash = ? "
+                    f"WHERE tenant_id = {ACME} AND sequence = ?",
+                    (event.get("canon"), event["prev_hash"], previous, event["sequence"]),
+                )
+            conn.execute(
+                f"UPDATE audit_heads SET head_hash = ? WHERE tenant_id = {ACME}", (previous,)
+            )
+            conn.execute(SQLITE_TRIGGERS["UPDATE"])
+    finally:
+        conn.close()
 
 
 def test_audit_verify_exit_codes(tmp_path: Path) -> None:
@@ -48,7 +94,13 @@ def test_audit_verify_exit_codes(tmp_path: Path) -> None:
     assert unknown.returncode == 2
     assert "no tenant with slug 'nope'" in unknown.stderr
 
-    # Tamper with acme's 6th event in its region (eu) as the file's owner would.
+    # A chain whose first 7 events were written before RFC 8785 and the rest after verifies.
+    reseal(tmp_path / "regions" / "eu" / "bulwark.db", legacy=7)
+    mixed = cli("audit", "verify", "--tenant", "acme", data_dir=tmp_path)
+    assert mixed.returncode == 0, mixed.stderr
+    assert json.loads(mixed.stdout)["events_checked"] == 14
+
+    # Tamper with acme's 6th event (a legacy one) in its region (eu) as the file's owner would.
     conn = sqlite3.connect(tmp_path / "regions" / "eu" / "bulwark.db")
     try:
         with conn:

@@ -1,5 +1,5 @@
-"""The audit chain's pure parts: canonical encoding, hashes, the verifier, pseudonyms, detail rules
-and the checkpoint key."""
+"""The audit chain's pure parts: hashes (RFC 8785, and the legacy encoding of chains written
+before), the verifier, pseudonyms, detail rules and the checkpoint key."""
 
 from __future__ import annotations
 
@@ -14,51 +14,74 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import rfc8785
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
 from app.settings import Settings
 from audit import pseudonyms
+from audit.canon import CanonError
 from audit.chain import (
     GENESIS_HASH,
+    HASHED_FIELDS,
     ChainEntry,
     ChainVerifier,
-    canonical_json,
     check_detail,
     check_identifier,
-    checkpoint_payload,
+    checkpoint_document,
     format_time,
     seal,
 )
 from audit.signing import CheckpointSigner
+from tests import outsider
 
 TENANT = str(uuid.UUID(int=7))
 
 
-def make_chain(length: int, tenant: str = TENANT) -> list[ChainEntry]:
+def unsealed(sequence: int, prev: str, tenant: str = TENANT) -> ChainEntry:
+    return ChainEntry(
+        id=str(uuid.UUID(int=sequence)),
+        tenant_id=tenant,
+        sequence=sequence,
+        occurred_at=f"2026-11-29T10:00:{sequence:02d}.000000Z",
+        actor="ps_" + "a" * 32,
+        action="user.created",
+        resource_type="user",
+        resource_id=str(uuid.UUID(int=100 + sequence)),
+        outcome="success",
+        request_id=None,
+        detail={"roles": ["member"], "count": sequence},
+        prev_hash=prev,
+    )
+
+
+def make_chain(length: int, tenant: str = TENANT, *, legacy: int = 0) -> list[ChainEntry]:
+    """``length`` events; the first ``legacy`` of them as Bulwark wrote them before RFC 8785."""
     entries: list[ChainEntry] = []
     prev = GENESIS_HASH
     for sequence in range(1, length + 1):
-        entry = seal(
-            ChainEntry(
-                id=str(uuid.UUID(int=sequence)),
-                tenant_id=tenant,
-                sequence=sequence,
-                occurred_at=f"2026-11-29T10:00:{sequence:02d}.000000Z",
-                actor="ps_" + "a" * 32,
-                action="user.created",
-                resource_type="user",
-                resource_id=str(uuid.UUID(int=100 + sequence)),
-                outcome="success",
-                request_id=None,
-                detail={"roles": ["member"], "count": sequence},
-                prev_hash=prev,
-            )
-        )
+        entry = unsealed(sequence, prev, tenant)
+        entry = legacy_seal(entry) if sequence <= legacy else seal(entry)
         entries.append(entry)
         prev = entry.hash
     return entries
+
+
+def legacy_seal(entry: ChainEntry) -> ChainEntry:
+    """``entry`` sealed exactly as the code before RFC 8785 did: no ``canon``, and the SHA-256 of
+    ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)``
+    of its twelve fields."""
+    fields = {name: getattr(entry, name) for name in HASHED_FIELDS if name != "canon"}
+    assert len(fields) == 12
+    encoded = json.dumps(
+        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+    return dataclasses.replace(entry, canon=None, hash=hashlib.sha256(encoded).hexdigest())
 
 
 def run(entries: list[ChainEntry], head: tuple[int, str] | None) -> tuple[bool, int, int | None]:
@@ -76,14 +99,6 @@ def head_of(entries: list[ChainEntry]) -> tuple[int, str]:
 # --- canonical encoding and hashes ----------------------------------------------------------------
 
 
-def test_canonical_json_is_sorted_compact_utf8() -> None:
-    assert (
-        canonical_json({"b": 1, "a": [True, None, "é"]}) == '{"a":[true,null,"é"],"b":1}'.encode()
-    )
-    with pytest.raises(ValueError, match="JSON compliant"):
-        canonical_json({"x": float("nan")})
-
-
 def test_times_have_one_spelling() -> None:
     moment = datetime(2026, 11, 29, 12, 0, 0, tzinfo=timezone(timedelta(hours=2)))
     assert format_time(moment) == "2026-11-29T10:00:00.000000Z"
@@ -92,17 +107,25 @@ def test_times_have_one_spelling() -> None:
         format_time(datetime(2026, 11, 29))
 
 
-def test_hash_is_sha256_of_the_canonical_fields_including_prev_hash() -> None:
+def test_hash_is_sha256_of_the_rfc8785_fields_including_prev_hash_and_canon() -> None:
     entry = make_chain(1)[0]
     fields = {k: v for k, v in dataclasses.asdict(entry).items() if k != "hash"}
-    expected = hashlib.sha256(
-        json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
-    assert entry.hash == expected
+    assert fields["canon"] == 2
+    assert entry.hash == hashlib.sha256(rfc8785.dumps(fields)).hexdigest()
     assert entry.prev_hash == "0" * 64
     relinked = dataclasses.replace(entry, prev_hash="f" * 64)
     assert relinked.compute_hash() != entry.hash
     assert list(entry.export()) == [*fields, "hash"]
+    assert outsider.event_hash(entry.export()) == entry.hash
+
+
+def test_a_legacy_event_exports_without_canon_and_keeps_its_hash() -> None:
+    entry = make_chain(1, legacy=1)[0]
+    assert entry.canon is None and "canon" not in entry.export()
+    assert entry.compute_hash() == entry.hash
+    # Its fields are the same; only the recorded encoding (and so the hashed object) differs.
+    assert seal(dataclasses.replace(entry, canon=2)).hash != entry.hash
+    assert outsider.event_hash(entry.export()) == entry.hash
 
 
 # --- the verifier ---------------------------------------------------------------------------------
@@ -113,6 +136,50 @@ def test_an_intact_chain_verifies() -> None:
     assert run(chain, head_of(chain)) == (True, 5, None)
     assert run([], None) == (True, 0, None)  # a tenant that never had an event
     assert run([], (0, GENESIS_HASH)) == (True, 0, None)
+
+
+@pytest.mark.parametrize("legacy", [5, 3, 1], ids=["all-legacy", "mixed", "first-legacy"])
+def test_chains_written_before_rfc8785_still_verify_and_continue(legacy: int) -> None:
+    chain = make_chain(5, legacy=legacy)
+    assert [e.canon for e in chain] == [None] * legacy + [2] * (5 - legacy)
+    assert run(chain, head_of(chain)) == (True, 5, None)
+    assert outsider.chain_is_intact([e.export() for e in chain])
+
+
+def test_tampering_is_found_in_legacy_and_rfc8785_events_alike() -> None:
+    chain = make_chain(6, legacy=3)
+    for index in (1, 4):  # a legacy event, then an RFC 8785 one
+        changed = dataclasses.replace(chain[index], detail={"roles": ["tenant_admin"]})
+        tampered = [*chain[:index], changed, *chain[index + 1 :]]
+        assert run(tampered, head_of(chain)) == (False, 6, index + 1)
+        assert not outsider.chain_is_intact([e.export() for e in tampered])
+
+
+@pytest.mark.parametrize(
+    ("index", "canon"),
+    [(1, 2), (4, None), (4, 3), (4, True)],
+    ids=["legacy-claims-rfc8785", "rfc8785-claims-legacy", "unknown-version", "bool-version"],
+)
+def test_a_changed_encoding_version_is_found_without_an_error(index: int, canon: object) -> None:
+    chain = make_chain(6, legacy=3)
+    changed = dataclasses.replace(chain[index], canon=canon)  # type: ignore[arg-type]
+    tampered = [*chain[:index], changed, *chain[index + 1 :]]
+    assert run(tampered, head_of(chain)) == (False, 6, index + 1)
+
+
+def test_a_legacy_event_rfc8785_cannot_encode_still_verifies() -> None:
+    # Before RFC 8785 the detail rules let integers beyond 2**53 through.
+    big = dataclasses.replace(unsealed(1, GENESIS_HASH), detail={"bytes": 2**53 + 1})
+    old = legacy_seal(big)
+    assert run([old], head_of([old])) == (True, 1, None)
+    with pytest.raises(CanonError):
+        seal(big)  # never written so again
+    with pytest.raises(ValueError, match="2\\*\\*53"):
+        check_detail({"bytes": 2**53})
+    assert check_detail({"bytes": 2**53 - 1, "big": str(2**53)}) == {
+        "bytes": 2**53 - 1,
+        "big": str(2**53),
+    }
 
 
 def test_a_changed_field_is_found_at_its_event() -> None:
@@ -218,24 +285,64 @@ def test_subjects_are_normalised() -> None:
 # --- checkpoint payload and the signing key ------------------------------------------------------
 
 
-def test_checkpoint_payload_is_canonical_json_of_six_fields() -> None:
-    payload = checkpoint_payload(
+def test_a_checkpoint_signs_the_rfc8785_json_of_six_fields_and_canon() -> None:
+    signer = CheckpointSigner(Ed25519PrivateKey.generate())
+    document = checkpoint_document(
         tenant_id=TENANT,
         sequence=3,
         head_hash="ab" * 32,
         signed_at="2026-11-29T10:00:00.000000Z",
-        key_id="0123456789abcdef",
+        key_id=signer.key_id,
         algorithm="Ed25519",
     )
-    assert json.loads(payload) == {
+    assert document == {
         "algorithm": "Ed25519",
+        "canon": 2,
         "head_hash": "ab" * 32,
-        "key_id": "0123456789abcdef",
+        "key_id": signer.key_id,
         "sequence": 3,
         "signed_at": "2026-11-29T10:00:00.000000Z",
         "tenant_id": TENANT,
     }
-    assert payload == canonical_json(json.loads(payload))
+    payload, signature = signer.sign(document)
+    assert payload == rfc8785.dumps(document)
+    key = outsider.public_key(signer.public_key_b64)
+    outsider.verify_checkpoint({**document, "signature": signature}, key)
+    with pytest.raises(InvalidSignature):
+        outsider.verify_checkpoint({**document, "sequence": 4, "signature": signature}, key)
+    unversioned = {k: v for k, v in document.items() if k != "canon"}
+    with pytest.raises(InvalidSignature):  # the version is signed too
+        outsider.verify_checkpoint({**unversioned, "signature": signature}, key)
+
+
+def test_a_checkpoint_signed_before_rfc8785_still_verifies() -> None:
+    private = Ed25519PrivateKey.generate()
+    signer = CheckpointSigner(private)
+    old = {
+        "algorithm": "Ed25519",
+        "head_hash": "ab" * 32,
+        "key_id": signer.key_id,
+        "sequence": 3,
+        "signed_at": "2026-11-29T10:00:00.000000Z",
+        "tenant_id": TENANT,
+    }
+    # Exactly as the code before RFC 8785 signed it.
+    payload = json.dumps(
+        old, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+    signature = base64.b64encode(private.sign(payload)).decode()
+    outsider.verify_checkpoint(
+        {**old, "signature": signature}, outsider.public_key(signer.public_key_b64)
+    )
+
+
+def test_only_versioned_documents_are_signed() -> None:
+    signer = CheckpointSigner(Ed25519PrivateKey.generate())
+    for document in ({"a": 1}, {"a": 1, "canon": 1}, {"a": 1, "canon": 3}):
+        with pytest.raises(CanonError):
+            signer.sign(document)
+    with pytest.raises(CanonError):
+        signer.sign({"a": float("nan"), "canon": 2})
 
 
 def test_signing_key_is_generated_once_outside_production(tmp_path: Path, clean_env: None) -> None:
@@ -247,9 +354,9 @@ def test_signing_key_is_generated_once_outside_production(tmp_path: Path, clean_
     assert first.key_id == hashlib.sha256(first.public_key_raw).hexdigest()[:16]
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
-    signature = base64.b64decode(first.sign(b"payload"))
+    payload, signature = first.sign({"canon": 2, "x": 1})
     Ed25519PublicKey.from_public_bytes(base64.b64decode(first.public_key_b64)).verify(
-        signature, b"payload"
+        base64.b64decode(signature), payload
     )
 
 

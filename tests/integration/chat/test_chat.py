@@ -4,10 +4,12 @@ OpenAI-compatible endpoint through the official SDK, and audit without plaintext
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 import openai
+import rfc8785
 
 from tests.conftest import Api, TenantHandle, assert_problem
 from tests.integration.chat.conftest import sse_events
@@ -190,6 +192,12 @@ async def test_extractive_answers_when_the_model_is_down_or_by_policy(
     assert "four hours" in by_policy["answer"] and len(peer.requests) == calls
     current = (await chat.client.get("/v1/admin/chat", headers=tenant.admin)).json()
     assert current["mode"] == "extractive" and current["cache_enabled"] is False
+    # The change's audit event holds the policy's hash, which anyone can recompute from it.
+    events = await chat.client.get(
+        "/v1/audit/events", params={"action": "chat_policy.updated"}, headers=tenant.admin
+    )
+    recorded = events.json()["items"][-1]["detail"]["policy_sha256"]
+    assert recorded == hashlib.sha256(rfc8785.dumps(current)).hexdigest()
 
 
 async def test_the_official_openai_sdk_works_unchanged(chat: Api, peer: LlmPeer) -> None:

@@ -16,15 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from app.runtime import Runtime
 from audit.sar.models import SarRequest
-from audit.sar.services import SarRunner, SarService
+from audit.sar.repositories import SarRepository
+from audit.sar.services import REPORT_KIND, SarRunner, SarService
 from audit.services import AuditLog
 from retrieval.models import Job
+from tests import outsider
 from tests.conftest import Api, Deployment, TenantHandle, assert_problem, bearer, context_of
 from tests.integration.retrieval.test_documents import add, wait_for_job
+from tests.integration.test_audit import deployment_key, deployment_signing_key
 from tests.peers.llm_peer import LlmPeer
 
 NAME = "Zebulon Quartzfeather"
@@ -76,10 +80,10 @@ def sar_runner(runtime: Runtime, interrupt: Any) -> SarRunner:
     )
 
 
-def verify(report: dict[str, Any], signature: str) -> None:
-    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(report["signing_key"]))
-    canonical = json.dumps(report, sort_keys=True, separators=(",", ":")).encode()
-    key.verify(base64.b64decode(signature), canonical)  # raises if it does not verify
+def verify(report: dict[str, Any], signature: str, key: Ed25519PublicKey) -> None:
+    """As an auditor would, with the deployment's public key (raises if it does not verify)."""
+    assert report["canon"] == 2 and report["signing_key"] == outsider.public_key_b64(key)
+    outsider.verify_report(report, signature, key)
 
 
 def raw_files(deployment: Deployment) -> list[Path]:
@@ -142,7 +146,8 @@ async def test_access_then_erasure_leaves_nothing_and_the_report_verifies(
     ):
         assert stores[name]["count"] >= 1, (name, stores)
     assert stores["user"]["ids"] == [subject["id"]]
-    verify(access["report"], access["signature"])
+    deployment_public = deployment_key(deployment)
+    verify(access["report"], access["signature"], deployment_public)
     exported = await chat.client.get(f"/v1/sar/{access['id']}/export", headers=compliance)
     assert exported.status_code == 200 and exported.headers["content-type"] == "application/zip"
     bundle = zipfile.ZipFile(io.BytesIO(exported.content))
@@ -174,7 +179,7 @@ async def test_access_then_erasure_leaves_nothing_and_the_report_verifies(
     erasure = await run_sar(
         chat, tenant, compliance, subject={"user_id": subject["id"]}, kind="erasure"
     )
-    verify(erasure["report"], erasure["signature"])
+    verify(erasure["report"], erasure["signature"], deployment_public)
     assert erasure["steps_done"] == [
         "cache",
         "chat",
@@ -223,7 +228,7 @@ async def test_access_then_erasure_leaves_nothing_and_the_report_verifies(
 
 
 async def test_an_interrupted_erasure_completes_when_resumed(
-    chat: Api, peer: LlmPeer, runtime: Runtime
+    chat: Api, peer: LlmPeer, runtime: Runtime, deployment: Deployment
 ) -> None:
     tenant, subject, _ = await subject_with_data(chat, peer)
     compliance = await officer(chat, tenant)
@@ -261,7 +266,7 @@ async def test_an_interrupted_erasure_completes_when_resumed(
         "identity",
         "audit_pseudonym",
     ]
-    verify(done["report"], done["signature"])
+    verify(done["report"], done["signature"], deployment_key(deployment))
     counts = {k: v["count"] for k, v in done["report"]["stores"].items()}
     assert counts == {k: v["count"] for k, v in expected["report"]["stores"].items()}
     assert steps == ["cache", "chat", "documents"]  # resumed at the step that crashed
@@ -361,3 +366,34 @@ async def test_a_restart_resumes_an_erasure_left_halfway(
     compliance = await officer(chat, tenant)
     done = (await chat.client.get(f"/v1/sar/{request.id}", headers=compliance)).json()
     assert done["status"] == "done" and done["steps_done"][-1] == "audit_pseudonym"
+
+
+async def test_a_report_signed_before_rfc8785_still_verifies(
+    chat: Api, runtime: Runtime, deployment: Deployment
+) -> None:
+    tenant = await chat.new_tenant("eu")
+    compliance = await officer(chat, tenant)
+    person = await chat.new_user(tenant)
+    done = await run_sar(chat, tenant, compliance, subject={"user_id": person["id"]}, kind="access")
+    key = deployment_key(deployment)
+    verify(done["report"], done["signature"], key)
+
+    # The report as the code before RFC 8785 sealed and signed it: no ``canon``, json.dumps.
+    old = {k: v for k, v in done["report"].items() if k != "canon"}
+    payload = json.dumps(old, sort_keys=True, separators=(",", ":")).encode()
+    signature = base64.b64encode(deployment_signing_key(deployment).sign(payload)).decode()
+    ctx = context_of(tenant)
+    async with runtime.registry.tenant_transaction(ctx) as session:
+        request = await SarRepository(session, ctx).get(uuid.UUID(done["id"]))
+        assert request is not None
+        keys = runtime.keyring.for_tenant(session, ctx)
+        request.sealed_report = await keys.seal(REPORT_KIND, str(request.id), payload)
+        request.signature = signature
+
+    again = (await chat.client.get(f"/v1/sar/{done['id']}", headers=compliance)).json()
+    assert again["report"] == old and again["signature"] == signature
+    outsider.verify_report(again["report"], again["signature"], key)
+    with pytest.raises(InvalidSignature):
+        outsider.verify_report({**old, "kind": "erasure"}, signature, key)
+    with pytest.raises(InvalidSignature):  # an old signature does not vouch for a new encoding
+        outsider.verify_report({**old, "canon": 2}, signature, key)
