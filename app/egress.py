@@ -25,7 +25,9 @@ and may be given per tenant (a BYO model on a customer's private link has a priv
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +58,9 @@ REASONS = {
 }
 
 
+_CODE_LIKE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
 class EgressRefused(InvalidInput):
     code = "egress_refused"
     title = "Destination not allowed"
@@ -68,6 +73,14 @@ class EgressRefused(InvalidInput):
         )
         self.reason = reason
         self.host = host
+
+    def audit_detail(self) -> dict[str, str]:
+        """The refusal for an ``egress.refused`` audit event: the reason, and the host as
+        written if it is code-like (an address, a plain name), else its SHA-256."""
+        host = self.host
+        if not _CODE_LIKE.match(host):
+            host = hashlib.sha256(host.encode()).hexdigest()
+        return {"reason": self.reason, "host": host}
 
 
 class EgressBlocked(OSError):

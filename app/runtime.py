@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat.judge import AnswerJudge
 from app.chat.schemas import ChatPolicyBody
-from app.egress import policy_of
+from app.egress import EgressPolicy, policy_of
 from app.settings import Settings, resolve_secret
 from audit.sar.retention import sweep_active_tenants
 from audit.sar.schemas import RetentionSweep
@@ -62,6 +62,8 @@ class Runtime:
     knowledge: KnowledgeIndex
     jobs: JobRunner
     gateway: GatewayService
+    # Where URLs a tenant configures may lead (``app.egress``): BYO models, SAML metadata.
+    egress: EgressPolicy
     # Presidio/spaCy (loaded once per process, on first use) and the tenants' DLP hash keys.
     dlp: DlpEngine
     # Runs subject-access requests (a job kind); set by ``build``.
@@ -102,6 +104,7 @@ class Runtime:
         knowledge = KnowledgeIndex(registry, OnnxMiniLMEmbedder(threads=2), MiniLMTokenCounter())
         jobs = JobRunner(registry, authenticator, broker=make_broker(settings.jobs))
         router_settings = settings.gateway.router
+        egress = policy_of(settings.egress)
         gateway = GatewayService(
             registry,
             keyring,
@@ -113,7 +116,7 @@ class Runtime:
                 else None,
             ),
             settings.gateway,
-            egress=policy_of(settings.egress),
+            egress=egress,
         )
         runtime = cls(
             settings=settings,
@@ -130,6 +133,7 @@ class Runtime:
             knowledge=knowledge,
             jobs=jobs,
             gateway=gateway,
+            egress=egress,
             dlp=DlpEngine.default(pepper),
         )
         ingest = IngestHandler(registry, keyring, knowledge, runtime.tenant_objects, runtime.dlp)

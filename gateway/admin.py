@@ -3,8 +3,6 @@ usage reports. They run in the request's unit of work and never commit."""
 
 from __future__ import annotations
 
-import hashlib
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,13 +31,6 @@ from gateway.schemas import (
 )
 from gateway.services import GatewayService
 from keys.services import TenantKeys
-
-_CODE_LIKE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
 
 MICRO = 1_000_000
 
@@ -108,15 +99,13 @@ class GatewayAdminService:
         self.audit = audit
 
     def _audit_refusal(self, tier: str, refused: EgressRefused) -> None:
-        """The refusal, audited once the refused request has ended (it rolls back): the host
-        as written if it is code-like, else its digest."""
-        host = refused.host if _CODE_LIKE.match(refused.host) else sha256_hex(refused.host)
+        """The refusal, audited once the refused request has ended (it rolls back)."""
         self.audit.record_refusal(
             self.gateway.registry,
             AuditAction.EGRESS_REFUSED,
             resource_type=ResourceType.MODEL_ENDPOINT,
             resource_id=None,
-            detail={"tier": tier, "reason": refused.reason, "host": host},
+            detail={"tier": tier, **refused.audit_detail()},
         )
 
     async def quotas(self) -> Quotas:
