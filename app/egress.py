@@ -59,6 +59,9 @@ REASONS = {
 }
 
 
+_CODE_LIKE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
 class EgressRefused(InvalidInput):
     code = "egress_refused"
     title = "Destination not allowed"
@@ -71,6 +74,14 @@ class EgressRefused(InvalidInput):
         )
         self.reason = reason
         self.host = host
+
+    def audit_detail(self) -> dict[str, str]:
+        """The refusal for an ``egress.refused`` audit event: the reason, and the host as
+        written if it is code-like (an address, a plain name), else its SHA-256."""
+        host = self.host
+        if not _CODE_LIKE.match(host):
+            host = hashlib.sha256(host.encode()).hexdigest()
+        return {"reason": self.reason, "host": host}
 
 
 class EgressBlocked(OSError):
@@ -245,15 +256,6 @@ def _origin(url: str) -> tuple[str, str, int]:
     scheme = parts.scheme.casefold()
     default = 443 if scheme == "https" else 80
     return scheme, (parts.hostname or "").casefold().rstrip("."), port or default
-
-
-_CODE_LIKE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-def audited_host(host: str) -> str:
-    """A refused host as an audit event carries it: as written if it is code-like (a name or
-    an address), else its digest (it is tenant input)."""
-    return host if _CODE_LIKE.match(host) else hashlib.sha256(host.encode()).hexdigest()
 
 
 def policy_of(settings: EgressSettings, *, extra_networks: Iterable[str] = ()) -> EgressPolicy:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat.judge import AnswerJudge
 from app.chat.schemas import ChatPolicyBody
-from app.egress import policy_of
+from app.egress import EgressPolicy, policy_of
 from app.settings import Settings, resolve_secret
 from audit.sar.retention import sweep_active_tenants
 from audit.sar.schemas import RetentionSweep
@@ -63,6 +63,8 @@ class Runtime:
     knowledge: KnowledgeIndex
     jobs: JobRunner
     gateway: GatewayService
+    # Where URLs a tenant configures may lead (``app.egress``): BYO models, OIDC, SAML metadata.
+    egress: EgressPolicy
     # Presidio/spaCy (loaded once per process, on first use) and the tenants' DLP hash keys.
     dlp: DlpEngine
     # Runs subject-access requests (a job kind); set by ``build``.
@@ -136,6 +138,7 @@ class Runtime:
             knowledge=knowledge,
             jobs=jobs,
             gateway=gateway,
+            egress=egress,
             dlp=DlpEngine.default(pepper),
         )
         ingest = IngestHandler(registry, keyring, knowledge, runtime.tenant_objects, runtime.dlp)

@@ -1,6 +1,15 @@
 from __future__ import annotations
 
-from app.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from typing import Any, ClassVar
+
+from app.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+    Unauthenticated,
+)
 
 
 class InvalidCredentials(Unauthenticated):
@@ -121,6 +130,86 @@ class SamlUnsignedConfiguration(InvalidInput):
         super().__init__(
             "Require signed assertions, signed responses or both: an unsigned SAML response "
             "proves nothing."
+        )
+
+
+class SamlMetadataInvalid(InvalidInput):
+    """An IdP metadata document that cannot configure a login. Subclasses name the reason."""
+
+    code = "saml_metadata_invalid"
+    title = "Unusable SAML metadata"
+    message: ClassVar[str] = "The metadata cannot configure a SAML login."
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.message, **extra)
+
+
+class SamlMetadataMalformed(SamlMetadataInvalid):
+    code = "saml_metadata_malformed"
+    message = (
+        "The metadata is not a well-formed SAML metadata document (DTDs and entity declarations "
+        "are refused, and each entity id may appear once)."
+    )
+
+
+class SamlMetadataTooLarge(SamlMetadataInvalid):
+    code = "saml_metadata_too_large"
+    message = "The metadata document is larger than 1 MiB."
+
+
+class SamlMetadataNoIdp(SamlMetadataInvalid):
+    code = "saml_metadata_no_idp"
+    message = "The metadata describes no SAML identity provider (no IDPSSODescriptor)."
+
+
+class SamlMetadataEntityIdRequired(SamlMetadataInvalid):
+    code = "saml_metadata_entity_id_required"
+    message = "The metadata describes several identity providers: name one with entity_id."
+
+
+class SamlMetadataUnknownEntityId(SamlMetadataInvalid):
+    code = "saml_metadata_unknown_entity_id"
+    message = "No identity provider in the metadata has that entity_id."
+
+
+class SamlMetadataNoSsoBinding(SamlMetadataInvalid):
+    code = "saml_metadata_no_sso_binding"
+    message = (
+        "The identity provider offers no SingleSignOnService with the HTTP-Redirect or "
+        "HTTP-POST binding."
+    )
+
+
+class SamlMetadataNoSigningCertificate(SamlMetadataInvalid):
+    code = "saml_metadata_no_signing_certificate"
+    message = "The identity provider publishes no signing certificate (encryption keys are not)."
+
+
+class SamlMetadataUnsupported(SamlMetadataInvalid):
+    code = "saml_metadata_unsupported"
+    message = "The identity provider asks for something Bulwark does not do."
+
+
+class SamlMetadataUrlMissing(Conflict):
+    code = "saml_metadata_url_missing"
+    title = "No metadata URL"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "These SAML settings were not imported from a metadata URL: import a document or "
+            "a URL first."
+        )
+
+
+class SamlMetadataUnavailable(ServiceUnavailable):
+    code = "saml_metadata_unavailable"
+    title = "SAML metadata unavailable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            "The identity provider's metadata URL could not be read now; the stored settings "
+            "are unchanged.",
+            reason=reason,
         )
 
 

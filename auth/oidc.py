@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.egress import EgressPolicy, EgressRefused, audited_host
+from app.egress import EgressPolicy, EgressRefused
 from app.errors import InvalidInput, NotFound, ServiceUnavailable, Unauthenticated
 from app.settings import IdentitySettings as IdentityConfig
 from audit.schemas import AuditAction, AuditOutcome, ResourceType
@@ -174,7 +174,7 @@ class OidcConfigService:
                 AuditAction.EGRESS_REFUSED,
                 resource_type=ResourceType.IDENTITY_PROVIDER,
                 resource_id=KIND,
-                detail={"reason": exc.reason, "host": audited_host(exc.host)},
+                detail=exc.audit_detail(),
             )
             raise
 

@@ -5,7 +5,8 @@ entity id, SSO URL, the signing certificates it trusts, the attribute mapping an
 a response must be signed. ``SamlLoginService`` runs the browser round trip for one tenant, named
 by its slug in the URL (``/auth/{slug}/saml/...``):
 
-- ``begin``: an AuthnRequest (HTTP-Redirect) and a short-lived login state, signed with a key
+- ``begin``: an AuthnRequest (in the IdP's binding: HTTP-Redirect, or HTTP-POST when that is
+  all the IdP offers) and a short-lived login state, signed with a key
   derived from the deployment secret, that the controller keeps in a cookie scoped to the tenant's
   SAML paths. It binds the login to the browser that started it (no login CSRF), names the tenant
   and carries the AuthnRequest id that the Response must answer and the validated return path.
@@ -54,6 +55,7 @@ from auth.adapters.saml import (
     SamlRejected,
     SamlSettingsInvalid,
     ServiceProvider,
+    SsoBinding,
     ValidatedAssertion,
 )
 from auth.context import TenantContext, TenantRoute, system_context
@@ -202,6 +204,9 @@ class SamlConfig:
     want_messages_signed: bool
     enabled: bool
     updated_at: datetime
+    sso_binding: SsoBinding = SsoBinding.REDIRECT
+    # The URL the IdP settings were imported from (``saml_metadata``), for a refresh.
+    metadata_url: str | None = None
 
     @classmethod
     def of_row(cls, row: IdentityProvider) -> SamlConfig:
@@ -219,6 +224,8 @@ class SamlConfig:
             want_messages_signed=bool(config["want_messages_signed"]),
             enabled=bool(config["enabled"]),
             updated_at=row.updated_at,
+            sso_binding=SsoBinding(config.get("sso_binding", SsoBinding.REDIRECT)),
+            metadata_url=config.get("metadata_url"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -230,6 +237,8 @@ class SamlConfig:
             "want_assertions_signed": self.want_assertions_signed,
             "want_messages_signed": self.want_messages_signed,
             "enabled": self.enabled,
+            "sso_binding": self.sso_binding.value,
+            "metadata_url": self.metadata_url,
         }
 
     @property
@@ -240,6 +249,7 @@ class SamlConfig:
             certificates=tuple(c.pem for c in self.certificates),
             want_assertions_signed=self.want_assertions_signed,
             want_messages_signed=self.want_messages_signed,
+            sso_binding=self.sso_binding,
         )
 
 
@@ -262,10 +272,14 @@ class SamlConfigService:
         self.endpoints = endpoints
 
     async def get(self) -> SamlConfig:
-        row = await self.providers.get(SAML_KIND)
-        if row is None:
+        config = await self.current()
+        if config is None:
             raise SamlNotConfigured()
-        return SamlConfig.of_row(row)
+        return config
+
+    async def current(self) -> SamlConfig | None:
+        row = await self.providers.get(SAML_KIND)
+        return SamlConfig.of_row(row) if row is not None else None
 
     async def put(
         self,
@@ -277,7 +291,12 @@ class SamlConfigService:
         want_assertions_signed: bool,
         want_messages_signed: bool,
         enabled: bool,
+        sso_binding: SsoBinding = SsoBinding.REDIRECT,
+        metadata_url: str | None = None,
+        source: str = "settings",
     ) -> SamlConfig:
+        """Replace the tenant's SAML settings. ``source``: where the IdP settings came from
+        (``settings``, ``metadata_xml``, ``metadata_url``), for the audit event."""
         if not (want_assertions_signed or want_messages_signed):
             raise SamlUnsignedConfiguration()
         for names in attributes.values():
@@ -302,6 +321,8 @@ class SamlConfigService:
             want_messages_signed=want_messages_signed,
             enabled=enabled,
             updated_at=utcnow(),
+            sso_binding=sso_binding,
+            metadata_url=metadata_url,
         )
         try:
             self.toolkit.check(self.endpoints.sp, config.idp)
@@ -317,6 +338,7 @@ class SamlConfigService:
             resource_id=SAML_KIND,
             detail={
                 "kind": SAML_KIND,
+                "source": source,
                 "enabled": enabled,
                 "want_assertions_signed": want_assertions_signed,
                 "want_messages_signed": want_messages_signed,
@@ -364,10 +386,14 @@ class LoginStateSigner:
 
 @dataclass(frozen=True, slots=True)
 class LoginRedirect:
+    """Where the browser goes next: to ``url`` (HTTP-Redirect), or posting ``form`` to ``url``
+    (HTTP-POST binding)."""
+
     url: str
     state: str
     cookie_path: str
     max_age: int
+    form: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,10 +476,11 @@ class SamlLoginService:
         path = safe_return_path(return_to) or DEFAULT_RETURN_PATH
         request = self.toolkit.authn_request(endpoints.sp, config.idp, relay_state=path)
         return LoginRedirect(
-            url=request.redirect_url,
+            url=request.url,
             state=self.states.issue(LoginState(route.id, request.id, path)),
             cookie_path=endpoints.cookie_path,
             max_age=self.identity.login_timeout_seconds,
+            form=dict(request.form) if request.binding is SsoBinding.POST else None,
         )
 
     async def complete(

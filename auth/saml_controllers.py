@@ -1,9 +1,15 @@
-"""SAML SSO routes: the tenant admin's configuration, and the unauthenticated browser endpoints
-(SP metadata, login, assertion consumer service) under ``/auth/{tenant slug}/saml``."""
+"""SAML SSO routes: the tenant admin's configuration (by hand, or imported from the IdP's
+metadata), and the unauthenticated browser endpoints (SP metadata, login, assertion consumer
+service) under ``/auth/{tenant slug}/saml``."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from collections.abc import Mapping
+from html import escape
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import NamedDependency, Provide
@@ -16,7 +22,7 @@ from app.deps import TENANT_DEPENDENCIES, get_runtime
 from app.observability import ensure_request_id
 from audit.deps import AUDIT_DEPENDENCIES
 from audit.services import AuditLog
-from auth.adapters.saml import OneLoginSaml
+from auth.adapters.saml import OneLoginSaml, SsoBinding
 from auth.context import Role, TenantContext
 from auth.guards import requires_role
 from auth.middleware import EXCLUDE_FROM_AUTH, SESSION_COOKIE
@@ -27,12 +33,14 @@ from auth.saml import (
     SamlEndpoints,
     SamlLoginService,
 )
+from auth.saml_metadata import SamlMetadataService
 from auth.schemas import (
     SamlAcsForm,
     SamlAttributeMapping,
     SamlCertificateRead,
     SamlConfigRead,
     SamlConfigUpdate,
+    SamlMetadataImport,
     SamlServiceProviderRead,
 )
 from auth.sso_controllers import ReturnTo
@@ -53,11 +61,23 @@ def provide_saml_config_service(
     return SamlConfigService(db, ctx, audit, toolkit=TOOLKIT, endpoints=endpoints)
 
 
+def provide_saml_metadata_service(
+    request: Request[Any, Any, Any],
+    saml: NamedDependency[SamlConfigService],
+    ctx: NamedDependency[TenantContext],
+) -> SamlMetadataService:
+    runtime = get_runtime(request)
+    return SamlMetadataService(
+        saml, egress=runtime.egress.for_tenant(ctx.tenant_slug), registry=runtime.registry
+    )
+
+
 def saml_config_read(config: SamlConfig, endpoints: SamlEndpoints) -> SamlConfigRead:
     return SamlConfigRead(
         enabled=config.enabled,
         idp_entity_id=config.idp_entity_id,
         sso_url=config.sso_url,
+        sso_binding=config.sso_binding.value,
         certificates=[
             SamlCertificateRead(
                 pem=c.pem,
@@ -78,6 +98,7 @@ def saml_config_read(config: SamlConfig, endpoints: SamlEndpoints) -> SamlConfig
             metadata_url=endpoints.entity_id,
             login_url=endpoints.login_url,
         ),
+        metadata_url=config.metadata_url,
         updated_at=config.updated_at,
     )
 
@@ -91,6 +112,7 @@ class SamlConfigController(Controller):
         **TENANT_DEPENDENCIES,
         **AUDIT_DEPENDENCIES,
         "saml": Provide(provide_saml_config_service, sync_to_thread=False),
+        "saml_metadata": Provide(provide_saml_metadata_service, sync_to_thread=False),
     }
 
     @get("/", responses=problem_responses(404), summary="The tenant's SAML identity provider")
@@ -120,8 +142,45 @@ class SamlConfigController(Controller):
             want_assertions_signed=data.want_assertions_signed,
             want_messages_signed=data.want_messages_signed,
             enabled=data.enabled,
+            sso_binding=SsoBinding(data.sso_binding),
         )
         return saml_config_read(config, saml.endpoints)
+
+    @post(
+        "/metadata",
+        status_code=200,
+        responses=problem_responses(422, 503),
+        summary="Configure the SAML IdP from its metadata (the document, or its URL)",
+        description="Sets the IdP's entity id, SSO URL and binding and its signing "
+        "certificates from the metadata Entra ID, Okta and other IdPs publish; keeps the "
+        "attribute mapping and signing requirements. A URL is fetched once, through the egress "
+        "guard, and kept for POST .../metadata/refresh.",
+    )
+    async def import_saml_metadata(
+        self,
+        saml: NamedDependency[SamlConfigService],
+        saml_metadata: NamedDependency[SamlMetadataService],
+        data: JSONBody[SamlMetadataImport],
+    ) -> SamlConfigRead:
+        config = await saml_metadata.import_metadata(
+            metadata_xml=data.metadata_xml,
+            metadata_url=data.metadata_url,
+            entity_id=data.entity_id,
+        )
+        return saml_config_read(config, saml.endpoints)
+
+    @post(
+        "/metadata/refresh",
+        status_code=200,
+        responses=problem_responses(404, 409, 422, 503),
+        summary="Read the IdP's metadata URL again (e.g. after a signing-key rollover)",
+    )
+    async def refresh_saml_metadata(
+        self,
+        saml: NamedDependency[SamlConfigService],
+        saml_metadata: NamedDependency[SamlMetadataService],
+    ) -> SamlConfigRead:
+        return saml_config_read(await saml_metadata.refresh(), saml.endpoints)
 
 
 def provide_saml_login_service(request: Request[Any, Any, Any]) -> SamlLoginService:
@@ -136,6 +195,37 @@ def provide_saml_login_service(request: Request[Any, Any, Any]) -> SamlLoginServ
         identity=runtime.settings.identity,
         key_gate=key_gate,
         request_id=ensure_request_id(request.scope),
+    )
+
+
+# The HTTP-POST binding's page submits its form at once; the Content-Security-Policy allows that
+# one script (by its hash) and a form post to the IdP's origin only.
+_SUBMIT = "document.forms[0].submit();"
+_SUBMIT_HASH = base64.b64encode(hashlib.sha256(_SUBMIT.encode()).digest()).decode()
+
+
+def post_binding_page(url: str, form: Mapping[str, str]) -> Response[str]:
+    """The page that carries an AuthnRequest to the IdP in the HTTP-POST binding."""
+    target = urlsplit(url)
+    fields = "".join(
+        f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
+        for name, value in form.items()
+    )
+    page = (
+        '<!doctype html><html><head><meta charset="utf-8"><title>Signing in</title></head>'
+        f'<body><form method="post" action="{escape(url)}">{fields}'
+        '<noscript><button type="submit">Continue to sign in</button></noscript></form>'
+        f"<script>{_SUBMIT}</script></body></html>"
+    )
+    policy = (
+        f"default-src 'none'; script-src 'sha256-{_SUBMIT_HASH}'; "
+        f"form-action {target.scheme}://{target.netloc}; frame-ancestors 'none'; base-uri 'none'"
+    )
+    return Response(
+        page,
+        status_code=200,
+        media_type="text/html",
+        headers={**NO_STORE, "Content-Security-Policy": policy, "Referrer-Policy": "no-referrer"},
     )
 
 
@@ -163,6 +253,8 @@ class SamlController(Controller):
         status_code=302,
         responses=problem_responses(404),
         summary="Start a SAML login: redirect to the tenant's IdP with an AuthnRequest",
+        description="HTTP-Redirect binding: a 302 to the IdP. HTTP-POST binding (an IdP that "
+        "offers only that): a 200 page whose form posts the AuthnRequest to the IdP.",
     )
     async def saml_login(
         self,
@@ -170,10 +262,14 @@ class SamlController(Controller):
         saml: NamedDependency[SamlLoginService],
         tenant: FromPath[str],
         return_to: ReturnTo = None,
-    ) -> Redirect:
+    ) -> Response[Any]:
         started = await saml.begin(tenant, return_to)
         secure = get_runtime(request).settings.identity.cookie_secure
-        response = Redirect(started.url, status_code=302, headers=NO_STORE)
+        response: Response[Any]
+        if started.form is not None:
+            response = post_binding_page(started.url, started.form)
+        else:
+            response = Redirect(started.url, status_code=302, headers=NO_STORE)
         # The IdP posts the response back cross-site: only a SameSite=None cookie comes with it,
         # and browsers accept those only when Secure.
         response.set_cookie(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -251,7 +251,20 @@ SamlUrl = Annotated[
         min_length=10,
         max_length=2048,
         pattern=rf"^https?://{_URI_CHARS}+$",
-        description="The IdP's SSO URL for the HTTP-Redirect binding (http or https).",
+        description="The IdP's SingleSignOnService URL for the binding in sso_binding.",
+    ),
+]
+SsoBindingName = Literal["HTTP-Redirect", "HTTP-POST"]
+# One IdP's metadata is tens of kilobytes at most; a fetched document is capped at the same size
+# (``app.adapters.egress_http.MAX_BODY``).
+MAX_METADATA_CHARS = 1 << 20
+MetadataUrl = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=10,
+        max_length=2048,
+        pattern=r"^https?://[^\x00-\x20\x7f-\x9f\\]+$",
+        description="Where the IdP publishes its metadata (fetched through the egress guard).",
     ),
 ]
 # List items carry no constraints here: the OpenAPI document would not show them. The service
@@ -325,6 +338,7 @@ class SamlConfigUpdate(msgspec.Struct, forbid_unknown_fields=True):
     idp_entity_id: SamlEntityId
     sso_url: SamlUrl
     certificates: PemCertificates
+    sso_binding: SsoBindingName = "HTTP-Redirect"
     attributes: SamlAttributeMapping = msgspec.field(default_factory=SamlAttributeMapping)
     want_assertions_signed: bool = True
     want_messages_signed: bool = False
@@ -347,15 +361,29 @@ class SamlServiceProviderRead(msgspec.Struct):
     login_url: str
 
 
+class SamlMetadataImport(msgspec.Struct, forbid_unknown_fields=True):
+    """The IdP's metadata document, or the URL it is published at: exactly one of them.
+    ``entity_id`` names the IdP when the document describes several."""
+
+    metadata_xml: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_METADATA_CHARS)] | None
+    ) = None
+    metadata_url: MetadataUrl | None = None
+    entity_id: SamlEntityId | None = None
+
+
 class SamlConfigRead(msgspec.Struct):
     enabled: bool
     idp_entity_id: str
     sso_url: str
+    sso_binding: str
     certificates: list[SamlCertificateRead]
     attributes: SamlAttributeMapping
     want_assertions_signed: bool
     want_messages_signed: bool
     service_provider: SamlServiceProviderRead
+    # Where the IdP settings were imported from (``POST .../metadata``), for a later refresh.
+    metadata_url: str | None
     updated_at: datetime
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.egress import EgressRefused, audited_host
+from app.egress import EgressRefused
 from app.errors import InvalidInput
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
@@ -99,14 +99,13 @@ class GatewayAdminService:
         self.audit = audit
 
     def _audit_refusal(self, tier: str, refused: EgressRefused) -> None:
-        """The refusal, audited once the refused request has ended (it rolls back): the host
-        as written if it is code-like, else its digest."""
+        """The refusal, audited once the refused request has ended (it rolls back)."""
         self.audit.record_refusal(
             self.gateway.registry,
             AuditAction.EGRESS_REFUSED,
             resource_type=ResourceType.MODEL_ENDPOINT,
             resource_id=None,
-            detail={"tier": tier, "reason": refused.reason, "host": audited_host(refused.host)},
+            detail={"tier": tier, **refused.audit_detail()},
         )
 
     async def quotas(self) -> Quotas:

@@ -1,16 +1,23 @@
 """A SAML identity provider built in the test: a throw-away RSA key and self-signed certificate,
 real AuthnRequest decoding, and real XML-signed Responses (python3-saml's ``add_sign``, i.e.
-xmlsec). Also the browser's side of the round trip against the app (login, ACS post, cookies).
+xmlsec). Its metadata, shaped as Entra ID and Okta export theirs (``tests/fixtures/saml``), and
+a real HTTP server on 127.0.0.1 that publishes it. Also the browser's side of the round trip
+against the app (login, ACS post, cookies).
 """
 
 from __future__ import annotations
 
 import base64
+import socket
+import threading
 import uuid
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from string import Template
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape, quoteattr
@@ -32,6 +39,7 @@ NS = {
     "ds": "http://www.w3.org/2000/09/xmldsig#",
     "md": "urn:oasis:names:tc:SAML:2.0:metadata",
 }
+FIXTURES = Path(__file__).parent / "fixtures" / "saml"
 PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 EMAIL_FORMAT = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 
@@ -40,8 +48,10 @@ def saml_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def new_key_and_cert(common_name: str = "Bulwark Test IdP") -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def new_key_and_cert(
+    common_name: str = "Bulwark Test IdP", key_size: int = 2048
+) -> tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.now(UTC)
     cert = (
@@ -218,6 +228,112 @@ class TestIdp:
 
 def encode(xml: str) -> str:
     return base64.b64encode(xml.encode()).decode()
+
+
+# Metadata, as the IdPs publish it -------------------------------------------------------------
+def certificate_body(pem: str) -> str:
+    """The base64 DER of a PEM certificate: what ``ds:X509Certificate`` holds."""
+    return "".join(line for line in pem.strip().splitlines() if "CERTIFICATE" not in line)
+
+
+def entra_idp() -> TestIdp:
+    """An IdP named as an Entra ID tenant names itself (its SAML entity id and SSO URL)."""
+    tenant = uuid.uuid4()
+    idp = TestIdp(entity_id=f"https://sts.windows.net/{tenant}/")
+    idp.sso_url = f"https://login.microsoftonline.com/{tenant}/saml2"
+    return idp
+
+
+def okta_idp() -> TestIdp:
+    """An IdP named as an Okta app integration names itself."""
+    app = f"exk{uuid.uuid4().hex[:17]}"
+    idp = TestIdp(entity_id=f"http://www.okta.com/{app}")
+    idp.sso_url = (
+        f"https://dev-{uuid.uuid4().int % 10**8}.okta.com/app/acme_bulwark_1/{app}/sso/saml"
+    )
+    return idp
+
+
+def entra_metadata(idp: TestIdp, next_cert_pem: str) -> str:
+    """``idp``'s federation metadata as Entra ID exports it during a key rollover (the current
+    and the next signing certificate), signed with the current key as Entra signs it."""
+    document = Template((FIXTURES / "entra_federationmetadata.xml").read_text()).substitute(
+        document_id=uuid.uuid4(),
+        entity_id=idp.entity_id,
+        sso_url=idp.sso_url,
+        wsfed_url=idp.sso_url.replace("/saml2", "/wsfed"),
+        certificate=certificate_body(idp.cert_pem),
+        next_certificate=certificate_body(next_cert_pem),
+    )
+    return idp.sign(document)
+
+
+def okta_metadata(idp: TestIdp, *, certificates: list[str] | None = None) -> str:
+    """``idp``'s metadata as Okta exports it (one signing certificate, unless told others)."""
+    document = Template((FIXTURES / "okta_metadata.xml").read_text()).substitute(
+        entity_id=idp.entity_id,
+        sso_url=idp.sso_url,
+        certificate=certificate_body(idp.cert_pem),
+    )
+    for extra in certificates or []:
+        descriptor = document.index("<md:NameIDFormat>")
+        document = (
+            document[:descriptor] + '<md:KeyDescriptor use="signing"><ds:KeyInfo '
+            'xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>'
+            + certificate_body(extra)
+            + "</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"
+            + document[descriptor:]
+        )
+    return document
+
+
+class MetadataServer:
+    """The IdP's metadata endpoint: a real HTTP server (stdlib) on loopback, started and
+    stopped by the test. It answers every GET with ``status``, ``headers`` and ``body`` as the
+    test sets them, and records each request's path and Accept header."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.status = 200
+        self.headers: dict[str, str] = {"Content-Type": "application/samlmetadata+xml"}
+        self.body = b""
+        self.requests: list[tuple[str, str]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests.append((self.path, self.headers.get("Accept", "")))
+                self.send_response(server.status)
+                for name, value in server.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(server.body)))
+                self.end_headers()
+                self.wfile.write(server.body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        server_class = type("Server", (ThreadingHTTPServer,), {"address_family": family})
+        self.httpd = server_class((host, 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, path: str = "/metadata") -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.httpd.server_address[1]}{path}"
+
+    def serve(self, body: str, status: int = 200, **headers: str) -> None:
+        self.body, self.status = body.encode(), status
+        self.headers = {"Content-Type": "application/samlmetadata+xml", **headers}
+
+    def __enter__(self) -> MetadataServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
 
 
 def _strip_declaration(xml: str) -> str:

@@ -1,5 +1,6 @@
 """SAML 2.0 service provider over python3-saml (the OneLogin toolkit): SP metadata, AuthnRequests
-(HTTP-Redirect binding) and the validation of the IdP's Response (HTTP-POST binding).
+(HTTP-Redirect or HTTP-POST binding), the validation of the IdP's Response (HTTP-POST binding),
+and the reading of an IdP's own metadata (``parse_idp_metadata``).
 
 python3-saml runs in strict mode and does the XML-signature work: the signature is checked against
 the tenant's configured IdP certificates only (never a certificate embedded in the message), the
@@ -9,15 +10,16 @@ its parent are refused: the XML-signature-wrapping attacks), SHA-1 is refused, a
 must match the SAML protocol schema (no DTDs, no entities).
 
 python3-saml is lenient where the Web Browser SSO profile is not, so ``validate`` adds, on the
-signed assertion only (python3-saml's ``_query_assertion`` selects the element the signature
-covers): the Response must answer *our* AuthnRequest (an unsolicited Response passes python3-saml
-when it lacks ``InResponseTo``); an ``AudienceRestriction`` naming this SP must be present (an
-absent one passes python3-saml); a bearer ``SubjectConfirmationData`` must name exactly our ACS
-as ``Recipient`` (python3-saml only checks that the ACS is a substring), answer our request and
-carry ``NotOnOrAfter``; a ``Destination`` must equal our ACS; and ``Conditions`` times are checked
-with the deployment's clock skew (python3-saml's own allowance there is a process-wide 300 s,
-which this does not change; it allows no skew on ``SubjectConfirmationData`` times, which are
-minutes wide in practice).
+signed assertion only (the one whose id python3-saml's ``get_assertion_id`` reports: the
+element the verified signature covers): the Response must answer *our* AuthnRequest (an
+unsolicited Response passes python3-saml when it lacks ``InResponseTo``); an
+``AudienceRestriction`` naming this SP must be present (an absent one passes python3-saml); a
+bearer ``SubjectConfirmationData`` must name exactly our ACS as ``Recipient`` (python3-saml only
+checks that the ACS is a substring), answer our request and carry ``NotOnOrAfter``; a
+``Destination`` must equal our ACS; and ``Conditions`` times are checked with the deployment's
+clock skew (python3-saml's own allowance there is a process-wide 300 s, which this does not
+change; it allows no skew on ``SubjectConfirmationData`` times, which are minutes wide in
+practice).
 
 Nothing here touches the database or HTTP: the caller passes the SP and IdP settings, and the
 request facts that python3-saml would otherwise read from the request are derived from the
@@ -27,7 +29,8 @@ deployment's public URL, never from client headers.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -36,6 +39,7 @@ from urllib.parse import urlsplit
 from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
 from onelogin.saml2.constants import OneLogin_Saml2_Constants as Constants
 from onelogin.saml2.errors import OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError
+from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
@@ -43,6 +47,19 @@ from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 
 # The longest ids and NameIDs stored (the replay table's and users.idp_subject's columns).
 MAX_ID_LENGTH = 256
+
+
+class SsoBinding(StrEnum):
+    """How the browser carries the AuthnRequest to the IdP's SingleSignOnService."""
+
+    REDIRECT = "HTTP-Redirect"
+    POST = "HTTP-POST"
+
+
+_BINDING_URNS = {
+    SsoBinding.REDIRECT: Constants.BINDING_HTTP_REDIRECT,
+    SsoBinding.POST: Constants.BINDING_HTTP_POST,
+}
 
 
 class Rejection(StrEnum):
@@ -87,12 +104,18 @@ class IdentityProviderSettings:
     certificates: tuple[str, ...]  # PEM, every one trusted (rollover)
     want_assertions_signed: bool
     want_messages_signed: bool
+    sso_binding: SsoBinding = SsoBinding.REDIRECT
 
 
 @dataclass(frozen=True, slots=True)
 class AuthnRequest:
+    """A new AuthnRequest, ready for the browser: for HTTP-Redirect, ``url`` carries it; for
+    HTTP-POST, the browser posts ``form`` (SAMLRequest, RelayState) to ``url``."""
+
     id: str
-    redirect_url: str
+    binding: SsoBinding
+    url: str
+    form: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,13 +204,17 @@ class OneLoginSaml:
     def authn_request(
         self, sp: ServiceProvider, idp: IdentityProviderSettings, *, relay_state: str
     ) -> AuthnRequest:
-        """A new AuthnRequest and the IdP URL that carries it (HTTP-Redirect binding)."""
+        """A new AuthnRequest in the IdP's binding: deflated in the URL for HTTP-Redirect,
+        plain base64 in a form for HTTP-POST (SAML bindings, sections 3.4.4 and 3.5.4)."""
         settings = self._settings(sp, idp)
         request = OneLogin_Saml2_Authn_Request(settings)
+        if idp.sso_binding is SsoBinding.POST:
+            form = {"SAMLRequest": request.get_request(deflate=False), "RelayState": relay_state}
+            return AuthnRequest(request.get_id(), SsoBinding.POST, idp.sso_url, form)
         url = OneLogin_Saml2_Utils.redirect(
             idp.sso_url, {"SAMLRequest": request.get_request(), "RelayState": relay_state}
         )
-        return AuthnRequest(id=request.get_id(), redirect_url=url)
+        return AuthnRequest(request.get_id(), SsoBinding.REDIRECT, url)
 
     def validate(
         self,
@@ -261,7 +288,7 @@ class OneLoginSaml:
                 "entityId": idp.entity_id,
                 "singleSignOnService": {
                     "url": idp.sso_url,
-                    "binding": Constants.BINDING_HTTP_REDIRECT,
+                    "binding": _BINDING_URNS[idp.sso_binding],
                 },
                 "x509certMulti": {"signing": list(idp.certificates)},
             }
@@ -298,8 +325,7 @@ def _profile_checks(
         if sp.entity_id not in response.get_audiences():
             raise SamlRejected(Rejection.WRONG_AUDIENCE)
 
-        # python3-saml's own helper: the assertion the verified signature covers.
-        assertion = response._query_assertion("")[0]
+        assertion = _signed_assertion(response)
         conditions = OneLogin_Saml2_XML.query(assertion, "./saml:Conditions")[0]
         not_before = _saml_time(conditions.get("NotBefore"))
         not_on_or_after = _saml_time(conditions.get("NotOnOrAfter"))
@@ -338,6 +364,23 @@ def _profile_checks(
         raise SamlRejected(Rejection.INVALID_RESPONSE) from None
 
 
+def _signed_assertion(response: OneLogin_Saml2_Response) -> Any:
+    """The Response's one assertion, found by the id python3-saml reports for it: the id the
+    signature's Reference names (a signed assertion), or the assertion of a signed Response.
+    Public API only (``get_assertion_id``, which refuses a Response with other than one
+    assertion, and ``OneLogin_Saml2_XML.query``); strict validation has already refused
+    duplicate ids and signatures on other elements, so exactly one element matches."""
+    nodes = OneLogin_Saml2_XML.query(
+        response.get_xml_document(),
+        "/samlp:Response/saml:Assertion[@ID=$tagid]",
+        None,
+        response.get_assertion_id(),
+    )
+    if len(nodes) != 1:
+        raise SamlRejected(Rejection.INVALID_SIGNATURE)
+    return nodes[0]
+
+
 def _bearer_confirmation(
     assertion: Any, sp: ServiceProvider, request_id: str, skew: int, now: float
 ) -> int:
@@ -374,9 +417,117 @@ def _why_unconfirmed(
     """A more useful reason than python3-saml's "no valid SubjectConfirmation" (which it checks
     with no clock skew): expired, or not addressed to us. Only the reason code depends on it."""
     try:
-        _bearer_confirmation(response._query_assertion("")[0], sp, request_id, 0, now)
+        _bearer_confirmation(_signed_assertion(response), sp, request_id, 0, now)
     except SamlRejected as exc:
         return exc.reason
     except Exception:
         return Rejection.INVALID_RESPONSE
     return Rejection.INVALID_RESPONSE
+
+
+# IdP metadata -----------------------------------------------------------------------------------
+class MetadataProblem(StrEnum):
+    """Why an IdP's metadata document cannot configure a login."""
+
+    MALFORMED = "malformed"  # not XML, a DTD or entity declarations, an entity id twice
+    NO_IDENTITY_PROVIDER = "no_identity_provider"
+    ENTITY_ID_REQUIRED = "entity_id_required"
+    UNKNOWN_ENTITY_ID = "unknown_entity_id"
+    NO_SSO_BINDING = "no_sso_binding"
+    NO_SIGNING_CERTIFICATE = "no_signing_certificate"
+    SIGNED_REQUESTS_REQUIRED = "signed_requests_required"
+    UNSUPPORTED_ENTITY_ID = "unsupported_entity_id"  # a quote: no XPath literal can name it
+
+
+class MetadataRejected(Exception):
+    def __init__(self, problem: MetadataProblem, entity_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+        self.entity_ids = entity_ids  # the IdPs the document does describe, for the admin
+
+
+@dataclass(frozen=True, slots=True)
+class IdpMetadata:
+    """What an IdP's metadata says a login needs."""
+
+    entity_id: str
+    sso_url: str
+    sso_binding: SsoBinding
+    certificates: tuple[str, ...]  # PEM: the signing keys, in document order (rollover: several)
+
+
+# Keys a KeyDescriptor offers for signing: ``use="signing"``, or no ``use`` (both purposes).
+# Encryption-only keys never verify a signature.
+_SIGNING_CERTIFICATES = (
+    "./md:KeyDescriptor[not(@use) or @use='signing']/ds:KeyInfo/ds:X509Data/ds:X509Certificate"
+)
+
+
+def parse_idp_metadata(document: bytes | str, entity_id: str | None = None) -> IdpMetadata:
+    """The IdP settings in a SAML metadata document (an ``EntityDescriptor``, or an
+    ``EntitiesDescriptor`` of several: then ``entity_id`` names the IdP, unless only one is an
+    IdP). ``MetadataRejected`` says why a document cannot be used.
+
+    python3-saml parses: its parser refuses DTDs and entity declarations (no XXE, no entity
+    expansion) and never touches the network; its ``IdPMetadataParser.parse`` reads the entity
+    id, the SingleSignOnService of each binding and WantAuthnRequestsSigned. The signing
+    certificates are read here, because ``parse`` folds a lone encryption-only key into the
+    same ``x509cert`` field as a signing key. The metadata's own XML signature (Entra signs
+    its document) is not checked: its key comes in the same document, so it proves nothing
+    that the https fetch or the admin's upload does not.
+    """
+    try:
+        dom = OneLogin_Saml2_XML.to_etree(document)
+    except Exception:  # not XML, a DTD, entity declarations: nothing is expanded or fetched
+        raise MetadataRejected(MetadataProblem.MALFORMED) from None
+    providers = [
+        str(node.get("entityID") or "")
+        for node in OneLogin_Saml2_XML.query(dom, "//md:EntityDescriptor[md:IDPSSODescriptor]")
+    ]
+    named = tuple(dict.fromkeys(providers))
+    if not providers:
+        raise MetadataRejected(MetadataProblem.NO_IDENTITY_PROVIDER)
+    if entity_id is None:
+        if len(named) > 1:
+            raise MetadataRejected(MetadataProblem.ENTITY_ID_REQUIRED, named)
+        entity_id = named[0]
+    elif entity_id not in named:
+        raise MetadataRejected(MetadataProblem.UNKNOWN_ENTITY_ID, named)
+    # ``parse`` selects the entity by a quoted XPath literal: an id with a quote cannot be named.
+    if "'" in entity_id:
+        raise MetadataRejected(MetadataProblem.UNSUPPORTED_ENTITY_ID)
+    described = OneLogin_Saml2_XML.query(
+        dom, "//md:EntityDescriptor[@entityID=$tagid]", None, entity_id
+    )
+    if len(described) != 1:
+        raise MetadataRejected(MetadataProblem.MALFORMED)
+
+    sso: dict[SsoBinding, str] = {}
+    wants_signed_requests = False
+    for binding, urn in _BINDING_URNS.items():
+        parsed = OneLogin_Saml2_IdPMetadataParser.parse(
+            dom, required_sso_binding=urn, entity_id=entity_id
+        )
+        url = parsed.get("idp", {}).get("singleSignOnService", {}).get("url")
+        if url:
+            sso[binding] = str(url)
+        wants_signed_requests = bool(parsed.get("security", {}).get("authnRequestsSigned"))
+    if not sso:
+        raise MetadataRejected(MetadataProblem.NO_SSO_BINDING)
+    if wants_signed_requests:
+        raise MetadataRejected(MetadataProblem.SIGNED_REQUESTS_REQUIRED)
+
+    # The descriptor ``parse`` read: the entity's first IDPSSODescriptor.
+    descriptor = OneLogin_Saml2_XML.query(described[0], "./md:IDPSSODescriptor")[0]
+    certificates = tuple(
+        dict.fromkeys(
+            OneLogin_Saml2_Utils.format_cert("".join((node.text or "").split()))
+            for node in OneLogin_Saml2_XML.query(descriptor, _SIGNING_CERTIFICATES)
+            if (node.text or "").strip()
+        )
+    )
+    if not certificates:
+        raise MetadataRejected(MetadataProblem.NO_SIGNING_CERTIFICATE)
+    # HTTP-Redirect when offered: a plain redirect, no page of ours in between.
+    binding = SsoBinding.REDIRECT if SsoBinding.REDIRECT in sso else SsoBinding.POST
+    return IdpMetadata(entity_id, sso[binding], binding, certificates)

@@ -116,6 +116,7 @@ async def test_admin_configures_saml_and_reads_it_back(api: Api, idp: TestIdp) -
     assert events[0]["resource_type"] == "identity_provider"
     assert events[0]["detail"] == {
         "kind": "saml",
+        "source": "settings",
         "enabled": True,
         "want_assertions_signed": True,
         "want_messages_signed": False,

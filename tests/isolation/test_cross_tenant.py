@@ -18,7 +18,17 @@ from litestar import Litestar
 from app.runtime import Runtime
 from retrieval.repositories import DocumentRepository
 from tests.conftest import Api, TenantHandle, assert_problem, bearer, context_of
-from tests.saml_idp import Assertion, TestIdp, configure, post_acs, session_cookie, start_login
+from tests.saml_idp import (
+    Assertion,
+    MetadataServer,
+    TestIdp,
+    configure,
+    okta_idp,
+    okta_metadata,
+    post_acs,
+    session_cookie,
+    start_login,
+)
 
 # (method, path template) of every route reachable with a tenant credential.
 ISOLATION_ROUTES = {
@@ -49,6 +59,8 @@ ISOLATION_ROUTES = {
     ("GET", "/v1/audit/checkpoint"),
     ("GET", "/v1/admin/sso/saml"),
     ("PUT", "/v1/admin/sso/saml"),
+    ("POST", "/v1/admin/sso/saml/metadata"),
+    ("POST", "/v1/admin/sso/saml/metadata/refresh"),
     # Unauthenticated, scoped by the tenant slug in the path (test_saml_is_per_tenant).
     ("GET", "/auth/{tenant:str}/saml/metadata"),
     ("GET", "/auth/{tenant:str}/saml/login"),
@@ -422,6 +434,45 @@ async def test_saml_is_per_tenant(api: Api, world: dict[str, Any], intruder: str
         assert [u["id"] for u in users] == [other.admin_id]
     finally:
         api.client.cookies.clear()
+
+
+@pytest.mark.parametrize("intruder", ["b", "c"])
+async def test_saml_metadata_import_is_per_tenant(
+    api: Api, world: dict[str, Any], intruder: str
+) -> None:
+    """B's imports and refreshes touch B's settings only; A's stored URL is never B's."""
+    a: TenantHandle = world["a"]
+    other: TenantHandle = world[intruder]
+    metadata, refresh = "/v1/admin/sso/saml/metadata", "/v1/admin/sso/saml/metadata/refresh"
+    idp_a, idp_b = okta_idp(), okta_idp()
+    with MetadataServer() as server:
+        server.serve(okta_metadata(idp_a))
+        imported = await api.client.post(
+            metadata, json={"metadata_url": server.url()}, headers=a.admin
+        )
+        assert imported.status_code == 200, imported.text
+        config_a = imported.json()
+        # B has nothing to refresh: A's URL and settings are not B's.
+        assert_problem(await api.client.post(refresh, headers=other.admin), 404)
+        assert_problem(await api.client.get("/v1/admin/sso/saml", headers=other.admin), 404)
+        assert len(server.requests) == 1
+        # B imports its own IdP (the same document shape, another entity).
+        b_config = await api.client.post(
+            metadata, json={"metadata_xml": okta_metadata(idp_b)}, headers=other.admin
+        )
+        assert b_config.status_code == 200, b_config.text
+        assert b_config.json()["idp_entity_id"] == idp_b.entity_id
+        assert b_config.json()["metadata_url"] is None
+        assert_problem(await api.client.post(refresh, headers=other.admin), 409)
+        assert (await api.client.get("/v1/admin/sso/saml", headers=a.admin)).json() == config_a
+        # A's refresh reads A's URL only.
+        refreshed = await api.client.post(refresh, headers=a.admin)
+        assert refreshed.json()["idp_entity_id"] == idp_a.entity_id
+        assert len(server.requests) == 2
+    b_events = await _all_events(api, other, action="sso.configured")
+    assert [e["detail"]["source"] for e in b_events] == ["metadata_xml"]
+    a_events = await _all_events(api, a, action="sso.configured")
+    assert [e["detail"]["source"] for e in a_events] == ["metadata_url", "metadata_url"]
 
 
 SCIM_JSON = "application/scim+json"
