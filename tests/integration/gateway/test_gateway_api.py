@@ -390,7 +390,8 @@ async def test_a_byo_model_refused_at_call_time_is_never_reached_and_is_audited(
         response = await gw.client.post(CHAT, json=ask("hi", model="mid"), headers=tenant.admin)
     finally:
         gateway.egress = allowed
-    await gateway.settled()  # the call's settlement (and its audit events) runs after the reply
+    # The call's settlement (and its audit events) runs after the reply; usage reads wait for it.
+    await gw.client.get("/v1/usage", headers=tenant.admin)
     assert peers.byo.requests == []
     if response.status_code == 200:  # served by the fallback tier, never by the refused one
         assert response.json()["bulwark"]["endpoint"] != "byo-mid"
