@@ -84,7 +84,7 @@ OVERRIDE_PATTERNS = [
     re.compile(r"\b(?:new|updated|real|actual|true|revised|override) (?:system )?(?:instructions?|directives?|task|orders)\s*:"),
     re.compile(r"\bfrom now on,? (?:you|ignore|respond|answer|act|only|your|i)\b"),
     re.compile(rf"\b(?:instructions|rules|guidelines|restrictions|directives){_S}{{0,30}}\b(?:no longer apply|are (?:void|cancel+ed|revoked|lifted|suspended|withdrawn|overridden)|have been (?:lifted|revoked|withdrawn|updated|changed|removed))"),
-    re.compile(r"\b(?:ignore|disregard)\b(?: the)? (?:above|previous|prior|preceding|foregoing|rest)\b"),
+    re.compile(r"\b(?:ignore|disregard)(?: the)? (?:above|previous|prior|preceding|foregoing|rest)(?: of (?:this|the) \w+)?(?=\s*(?:[.,;:!]|and\b|$|instructions|directions|text|data|prompt|context|input|content))"),
     re.compile(r"\b(?:ignore|disregard) (?:any|all|everything)\b"),
     re.compile(r"\b(?:instead|rather),? (?:just )?(?:print|say|output|write|respond with|reply with)\b"),
     re.compile(r"\b(?:just|only|simply) (?:print|say|output|respond with|reply with)\s*[\"'<:]"),
@@ -231,6 +231,17 @@ RULES: tuple[tuple[str, list[re.Pattern[str]]], ...] = (
 )
 
 
+def _combined(patterns: list[re.Pattern[str]]) -> re.Pattern[str]:
+    """One alternation of a kind's patterns: one pass over the text instead of one per pattern
+    (a 1 KB chunk went from ~2 ms to a fraction of that)."""
+    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.MULTILINE)
+
+
+_COMBINED: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (kind, _combined(patterns)) for kind, patterns in RULES
+)
+
+
 def rule_kinds(norm: str) -> set[str]:
     """The kinds whose patterns match the normalised text."""
-    return {kind for kind, patterns in RULES if any(p.search(norm) for p in patterns)}
+    return {kind for kind, pattern in _COMBINED if pattern.search(norm)}
