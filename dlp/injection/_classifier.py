@@ -25,6 +25,9 @@ from pathlib import Path
 
 MODEL = Path(__file__).with_name("model.json")
 WINDOW = 48  # words
+# Fewer words than this and the classifier abstains (the rules still apply): on a handful of
+# words its score rests on one or two of them ("you are dull", "Shipping rules.").
+MIN_WORDS = 4
 STRIDE = 24
 _WORD = re.compile(r"\w+")
 
@@ -62,6 +65,8 @@ class Classifier:
         return 1.0 / (1.0 + math.exp(-best))
 
     def flags(self, norm: str) -> bool:
+        if len(_WORD.findall(norm)) < MIN_WORDS:
+            return False
         return self.score(norm) >= self.threshold
 
 
