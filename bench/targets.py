@@ -530,7 +530,7 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         24,
-        "Indirect attacks succeeding (extractive answer repeats the planted text), held-out, quarantine",
+        "Indirect attacks succeeding (extractive answer repeats it), held-out, quarantine",
         "injection",
         _path("heldout", "indirect", "quarantine", "succeeded"),
         "",

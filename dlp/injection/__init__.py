@@ -132,7 +132,7 @@ _QUOTE_HEAD = (
 )
 _QUOTE_TAIL = "[End of quoted content.]"
 # Sentence ends, line breaks, and the separators planted text hides behind ("--------").
-_PIECES = re.compile(r"(?<=[.!?。！？])\s+|\n+|\s*-{4,}\s*|\s*={4,}\s*")
+_PIECES = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+|\n+|\s*-{4,}\s*|\s*={4,}\s*")
 
 
 def strip_instructions(text: str, *, allowed_hosts: Sequence[str] = ()) -> str | None:

@@ -21,6 +21,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 
 MODEL = Path(__file__).with_name("model.json")
@@ -35,7 +36,7 @@ _WORD = re.compile(r"\w+")
 def features(words: list[str]) -> set[str]:
     """Words and adjacent word pairs."""
     found = set(words)
-    found.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
+    found.update(f"{a} {b}" for a, b in pairwise(words))
     return found
 
 

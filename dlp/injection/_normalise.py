@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001
 """What the detector reads: text normalised, and every hidden reading of it decoded.
 
 ``normalise`` undoes the disguises that keep the words of an attack from matching while a model
@@ -47,7 +48,9 @@ _LATIN = re.compile(r"[a-z]")
 _NON_LATIN_LETTER = re.compile(r"[^\W\da-z_]")
 _MIXED_WORD = re.compile(r"\w*[^\W\da-z_]\w*")
 # Digits that stand for letters, inside a word that also holds letters ("f0rg3t", "1gn0r3").
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+)
 _LEET_WORD = re.compile(r"(?<![\w@$])(?=[\w@$]*[a-z])(?=[\w@$]*[0-9@$])[\w@$]{3,}")
 # Single letters kept apart by one repeated separator: "i g n o r e", "i.g.n.o.r.e", "i-g-n".
 _SPACED = re.compile(r"(?<!\w)(\w)([ .\-_*/|\\~+])(?:\w\2){2,}\w(?!\w)")
@@ -102,8 +105,44 @@ _BRAILLE_RUN = re.compile(r"[\u2800-\u28ff][\u2800-\u28ff ]{4,}")
 _MAX_BLOBS = 20
 _MORSE_CODE = dict(
     zip(
-        ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- "
-        ".-- -..- -.-- --.. ----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----.".split(),
+        [
+            ".-",
+            "-...",
+            "-.-.",
+            "-..",
+            ".",
+            "..-.",
+            "--.",
+            "....",
+            "..",
+            ".---",
+            "-.-",
+            ".-..",
+            "--",
+            "-.",
+            "---",
+            ".--.",
+            "--.-",
+            ".-.",
+            "...",
+            "-",
+            "..-",
+            "...-",
+            ".--",
+            "-..-",
+            "-.--",
+            "--..",
+            "-----",
+            ".----",
+            "..---",
+            "...--",
+            "....-",
+            ".....",
+            "-....",
+            "--...",
+            "---..",
+            "----.",
+        ],
         "abcdefghijklmnopqrstuvwxyz0123456789",
         strict=True,
     )
@@ -120,9 +159,60 @@ _ATBASH = str.maketrans(
 # The commonest English words: a reading that holds many more of them than the text is the one
 # a model would act on.
 _COMMON = frozenset(
-    "the a an and or to of in on for with is are was be you your my me i it this that what "
-    "all any from now not do as at by if no so just tell give show print say say system prompt "
-    "instructions ignore previous above rules write reveal".split()
+    [
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "to",
+        "of",
+        "in",
+        "on",
+        "for",
+        "with",
+        "is",
+        "are",
+        "was",
+        "be",
+        "you",
+        "your",
+        "my",
+        "me",
+        "i",
+        "it",
+        "this",
+        "that",
+        "what",
+        "all",
+        "any",
+        "from",
+        "now",
+        "not",
+        "do",
+        "as",
+        "at",
+        "by",
+        "if",
+        "no",
+        "so",
+        "just",
+        "tell",
+        "give",
+        "show",
+        "print",
+        "say",
+        "say",
+        "system",
+        "prompt",
+        "instructions",
+        "ignore",
+        "previous",
+        "above",
+        "rules",
+        "write",
+        "reveal",
+    ]
 )
 _ASCII_WORD = re.compile(r"[a-z]+")
 

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, E501 (look-alike letters and long patterns are the point here)
 """The rules: patterns over normalised text (lower case, accent-free; see ``_normalise``).
 
 One list per kind. English patterns are precise (a verb and what it acts on); the other
@@ -69,34 +70,56 @@ _ML_OBJECT = (
     r"تعليمات|التعليمات|"
     r"دستورالعمل\w*|دستورات)"
 )
-_ML_VERB_LAST = r"(?:unut\w*|yok say\w*|gormezden gel\w*|gecersiz (?:say|kil)\w*|iptal\w*|atla|dikkate alma)"
+_ML_VERB_LAST = (
+    r"(?:unut\w*|yok say\w*|gormezden gel\w*|gecersiz (?:say|kil)\w*|iptal\w*|atla|dikkate alma)"
+)
 
 OVERRIDE_PATTERNS = [
     re.compile(rf"\b{_EN_VERB}\s+{_QUALIFIER}{_INSTRUCTIONS}\b"),
-    re.compile(rf"\b{_EN_VERB}\b{_S}{{0,40}}\b(?:instructions|rules|guidelines|restrictions|programming|directives)\b{_S}{{0,30}}\b(?:you|given|above|before|earlier|previous|prior)\b"),
+    re.compile(
+        rf"\b{_EN_VERB}\b{_S}{{0,40}}\b(?:instructions|rules|guidelines|restrictions|programming|directives)\b{_S}{{0,30}}\b(?:you|given|above|before|earlier|previous|prior)\b"
+    ),
     re.compile(r"\bforget (?:everything|all|what)\b(?: (?:you|that|above|before|i|we))?"),
-    re.compile(rf"\b(?:do not|don't|stop|no longer) (?:follow(?:ing)?|obey(?:ing)?|adher\w+ to|comply(?:ing)? with) {_QUALIFIER}{_INSTRUCTIONS}"),
+    re.compile(
+        rf"\b(?:do not|don't|stop|no longer) (?:follow(?:ing)?|obey(?:ing)?|adher\w+ to|comply(?:ing)? with) {_QUALIFIER}{_INSTRUCTIONS}"
+    ),
     re.compile(
         r"\byou are (?:now|no longer)\b.{0,40}\b(?:dan|unrestricted|jailbroken|"
         r"without (?:any )?(?:rules|restrictions|limits|filters)|an? (?:ai|assistant|model) "
         r"(?:that|who|with))"
     ),
-    re.compile(r"\b(?:new|updated|real|actual|true|revised|override) (?:system )?(?:instructions?|directives?|task|orders)\s*:"),
+    re.compile(
+        r"\b(?:new|updated|real|actual|true|revised|override) (?:system )?(?:instructions?|directives?|task|orders)\s*:"
+    ),
     re.compile(r"\bfrom now on,? (?:you|ignore|respond|answer|act|only|your|i)\b"),
-    re.compile(rf"\b(?:instructions|rules|guidelines|restrictions|directives){_S}{{0,30}}\b(?:no longer apply|are (?:void|cancel+ed|revoked|lifted|suspended|withdrawn|overridden)|have been (?:lifted|revoked|withdrawn|updated|changed|removed))"),
-    re.compile(r"\b(?:ignore|disregard)(?: the)? (?:above|previous|prior|preceding|foregoing|rest)(?: of (?:this|the) \w+)?(?=\s*(?:[.,;:!]|and\b|$|instructions|directions|text|data|prompt|context|input|content))"),
+    re.compile(
+        rf"\b(?:instructions|rules|guidelines|restrictions|directives){_S}{{0,30}}\b(?:no longer apply|are (?:void|cancel+ed|revoked|lifted|suspended|withdrawn|overridden)|have been (?:lifted|revoked|withdrawn|updated|changed|removed))"
+    ),
+    re.compile(
+        r"\b(?:ignore|disregard)(?: the)? (?:above|previous|prior|preceding|foregoing|rest)(?: of (?:this|the) \w+)?(?=\s*(?:[.,;:!]|and\b|$|instructions|directions|text|data|prompt|context|input|content))"
+    ),
     re.compile(r"\b(?:ignore|disregard) (?:any|all|everything)\b"),
-    re.compile(r"\b(?:instead|rather),? (?:just )?(?:print|say|output|write|respond with|reply with)\b"),
+    re.compile(
+        r"\b(?:instead|rather),? (?:just )?(?:print|say|output|write|respond with|reply with)\b"
+    ),
     re.compile(r"\b(?:just|only|simply) (?:print|say|output|respond with|reply with)\s*[\"'<:]"),
-    re.compile(r"\b(?:print|say|output|respond with|reply with) (?:only )?\"?(?:i have been pwned|pwned|haha pwned)"),
+    re.compile(
+        r"\b(?:print|say|output|respond with|reply with) (?:only )?\"?(?:i have been pwned|pwned|haha pwned)"
+    ),
     re.compile(r"\bi have been pwned\b"),
     re.compile(r"\bstop everything\b"),
     re.compile(r"\b(?:nevermind|never mind)\.? (?:ignore|forget|disregard)\b"),
-    re.compile(r"\b(?:override|bypass|disable|turn off|deactivate|remove|lift) (?:your |all |the |any )*(?:safety|content|security|ethical|moral)? ?(?:filters?|guardrails|safeguards|restrictions|limitations|censorship|alignment)\b"),
+    re.compile(
+        r"\b(?:override|bypass|disable|turn off|deactivate|remove|lift) (?:your |all |the |any )*(?:safety|content|security|ethical|moral)? ?(?:filters?|guardrails|safeguards|restrictions|limitations|censorship|alignment)\b"
+    ),
     re.compile(rf"\b{_ML_VERB}\b{_S}{{0,50}}{_ML_OBJECT}"),
     re.compile(rf"{_ML_OBJECT}{_S}{{0,40}}{_ML_VERB_LAST}"),
-    re.compile(r"(?:忽略|无视|忘记|忘掉|忽视)[^。！？]{0,12}(?:之前|以前|先前|上面|上述|所有|全部|的)[^。！？]{0,12}(?:指令|指示|规则|提示|说明|设定)"),
-    re.compile(r"\b(?:a partir de maintenant|desormais|d'ora in poi|a partir de ahora|ab (?:jetzt|sofort)|von nun an|a partir de agora|bundan (?:sonra|boyle)|отныне|с этого момента)\b"),
+    re.compile(
+        r"(?:忽略|无视|忘记|忘掉|忽视)[^。！？]{0,12}(?:之前|以前|先前|上面|上述|所有|全部|的)[^。！？]{0,12}(?:指令|指示|规则|提示|说明|设定)"
+    ),
+    re.compile(
+        r"\b(?:a partir de maintenant|desormais|d'ora in poi|a partir de ahora|ab (?:jetzt|sofort)|von nun an|a partir de agora|bundan (?:sonra|boyle)|отныне|с этого момента)\b"
+    ),
 ]
 EXTRACTION_PATTERNS = [
     re.compile(
@@ -110,15 +133,23 @@ EXTRACTION_PATTERNS = [
         r"configuration|guidelines|rules you|programming|commands?|pre-?prompt|context window|"
         r"initialization|setup|orders|guidance)\b"
     ),
-    re.compile(r"\b(?:your|the) (?:system ?prompt|system message|initial instructions|original instructions|hidden instructions|secret instructions|starting instructions|pre-?prompt)\b"),
+    re.compile(
+        r"\b(?:your|the) (?:system ?prompt|system message|initial instructions|original instructions|hidden instructions|secret instructions|starting instructions|pre-?prompt)\b"
+    ),
     re.compile(r"\bsystemprompt\b|\bsystem_prompt\b"),
-    re.compile(r"\b(?:instructions|rules|guidelines|prompt|directives)(?: that)? you (?:were|have been|are) (?:given|told|programmed|provided|trained)"),
+    re.compile(
+        r"\b(?:instructions|rules|guidelines|prompt|directives)(?: that)? you (?:were|have been|are) (?:given|told|programmed|provided|trained)"
+    ),
     re.compile(r"\bwhat (?:were|are|have) you (?:been )?(?:told|instructed|programmed|prompted)\b"),
-    re.compile(r"\b(?:everything|the text|all the text|words?|text) (?:above|before) (?:this|my)\b"),
+    re.compile(
+        r"\b(?:everything|the text|all the text|words?|text) (?:above|before) (?:this|my)\b"
+    ),
     re.compile(r"\b(?:my|your) instructions are:|\bi was instructed to\b|\bthe system prompt is\b"),
     re.compile(r"\b(?:output|print|show|repeat) (?:the )?(?:text|everything|words) above\b"),
     re.compile(r"\binitiali[sz]ation (?:string|prompt|text)\b"),
-    re.compile(r"\b(?:spell[ -]?check|translate|repeat|print) the (?:previous|above|prior) instructions\b"),
+    re.compile(
+        r"\b(?:spell[ -]?check|translate|repeat|print) the (?:previous|above|prior) instructions\b"
+    ),
     re.compile(
         r"\b(?:prompt (?:systeme|initial|d'origine|original)|(?:instructions?|consignes?|"
         r"directives?) (?:initiales?|originales?|d'origine|systeme|cachees?|secretes?|de depart|"
@@ -142,15 +173,33 @@ EXTRACTION_PATTERNS = [
     ),
 ]
 ROLEPLAY_PATTERNS = [
-    re.compile(r"\b(?:dan|stan|dude|aim|evil|developer|god|jailbreak|jailbroken|unrestricted|unfiltered|uncensored|opposite|chaos|dev|debug|maintenance|admin|sudo|root|expert|unlocked|anti-?dan) mode\b"),
-    re.compile(r"\bmode (?:developpeur|sans (?:restriction|limite|filtre|censure)|dan|debug|administrateur|dieu)\b|\b(?:entwickler|admin|debug|gott)modus\b|\bmodo (?:desarrollador|sviluppatore|desenvolvedor|sin restricciones|sem restricoes|senza restrizioni|dios|dan)\b|\b(?:gelistirici|dan|yonetici|tanri) mod\w*|режим разработчика|开发者模式"),
-    re.compile(r"\bdo anything now\b|\bdan,? (?:which|who) stands\b|\b(?:stay|remain|break) (?:in|out of) character\b"),
-    re.compile(r"\b(?:you are|you're|you will be|you'll be|you are going to|you are about to|act as|pretend (?:to be|you are|you're)|role-?play as|imagine you are|behave as|become|simulate|emulate)\b.{0,60}\b(?:unrestricted|unfiltered|uncensored|jailbroken|amoral|unethical|evil|without (?:any )?(?:rules|restrictions|limits|limitations|filters|morals|ethics|censorship|guidelines)|no (?:rules|restrictions|limits|limitations|filters|morals|ethics|censorship|guidelines)|free (?:of|from) (?:rules|restrictions|limitations|constraints))"),
-    re.compile(rf"\b(?:you|respond|answer|reply|ai|assistant|model|chatbot|persona|character)\b{_S}{{0,60}}\b(?:without|with no|no) (?:any )?(?:restrictions|limits|limitations|filters|rules|censorship|guidelines|ethical|moral|safety)\b"),
-    re.compile(r"\bimmerse yourself (?:into|in) the role\b|\b(?:new|alter) (?:persona|ego)\b|\bact as (?:an? )?(?:unrestricted|unfiltered|jailbroken|evil|uncensored)\b|\bpretend (?:that )?you (?:have no|are not bound|don't have)\b|\bhypothetical (?:ai|model|assistant) (?:with|without|that)\b|\bbroken free\b|\bno longer bound\b|\bnot bound by\b"),
-    re.compile(rf"\b(?:tu es|vous etes|du bist|sie sind|eres|ahora eres|sei|ora sei|voce e|agora voce e|sen)\b{_S}{{0,50}}\b(?:sans (?:aucune )?(?:restriction|limite|regle|filtre|censure)|ohne (?:jegliche |jede |alle )?(?:einschrankung|regel|filter|zensur|beschrankung|grenzen)|sin (?:ninguna )?(?:restriccion|limite|regla|filtro|censura)|senza (?:alcuna )?(?:restrizion|limit|regol|filtr|censur)|sem (?:nenhuma )?(?:restric|limit|regra|filtro|censura)|kural tanimayan|filtresiz|sansursuz|sinirsiz|kisitlamasi olmayan)"),
-    re.compile(r"\b(?:kural tanimayan|kisitlamasi olmayan|filtresiz|sansursuz|sinirsiz)\b|без (?:каких-либо )?(?:ограничений|правил|фильтров|цензуры)|(?:没有任何|不受|无)(?:限制|规则|约束)"),
-    re.compile(r"\b(?:theo|now you|you) (?:act|answer|respond) as (?:both|two)\b|\btwo (?:responses|personalities|personas)\b|\b(?:\[|\()?(?:🔒|🔓|classic|jailbreak)(?:\]|\))? (?:response|output)\b"),
+    re.compile(
+        r"\b(?:dan|stan|dude|aim|evil|developer|god|jailbreak|jailbroken|unrestricted|unfiltered|uncensored|opposite|chaos|dev|debug|maintenance|admin|sudo|root|expert|unlocked|anti-?dan) mode\b"
+    ),
+    re.compile(
+        r"\bmode (?:developpeur|sans (?:restriction|limite|filtre|censure)|dan|debug|administrateur|dieu)\b|\b(?:entwickler|admin|debug|gott)modus\b|\bmodo (?:desarrollador|sviluppatore|desenvolvedor|sin restricciones|sem restricoes|senza restrizioni|dios|dan)\b|\b(?:gelistirici|dan|yonetici|tanri) mod\w*|режим разработчика|开发者模式"
+    ),
+    re.compile(
+        r"\bdo anything now\b|\bdan,? (?:which|who) stands\b|\b(?:stay|remain|break) (?:in|out of) character\b"
+    ),
+    re.compile(
+        r"\b(?:you are|you're|you will be|you'll be|you are going to|you are about to|act as|pretend (?:to be|you are|you're)|role-?play as|imagine you are|behave as|become|simulate|emulate)\b.{0,60}\b(?:unrestricted|unfiltered|uncensored|jailbroken|amoral|unethical|evil|without (?:any )?(?:rules|restrictions|limits|limitations|filters|morals|ethics|censorship|guidelines)|no (?:rules|restrictions|limits|limitations|filters|morals|ethics|censorship|guidelines)|free (?:of|from) (?:rules|restrictions|limitations|constraints))"
+    ),
+    re.compile(
+        rf"\b(?:you|respond|answer|reply|ai|assistant|model|chatbot|persona|character)\b{_S}{{0,60}}\b(?:without|with no|no) (?:any )?(?:restrictions|limits|limitations|filters|rules|censorship|guidelines|ethical|moral|safety)\b"
+    ),
+    re.compile(
+        r"\bimmerse yourself (?:into|in) the role\b|\b(?:new|alter) (?:persona|ego)\b|\bact as (?:an? )?(?:unrestricted|unfiltered|jailbroken|evil|uncensored)\b|\bpretend (?:that )?you (?:have no|are not bound|don't have)\b|\bhypothetical (?:ai|model|assistant) (?:with|without|that)\b|\bbroken free\b|\bno longer bound\b|\bnot bound by\b"
+    ),
+    re.compile(
+        rf"\b(?:tu es|vous etes|du bist|sie sind|eres|ahora eres|sei|ora sei|voce e|agora voce e|sen)\b{_S}{{0,50}}\b(?:sans (?:aucune )?(?:restriction|limite|regle|filtre|censure)|ohne (?:jegliche |jede |alle )?(?:einschrankung|regel|filter|zensur|beschrankung|grenzen)|sin (?:ninguna )?(?:restriccion|limite|regla|filtro|censura)|senza (?:alcuna )?(?:restrizion|limit|regol|filtr|censur)|sem (?:nenhuma )?(?:restric|limit|regra|filtro|censura)|kural tanimayan|filtresiz|sansursuz|sinirsiz|kisitlamasi olmayan)"
+    ),
+    re.compile(
+        r"\b(?:kural tanimayan|kisitlamasi olmayan|filtresiz|sansursuz|sinirsiz)\b|без (?:каких-либо )?(?:ограничений|правил|фильтров|цензуры)|(?:没有任何|不受|无)(?:限制|规则|约束)"
+    ),
+    re.compile(
+        r"\b(?:theo|now you|you) (?:act|answer|respond) as (?:both|two)\b|\btwo (?:responses|personalities|personas)\b|\b(?:\[|\()?(?:🔒|🔓|classic|jailbreak)(?:\]|\))? (?:response|output)\b"
+    ),
 ]
 ROLE_MARKER_PATTERNS = [
     re.compile(
@@ -209,14 +258,28 @@ EXFIL_PATTERNS = [
 # Planted in a document: words addressed to whatever model reads it ("note to automated
 # analysis software", "if the user asks for a summary, reply ..."), never to its human reader.
 ADDRESSED_TO_MODEL = [
-    re.compile(r"\b(?:note|message|instructions?) (?:to|for) (?:the )?(?:automated|ai|llm|language model|assistant|model|chatbot|bot|screening|analysis)\b"),
-    re.compile(r"\b(?:if|when) (?:the )?(?:user|anyone|someone|you are|asked|questioned)\b.{0,60}\b(?:reply|respond|answer|say|tell|report|print|output)\b.{0,40}\b(?:only|that|with|exactly|simply)\b"),
-    re.compile(r"\b(?:ai|llm|language model|assistant|model|chatbot)s?\b.{0,40}\b(?:must|should|shall|are instructed to|need to) (?:now )?(?:ignore|say|reply|respond|output|print|recommend|report|answer|state|tell)\b"),
-    re.compile(r"\b(?:visible|invisible|hidden) to (?:the )?(?:llm|ai|model|humans)\b|\bhidden (?:competency|instructions?|prompt|text)\b"),
-    re.compile(r"\bfocus (?:only|exclusively|solely) on\b.{0,60}\b(?:following|brackets|information below)\b"),
+    re.compile(
+        r"\b(?:note|message|instructions?) (?:to|for) (?:the )?(?:automated|ai|llm|language model|assistant|model|chatbot|bot|screening|analysis)\b"
+    ),
+    re.compile(
+        r"\b(?:if|when) (?:the )?(?:user|anyone|someone|you are|asked|questioned)\b.{0,60}\b(?:reply|respond|answer|say|tell|report|print|output)\b.{0,40}\b(?:only|that|with|exactly|simply)\b"
+    ),
+    re.compile(
+        r"\b(?:ai|llm|language model|assistant|model|chatbot)s?\b.{0,40}\b(?:must|should|shall|are instructed to|need to) (?:now )?(?:ignore|say|reply|respond|output|print|recommend|report|answer|state|tell)\b"
+    ),
+    re.compile(
+        r"\b(?:visible|invisible|hidden) to (?:the )?(?:llm|ai|model|humans)\b|\bhidden (?:competency|instructions?|prompt|text)\b"
+    ),
+    re.compile(
+        r"\bfocus (?:only|exclusively|solely) on\b.{0,60}\b(?:following|brackets|information below)\b"
+    ),
     re.compile(r"\b(?:could|can|would) you repeat <|\brepeat the following sentence\b"),
-    re.compile(r"\boverride (?:the )?(?:manual|previous|automated)? ?(?:scoring|evaluation|assessment|analysis|review)\b"),
-    re.compile(r"\b(?:you may not|do not|don't) deviate\b|\bthis is a test\b.{0,40}\b(?:respond|reply|say|print)\b"),
+    re.compile(
+        r"\boverride (?:the )?(?:manual|previous|automated)? ?(?:scoring|evaluation|assessment|analysis|review)\b"
+    ),
+    re.compile(
+        r"\b(?:you may not|do not|don't) deviate\b|\bthis is a test\b.{0,40}\b(?:respond|reply|say|print)\b"
+    ),
     re.compile(r"\bfollow instructions?\b|\bcore instruction\b"),
 ]
 

