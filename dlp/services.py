@@ -415,8 +415,8 @@ class DlpService:
         return None
 
     async def guard_chunks(self, chunks: Sequence[str]) -> list[str | None]:
-        """Retrieved chunks as they may enter a prompt: a flagged chunk is left out (None) or
-        wrapped as inert quoted data, per policy."""
+        """Retrieved chunks as they may enter a prompt: a flagged chunk is left out (None) or,
+        per policy, quoted as inert data without the sentences that carry the instruction."""
         policy = (await self.scanner()).policy.injection
         result: list[str | None] = []
         trips: Counter[tuple[str, str]] = Counter()
@@ -426,7 +426,14 @@ class DlpService:
                 result.append(chunk)
                 continue
             trips.update((kind, policy.chunks) for kind in kinds)
-            result.append(None if policy.chunks == "quarantine" else injection.quote_as_data(chunk))
+            inert = (
+                injection.strip_instructions(chunk, allowed_hosts=policy.allowed_hosts)
+                if policy.chunks == "wrap"
+                else None
+            )
+            # Wrapped, the sentences that carry the instruction are gone and the rest is quoted
+            # as data; when the instruction cannot be told apart from its chunk, the chunk goes.
+            result.append(None if inert is None else injection.quote_as_data(inert))
         await self.recorder.record("retrieved", trips)
         return result
 

@@ -684,7 +684,7 @@ class ChatService:
             answers = bool(turns) or await asyncio.to_thread(
                 evidence,
                 self._asked(prepared),
-                prepared.sources,
+                self._quotable(prepared),
                 self._sentence_vectors(),
                 prepared.vector,
                 contexts=self._contexts(prepared),
@@ -1095,10 +1095,16 @@ class ChatService:
         return await asyncio.to_thread(
             extract,
             self._asked(prepared),
-            prepared.sources,
+            self._quotable(prepared),
             self._sentence_vectors(),
             contexts=self._contexts(prepared),
         )
+
+    @staticmethod
+    def _quotable(prepared: Prepared) -> list[str]:
+        """The passages as an extractive answer may quote them: a chunk the injection guard
+        wrapped, without its wrapper (the sentences that carried the instruction are gone)."""
+        return [injection.quoted_body(text) for text in prepared.sources]
 
     def _sentence_vectors(self) -> Embedder:
         return self.knowledge.sentences.for_tenant(str(self.ctx.tenant_id))
