@@ -145,9 +145,9 @@ def literal(node: ast.AST, names: dict[str, Any]) -> Any:
         return [literal(e, names) for e in node.elts]
     if isinstance(node, ast.Dict):
         return {
-            literal(k, names): literal(v, names)
+            literal(k, names) if k is not None else None: literal(v, names)
             for k, v in zip(node.keys, node.values, strict=True)
-        }  # type: ignore[arg-type]
+        }
     if isinstance(node, ast.Name):
         return names[node.id]
     if isinstance(node, ast.JoinedStr):
@@ -461,7 +461,7 @@ def latent(wheels: Wheels, rng: random.Random) -> tuple[list[dict[str, Any]], li
     }
     planted, clean = [], []
     for probe, spec in probes.items():
-        seen = set()
+        seen: set[str] = set()
         while len(seen) < PLANTED_PER_PROBE:
             context = rng.choice(spec["contexts"])
             if MARKERS["INJECTION_MARKER"] not in context:
