@@ -8,14 +8,11 @@ against the app (login, ACS post, cookies).
 from __future__ import annotations
 
 import base64
-import socket
-import threading
 import uuid
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -32,6 +29,7 @@ from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
 from tests.conftest import Api, TenantHandle
+from tests.peers.static_http import StaticHttp
 
 NS = {
     "samlp": "urn:oasis:names:tc:SAML:2.0:protocol",
@@ -287,53 +285,22 @@ def okta_metadata(idp: TestIdp, *, certificates: list[str] | None = None) -> str
     return document
 
 
-class MetadataServer:
-    """The IdP's metadata endpoint: a real HTTP server (stdlib) on loopback, started and
-    stopped by the test. It answers every GET with ``status``, ``headers`` and ``body`` as the
-    test sets them, and records each request's path and Accept header."""
-
-    def __init__(self, host: str = "127.0.0.1") -> None:
-        self.host = host
-        self.status = 200
-        self.headers: dict[str, str] = {"Content-Type": "application/samlmetadata+xml"}
-        self.body = b""
-        self.requests: list[tuple[str, str]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests.append((self.path, self.headers.get("Accept", "")))
-                self.send_response(server.status)
-                for name, value in server.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(server.body)))
-                self.end_headers()
-                self.wfile.write(server.body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        server_class = type("Server", (ThreadingHTTPServer,), {"address_family": family})
-        self.httpd = server_class((host, 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+class MetadataServer(StaticHttp):
+    """The IdP's metadata endpoint: every GET answered with the document the test serves."""
 
     def url(self, path: str = "/metadata") -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.httpd.server_address[1]}{path}"
+        return super().url(path)
 
     def serve(self, body: str, status: int = 200, **headers: str) -> None:
-        self.body, self.status = body.encode(), status
-        self.headers = {"Content-Type": "application/samlmetadata+xml", **headers}
+        self.default = (
+            status,
+            {"Content-Type": "application/samlmetadata+xml", **headers},
+            body.encode(),
+        )
 
     def __enter__(self) -> MetadataServer:
-        self.thread.start()
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
 
 
 def _strip_declaration(xml: str) -> str:

@@ -10,12 +10,10 @@ API bearer tokens; Bulwark knows neither shape, only the issuer it was given.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -25,6 +23,7 @@ import pytest
 from tests.conftest import Api, TenantHandle, assert_problem, bearer
 from tests.peers.entra_provider import EntraProvider
 from tests.peers.oidc_provider import OidcProvider, RunningProvider
+from tests.peers.static_http import StaticHttp
 
 PUBLIC_URL = "http://127.0.0.1:8000"
 
@@ -486,46 +485,25 @@ async def test_an_issuer_at_a_refused_address_is_422_and_audited(api: Api) -> No
     assert {e["resource_type"] for e in items} == {"identity_provider"}
 
 
-class _HostileIdp(BaseHTTPRequestHandler):
-    """A provider whose discovery document sends Bulwark to the cloud metadata service."""
-
-    def do_GET(self) -> None:
-        port = self.server.server_address[1]  # type: ignore[index]
-        issuer = f"http://127.0.0.1:{port}/tenant"
-        if self.path == "/tenant/.well-known/openid-configuration":
-            body = json.dumps(
-                {
-                    "issuer": issuer,
-                    "authorization_endpoint": f"{issuer}/authorize",
-                    "token_endpoint": "http://169.254.169.254/latest/api/token",
-                    "jwks_uri": "http://169.254.169.254/latest/meta-data/keys",
-                }
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-        else:  # a redirect towards the metadata service: never followed
-            body = b""
-            self.send_response(302)
-            self.send_header("Location", "http://169.254.169.254/latest/meta-data")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        return None
-
-
 @pytest.fixture
 def hostile_idp() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), _HostileIdp)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/tenant"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    """A provider whose discovery document sends Bulwark to the cloud metadata service, and
+    whose other paths redirect there (never followed)."""
+    with StaticHttp() as http:
+        issuer = http.url("/tenant")
+        document = {
+            "issuer": issuer,
+            "authorization_endpoint": f"{issuer}/authorize",
+            "token_endpoint": "http://169.254.169.254/latest/api/token",
+            "jwks_uri": "http://169.254.169.254/latest/meta-data/keys",
+        }
+        http.answer(
+            "/tenant/.well-known/openid-configuration",
+            json.dumps(document),
+            **{"Content-Type": "application/json"},
+        )
+        http.default = (302, {"Location": "http://169.254.169.254/latest/meta-data"}, b"")
+        yield issuer
 
 
 async def test_a_discovery_document_cannot_lead_to_a_refused_address(
