@@ -99,6 +99,8 @@ _CALENDAR_TEXT = """
     june july august september october november december today tomorrow yesterday
 """
 _OPENERS = frozenset(_OPENERS_TEXT.split())
+# Labels of the model kept only until names are completed: it calls many names an ORG.
+_NAME_LIKE = frozenset({"ORG", "NORP"})
 _CALENDAR = frozenset(_CALENDAR_TEXT.split())
 _YEAR = re.compile(r"(?:1[5-9]|20)[0-9]{2}s?")
 
@@ -193,6 +195,11 @@ def model_version() -> str:
 # Words after which a capitalised word is a name: titles, greetings, and "name is"-style cues.
 _TITLES = frozenset("mr mrs ms miss mx dr prof sir madam dame lady lord".split())
 _GREETINGS = frozenset("dear hi hello hey".split())
+# "my kid Lucas", "our colleague Priya": a person named by their relation to the writer.
+_RELATIONS = frozenset(
+    """kid son daughter child wife husband partner spouse brother sister mother father mum mom
+    dad friend colleague boss manager uncle aunt cousin nephew niece grandson granddaughter""".split()
+)
 _CUE_PHRASES = (("name", "is"), ("name", ":"), ("call", "me"), ("calls", "me"), ("named",))
 
 
@@ -222,6 +229,32 @@ def _lines(span: Any) -> list[Any]:
     return parts
 
 
+def _cued(lower: list[str], i: int) -> bool:
+    """Whether the words before token ``i`` announce a person: a title, a greeting, a relation
+    or a "my name is" cue."""
+    before = lower[i - 1] if i else ""
+    return (
+        before in _TITLES
+        or before in _GREETINGS
+        or before in _RELATIONS
+        or (before,) in _CUE_PHRASES
+        or (i >= 2 and (lower[i - 2], before) in _CUE_PHRASES)
+    )
+
+
+def _initial_inside(texts: list[str], start: int, end: int) -> bool:
+    """Capitalised word, initial, capitalised word: the shape of "Juliane S Amsel"."""
+    words = texts[start:end]
+    return len(words) == 3 and (
+        _name_part(words[0])
+        and len(words[0]) > 1
+        and len(words[1].rstrip(".")) == 1
+        and words[1][0].isupper()
+        and _name_part(words[2])
+        and len(words[2]) > 1
+    )
+
+
 def complete_names(doc: Any, spans: list[Any]) -> list[Any]:
     """PERSON spans the small model only half finds, completed on the whole document:
 
@@ -242,12 +275,17 @@ def complete_names(doc: Any, spans: list[Any]) -> list[Any]:
     people: list[tuple[int, int]] = []
     others = []
     for span in spans:
-        if span.label_ in ("PERSON", "PER"):
+        if span.label_ in ("PERSON", "PER") or _initial_inside(texts, span.start, span.end):
+            # The model calls "Juliane S Amsel" an ORG: with an initial inside, it is a name.
             people.append((span.start, span.end))
+        elif span.end - span.start == 1 and _cued(lower, span.start):
+            # "my kid Lucas" tagged as a place: the cue says a person.
+            people.append((span.start, span.end))
+        elif span.label_ in _NAME_LIKE:
+            continue  # never reported: it neither blocks a name nor stays
         else:
             others.append(span)
             taken[span.start : span.end] = [True] * (span.end - span.start)
-
     def grow(start: int, end: int) -> tuple[int, int]:
         while start > 0 and not taken[start - 1] and part[start - 1]:
             start -= 1
@@ -260,13 +298,7 @@ def complete_names(doc: Any, spans: list[Any]) -> list[Any]:
     for i, text in enumerate(texts):
         if taken[i] or not part[i] or len(text.rstrip(".")) < 2:
             continue
-        before = lower[i - 1] if i else ""
-        if (
-            before in _TITLES
-            or before in _GREETINGS
-            or (before,) in _CUE_PHRASES
-            or (i >= 2 and (lower[i - 2], before) in _CUE_PHRASES)
-        ):
+        if _cued(lower, i) or _initial_inside(texts, i, min(i + 3, len(texts))):
             people.append(grow(i, i + 1))
     known = {
         texts[j]
@@ -352,7 +384,7 @@ class _Engines:
                     segments, nlp.pipe(s for _, s in segments), strict=True
                 ):
                     for ent in seg_doc.ents:
-                        if ent.label_ not in NER_LABELS:
+                        if ent.label_ not in NER_LABELS and ent.label_ not in _NAME_LIKE:
                             continue
                         span = doc.char_span(
                             offset + ent.start_char,
@@ -362,7 +394,8 @@ class _Engines:
                         )
                         if span is not None:
                             spans.extend(_lines(span))
-                doc.ents = filter_spans(complete_names(doc, filter_spans(spans)))
+                completed = complete_names(doc, filter_spans(spans))
+                doc.ents = filter_spans([s for s in completed if s.label_ in NER_LABELS])
                 return doc
 
             def process_text(self, text: str, language: str) -> Any:
