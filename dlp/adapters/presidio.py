@@ -126,6 +126,11 @@ def _is_candidate(word: str, *, dates: bool) -> bool:
     return len(core) >= 3 and core.isalpha()
 
 
+def _plain(word: str) -> bool:
+    core = word.strip(_EDGE)
+    return bool(core) and all(c.isalpha() or c in "'’-" for c in core)
+
+
 def ner_segments(
     text: str, *, context: int = NER_CONTEXT_WORDS, dates: bool = False
 ) -> list[tuple[int, str]]:
@@ -143,6 +148,12 @@ def ner_segments(
             continue
         before, after = (context, context) if isinstance(context, int) else context
         low, high = max(index - before, 0), min(index + after, len(words) - 1)
+        # Context is words: an e-mail address or a number beside a name only misleads the
+        # model ("Jonathan Pierce jp@example.com" reads as an organisation).
+        while low < index and not _plain(words[low][2]):
+            low += 1
+        while high > index and not _plain(words[high][2]):
+            high -= 1
         if windows and low <= windows[-1][1] + 1:
             windows[-1][1] = high
         else:
