@@ -170,7 +170,8 @@ COVERED_BY = {
 }
 # Titles around a name (Faker writes "Dr Joyce Hayward", "Sean Tran DDS"): not the personal data
 # itself, so a name is found in full without them.
-HONORIFICS = frozenset("mr mrs ms miss mx dr prof sir dds md phd jr sr ii iii iv v dvm".split())
+_HONORIFICS_TEXT = "mr mrs ms miss mx dr prof sir dds md phd jr sr ii iii iv v dvm"
+HONORIFICS = frozenset(_HONORIFICS_TEXT.split())
 _TOKEN = re.compile(r"[^\W_]+")
 
 

@@ -128,11 +128,11 @@ def _is_candidate(word: str, *, dates: bool) -> bool:
 
 def _plain(word: str) -> bool:
     core = word.strip(_EDGE)
-    return bool(core) and all(c.isalpha() or c in "'’-" for c in core)
+    return bool(core) and all(c.isalpha() or c in "'\u2019-" for c in core)
 
 
 def ner_segments(
-    text: str, *, context: int = NER_CONTEXT_WORDS, dates: bool = False
+    text: str, *, context: int | tuple[int, int] = NER_CONTEXT_WORDS, dates: bool = False
 ) -> list[tuple[int, str]]:
     """The windows of ``text`` worth running NER on, with their offsets: ``context`` words either
     side of each name candidate (``_is_candidate``), overlapping or touching windows merged.
@@ -204,22 +204,29 @@ def model_version() -> str:
 
 
 # Words after which a capitalised word is a name: titles, greetings, and "name is"-style cues.
-_TITLES = frozenset("mr mrs ms miss mx dr prof sir madam dame lady lord".split())
-_GREETINGS = frozenset("dear hi hello hey".split())
+_TITLES_TEXT = "mr mrs ms miss mx dr prof sir madam dame lady lord"
+_GREETINGS_TEXT = "dear hi hello hey"
 # "my kid Lucas", "our colleague Priya": a person named by their relation to the writer.
-_RELATIONS = frozenset(
-    """kid son daughter child wife husband partner spouse brother sister mother father mum mom
-    dad friend colleague boss manager uncle aunt cousin nephew niece grandson granddaughter""".split()
-)
+_RELATIONS_TEXT = """
+    kid son daughter child wife husband partner spouse brother sister mother father mum mom dad
+    friend colleague boss manager uncle aunt cousin nephew niece grandson granddaughter
+"""
+_TITLES = frozenset(_TITLES_TEXT.split())
+_GREETINGS = frozenset(_GREETINGS_TEXT.split())
+_RELATIONS = frozenset(_RELATIONS_TEXT.split())
 _CUE_PHRASES = (("name", "is"), ("name", ":"), ("call", "me"), ("calls", "me"), ("named",))
 
 
 def _name_part(text: str) -> bool:
     """A token that can continue a name: a capitalised word (any script) or an initial."""
     core = text.rstrip(".")
-    return bool(core) and core[0].isupper() and (
-        len(core) == 1 or any(c.islower() for c in core[1:])
-    ) and core.lower() not in _OPENERS and core.lower() not in _CALENDAR
+    return (
+        bool(core)
+        and core[0].isupper()
+        and (len(core) == 1 or any(c.islower() for c in core[1:]))
+        and core.lower() not in _OPENERS
+        and core.lower() not in _CALENDAR
+    )
 
 
 def _lines(span: Any) -> list[Any]:
@@ -297,6 +304,7 @@ def complete_names(doc: Any, spans: list[Any]) -> list[Any]:
         else:
             others.append(span)
             taken[span.start : span.end] = [True] * (span.end - span.start)
+
     def grow(start: int, end: int) -> tuple[int, int]:
         while start > 0 and not taken[start - 1] and part[start - 1]:
             start -= 1
@@ -490,9 +498,10 @@ class _Engines:
                 recognizers.append(SpacyRecognizer(supported_entities=sorted(NER_ENTITIES)))
             return RecognizerRegistry(recognizers=recognizers, supported_languages=[LANGUAGE])
 
+        self.gated = GatedSpacyEngine(run_ner=True)
         self.with_ner = AnalyzerEngine(
             registry=registry(True),
-            nlp_engine=GatedSpacyEngine(run_ner=True),
+            nlp_engine=self.gated,
             supported_languages=[LANGUAGE],
             context_aware_enhancer=IndexedContextEnhancer(),
         )
@@ -534,7 +543,10 @@ def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
         f
         for f in findings
         for g in findings
-        if g is not f and g.start <= f.start and f.end <= g.end and (g.end - g.start) > (f.end - f.start)
+        if g is not f
+        and g.start <= f.start
+        and f.end <= g.end
+        and (g.end - g.start) > (f.end - f.start)
     }
     chosen: list[Finding] = []
     for finding in sorted(findings, key=lambda f: (-f.score, f.start - f.end, f.start)):
@@ -606,7 +618,7 @@ class PresidioDetector:
             # multiplies small matrices: BLAS threads only add contention (and the API already
             # runs analyses in worker threads), so one BLAS thread while analysing.
             with self._run_lock, self._blas.limit(limits=1, user_api="blas"):
-                engine.nlp_engine.dates = "DATE_TIME" in entities
+                engines.gated.dates = "DATE_TIME" in entities
                 raw = engine.analyze(
                     text=text,
                     language=LANGUAGE,

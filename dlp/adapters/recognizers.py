@@ -81,7 +81,9 @@ class CardRecognizer(CreditCardRecognizer):
     Luhn-valid (1.0; anything else is dropped)."""
 
     PATTERNS = [
-        Pattern("card number (12-19 digits)", r"(?<![\w+.\-])[0-9](?:[ \-]?[0-9]){11,18}(?![\w\-])", 0.3)
+        Pattern(
+            "card number (12-19 digits)", r"(?<![\w+.\-])[0-9](?:[ \-]?[0-9]){11,18}(?![\w\-])", 0.3
+        )
     ]
 
     def __init__(self) -> None:
@@ -180,7 +182,7 @@ class WindowedPhoneRecognizer(PhoneRecognizer):
             end=end,
             score=PHONE_FALLBACK_SCORE,
             recognition_metadata={
-                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                RecognizerResult.RECOGNIZER_NAME_KEY: type(self).__name__,
                 RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
                 # The cue was the context: Presidio's enhancer must not count it twice.
                 RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY: True,
@@ -218,14 +220,23 @@ _COMPOUND = (
     r"gatan|gata|v[äa]gen|straat|laan|gracht|kade|utca|katu|kuja)"
 )
 # A capitalised word (Presidio matches with the ``regex`` module: \p{Lu} is any capital).
-_WORD = r"\p{Lu}[\w'’.\-]*"
+_WORD = r"\p{Lu}[\w'\u2019.\-]*"
 _NAME_WORDS = rf"{_WORD}(?:[ \t]+{_WORD}){{0,3}}"
-_UNIT = r"(?:apt|apartment|suite|ste|unit|floor|fl|room|rm|building|bldg|#)\.?[ \t]*#?[0-9A-Za-z\-]{1,6}"
+_UNIT = (
+    r"(?:apt|apartment|suite|ste|unit|floor|fl|room|rm|building|bldg|#)\.?[ \t]*#?"
+    r"[0-9A-Za-z\-]{1,6}"
+)
 _STATE = r"[A-Z]{2}"
-_ZIP = r"(?:[0-9]{5}(?:-[0-9]{4})?|[A-Z][0-9][A-Z][ ]?[0-9][A-Z][0-9])"
-# ", City, ST 12345" or "\nCity, ST 12345" after a street line.
-_CITY_LINE = rf"(?:[ \t]*[,\n][ \t]*{_NAME_WORDS}[ \t]*[,\n]?[ \t]*{_STATE}[ \t]+{_ZIP})"
-_TAIL = rf"(?:[ \t]*,?[ \t]+(?i:{_UNIT}))*{_CITY_LINE}?"
+# US/European, Canadian and British postcodes.
+_ZIP = (
+    r"(?:[0-9]{4,5}(?:-[0-9]{3,4})?|[A-Z][0-9][A-Z][ ]?[0-9][A-Z][0-9]|"
+    r"[A-Z]{1,2}[0-9][A-Z0-9]?[ ]?[0-9][A-Z]{2})"
+)
+# The lines after a street line, each a unit ("Apt. 5"), or a place: capitalised words, a state
+# abbreviation and a postcode, in any combination ("Springfield, OR 97403", "Estonia 21627").
+_NEXT = r"(?:[ \t]*[,\n][ \t]*|[ \t]+)"
+_PLACE = rf"(?:{_NAME_WORDS}(?:[ \t]*,?[ \t]*{_STATE}\b)?(?:[ \t]+{_ZIP}\b)?|{_ZIP}\b)"
+_TAIL = rf"(?:{_NEXT}(?i:{_UNIT}))*(?:{_NEXT}{_PLACE}){{0,3}}"
 ADDRESS_SCORE = 0.6
 
 
@@ -304,7 +315,8 @@ class DateTimeRecognizer(DateRecognizer):
         Pattern("hour", r"\b(?:[1-9]|1[0-2])[ \t]?[ap]\.?m\.?(?!\w)", 0.5),
         Pattern(
             "day month year",
-            rf"\b(?:[0-2]?[0-9]|3[01])(?:st|nd|rd|th)?[ \t]+(?:of[ \t]+)?{_MONTH},?[ \t]+[0-9]{{4}}\b",
+            rf"\b(?:[0-2]?[0-9]|3[01])(?:st|nd|rd|th)?[ \t]+(?:of[ \t]+)?{_MONTH},?[ \t]+"
+            r"[0-9]{4}\b",
             DATE_SCORE,
         ),
         Pattern(
@@ -318,4 +330,3 @@ class DateTimeRecognizer(DateRecognizer):
 
     def __init__(self) -> None:
         super().__init__(patterns=[*self.PATTERNS, *self.EXTRA])
-

@@ -1,4 +1,4 @@
-"""Regenerate ``sentences.json.gz``: a labelled PII set from presidio-evaluator's templates and lists.
+"""Regenerate ``sentences.json.gz``: labelled PII sentences from presidio-evaluator's templates.
 
 The toolkit (``presidio-evaluator`` 0.3.2, MIT, by Presidio's authors) generates evaluation
 sentences from its own templates, a list of 3,000 fake people from FakeNameGenerator.com, its own
@@ -41,6 +41,7 @@ import re
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ MEMBERS = {
     "faker": "presidio_evaluator/data_generator/presidio_sentence_faker.py",
 }
 WHEEL_SHA256 = "57614fe604e52b78e6de25b767c59265886b93bbcdc6c7e43ab2657d3f6302be"
+EPOCH, END = datetime(1970, 1, 1), datetime(2026, 1, 1)
 RENAMED_TYPES = {"GPE": "LOCATION", "DOMAIN_NAME": "URL"}
 OUT = Path(__file__).resolve().parent / "sentences.json.gz"
 _TOKEN = re.compile(r"\{\{\s*(\w+)\s*\}\}")
@@ -161,18 +163,18 @@ def build(wheel: Path) -> bytes:
     fake = Faker("en_US")
     fake.seed_instance(SEED)
 
-    class ToolkitAddresses(AddressProvider):  # type: ignore[misc]
+    class ToolkitAddresses(AddressProvider):
         pass
 
     ToolkitAddresses.address_formats = address_formats
 
-    class ToolkitPhones(PhoneProvider):  # type: ignore[misc]
+    class ToolkitPhones(PhoneProvider):
         formats = tuple(phone_formats)
 
     fake.add_provider(ToolkitAddresses)
     fake.add_provider(ToolkitPhones)
 
-    class Extras(BaseProvider):  # type: ignore[misc]
+    class Extras(BaseProvider):
         def age(self) -> str:
             return str(
                 self.numerify(self.random_elements(age_formats, length=1, use_weighting=True)[0])
@@ -190,6 +192,11 @@ def build(wheel: Path) -> bytes:
             rng.choice(licences[rng.choice(sorted(licences))])
         ),
         "first_name_nonbinary": lambda: fake.first_name_nonbinary(),
+        # Faker's dates run up to "now": pinned, so that a rebuild gives the same file.
+        "date_time": lambda: str(fake.date_time_between(EPOCH, END)),
+        "year": lambda: str(fake.date_time_between(EPOCH, END).year),
+        "day_of_week": lambda: fake.date_time_between(EPOCH, END).strftime("%A"),
+        "date_of_birth": lambda: str(fake.date_between(date(1930, 1, 1), date(2007, 12, 31))),
     }
 
     def faker_value(field: str) -> str:
@@ -206,10 +213,8 @@ def build(wheel: Path) -> bytes:
         text, spans, position = "", [], 0
         for match in _TOKEN.finditer(template):
             field = match.group(1)
-            if record.get(field):
-                value = record.pop(field)
-            else:
-                value = faker_value(field)
+            # The sentence's person first (each field once), Faker for the rest.
+            value = record.pop(field) if record.get(field) else faker_value(field)
             text += template[position : match.start()]
             entity = mapping.get(field, field.upper())
             spans.append(
