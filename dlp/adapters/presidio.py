@@ -22,8 +22,9 @@ it still finds at least as much, per entity type, on a public evaluation set nob
   pattern sets for countries no policy names), and of those only the requested ones run;
 * NER runs only when the request needs an NER type, and then only on windows around name
   candidates (``ner_segments``: capitalised words in any script, initials, words in capitals;
-  years and calendar words too when DATE_TIME is asked for), each with the one word before it;
-  text typed all in lower case is read whole. Pattern recognizers always see the whole text;
+  years and calendar words too when DATE_TIME is asked for), a run of one or two of them with the
+  word before it ("kid Lucas", "the Cloud Migration"); text typed all in lower case is read
+  whole. Pattern recognizers always see the whole text;
 * the small model finds names by halves ("Johansen" of "Soren Johansen", "Juliane S Amsel" as
   an ORG): ``complete_names`` completes them over the whole document (adjacent capitalised words
   and initials, names announced by a title, greeting or relation, other occurrences of a name);
@@ -92,6 +93,8 @@ REGEX_FLAGS = re.DOTALL | re.MULTILINE | re.IGNORECASE
 # NER sees only windows around name candidates (see ``ner_segments``).
 _WORD = re.compile(r"\S+")
 NER_CONTEXT_WORDS: int | tuple[int, int] = (1, 0)
+# Runs of fewer candidates than this get the context words ("kid Lucas", "the Cloud Migration").
+SHORT_RUN = 2
 # Punctuation around a word that says nothing about it being a name.
 _EDGE = "\"'()[]<>{},.;:!?*/\\|\u00ab\u00bb\u201c\u201d\u2018\u2019\u2013\u2014-"
 _OPENERS_TEXT = """
@@ -141,28 +144,37 @@ def _plain(word: str) -> bool:
 def ner_segments(
     text: str, *, context: int | tuple[int, int] = NER_CONTEXT_WORDS, dates: bool = False
 ) -> list[tuple[int, str]]:
-    """The windows of ``text`` worth running NER on, with their offsets: ``context`` words either
-    side of each name candidate (``_is_candidate``), overlapping or touching windows merged.
-    Text without a candidate never reaches the model; text without a capital letter (typed all
-    in lower case) gives no cue at all, and is one window."""
+    """The windows of ``text`` worth running NER on, with their offsets: runs of name candidates
+    (``_is_candidate``; "Dr Maureen Haynes" is one run), and around a candidate that stands
+    alone ``context`` words (before, after) too: the model cannot tell "Lucas" from a word but
+    can tell "kid Lucas". Overlapping or touching windows merge. Text without a candidate never
+    reaches the model; text without a capital letter (typed all in lower case) gives no cue at
+    all, and is one window."""
     if not any(c.isupper() for c in text):
         stripped = text.strip()
         return [(text.index(stripped), stripped)] if stripped else []
     words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(text)]
-    windows: list[list[int]] = []
+    runs: list[list[int]] = []
     for index, (_, _, word) in enumerate(words):
-        if not _is_candidate(word, dates=dates):
-            continue
-        before, after = (context, context) if isinstance(context, int) else context
-        low, high = max(index - before, 0), min(index + after, len(words) - 1)
-        # Context is words: an e-mail address or a number beside a name only misleads the
-        # model ("Jonathan Pierce jp@example.com" reads as an organisation).
-        while low < index and not _plain(words[low][2]):
-            low += 1
-        while high > index and not _plain(words[high][2]):
-            high -= 1
+        if _is_candidate(word, dates=dates):
+            if runs and runs[-1][1] == index - 1:
+                runs[-1][1] = index
+            else:
+                runs.append([index, index])
+    before, after = (context, context) if isinstance(context, int) else context
+    windows: list[list[int]] = []
+    for first, last in runs:
+        low, high = first, last
+        if last - first < SHORT_RUN:
+            low, high = max(first - before, 0), min(last + after, len(words) - 1)
+            # Context is words: an e-mail address or a number beside a name only misleads the
+            # model ("Jonathan Pierce jp@example.com" reads as an organisation).
+            while low < first and not _plain(words[low][2]):
+                low += 1
+            while high > last and not _plain(words[high][2]):
+                high -= 1
         if windows and low <= windows[-1][1] + 1:
-            windows[-1][1] = high
+            windows[-1][1] = max(windows[-1][1], high)
         else:
             windows.append([low, high])
     return [(words[lo][0], text[words[lo][0] : words[hi][1]]) for lo, hi in windows]
@@ -324,7 +336,11 @@ def complete_names(doc: Any, spans: list[Any]) -> list[Any]:
     for i, text in enumerate(texts):
         if taken[i] or not part[i] or len(text.rstrip(".")) < 2:
             continue
-        if _cued(lower, i) or _initial_inside(texts, i, min(i + 3, len(texts))):
+        # Unlabelled, only an initial without a full stop: "Building C. Use ..." is two
+        # sentences.
+        if _cued(lower, i) or (
+            _initial_inside(texts, i, min(i + 3, len(texts))) and not texts[i + 1].endswith(".")
+        ):
             people.append(grow(i, i + 1))
     known = {
         texts[j]
