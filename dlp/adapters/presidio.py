@@ -251,6 +251,8 @@ def _name_part(text: str) -> bool:
 def _lines(span: Any) -> list[Any]:
     """An entity the model ran across a line break ("Noah Bruce\n\nMaxillofacial") is one
     entity per line: whitespace tokens are never part of one."""
+    if not any(c.isspace() and c != " " for c in span.text) and "  " not in span.text:
+        return [span]
     parts, start = [], None
     for token in span:
         if token.is_space:
@@ -266,16 +268,16 @@ def _lines(span: Any) -> list[Any]:
     return parts
 
 
-def _cued(lower: list[str], i: int) -> bool:
+def _cued(texts: list[str], i: int) -> bool:
     """Whether the words before token ``i`` announce a person: a title, a greeting, a relation
     or a "my name is" cue."""
-    before = lower[i - 1] if i else ""
+    before = texts[i - 1].lower().rstrip(".") if i else ""
     return (
         before in _TITLES
         or before in _GREETINGS
         or before in _RELATIONS
         or (before,) in _CUE_PHRASES
-        or (i >= 2 and (lower[i - 2], before) in _CUE_PHRASES)
+        or (i >= 2 and (texts[i - 2].lower().rstrip("."), before) in _CUE_PHRASES)
     )
 
 
@@ -306,8 +308,8 @@ def complete_names(doc: Any, spans: list[Any]) -> list[Any]:
     from spacy.tokens import Span
 
     texts = [token.text for token in doc]
-    lower = [text.lower().rstrip(".") for text in texts]
-    part = [_name_part(text) for text in texts]
+    # Name parts start with a capital: the cheap test first, on every token.
+    part = {i for i, text in enumerate(texts) if text[:1].isupper() and _name_part(text)}
     taken = [False] * len(texts)
     people: list[tuple[int, int]] = []
     others = []
@@ -315,7 +317,7 @@ def complete_names(doc: Any, spans: list[Any]) -> list[Any]:
         if span.label_ in ("PERSON", "PER") or _initial_inside(texts, span.start, span.end):
             # The model calls "Juliane S Amsel" an ORG: with an initial inside, it is a name.
             people.append((span.start, span.end))
-        elif span.end - span.start == 1 and _cued(lower, span.start):
+        elif span.end - span.start == 1 and _cued(texts, span.start):
             # "my kid Lucas" tagged as a place: the cue says a person.
             people.append((span.start, span.end))
         elif span.label_ in _NAME_LIKE:
@@ -325,20 +327,20 @@ def complete_names(doc: Any, spans: list[Any]) -> list[Any]:
             taken[span.start : span.end] = [True] * (span.end - span.start)
 
     def grow(start: int, end: int) -> tuple[int, int]:
-        while start > 0 and not taken[start - 1] and part[start - 1]:
+        while start > 0 and not taken[start - 1] and start - 1 in part:
             start -= 1
-        while end < len(texts) and not taken[end] and part[end]:
+        while end < len(texts) and not taken[end] and end in part:
             end += 1
         taken[start:end] = [True] * (end - start)
         return start, end
 
     people = [grow(start, end) for start, end in people]
-    for i, text in enumerate(texts):
-        if taken[i] or not part[i] or len(text.rstrip(".")) < 2:
+    for i in sorted(part):
+        if taken[i] or len(texts[i].rstrip(".")) < 2:
             continue
         # Unlabelled, only an initial without a full stop: "Building C. Use ..." is two
         # sentences.
-        if _cued(lower, i) or (
+        if _cued(texts, i) or (
             _initial_inside(texts, i, min(i + 3, len(texts))) and not texts[i + 1].endswith(".")
         ):
             people.append(grow(i, i + 1))
@@ -346,7 +348,7 @@ def complete_names(doc: Any, spans: list[Any]) -> list[Any]:
         texts[j]
         for start, end in people
         for j in range(start, end)
-        if len(texts[j]) > 1 and lower[j] not in _TITLES
+        if len(texts[j]) > 1 and texts[j].lower().rstrip(".") not in _TITLES
     }
     for i, text in enumerate(texts):
         if not taken[i] and text in known:

@@ -120,6 +120,7 @@ _PHONE_CUES = re.compile(
 )
 PHONE_FALLBACK_SCORE = 0.4
 MIN_PHONE_DIGITS = 7
+_SSN_SHAPE = re.compile(r"^[0-9]{3}-[0-9]{2}-[0-9]{4}$")
 
 
 class WindowedPhoneRecognizer(PhoneRecognizer):
@@ -139,6 +140,9 @@ class WindowedPhoneRecognizer(PhoneRecognizer):
             digits = sum(c.isdigit() for c in number)
             if not MIN_PHONE_DIGITS <= digits <= MAX_PHONE_DIGITS:
                 continue
+            bare = re.sub(r"[^0-9]", "", number)
+            if _SSN_SHAPE.match(number) or (card_issuer_known(bare) and luhn_valid(bare)):
+                continue  # an SSN's or a card's shape: theirs, not a phone number's
             national = number.lstrip("(").startswith("0")
             # The trunk "(0)" becomes spaces: same offsets, a number the parser accepts.
             chunk_start = max(start - 1, 0)
