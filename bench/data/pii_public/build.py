@@ -23,8 +23,9 @@ placeholder braces, which breaks its own e-mail-quote templates ``>{{name}}``).
     pip download --no-deps -d /tmp/pe presidio-evaluator==0.3.2
     python bench/data/pii_public/build.py --wheel /tmp/pe/presidio_evaluator-0.3.2-py3-none-any.whl
 
-Needs Faker and PyYAML (both in the dev environment). Deterministic for a Faker version: the
-sentences are stored, so that the benchmark does not depend on the installed Faker.
+Needs Faker and PyYAML (both in the dev environment). Deterministic for a Faker version
+(``--check`` rebuilds in memory and compares): the sentences are stored, so that the benchmark
+does not depend on the installed Faker.
 """
 
 from __future__ import annotations
@@ -246,9 +247,17 @@ def build(wheel: Path) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--wheel", type=Path, required=True)
+    parser.add_argument(
+        "--check", action="store_true", help="rebuild in memory; fail if it differs from the file"
+    )
     args = parser.parse_args()
-    OUT.write_bytes(build(args.wheel))
-    print(OUT, OUT.stat().st_size)
+    built = build(args.wheel)
+    if args.check:
+        same = OUT.read_bytes() == built
+        print(OUT, "matches its rebuild" if same else "differs from its rebuild")
+        raise SystemExit(0 if same else 1)
+    OUT.write_bytes(built)
+    print(OUT, len(built))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.dlp_corpus import EVALUATED, generate, score
-from dlp.adapters.presidio import SPACY_MODEL_VERSION, PresidioDetector, PresidioRewriter
+from dlp.adapters.presidio import SPACY_MODEL_VERSION, PresidioDetector
 from dlp.errors import InvalidDlpPolicy
 from dlp.policies import (
     DEFAULT_POLICY,
@@ -50,16 +50,6 @@ PRECISION_FLOOR = {
     "IBAN_CODE": 0.98,
     "US_SSN": 0.98,
 }
-
-
-@pytest.fixture(scope="module")
-def detector() -> PresidioDetector:
-    return PresidioDetector()
-
-
-@pytest.fixture(scope="module")
-def engine(detector: PresidioDetector) -> DlpEngine:
-    return DlpEngine(detector, PresidioRewriter(), "test-secret")
 
 
 def test_precision_and_recall_per_entity_type(detector: PresidioDetector) -> None:

@@ -8,21 +8,11 @@ import uuid
 import pytest
 
 from bench.dlp_corpus import labelled_types, load_public, score
-from dlp.adapters.presidio import PresidioDetector, PresidioRewriter, ner_segments
+from dlp.adapters.presidio import PresidioDetector, ner_segments
 from dlp.adapters.recognizers import card_issuer_known, luhn_valid
 from dlp.policies import DEFAULT_POLICY, Action, DlpPolicy, EntityRule, validate
 from dlp.ports import DetectionRequest
 from dlp.services import DlpEngine, DlpScanner
-
-
-@pytest.fixture(scope="module")
-def detector() -> PresidioDetector:
-    return PresidioDetector()
-
-
-@pytest.fixture(scope="module")
-def engine(detector: PresidioDetector) -> DlpEngine:
-    return DlpEngine(detector, PresidioRewriter(), "test-secret")
 
 
 def redacting(*types: str) -> DlpPolicy:
