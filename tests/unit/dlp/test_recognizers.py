@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from bench.dlp_corpus import labelled_types, load_public, score
-from dlp.adapters.presidio import PresidioDetector, ner_segments
+from dlp.adapters.names import ner_segments
+from dlp.adapters.presidio import PresidioDetector
 from dlp.adapters.recognizers import card_issuer_known, luhn_valid
 from dlp.policies import DEFAULT_POLICY, Action, DlpPolicy, EntityRule, validate
 from dlp.ports import DetectionRequest
