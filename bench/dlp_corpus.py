@@ -1,17 +1,27 @@
-"""A labelled DLP evaluation set, generated offline: seeded Faker values in hand-written templates.
+"""Labelled DLP evaluation sets, and how a detector is scored on them.
 
-Each sample is a short business text with the exact character spans of the personal data placed
-in it. About a third of the sentences carry no personal data but do carry capitalised words
-(teams, products, weekdays, places of business), the usual source of false positives. The set is
-shared by the tests (recall floors per entity type) and ``bench/dlp.py`` (both configurations
-measured on the same texts).
+* ``generate``: the project's own set, generated offline: seeded Faker values in hand-written
+  templates. Each sample is a short business text with the exact character spans of the personal
+  data placed in it. About a third of the sentences carry no personal data but do carry
+  capitalised words (teams, products, weekdays, places of business), the usual source of false
+  positives.
+* ``load_public``: a set nobody here wrote: sentences generated from presidio-evaluator's
+  templates, list of people and formats (``bench/data/pii_public``, see its NOTICE).
+
+Both are shared by the tests (recall floors per entity type) and ``bench/dlp.py`` (Presidio as
+shipped and Bulwark measured on the same texts). ``score`` counts an entity as found only when
+it is hidden in full (see there).
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 EVALUATED = ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN")
 _SLOT = re.compile(r"\{(name|email|phone|card|iban|ssn)\}")
@@ -129,6 +139,22 @@ def generate(count: int = 400, *, seed: int = 20261129) -> list[Sample]:
     return samples
 
 
+PUBLIC_SET = Path(__file__).resolve().parent / "data" / "pii_public" / "sentences.json.gz"
+
+
+def load_public(limit: int | None = None) -> list[Sample]:
+    """The public set's sentences (all 1,500, or the first ``limit``), spans as labelled."""
+    data = json.loads(gzip.decompress(PUBLIC_SET.read_bytes()))
+    return [
+        Sample(s["text"], tuple(Span(x["type"], x["start"], x["end"]) for x in s["spans"]))
+        for s in data["sentences"][:limit]
+    ]
+
+
+def labelled_types(samples: Sequence[Sample]) -> tuple[str, ...]:
+    return tuple(sorted({span.entity_type for sample in samples for span in sample.spans}))
+
+
 @dataclass(frozen=True, slots=True)
 class Score:
     precision: float
@@ -136,27 +162,67 @@ class Score:
     support: int
 
 
-def score(samples: list[Sample], predicted: list[list[tuple[str, int, int]]]) -> dict[str, Score]:
-    """Precision and recall per evaluated entity type. A prediction is correct when it has the
-    gold span's type and overlaps it; each gold span is matched at most once."""
+# Types whose findings hide each other's text: an address's city found as a LOCATION is hidden
+# as well as one found as part of the STREET_ADDRESS (Presidio has no address type at all).
+COVERED_BY = {
+    "STREET_ADDRESS": frozenset({"STREET_ADDRESS", "LOCATION"}),
+    "LOCATION": frozenset({"LOCATION", "STREET_ADDRESS"}),
+}
+# Titles around a name (Faker writes "Dr Joyce Hayward", "Sean Tran DDS"): not the personal data
+# itself, so a name is found in full without them.
+_HONORIFICS_TEXT = "mr mrs ms miss mx dr prof sir dds md phd jr sr ii iii iv v dvm"
+HONORIFICS = frozenset(_HONORIFICS_TEXT.split())
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def _must_hide(text: str, span: Span) -> list[int]:
+    """The characters of a labelled span that must be hidden: its letters and digits, without
+    the titles at either end of a name."""
+    words = [m for m in _TOKEN.finditer(text, span.start, span.end)]
+    if span.entity_type == "PERSON":
+        while words and words[0].group(0).lower() in HONORIFICS:
+            words.pop(0)
+        while words and words[-1].group(0).lower() in HONORIFICS:
+            words.pop()
+    return [i for m in words for i in range(m.start(), m.end())]
+
+
+def score(
+    samples: Sequence[Sample],
+    predicted: Sequence[Sequence[tuple[str, int, int]]],
+    types: Sequence[str] = EVALUATED,
+) -> dict[str, Score]:
+    """Precision and recall per entity type.
+
+    Recall: a labelled entity counts as found only when every letter and digit of it is inside
+    findings of its type (or of a type that hides it too, ``COVERED_BY``): half a name, a phone
+    number without its extension, a card's first twelve digits are leaks. Precision: a finding
+    is correct when it overlaps a labelled entity it may cover."""
     result: dict[str, Score] = {}
-    for entity_type in EVALUATED:
-        true_positive = found = support = 0
+    for entity_type in types:
+        covering = COVERED_BY.get(entity_type, frozenset({entity_type}))
+        found_in_full = support = correct = found = 0
         for sample, predictions in zip(samples, predicted, strict=True):
-            gold = [s for s in sample.spans if s.entity_type == entity_type]
-            mine = [p for p in predictions if p[0] == entity_type]
-            support += len(gold)
-            found += len(mine)
-            used: set[int] = set()
-            for _, start, end in mine:
-                for index, span in enumerate(gold):
-                    if index not in used and start < span.end and span.start < end:
-                        used.add(index)
-                        true_positive += 1
-                        break
+            hidden = {
+                i for kind, start, end in predictions if kind in covering for i in range(start, end)
+            }
+            for span in sample.spans:
+                if span.entity_type == entity_type:
+                    support += 1
+                    found_in_full += all(i in hidden for i in _must_hide(sample.text, span))
+            for kind, start, end in predictions:
+                if kind != entity_type:
+                    continue
+                found += 1
+                correct += any(
+                    kind in COVERED_BY.get(span.entity_type, frozenset({span.entity_type}))
+                    and start < span.end
+                    and span.start < end
+                    for span in sample.spans
+                )
         result[entity_type] = Score(
-            precision=round(true_positive / found, 3) if found else 1.0,
-            recall=round(true_positive / support, 3) if support else 1.0,
+            precision=round(correct / found, 3) if found else 1.0,
+            recall=round(found_in_full / support, 3) if support else 1.0,
             support=support,
         )
     return result

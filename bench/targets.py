@@ -236,6 +236,34 @@ TARGETS: tuple[Target, ...] = (
         _path("shipped", "ms_per_kb", "p50"),
         "ms",
     ),
+    # #24 DLP recall on a public set (presidio-evaluator's templates), beside Presidio as shipped.
+    Target(
+        24,
+        "PII recall, Bulwark minus as shipped, worst type offered, public set",
+        "dlp",
+        _path("public", "worst_recall_gap"),
+        "",
+        ">=",
+        0,
+    ),
+    *(
+        Target(
+            24,
+            f"PII recall {kind}, public set, {who}",
+            "dlp",
+            _path("public", key, "quality", kind, "recall"),
+            "",
+        )
+        for kind in ("PERSON", "PHONE_NUMBER", "CREDIT_CARD", "STREET_ADDRESS", "DATE_TIME")
+        for who, key in (("Bulwark", "bulwark"), ("as shipped", "shipped"))
+    ),
+    Target(
+        24,
+        "DLP p50 per sentence, public set, speed-up over as shipped",
+        "dlp",
+        _path("public", "speedup_p50"),
+        "x",
+    ),
     # #7 Gateway.
     Target(
         7,

@@ -1,8 +1,8 @@
 """The DLP engine's ports: what the services need from a detector, nothing vendor-shaped.
 
 ``Detector`` finds personal data in texts; ``Rewriter`` replaces spans with precomputed
-replacements. ``dlp.adapters.presidio`` implements both over Presidio and spaCy; nothing else in
-the code base imports those libraries.
+replacements. ``dlp.adapters.presidio`` implements both over Presidio and spaCy; nothing outside
+``dlp.adapters`` imports those libraries.
 """
 
 from __future__ import annotations

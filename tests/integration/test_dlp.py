@@ -316,3 +316,37 @@ async def test_chat_facing_guards_quarantine_wrap_and_clean_answers(
         ("retrieved", "role_marker", "wrap"),
     } <= by_direction
     assert_nowhere(["Daniel Brooks", "Oskar Brandt", "Lena Fischer"], caplog, capsys)
+
+
+async def test_date_time_and_street_address_policies_are_accepted_and_applied(
+    api: Api, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DATE_TIME and STREET_ADDRESS are policy types like any other: offered, stored, applied."""
+    tenant = await api.new_tenant()
+    default = (await api.client.get("/v1/admin/dlp", headers=tenant.admin)).json()
+    assert {"DATE_TIME", "STREET_ADDRESS"} <= set(default["supported_entities"])
+    body = policy()
+    body["entities"] += [
+        {"type": "DATE_TIME", "inbound": "redact", "ingest": "redact"},
+        {"type": "STREET_ADDRESS", "inbound": "redact", "ingest": "redact"},
+    ]
+    response = await api.client.put("/v1/admin/dlp", json=body, headers=tenant.admin)
+    assert response.status_code == 200, response.text
+    stored = (await api.client.get("/v1/admin/dlp", headers=tenant.admin)).json()
+    assert {"DATE_TIME", "STREET_ADDRESS"} <= {rule["type"] for rule in stored["entities"]}
+
+    birthday, street = "3/29/1982", "742 Evergreen Terrace"
+    await add(
+        api,
+        tenant,
+        "Relocation",
+        f"# Relocation\n\nThe relocation grant applies from {birthday}; "
+        f"the new office is at {street}, Springfield, OR 97403.",
+        acl={"visibility": "tenant"},
+    )
+    hits = await search(api, tenant.admin, "relocation grant new office")
+    assert hits and "<DATE_TIME>" in hits[0]["text"] and "<STREET_ADDRESS>" in hits[0]["text"]
+    assert birthday not in hits[0]["text"] and street not in hits[0]["text"]
+    (detail,) = await audit_details(api, tenant, "dlp.tripped")
+    assert {"DATE_TIME", "STREET_ADDRESS"} <= {t["kind"] for t in detail["trips"]}
+    assert_nowhere([street], caplog, capsys)
