@@ -31,6 +31,7 @@ from retrieval.acl import DocumentAcl, SearchFilters, with_pii
 from retrieval.cache.index import QuestionIndex, open_question_index
 from retrieval.chunking import Chunk, TokenCounter, chunk_blocks
 from retrieval.embeddings import Embedder, SentenceVectors
+from retrieval.errors import VectorStoreUnavailable
 from retrieval.parsing import parse_document
 from retrieval.sparse import ANALYSER
 from retrieval.vectorstore import (
@@ -60,6 +61,27 @@ class Passage:
     score: float
     heading_path: list[str]
     text: str
+
+
+async def _opened(
+    ctx: TenantContext, keys: TenantKeys, chunk_id: str, sealed: str
+) -> tuple[str, list[str]]:
+    """The text and heading path sealed in a chunk's payload. A payload that does not open to
+    them (not base64, cut short, altered, or another chunk's) came from a store that did not
+    return what was written: that store is unavailable, never a 500."""
+    try:
+        body = json.loads(
+            await keys.open(CHUNK_KIND, chunk_id, base64.b64decode(sealed, validate=True))
+        )
+        text, heading_path = body["text"], body["heading_path"]
+    except (ValueError, KeyError, TypeError):  # EnvelopeError, binascii.Error are ValueErrors
+        text = heading_path = None
+    if not isinstance(text, str) or not (
+        isinstance(heading_path, list) and all(isinstance(h, str) for h in heading_path)
+    ):
+        log.error("vector_store_chunk_unreadable", region=ctx.region)
+        raise VectorStoreUnavailable(ctx.region)
+    return text, heading_path
 
 
 class ChunkScrubber(Protocol):
@@ -271,14 +293,14 @@ class KnowledgeIndex:
             sealed = hit.payload.get("sealed")
             if not isinstance(sealed, str):
                 continue
-            body = json.loads(await keys.open(CHUNK_KIND, hit.chunk_id, base64.b64decode(sealed)))
+            text, heading_path = await _opened(ctx, keys, hit.chunk_id, sealed)
             passages.append(
                 Passage(
                     chunk_id=hit.chunk_id,
                     document_id=hit.document_id,
                     score=hit.score,
-                    heading_path=body["heading_path"],
-                    text=body["text"],
+                    heading_path=heading_path,
+                    text=text,
                 )
             )
         return passages
