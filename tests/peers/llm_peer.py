@@ -46,7 +46,8 @@ class Reply:
     # The body as is, whatever was asked (a truncated, empty or foreign reply), with this type.
     raw: bytes | None = None
     content_type: str = "application/json"
-    cut_after: int | None = None  # stream: tokens sent before the body ends mid-event
+    cut_after: int | None = None  # stream: tokens sent before the body ends, with no end marker
+    cut_mid_event: bool = True  # ... in the middle of an event, or between two
 
 
 @dataclass
@@ -97,10 +98,10 @@ class LlmPeer:
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.status != 200:
-            headers = [(b"content-type", b"application/json")]
+            sent = [(b"content-type", b"application/json")]
             if reply.retry_after is not None:
-                headers.append((b"retry-after", reply.retry_after.encode()))
-            await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+                sent.append((b"retry-after", reply.retry_after.encode()))
+            await send({"type": "http.response.start", "status": reply.status, "headers": sent})
             await send({"type": "http.response.body", "body": b'{"error":{"message":"scripted"}}'})
             return
         if reply.raw is not None:
@@ -176,8 +177,8 @@ class LlmPeer:
             )
         for index, word in enumerate(words):
             if reply.cut_after is not None and index >= reply.cut_after:
-                # The connection ends in the middle of an event: no error, no end marker.
-                cut = b'data: {"id": "chatcmpl-peer", "choi'
+                # The body ends there: no error event, no finish, no end marker.
+                cut = b'data: {"id": "chatcmpl-peer", "choi' if reply.cut_mid_event else b""
                 await send({"type": "http.response.body", "body": cut})
                 return
             if reply.break_after is not None and index >= reply.break_after:

@@ -7,16 +7,28 @@ server (``http.server``, one thread per connection) that serves such replies to 
 clients (boto3, qdrant-client, aiohttp), so that what the adapters see is what a broken peer
 sends, parsed by the same client code as in production.
 
-``answer(method, path, body)`` picks the reply; ``requests`` records (method, path) pairs.
+``answer(request)`` picks the reply; ``requests`` records every request received. ``forward``
+relays a request to a real peer (moto, a model server) and returns its reply, for an answer
+that passes some requests through and breaks others.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import httpx
+
+
+@dataclass(frozen=True, slots=True)
+class RawRequest:
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +52,24 @@ class RawReply:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
 
 
-Answer = Callable[[str, str, bytes], RawReply]
+Answer = Callable[[RawRequest], RawReply]
+
+
+def forward(request: RawRequest, base_url: str) -> RawReply:
+    """``request`` sent on to the server at ``base_url``, and its reply as received (its body
+    decoded: what was sent is re-framed here)."""
+    framing = ("host", "connection", "content-length", "transfer-encoding")
+    response = httpx.request(
+        request.method,
+        base_url + request.path,
+        content=request.body,
+        headers={k: v for k, v in request.headers.items() if k.lower() not in framing},
+        timeout=30,
+    )
+    dropped = (*framing, "content-encoding", "content-type")
+    kept = tuple((k, v) for k, v in response.headers.items() if k.lower() not in dropped)
+    content_type = response.headers.get("content-type")
+    return RawReply(response.content, response.status_code, content_type, None, kept)
 
 
 def cut(reply: RawReply, at: int) -> RawReply:
@@ -67,11 +96,11 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _serve(self) -> None:
-        body = self._body()
+        request = RawRequest(self.command, self.path, dict(self.headers.items()), self._body())
         peer = self.server.peer
-        peer.requests.append((self.command, self.path))
+        peer.requests.append(request)
         self.close_connection = True
-        self.wfile.write(peer.answer(self.command, self.path, body).encode())
+        self.wfile.write(peer.answer(request).encode())
         self.wfile.flush()
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _serve
@@ -93,9 +122,11 @@ class RawHttpPeer:
 
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
-        self.requests: list[tuple[str, str]] = []
+        self.requests: list[RawRequest] = []
         self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def base_url(self) -> str:

@@ -106,12 +106,13 @@ async def test_a_stream_that_is_not_one_falls_back_before_its_first_token(
     assert text == ANSWER
 
 
+@pytest.mark.parametrize("mid_event", [True, False], ids=["mid_event", "between_events"])
 @pytest.mark.parametrize(("tier", "peer"), [("mid", "eu_mid_a"), ("frontier", "eu_frontier")])
-async def test_a_stream_cut_mid_event_ends_in_an_error_never_in_a_whole_answer(
-    gw: Api, peers: Peers, tier: str, peer: str
+async def test_a_stream_cut_short_ends_in_an_error_never_in_a_whole_answer(
+    gw: Api, peers: Peers, tier: str, peer: str, mid_event: bool
 ) -> None:
     tenant = await gw.new_tenant("eu")
-    getattr(peers, peer).then(Reply(cut_after=2))
+    getattr(peers, peer).then(Reply(cut_after=2, cut_mid_event=mid_event))
     response = await gw.client.post(
         CHAT, json=ask("hello", model=tier, stream=True), headers=tenant.admin
     )
