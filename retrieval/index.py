@@ -38,6 +38,7 @@ from retrieval.vectorstore import (
     FUSION,
     ChunkPoint,
     Fusion,
+    SearchHit,
     SparseVector,
     VectorStore,
     open_vector_store,
@@ -63,15 +64,15 @@ class Passage:
     text: str
 
 
-async def _opened(
-    ctx: TenantContext, keys: TenantKeys, chunk_id: str, sealed: str
-) -> tuple[str, list[str]]:
-    """The text and heading path sealed in a chunk's payload. A payload that does not open to
-    them (not base64, cut short, altered, or another chunk's) came from a store that did not
-    return what was written: that store is unavailable, never a 500."""
+async def _passage(ctx: TenantContext, keys: TenantKeys, hit: SearchHit, sealed: str) -> Passage:
+    """The passage a hit's sealed payload holds. A hit whose document id is not one, or whose
+    payload does not open to a text and a heading path (not base64, cut short, altered, or
+    sealed for another chunk), came from a store that did not return what was written: that
+    store is unavailable (503), never a 500."""
     try:
+        uuid.UUID(hit.document_id)
         body = json.loads(
-            await keys.open(CHUNK_KIND, chunk_id, base64.b64decode(sealed, validate=True))
+            await keys.open(CHUNK_KIND, hit.chunk_id, base64.b64decode(sealed, validate=True))
         )
         text, heading_path = body["text"], body["heading_path"]
     except (ValueError, KeyError, TypeError):  # EnvelopeError, binascii.Error are ValueErrors
@@ -81,7 +82,7 @@ async def _opened(
     ):
         log.error("vector_store_chunk_unreadable", region=ctx.region)
         raise VectorStoreUnavailable(ctx.region)
-    return text, heading_path
+    return Passage(hit.chunk_id, hit.document_id, hit.score, heading_path, text)
 
 
 class ChunkScrubber(Protocol):
@@ -293,16 +294,7 @@ class KnowledgeIndex:
             sealed = hit.payload.get("sealed")
             if not isinstance(sealed, str):
                 continue
-            text, heading_path = await _opened(ctx, keys, hit.chunk_id, sealed)
-            passages.append(
-                Passage(
-                    chunk_id=hit.chunk_id,
-                    document_id=hit.document_id,
-                    score=hit.score,
-                    heading_path=heading_path,
-                    text=text,
-                )
-            )
+            passages.append(await _passage(ctx, keys, hit, sealed))
         return passages
 
     async def best_similarity(

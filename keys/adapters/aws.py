@@ -46,10 +46,20 @@ _DENIED = {
 }
 _INVALID = {"ValidationException", "InvalidArnException"}
 _BOTO_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2})
-# What botocore raises for a reply it cannot parse at all: the JSON protocol's blob fields
-# decode base64 (binascii.Error, a ValueError) and bodies as UTF-8 (UnicodeDecodeError); the
-# query protocol (STS) parses XML.
-_UNPARSEABLE = (ResponseParserError, ParseError, ValueError)
+# What botocore raises for a body it cannot parse: its parsers assume the reply has the shape
+# of the operation's output and fail as Python does when it has not (a list where an object
+# belongs: AttributeError; a number where a string does: TypeError), besides their own
+# ResponseParserError, the XML parser's ParseError, binascii.Error for a blob that is not
+# base64 and UnicodeDecodeError for a body that is not UTF-8 (ValueErrors both).
+_UNPARSEABLE = (
+    ResponseParserError,
+    ParseError,
+    ValueError,
+    AttributeError,
+    TypeError,
+    KeyError,
+    IndexError,
+)
 DATA_KEY_BYTES = 32  # KeySpec AES_256
 
 

@@ -23,8 +23,20 @@ from botocore.parsers import ResponseParserError
 
 T = TypeVar("T")
 _CONFIG = Config(connect_timeout=3, read_timeout=30, retries={"max_attempts": 3})
-# What botocore raises for a body it cannot parse at all (besides its own BotoCoreError).
-_UNPARSEABLE = (ResponseParserError, ParseError, ValueError)
+# What botocore raises for a body it cannot parse: its parsers assume the reply has the shape
+# of the operation's output and fail as Python does when it has not (a list where an object
+# belongs: AttributeError; a number where a string does: TypeError), besides their own
+# ResponseParserError, the XML parser's ParseError, binascii.Error for a blob that is not
+# base64 and UnicodeDecodeError for a body that is not UTF-8 (ValueErrors both).
+_UNPARSEABLE = (
+    ResponseParserError,
+    ParseError,
+    ValueError,
+    AttributeError,
+    TypeError,
+    KeyError,
+    IndexError,
+)
 
 
 class ObjectStoreUnreachable(Exception):

@@ -81,6 +81,7 @@ def cut(reply: RawReply, at: int) -> RawReply:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    protocol_version = "HTTP/1.1"  # answers "Expect: 100-continue" (boto3's uploads) at once
 
     def _body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
