@@ -14,12 +14,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from litestar.testing import AsyncTestClient
 
+from app.main import create_app
 from keys.adapters.aws import AwsKms
 from keys.adapters.local import LocalKms
 from keys.kms import DataKey, KeyRef, KmsUnreachable
+from migrations.runner import migrate
 from tests.conftest import Api, Deployment, assert_problem
-from tests.peers.raw_http import RawHttpPeer, RawReply, cut
+from tests.integration import test_aws
+from tests.peers.raw_http import RawHttpPeer, RawReply, RawRequest, cut, forward
 
 KEY = KeyRef("aws-kms", "arn:aws:kms:eu-west-1:111122223333:key/k-1", "eu-west-1")
 ROLE_KEY = KeyRef("aws-kms", KEY.key_id, "eu-west-1", role_arn="arn:aws:iam::111122223333:role/kms")
@@ -211,3 +215,72 @@ async def test_tenants_wait_for_a_broken_key_file_with_a_503_and_nothing_is_lost
     assert kms.status_code == 200 and kms.json()["current_version"] == 1
     rotated = await api.client.post("/v1/admin/kms/rotate", headers=earlier.admin)
     assert rotated.status_code == 200, rotated.text
+
+
+# --- AWS KMS behind a proxy that cuts its replies, through the API -------------------------
+
+# The AWS peer of test_aws.py (moto_server on 127.0.0.1) and its credentials.
+moto_endpoint = test_aws.moto_endpoint
+aws_env = test_aws.aws_env
+
+
+def short_plaintext(reply: RawReply) -> RawReply:
+    """The reply with a Plaintext of 3 bytes (what lenient base64 makes of a mangled one)."""
+    body = json.loads(reply.body)
+    if "Plaintext" not in body:
+        return reply
+    return RawReply(json.dumps({**body, "Plaintext": "AAAA"}).encode(), content_type=AMZ_JSON)
+
+
+MANGLES: dict[str, Callable[[RawReply], RawReply]] = {
+    "cut_mid_way": lambda reply: cut(reply, len(reply.body) // 2),
+    "short_data_key": short_plaintext,
+}
+
+
+@pytest.mark.parametrize("mangle", MANGLES)
+async def test_mangled_kms_replies_are_a_503_and_the_tenant_recovers(
+    moto_endpoint: str, aws_env: None, tmp_path: Path, mangle: str
+) -> None:
+    """What ``make loadtest`` saw: KMS replies cut mid-way (here by a proxy in front of the AWS
+    peer), or carrying a data key that is not one. Every tenant route that needs the tenant's
+    data key answers 503 ``kms_unavailable`` with Retry-After while they do, and serves again,
+    with the same data, once they do not."""
+    cutting = {"on": False}
+
+    def answer(request: RawRequest) -> RawReply:
+        reply = forward(request, moto_endpoint)
+        return MANGLES[mangle](reply) if cutting["on"] else reply
+
+    with RawHttpPeer(answer) as proxy:
+        settings = test_aws.aws_settings(tmp_path, moto_endpoint)
+        regions = {
+            name: region.model_copy(
+                update={"kms": region.kms.model_copy(update={"endpoint_url": proxy.base_url})}
+            )
+            for name, region in settings.regions.items()
+        }
+        # No unwrapped data key outlives a request: each one asks the KMS.
+        keys = settings.keys.model_copy(update={"dek_cache_ttl_seconds": 0.0})
+        settings = settings.model_copy(update={"regions": regions, "keys": keys})
+        await asyncio.to_thread(migrate, settings)
+        async with AsyncTestClient(app=create_app(settings)) as client:
+            api = Api(client)
+            tenant = await api.new_tenant("eu")
+            user = await api.new_user(tenant)
+            before = await client.get(f"/v1/admin/users/{user['id']}", headers=tenant.admin)
+            assert before.status_code == 200, before.text
+
+            cutting["on"] = True
+            asked = len(proxy.requests)
+            refused = await client.get(f"/v1/admin/users/{user['id']}", headers=tenant.admin)
+            assert_problem(refused, 503, "kms_unavailable")
+            assert int(refused.headers["retry-after"]) > 0
+            assert any(
+                r.headers.get("X-Amz-Target") == "TrentService.Decrypt"
+                for r in proxy.requests[asked:]
+            )
+
+            cutting["on"] = False
+            after = await client.get(f"/v1/admin/users/{user['id']}", headers=tenant.admin)
+            assert after.status_code == 200 and after.json() == before.json()
