@@ -20,13 +20,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
-from xml.etree.ElementTree import ParseError
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
-from botocore.parsers import ResponseParserError
 
+from app.adapters.aws import UNPARSEABLE
 from keys.kms import Context, DataKey, KeyAccessDenied, KeyInvalid, KeyRef, KmsUnreachable
 
 T = TypeVar("T")
@@ -46,20 +45,6 @@ _DENIED = {
 }
 _INVALID = {"ValidationException", "InvalidArnException"}
 _BOTO_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2})
-# What botocore raises for a body it cannot parse: its parsers assume the reply has the shape
-# of the operation's output and fail as Python does when it has not (a list where an object
-# belongs: AttributeError; a number where a string does: TypeError), besides their own
-# ResponseParserError, the XML parser's ParseError, binascii.Error for a blob that is not
-# base64 and UnicodeDecodeError for a body that is not UTF-8 (ValueErrors both).
-_UNPARSEABLE = (
-    ResponseParserError,
-    ParseError,
-    ValueError,
-    AttributeError,
-    TypeError,
-    KeyError,
-    IndexError,
-)
 DATA_KEY_BYTES = 32  # KeySpec AES_256
 
 
@@ -156,7 +141,7 @@ class AwsKms:
                 raise KmsUnreachable(code or "client error") from exc
             except (EndpointConnectionError, BotoCoreError) as exc:
                 raise KmsUnreachable(type(exc).__name__) from None
-            except (MalformedReply, *_UNPARSEABLE) as exc:
+            except (MalformedReply, *UNPARSEABLE) as exc:
                 # A reply cut short by a proxy or a faulty endpoint: KMS did not answer, which
                 # is a 503, not a 500.
                 raise KmsUnreachable(f"malformed response ({type(exc).__name__})") from None

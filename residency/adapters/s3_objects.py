@@ -14,29 +14,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
-from xml.etree.ElementTree import ParseError
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.parsers import ResponseParserError
+
+from app.adapters.aws import UNPARSEABLE
 
 T = TypeVar("T")
 _CONFIG = Config(connect_timeout=3, read_timeout=30, retries={"max_attempts": 3})
-# What botocore raises for a body it cannot parse: its parsers assume the reply has the shape
-# of the operation's output and fail as Python does when it has not (a list where an object
-# belongs: AttributeError; a number where a string does: TypeError), besides their own
-# ResponseParserError, the XML parser's ParseError, binascii.Error for a blob that is not
-# base64 and UnicodeDecodeError for a body that is not UTF-8 (ValueErrors both).
-_UNPARSEABLE = (
-    ResponseParserError,
-    ParseError,
-    ValueError,
-    AttributeError,
-    TypeError,
-    KeyError,
-    IndexError,
-)
 
 
 class ObjectStoreUnreachable(Exception):
@@ -55,7 +41,7 @@ class S3BlobStore:
         def run() -> T:
             try:
                 return fn(self._client)
-            except (ClientError, BotoCoreError, *_UNPARSEABLE) as exc:
+            except (ClientError, BotoCoreError, *UNPARSEABLE) as exc:
                 raise ObjectStoreUnreachable(type(exc).__name__) from exc
 
         return await asyncio.to_thread(run)

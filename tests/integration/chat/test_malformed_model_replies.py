@@ -10,16 +10,13 @@ import pytest
 from tests.conftest import Api
 from tests.integration.chat.conftest import sse_events
 from tests.integration.chat.test_chat import QUESTION, ask, travel_tenant
+from tests.integration.gateway.test_malformed_replies import BROKEN as GATEWAY_BROKEN
 from tests.integration.retrieval.test_documents import member
 from tests.peers.llm_peer import LlmPeer, Reply
 
 ANSWER = "Employees may book hotels up to 180 euros per night in Paris [1]."
-BROKEN = {
-    "truncated": Reply(raw=b'{"id": "chatcmpl-1", "choices": [{"index": 0, "message": {"con'),
-    "empty": Reply(raw=b""),
-    "html": Reply(raw=b"<html><body>Sign in to the proxy</body></html>", content_type="text/html"),
-    "no_content": Reply(raw=b'{"choices": [{"message": {"role": "assistant"}}]}'),
-}
+# The gateway's malformed completions (tests/integration/gateway/test_malformed_replies.py).
+BROKEN = {case: GATEWAY_BROKEN[case] for case in ("truncated", "empty", "html", "no_content")}
 
 
 @pytest.mark.parametrize("broken", BROKEN)

@@ -12,7 +12,7 @@ from litestar import Litestar
 from app.main import create_app
 from tests.conftest import Api, Deployment, assert_problem
 from tests.integration.gateway.conftest import Peers, gateway_settings
-from tests.integration.gateway.test_gateway_api import CHAT, ask, sse
+from tests.integration.gateway.test_gateway_api import CHAT, ask, sse, streamed_text
 from tests.peers.llm_peer import Reply
 
 ANSWER = "Paris is the capital of France."
@@ -98,12 +98,7 @@ async def test_a_stream_that_is_not_one_falls_back_before_its_first_token(
     assert response.headers["x-bulwark-endpoint"] == "eu-mid-b"
     events = sse(response.text)
     assert events[-1] == (None, "[DONE]")
-    text = "".join(
-        e["choices"][0]["delta"].get("content", "")
-        for _, e in events
-        if isinstance(e, dict) and e.get("choices")
-    )
-    assert text == ANSWER
+    assert streamed_text(events) == ANSWER
 
 
 @pytest.mark.parametrize("mid_event", [True, False], ids=["mid_event", "between_events"])

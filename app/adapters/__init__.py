@@ -1,0 +1,1 @@
+"""Kernel helpers for the vendor clients that several packages' adapters share."""
