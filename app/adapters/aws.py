@@ -16,7 +16,7 @@ from xml.etree.ElementTree import ParseError
 
 from botocore.parsers import ResponseParserError
 
-UNPARSEABLE: tuple[type[Exception], ...] = (
+UNPARSEABLE = (
     ResponseParserError,
     ParseError,
     ValueError,

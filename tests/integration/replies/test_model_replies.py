@@ -241,7 +241,7 @@ LLAMA_RESULTS = {
     "content_not_text": {"choices": [{"message": {"content": 42}}]},
     "not_a_dict": "Paris.",
 }
-LLAMA_STREAMS = {
+LLAMA_STREAMS: dict[str, list[Any]] = {
     "no_chunk": [],
     "no_finish": [{"choices": [{"delta": {"content": "Paris"}, "finish_reason": None}]}],
     "chunk_not_a_dict": [None],
