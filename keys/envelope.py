@@ -23,8 +23,9 @@ NONCE_BYTES = 12
 DEK_BYTES = 32
 
 
-class EnvelopeError(Exception):
-    """The blob is not a Bulwark envelope, or it does not open under this key and binding."""
+class EnvelopeError(ValueError):
+    """The blob is not a Bulwark envelope, or it does not open under this key and binding
+    (a ValueError: what a ``residency.objects.Sealer`` raises for bytes it did not seal)."""
 
 
 def associated_data(tenant_id: uuid.UUID, kind: str, object_id: str, header: bytes) -> bytes:

@@ -250,6 +250,10 @@ class TenantKeys:
                 row.provider,
                 lambda kms: kms.decrypt(ref, row.wrapped, dek_context(self.ctx, row.version)),
             )
+            if len(dek) != envelope.DEK_BYTES:
+                # Not what was wrapped (every DEK is 32 bytes): a reply mangled on its way
+                # from the KMS. Never cached, never used to seal.
+                raise KmsUnavailable(self.ctx.region)
             self.keyring.remember(self.ctx, row, dek)
         return dek
 

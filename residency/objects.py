@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from typing import Protocol
 
+import structlog
+
 from app.errors import NotFound, ServiceUnavailable
 from app.settings import RegionSettings
 from auth.context import TenantContext
@@ -17,6 +19,7 @@ from residency.adapters.local_objects import LocalBlobStore
 from residency.adapters.s3_objects import ObjectStoreUnreachable, S3BlobStore
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+log = structlog.get_logger("bulwark.objects")
 
 
 class BlobStore(Protocol):
@@ -61,7 +64,10 @@ def blob_store_for(region: RegionSettings) -> BlobStore:
 class Sealer(Protocol):
     async def seal(self, kind: str, object_id: str, plaintext: bytes) -> bytes: ...
 
-    async def open(self, kind: str, object_id: str, blob: bytes) -> bytes: ...
+    async def open(self, kind: str, object_id: str, blob: bytes) -> bytes:
+        """The plaintext of a blob ``seal`` made for this kind and id; ValueError for any
+        other bytes (empty, cut short, altered, or sealed for another object)."""
+        ...
 
 
 class TenantObjects:
@@ -93,7 +99,13 @@ class TenantObjects:
             raise ObjectStoreUnavailable(self.ctx.region) from None
         if sealed is None:
             raise ObjectNotFound()
-        return await self.keys.open(kind, object_id, sealed)
+        try:
+            return await self.keys.open(kind, object_id, sealed)
+        except ValueError:
+            # The store answered with bytes that are not the object put there (an empty or
+            # truncated body, a proxy's page, another object's blob): it did not serve it.
+            log.error("object_store_reply_rejected", region=self.ctx.region, kind=kind)
+            raise ObjectStoreUnavailable(self.ctx.region) from None
 
     async def delete(self, kind: str, object_id: str) -> None:
         try:

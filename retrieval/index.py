@@ -31,12 +31,14 @@ from retrieval.acl import DocumentAcl, SearchFilters, with_pii
 from retrieval.cache.index import QuestionIndex, open_question_index
 from retrieval.chunking import Chunk, TokenCounter, chunk_blocks
 from retrieval.embeddings import Embedder, SentenceVectors
+from retrieval.errors import VectorStoreUnavailable
 from retrieval.parsing import parse_document
 from retrieval.sparse import ANALYSER
 from retrieval.vectorstore import (
     FUSION,
     ChunkPoint,
     Fusion,
+    SearchHit,
     SparseVector,
     VectorStore,
     open_vector_store,
@@ -60,6 +62,27 @@ class Passage:
     score: float
     heading_path: list[str]
     text: str
+
+
+async def _passage(ctx: TenantContext, keys: TenantKeys, hit: SearchHit, sealed: str) -> Passage:
+    """The passage a hit's sealed payload holds. A hit whose document id is not one, or whose
+    payload does not open to a text and a heading path (not base64, cut short, altered, or
+    sealed for another chunk), came from a store that did not return what was written: that
+    store is unavailable (503), never a 500."""
+    try:
+        uuid.UUID(hit.document_id)
+        body = json.loads(
+            await keys.open(CHUNK_KIND, hit.chunk_id, base64.b64decode(sealed, validate=True))
+        )
+        text, heading_path = body["text"], body["heading_path"]
+    except (ValueError, KeyError, TypeError):  # EnvelopeError, binascii.Error are ValueErrors
+        text = heading_path = None
+    if not isinstance(text, str) or not (
+        isinstance(heading_path, list) and all(isinstance(h, str) for h in heading_path)
+    ):
+        log.error("vector_store_chunk_unreadable", region=ctx.region)
+        raise VectorStoreUnavailable(ctx.region)
+    return Passage(hit.chunk_id, hit.document_id, hit.score, heading_path, text)
 
 
 class ChunkScrubber(Protocol):
@@ -271,16 +294,7 @@ class KnowledgeIndex:
             sealed = hit.payload.get("sealed")
             if not isinstance(sealed, str):
                 continue
-            body = json.loads(await keys.open(CHUNK_KIND, hit.chunk_id, base64.b64decode(sealed)))
-            passages.append(
-                Passage(
-                    chunk_id=hit.chunk_id,
-                    document_id=hit.document_id,
-                    score=hit.score,
-                    heading_path=body["heading_path"],
-                    text=body["text"],
-                )
-            )
+            passages.append(await _passage(ctx, keys, hit, sealed))
         return passages
 
     async def best_similarity(

@@ -1,1 +1,2 @@
-"""Adapters of the kernel: HTTP to tenant-configured URLs through the egress guard."""
+"""Adapters of the kernel, shared by several packages: HTTP to tenant-configured URLs through
+the egress guard (``egress_http``), and the AWS clients' reply failures (``aws``)."""

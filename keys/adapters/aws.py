@@ -5,6 +5,12 @@ Every call carries an EncryptionContext (tenant id, purpose, DEK version), so a 
 is useless outside the row it belongs to. With a ``role_arn`` the adapter assumes that role in
 the customer's account (with their external id) and calls KMS with the temporary credentials.
 boto3 is synchronous: calls run in a worker thread so they never block the event loop.
+
+Every reply is checked for the fields its call must return, with the types and sizes they must
+have (a data key is 32 bytes, ciphertext is never empty, a key has an ARN). botocore does not:
+a body cut short, an empty 200 or a proxy's HTML page parse into a dict without those fields
+(or raise a parser error), and the base64 of a blob is decoded leniently. Any such reply is
+``KmsUnreachable`` (the caller answers 503 and may retry), never an unhandled error.
 """
 
 from __future__ import annotations
@@ -12,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+from app.adapters.aws import UNPARSEABLE
 from keys.kms import Context, DataKey, KeyAccessDenied, KeyInvalid, KeyRef, KmsUnreachable
 
 T = TypeVar("T")
@@ -38,6 +45,32 @@ _DENIED = {
 }
 _INVALID = {"ValidationException", "InvalidArnException"}
 _BOTO_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2})
+DATA_KEY_BYTES = 32  # KeySpec AES_256
+
+
+class MalformedReply(Exception):
+    """A KMS or STS reply without a field its call must return (or with one of the wrong
+    type or size)."""
+
+
+def blob(reply: Mapping[str, Any], field: str, size: int | None = None) -> bytes:
+    """``reply[field]`` as the non-empty bytes (of ``size`` bytes, if given) it must be."""
+    value = reply.get(field)
+    if not isinstance(value, bytes | bytearray) or not value:
+        raise MalformedReply(field)
+    if size is not None and len(value) != size:
+        raise MalformedReply(f"{field} of {len(value)} bytes")
+    return bytes(value)
+
+
+def text(reply: Mapping[str, Any], *path: str) -> str:
+    """The non-empty string at ``path`` in ``reply``."""
+    value: Any = reply
+    for part in path:
+        value = value.get(part) if isinstance(value, Mapping) else None
+    if not isinstance(value, str) or not value:
+        raise MalformedReply(".".join(path))
+    return value
 
 
 def arn_region(key_id: str) -> str | None:
@@ -77,11 +110,11 @@ class AwsKms:
             }
             if key.external_id:
                 assume["ExternalId"] = key.external_id
-            creds = sts.assume_role(**assume)["Credentials"]
+            reply = sts.assume_role(**assume)
             credentials = {
-                "aws_access_key_id": creds["AccessKeyId"],
-                "aws_secret_access_key": creds["SecretAccessKey"],
-                "aws_session_token": creds["SessionToken"],
+                "aws_access_key_id": text(reply, "Credentials", "AccessKeyId"),
+                "aws_secret_access_key": text(reply, "Credentials", "SecretAccessKey"),
+                "aws_session_token": text(reply, "Credentials", "SessionToken"),
             }
             expires = time.monotonic() + 15 * 60
         client = boto3.client(
@@ -108,20 +141,21 @@ class AwsKms:
                 raise KmsUnreachable(code or "client error") from exc
             except (EndpointConnectionError, BotoCoreError) as exc:
                 raise KmsUnreachable(type(exc).__name__) from None
-            except (KeyError, TypeError):
-                # A response without the field asked for (cut short by a proxy or a faulty
-                # endpoint): KMS did not answer, which is a 503, not a 500.
-                raise KmsUnreachable("malformed response") from None
+            except (MalformedReply, *UNPARSEABLE) as exc:
+                # A reply cut short by a proxy or a faulty endpoint: KMS did not answer, which
+                # is a 503, not a 500.
+                raise KmsUnreachable(f"malformed response ({type(exc).__name__})") from None
 
         return await asyncio.to_thread(run)
 
     async def generate_data_key(self, key: KeyRef, context: Context) -> DataKey:
         def call(kms: Any) -> DataKey:
-            response = kms.generate_data_key(
+            reply = kms.generate_data_key(
                 KeyId=key.key_id, KeySpec="AES_256", EncryptionContext=context
             )
             return DataKey(
-                plaintext=bytes(response["Plaintext"]), wrapped=bytes(response["CiphertextBlob"])
+                plaintext=blob(reply, "Plaintext", DATA_KEY_BYTES),
+                wrapped=blob(reply, "CiphertextBlob"),
             )
 
         return await self._call(key, call)
@@ -129,20 +163,18 @@ class AwsKms:
     async def encrypt(self, key: KeyRef, plaintext: bytes, context: Context) -> bytes:
         return await self._call(
             key,
-            lambda kms: bytes(
-                kms.encrypt(KeyId=key.key_id, Plaintext=plaintext, EncryptionContext=context)[
-                    "CiphertextBlob"
-                ]
+            lambda kms: blob(
+                kms.encrypt(KeyId=key.key_id, Plaintext=plaintext, EncryptionContext=context),
+                "CiphertextBlob",
             ),
         )
 
     async def decrypt(self, key: KeyRef, wrapped: bytes, context: Context) -> bytes:
         return await self._call(
             key,
-            lambda kms: bytes(
-                kms.decrypt(KeyId=key.key_id, CiphertextBlob=wrapped, EncryptionContext=context)[
-                    "Plaintext"
-                ]
+            lambda kms: blob(
+                kms.decrypt(KeyId=key.key_id, CiphertextBlob=wrapped, EncryptionContext=context),
+                "Plaintext",
             ),
         )
 
@@ -160,14 +192,15 @@ class AwsKms:
             return await self.encrypt(destination, plaintext, context)
         return await self._call(
             destination,
-            lambda kms: bytes(
+            lambda kms: blob(
                 kms.re_encrypt(
                     CiphertextBlob=wrapped,
                     SourceKeyId=source.key_id,
                     SourceEncryptionContext=context,
                     DestinationKeyId=destination.key_id,
                     DestinationEncryptionContext=context,
-                )["CiphertextBlob"]
+                ),
+                "CiphertextBlob",
             ),
         )
 
@@ -176,13 +209,15 @@ class AwsKms:
         tags = [{"TagKey": "bulwark:tenant", "TagValue": owner}] if owner else []
         arn = await self._call(
             probe,
-            lambda kms: str(
+            lambda kms: text(
                 kms.create_key(
                     Description=description,
                     KeyUsage="ENCRYPT_DECRYPT",
                     KeySpec="SYMMETRIC_DEFAULT",
                     Tags=tags,
-                )["KeyMetadata"]["Arn"]
+                ),
+                "KeyMetadata",
+                "Arn",
             ),
         )
         return KeyRef(provider="aws-kms", key_id=arn, aws_region=self.default_region)
@@ -191,6 +226,10 @@ class AwsKms:
         # The bare key id (the client is already in the key's account and region); moto, the
         # test peer, rejects an ARN here although AWS accepts both.
         bare_id = key.key_id.rsplit("/", 1)[-1] if arn_region(key.key_id) else key.key_id
+        # The reply must name the key: an empty 200 from a proxy is no proof that it is shredded.
         await self._call(
-            key, lambda kms: kms.schedule_key_deletion(KeyId=bare_id, PendingWindowInDays=7)
+            key,
+            lambda kms: text(
+                kms.schedule_key_deletion(KeyId=bare_id, PendingWindowInDays=7), "KeyId"
+            ),
         )

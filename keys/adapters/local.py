@@ -5,6 +5,10 @@ the encryption context as associated data, so a wrapped key only unwraps for the
 purpose it was made for. The file is re-read when it changes on disk, so disabling a key from
 another process (``bulwark kms disable-key``) takes effect at the next unwrap. Destroying a key
 removes its material: everything wrapped under it, backups included, is then unreadable.
+
+The key file is this KMS's only reply: a file that does not parse (cut short, emptied, edited
+by hand) or an entry whose material is not a 32-byte key is ``KmsUnreachable`` (503, and never
+rewritten: a write would drop every key it holds), not a missing key and not an unhandled error.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from keys.kms import Context, DataKey, KeyAccessDenied, KeyInvalid, KeyRef
+from keys.kms import Context, DataKey, KeyAccessDenied, KeyInvalid, KeyRef, KmsUnreachable
 
 _NONCE = 12
+_KEK_BYTES = 32
 
 
 def _aad(key_id: str, context: Context) -> bytes:
@@ -45,10 +50,15 @@ class LocalKms:
         try:
             mtime = self.key_file.stat().st_mtime_ns
         except FileNotFoundError:
-            return {"keys": {}}
+            return {"keys": {}}  # a fresh file: its first key creates it
         if self._cache and self._cache[0] == mtime:
             return self._cache[1]
-        data: dict[str, Any] = json.loads(self.key_file.read_text())
+        try:
+            data = json.loads(self.key_file.read_bytes())
+        except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
+            raise KmsUnreachable(f"key file {self.key_file.name} does not parse") from None
+        if not isinstance(data, dict) or not isinstance(data.get("keys"), dict):
+            raise KmsUnreachable(f"key file {self.key_file.name} holds no key table")
         self._cache = (mtime, data)
         return data
 
@@ -74,18 +84,26 @@ class LocalKms:
         entry = self._read()["keys"].get(key.key_id)
         if entry is None:
             raise KeyAccessDenied(f"local key {key.key_id} does not exist")
+        if not isinstance(entry, dict):
+            raise KmsUnreachable(f"local key {key.key_id}: not a key entry")
         if entry.get("state") != "enabled" or "material" not in entry:
             raise KeyAccessDenied(f"local key {key.key_id} is {entry.get('state', 'destroyed')}")
         # The key policy: a key owned by a tenant serves only that tenant's contexts.
         owner = entry.get("owner")
         if owner is not None and context.get("tenant_id") != owner:
             raise KeyAccessDenied(f"local key {key.key_id} belongs to another tenant")
-        return base64.b64decode(entry["material"])
+        try:
+            material = base64.b64decode(entry["material"], validate=True)
+        except (TypeError, ValueError):  # binascii.Error is a ValueError
+            material = b""
+        if len(material) != _KEK_BYTES:
+            raise KmsUnreachable(f"local key {key.key_id}: material is not a 32-byte key")
+        return material
 
     def create_key_sync(self, description: str = "", owner: str | None = None) -> KeyRef:
         key_id = f"local-{uuid.uuid4()}"
         with self._locked_update() as data:
-            data.setdefault("keys", {})[key_id] = {
+            data["keys"][key_id] = {
                 "material": base64.b64encode(secrets.token_bytes(32)).decode(),
                 "state": "enabled",
                 "description": description,
@@ -98,8 +116,8 @@ class LocalKms:
         if state not in ("enabled", "disabled"):
             raise ValueError(state)
         with self._locked_update() as data:
-            entry = data.get("keys", {}).get(key_id)
-            if entry is None:
+            entry = data["keys"].get(key_id)
+            if not isinstance(entry, dict):
                 raise KeyInvalid(f"no local key {key_id}")
             if "material" not in entry:
                 raise ValueError(f"local key {key_id} is destroyed")
@@ -141,8 +159,8 @@ class LocalKms:
     async def destroy_key(self, key: KeyRef) -> None:
         def destroy() -> None:
             with self._locked_update() as data:
-                entry = data.get("keys", {}).get(key.key_id)
-                if entry is not None:
+                entry = data["keys"].get(key.key_id)
+                if isinstance(entry, dict):
                     entry.pop("material", None)
                     entry["state"] = "destroyed"
 

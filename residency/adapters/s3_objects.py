@@ -1,5 +1,13 @@
 """Objects in one region's S3 bucket (boto3). The bucket is created in the region it serves
-(LocationConstraint), so objects never land in another region by default configuration."""
+(LocationConstraint), so objects never land in another region by default configuration.
+
+A reply that is not S3's is the store being unreachable (``ObjectStoreUnreachable``, a 503 for
+the caller), never an unhandled error: botocore raises parser errors of its own and of the XML
+parser for a body it cannot read, and a write is only done when its reply carries the ETag S3
+gives every stored object (an empty 200 from a proxy stored nothing). A read's body must be as
+long as its Content-Length says (botocore checks); what the body holds is checked by the
+caller, which opens it as an envelope (``residency.objects``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +18,8 @@ from typing import Any, TypeVar
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from app.adapters.aws import UNPARSEABLE
 
 T = TypeVar("T")
 _CONFIG = Config(connect_timeout=3, read_timeout=30, retries={"max_attempts": 3})
@@ -31,7 +41,7 @@ class S3BlobStore:
         def run() -> T:
             try:
                 return fn(self._client)
-            except (ClientError, BotoCoreError) as exc:
+            except (ClientError, BotoCoreError, *UNPARSEABLE) as exc:
                 raise ObjectStoreUnreachable(type(exc).__name__) from exc
 
         return await asyncio.to_thread(run)
@@ -53,10 +63,15 @@ class S3BlobStore:
 
     async def location(self) -> str:
         response = await self._call(lambda s3: s3.get_bucket_location(Bucket=self.bucket))
-        return response.get("LocationConstraint") or "us-east-1"
+        location = response.get("LocationConstraint")
+        if location is not None and not isinstance(location, str):
+            raise ObjectStoreUnreachable("malformed GetBucketLocation reply")
+        return location or "us-east-1"
 
     async def put(self, key: str, data: bytes) -> None:
-        await self._call(lambda s3: s3.put_object(Bucket=self.bucket, Key=key, Body=data))
+        reply = await self._call(lambda s3: s3.put_object(Bucket=self.bucket, Key=key, Body=data))
+        if not reply.get("ETag"):
+            raise ObjectStoreUnreachable("PutObject reply without an ETag")
 
     async def get(self, key: str) -> bytes | None:
         def fetch(s3: Any) -> bytes | None:

@@ -12,13 +12,16 @@ Edge in process for the embedded default, and ``ServerVectorStore``, a Qdrant cl
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import structlog
+
 from retrieval.acl import DocumentAcl, Scalar, SearchFilters
-from retrieval.errors import InvalidSearch, VectorStoreRegionMismatch
+from retrieval.errors import InvalidSearch, VectorStoreRegionMismatch, VectorStoreUnavailable
 
 if TYPE_CHECKING:
     from auth.context import TenantContext
@@ -35,9 +38,14 @@ __all__ = [
     "SparseVector",
     "VectorStore",
     "check_region",
+    "checked_entry",
+    "checked_hit",
+    "checked_score",
     "open_vector_store",
     "point_id",
 ]
+
+log = structlog.get_logger("bulwark.vectorstore")
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -121,6 +129,50 @@ def check_region(store_region: str, ctx: TenantContext) -> None:
     """A store serves one region; a context pinned elsewhere is refused, never served."""
     if ctx.region != store_region:
         raise VectorStoreRegionMismatch(store_region, ctx.region)
+
+
+def _malformed(ctx: TenantContext, what: str) -> VectorStoreUnavailable:
+    log.error("vector_store_reply_malformed", region=ctx.region, missing=what)
+    return VectorStoreUnavailable(ctx.region)
+
+
+def _checked_point(ctx: TenantContext, payload: Any, score: Any, fields: Sequence[str]) -> None:
+    """A point that came back for ``ctx`` carries its tenant, the string ``fields`` every stored
+    point of its kind has, and a finite score; anything else is a store that answered something
+    other than what was written (a truncated or altered reply, or a corrupt shard). A point of
+    another tenant is never served: the store's filter failed, so the store is not trusted."""
+    if not isinstance(payload, Mapping):
+        raise _malformed(ctx, "payload")
+    if payload.get("tenant_id") != str(ctx.tenant_id):
+        raise _malformed(ctx, "tenant_id")
+    for name in fields:
+        if not isinstance(payload.get(name), str):
+            raise _malformed(ctx, name)
+    checked_score(ctx, score)
+
+
+def checked_score(ctx: TenantContext, score: Any) -> float:
+    """A similarity the store returned: a finite number."""
+    if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+        raise _malformed(ctx, "score")
+    return float(score)
+
+
+def checked_hit(ctx: TenantContext, payload: Any, score: Any) -> SearchHit:
+    """A search hit from a point the store returned, checked (``_checked_point``)."""
+    _checked_point(ctx, payload, score, ("chunk_id", "document_id"))
+    return SearchHit(
+        chunk_id=payload["chunk_id"],
+        document_id=payload["document_id"],
+        score=float(score),
+        payload=payload,
+    )
+
+
+def checked_entry(ctx: TenantContext, payload: Any, score: Any) -> tuple[str, float]:
+    """A semantic-cache question the store returned, checked: (entry id, score)."""
+    _checked_point(ctx, payload, score, ("entry_id",))
+    return str(payload["entry_id"]), float(score)
 
 
 def check_search(limit: int, dense: Sequence[float] | None, sparse: SparseVector | None) -> None:

@@ -43,6 +43,11 @@ class Reply:
     retry_after: str | None = None
     break_after: int | None = None  # stream: tokens sent before an error event
     delay: float = 0.0  # seconds before the reply starts (a slow model)
+    # The body as is, whatever was asked (a truncated, empty or foreign reply), with this type.
+    raw: bytes | None = None
+    content_type: str = "application/json"
+    cut_after: int | None = None  # stream: tokens sent before the body ends, with no end marker
+    cut_mid_event: bool = True  # ... in the middle of an event, or between two
 
 
 @dataclass
@@ -93,11 +98,21 @@ class LlmPeer:
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.status != 200:
-            headers = [(b"content-type", b"application/json")]
+            sent = [(b"content-type", b"application/json")]
             if reply.retry_after is not None:
-                headers.append((b"retry-after", reply.retry_after.encode()))
-            await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+                sent.append((b"retry-after", reply.retry_after.encode()))
+            await send({"type": "http.response.start", "status": reply.status, "headers": sent})
             await send({"type": "http.response.body", "body": b'{"error":{"message":"scripted"}}'})
+            return
+        if reply.raw is not None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", reply.content_type.encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": reply.raw})
             return
         words = (reply.text or self.by_model.get(payload.get("model"), self.text)).split(" ")
         prompt = sum(len(str(m.get("content", "")).split()) for m in payload.get("messages", []))
@@ -161,6 +176,11 @@ class LlmPeer:
                 "message_start",
             )
         for index, word in enumerate(words):
+            if reply.cut_after is not None and index >= reply.cut_after:
+                # The body ends there: no error event, no finish, no end marker.
+                cut = b'data: {"id": "chatcmpl-peer", "choi' if reply.cut_mid_event else b""
+                await send({"type": "http.response.body", "body": cut})
+                return
             if reply.break_after is not None and index >= reply.break_after:
                 if anthropic:
                     await event({"type": "error", "error": {"type": "overloaded_error"}}, "error")

@@ -15,6 +15,11 @@ that one shard, keyed by ``tenant_id``:
 * regions never share a shard: residency is a directory per region, resolved by ``residency/``.
 
 The library is synchronous: each call runs in a worker thread (``asyncio.to_thread``).
+
+The engine is this store's upstream, in process: a call it fails (it raises plain ``Exception``:
+a shard closed or gone, a disk error, a corrupt segment) is ``VectorStoreUnavailable`` (503),
+and every point it returns is checked like a server's reply (``checked_hit``): a payload
+without its tenant, ids or a finite score is a corrupt shard, never an unhandled error.
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ from retrieval.vectorstore import (
     SparseVector,
     check_region,
     check_search,
+    checked_entry,
+    checked_hit,
+    checked_score,
     point_id,
 )
 from retrieval.vectorstore._filters import to_filter
@@ -178,7 +186,16 @@ class _EdgeShardOwner:
 
     async def _run(self, ctx: TenantContext, op: Any) -> Any:
         check_region(self.region, ctx)
-        return await asyncio.to_thread(lambda: op(self._open()))
+
+        def run() -> Any:
+            shard = self._open()
+            try:
+                return op(shard)
+            except Exception as exc:  # qdrant_edge raises plain Exception
+                log.error("vector_store_call_failed", region=self.region, error=str(exc)[:200])
+                raise VectorStoreUnavailable(self.region) from exc
+
+        return await asyncio.to_thread(run)
 
     async def close(self) -> None:
         def close() -> None:
@@ -267,15 +284,7 @@ class EdgeVectorStore(_EdgeShardOwner):
         if request is None:
             return []
         points = await self._run(ctx, lambda s: s.query(request))
-        return [
-            SearchHit(
-                chunk_id=p.payload["chunk_id"],
-                document_id=p.payload["document_id"],
-                score=p.score,
-                payload=p.payload,
-            )
-            for p in points
-        ]
+        return [checked_hit(ctx, p.payload, p.score) for p in points]
 
     def query_request(
         self,
@@ -335,7 +344,7 @@ class EdgeVectorStore(_EdgeShardOwner):
             limit=1, query=qe.Query.Nearest(list(dense), using=DENSE), filter=edge_filter(node)
         )
         points = await self._run(ctx, lambda s: s.query(request))
-        return float(points[0].score) if points else None
+        return checked_score(ctx, points[0].score) if points else None
 
     async def count(self, ctx: TenantContext, document_id: str | None = None) -> int:
         node = tenant_scope(ctx) if document_id is None else document_scope(ctx, document_id)
@@ -380,7 +389,7 @@ class EdgeQuestionIndex(_EdgeShardOwner):
             with_payload=True,
         )
         points = await self._run(ctx, lambda s: s.query(request))
-        return [(p.payload["entry_id"], p.score) for p in points]
+        return [checked_entry(ctx, p.payload, p.score) for p in points]
 
     async def delete(self, ctx: TenantContext, entry_ids: Sequence[str]) -> None:
         if not entry_ids:

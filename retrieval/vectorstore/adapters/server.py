@@ -19,14 +19,24 @@ path) is brute force and only fit for tests of this code path.
 Several processes (API replicas, workers) share one Qdrant: the first use of a collection may
 race another process creating it, which is not an error. A Qdrant that cannot be reached, times
 out or answers 5xx is an outage: ``VectorStoreUnavailable`` (503), never an unhandled error.
+
+So is a reply that is not Qdrant's: qdrant-client raises ``json.JSONDecodeError`` for a body
+that is empty, cut short or HTML, ``ResponseHandlingException`` for JSON of the wrong shape,
+and an ``AssertionError`` for a 200 without its ``result``; every point that comes back must
+carry this tenant's id and the fields its kind stores (``retrieval.vectorstore.checked_hit``).
+A 4xx is Qdrant refusing a request this adapter built from validated input: the store does not
+serve it (a collection deleted under us, a server of another API version), so it is an outage
+too, logged with its status; after a 404 the collection is created again on the next call.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
+import structlog
 from qdrant_client import AsyncQdrantClient
 from qdrant_client import models as m
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
@@ -55,6 +65,9 @@ from retrieval.vectorstore import (
     SparseVector,
     check_region,
     check_search,
+    checked_entry,
+    checked_hit,
+    checked_score,
     point_id,
 )
 from retrieval.vectorstore._filters import to_filter
@@ -62,6 +75,8 @@ from retrieval.vectorstore.adapters.edge import KEYWORD_FIELDS
 
 if TYPE_CHECKING:
     from auth.context import TenantContext
+
+log = structlog.get_logger("bulwark.vectorstore")
 
 COLLECTION = "bulwark_chunks"
 CACHE_COLLECTION = "bulwark_cache"
@@ -74,18 +89,28 @@ _C = TypeVar("_C", bound="_ServerCollection")
 def _outage_is_503(
     method: Callable[Concatenate[_C, _P], Coroutine[Any, Any, _T]],
 ) -> Callable[Concatenate[_C, _P], Coroutine[Any, Any, _T]]:
-    """Unreachable, timed out or 5xx: the region's vector store is unavailable (503)."""
+    """Unreachable, timed out, an error status or a reply that is not Qdrant's: the region's
+    vector store is unavailable (503)."""
 
     @functools.wraps(method)
     async def call(self: _C, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         try:
             return await method(self, *args, **kwargs)
-        except ResponseHandlingException as exc:
-            raise VectorStoreUnavailable(self.region) from exc
         except UnexpectedResponse as exc:
-            if exc.status_code is None or exc.status_code >= 500:
-                raise VectorStoreUnavailable(self.region) from exc
-            raise
+            log.warning("vector_store_refused", region=self.region, status=exc.status_code)
+            if exc.status_code == 404:
+                self._ready = False
+            raise VectorStoreUnavailable(self.region) from exc
+        except (
+            ResponseHandlingException,
+            json.JSONDecodeError,  # a body that is not JSON at all
+            UnicodeDecodeError,  # nor text
+            AssertionError,  # qdrant-client's check that a 200 carried its ``result``
+        ) as exc:
+            log.warning(
+                "vector_store_reply_malformed", region=self.region, error=type(exc).__name__
+            )
+            raise VectorStoreUnavailable(self.region) from exc
 
     return call
 
@@ -302,18 +327,7 @@ class ServerVectorStore(_ServerCollection):
             limit=limit,
             with_payload=True,
         )
-        hits = []
-        for p in response.points:
-            payload = p.payload or {}
-            hits.append(
-                SearchHit(
-                    chunk_id=payload["chunk_id"],
-                    document_id=payload["document_id"],
-                    score=p.score,
-                    payload=payload,
-                )
-            )
-        return hits
+        return [checked_hit(ctx, p.payload, p.score) for p in response.points]
 
     @_outage_is_503
     async def best_similarity(
@@ -330,7 +344,7 @@ class ServerVectorStore(_ServerCollection):
             query_filter=client_filter(node),
             limit=1,
         )
-        return float(result.points[0].score) if result.points else None
+        return checked_score(ctx, result.points[0].score) if result.points else None
 
     @_outage_is_503
     async def count(self, ctx: TenantContext, document_id: str | None = None) -> int:
@@ -398,7 +412,7 @@ class ServerQuestionIndex(_ServerCollection):
             limit=limit,
             with_payload=True,
         )
-        return [(str((p.payload or {})["entry_id"]), p.score) for p in result.points]
+        return [checked_entry(ctx, p.payload, p.score) for p in result.points]
 
     @_outage_is_503
     async def delete(self, ctx: TenantContext, entry_ids: Sequence[str]) -> None:

@@ -21,6 +21,15 @@ def ask(text: str, **extra: Any) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": text}], **extra}
 
 
+def streamed_text(events: list[tuple[str | None, dict[str, Any] | str]]) -> str:
+    """The text of the content deltas of an OpenAI-shaped event stream."""
+    return "".join(
+        e["choices"][0]["delta"].get("content", "")
+        for _, e in events
+        if isinstance(e, dict) and e.get("choices")
+    )
+
+
 def sse(text: str) -> list[tuple[str | None, dict[str, Any] | str]]:
     events: list[tuple[str | None, dict[str, Any] | str]] = []
     for block in text.strip().split("\n\n"):
@@ -74,12 +83,7 @@ async def test_streaming_relays_tokens_and_reports_usage(gw: Api, peers: Peers) 
     assert response.headers["content-type"].startswith("text/event-stream")
     events = sse(response.text)
     assert events[-1] == (None, "[DONE]")
-    text = "".join(
-        e["choices"][0]["delta"].get("content", "")
-        for _, e in events
-        if isinstance(e, dict) and e.get("choices")
-    )
-    assert text == "Paris is the capital of France."
+    assert streamed_text(events) == "Paris is the capital of France."
     usage = [e for _, e in events if isinstance(e, dict) and e.get("usage")]
     assert usage and usage[0]["usage"]["completion_tokens"] == 6
     assert response.headers["x-bulwark-tier"] == "mid"
@@ -91,12 +95,7 @@ async def test_frontier_stream_over_anthropic_messages(gw: Api, peers: Peers) ->
         CHAT, json=ask("Prove it", stream=True, model="frontier"), headers=tenant.admin
     )
     events = sse(response.text)
-    pieces = [
-        e["choices"][0]["delta"].get("content", "")
-        for _, e in events
-        if isinstance(e, dict) and e.get("choices")
-    ]
-    assert "".join(pieces) == "Paris is the capital of France."
+    assert streamed_text(events) == "Paris is the capital of France."
     assert peers.eu_frontier.requests[-1]["stream"] is True
 
 
