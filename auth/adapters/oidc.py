@@ -97,7 +97,10 @@ class ProviderMetadata:
 
     @classmethod
     def parse(cls, document: dict[str, Any], issuer: str) -> ProviderMetadata:
-        if document.get("issuer") != issuer:
+        named = document.get("issuer")
+        if not isinstance(named, str):
+            raise OidcUnreachable("malformed_discovery")
+        if named != issuer:  # another issuer's document: the configuration is wrong
             raise OidcRejected("issuer_mismatch")
         endpoints = {}
         for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
@@ -227,7 +230,9 @@ class OidcProviders:
                 raise OidcRejected("code_exchange_failed") from None
             raise _unreachable(exc) from None
         if not isinstance(tokens.get("id_token"), str):
-            raise OidcRejected("no_id_token")
+            # A token response without an ID token is not an OIDC answer: the provider is not
+            # usable now (a 503), whatever it meant.
+            raise OidcUnreachable("malformed_token_response")
         return tokens
 
     async def _keys(self, client: OidcClient, kid: str | None) -> dict[str, Any]:
