@@ -113,7 +113,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             connect_args={"timeout": 15},
             hide_parameters=True,
             json_serializer=_json,
-            **({"module": sqlite_driver.dbapi()} if sqlite_driver.available() else {}),
+            module=sqlite_driver.dbapi(),
         )
 
         @event.listens_for(engine.sync_engine, "connect")

@@ -10,9 +10,15 @@ last row id and rows on the event loop's side: one trip per statement. A transac
 transaction that made no statement commits or rolls back without a trip. Connections and
 everything else are the stock adapter's.
 
-It relies on two internals of aiosqlite (``Connection._execute``, which queues a function on the
-connection's thread, and ``Connection._conn``, the sqlite3 connection that function may use);
-``available()`` checks for both, and without them the engine uses the stock adapter.
+This is the one module that reaches into dependencies' internals, so it pins the releases it was
+checked against (``SUPPORTED``) and refuses to import with any other (``UnsupportedDependency``);
+tests/unit/residency/test_sqlite_driver.py exercises each internal on the installed releases:
+
+* aiosqlite: ``Connection._execute`` (queues a function on the connection's thread) and
+  ``Connection._conn`` (the sqlite3 connection that function may use);
+* SQLAlchemy's aiosqlite adapter: the cursor's ``_adapt_connection``, ``_connection``,
+  ``_cursor``, ``_rows``, ``_soft_closed_memoized`` and ``_async_soft_close``, the connection's
+  ``_connection``, ``_handle_exception`` and ``_cursor_cls``.
 """
 
 from __future__ import annotations
@@ -31,11 +37,14 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
+from app.supply_chain import require_version
+
+# The releases whose internals this module was checked against (see the module docstring).
+SUPPORTED = {"aiosqlite": ">=0.22,<0.23", "sqlalchemy": ">=2.1,<2.2"}
+for _distribution, _range in SUPPORTED.items():
+    require_version(_distribution, _range, user="residency/sqlite_driver.py")
+
 _Outcome = tuple[Any, int, int | None, list[Any]]
-
-
-def available() -> bool:
-    return hasattr(aiosqlite.Connection, "_execute") and hasattr(aiosqlite.Connection, "_conn")
 
 
 def _run(
