@@ -4,6 +4,7 @@ uses is exercised here, so a release that moves one fails this file (and the ver
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from itertools import chain
@@ -98,3 +99,13 @@ async def test_one_trip_per_statement_with_begin_and_driver_errors_mapped(
                 await connection.execute(text("INSERT INTO t (id, v) VALUES (1, 'b')"))
     finally:
         await engine.dispose()
+
+
+async def test_wait_for_awaits_from_sqlalchemys_synchronous_side() -> None:
+    from sqlalchemy.util.concurrency import greenlet_spawn
+
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    assert await greenlet_spawn(lambda: sqlite_driver.wait_for(answer())) == 42
