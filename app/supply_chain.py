@@ -5,8 +5,9 @@ Model files are compared with SHA-256 values kept in Bulwark's own code, beside 
 loads each one (never with a hash shipped by the package that ships the file: a swapped package
 brings its own). A file is hashed streaming, at most once per process, just before its first
 load; a file replaced afterwards (another inode, size or modification time) is hashed again.
-Measured on the 2-core VM: 36 ms for the 23 MB MiniLM ONNX, 87 ms for the 98 MB SmolLM2 GGUF,
-10 ms for the 26 files (15 MB) of the spaCy model: once per process, on first use, not at start.
+``bench/model_pins.py`` on the 2-core VM (files in the page cache, other work running): 21 ms
+for the 23 MB MiniLM ONNX, 18 ms for the 26 files (15 MB) of the spaCy model, 99 ms for the
+98 MB SmolLM2 GGUF (about 1 GB/s); once per process, at first use, not at start-up.
 
 Install-time pins are ``requirements/lock.txt`` (every distribution, by hash; ``make lock``);
 these checks hold the files that are loaded, whatever put them on disk.
