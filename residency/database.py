@@ -33,7 +33,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.util.concurrency import await_
 
 from app.db import TENANT_SETTING
 from residency import sqlite_driver
@@ -113,7 +112,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             connect_args={"timeout": 15},
             hide_parameters=True,
             json_serializer=_json,
-            **({"module": sqlite_driver.dbapi()} if sqlite_driver.available() else {}),
+            module=sqlite_driver.dbapi(),
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -266,7 +265,7 @@ class _WriteLocks:
         if lock is None:
             lock = self._locks[loop] = asyncio.Lock()
         try:
-            await_(asyncio.wait_for(lock.acquire(), _WRITE_LOCK_SECONDS))
+            sqlite_driver.wait_for(asyncio.wait_for(lock.acquire(), _WRITE_LOCK_SECONDS))
         except TimeoutError:
             # What SQLite's busy handler would have said after as long.
             raise sqlite3.OperationalError("database is locked") from None

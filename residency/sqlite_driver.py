@@ -10,17 +10,25 @@ last row id and rows on the event loop's side: one trip per statement. A transac
 transaction that made no statement commits or rolls back without a trip. Connections and
 everything else are the stock adapter's.
 
-It relies on two internals of aiosqlite (``Connection._execute``, which queues a function on the
-connection's thread, and ``Connection._conn``, the sqlite3 connection that function may use);
-``available()`` checks for both, and without them the engine uses the stock adapter.
+It reaches into internals of two dependencies, and is the only module that does, so it pins the
+releases it was checked against (``SUPPORTED``) and refuses to import with any other
+(``UnsupportedDependency``); tests/unit/residency/test_sqlite_driver.py exercises each internal
+on the installed releases:
+
+* aiosqlite: ``Connection._execute`` (queues a function on the connection's thread) and
+  ``Connection._conn`` (the sqlite3 connection that function may use);
+* SQLAlchemy's aiosqlite adapter: the cursor's ``_adapt_connection``, ``_connection``,
+  ``_cursor``, ``_rows``, ``_soft_closed_memoized`` and ``_async_soft_close``, the connection's
+  ``_connection``, ``_handle_exception`` and ``_cursor_cls``; ``sqlalchemy.util``'s ``await_``
+  and ``EMPTY_DICT`` (``wait_for`` lends the former to residency/database.py).
 """
 
 from __future__ import annotations
 
 import collections
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -31,11 +39,15 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
+from app.supply_chain import require_version
+
+# The releases whose internals this module was checked against (see the module docstring).
+SUPPORTED = {"aiosqlite": ">=0.22,<0.23", "sqlalchemy": ">=2.1,<2.2"}
+for _distribution, _range in SUPPORTED.items():
+    require_version(_distribution, _range, user="residency/sqlite_driver.py")
+
 _Outcome = tuple[Any, int, int | None, list[Any]]
-
-
-def available() -> bool:
-    return hasattr(aiosqlite.Connection, "_execute") and hasattr(aiosqlite.Connection, "_conn")
+_T = TypeVar("_T")
 
 
 def _run(
@@ -138,6 +150,12 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
             self._pending_begin = None
             return
         super().rollback()
+
+
+def wait_for(awaitable: Awaitable[_T]) -> _T:
+    """Await ``awaitable`` from SQLAlchemy's synchronous side of an async call (an event
+    handler), as the adapter's cursor does: SQLAlchemy's ``await_``."""
+    return await_(awaitable)
 
 
 def defer_begin(dbapi_connection: Any, statement: str) -> bool:

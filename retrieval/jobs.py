@@ -86,6 +86,9 @@ class JobRunner:
         self.outage_delay = outage_delay
         self.handlers: dict[str, Handler] = {}
         self.failure_hooks: dict[str, Handler] = {}
+        # Messages this process has put on the queue: ``drain`` waits until none arrives while
+        # it waits for the ones already running.
+        self._published = 0
 
         async def run_job(
             tenant_id: str, job_id: str, trace_context: dict[str, str] | None = None
@@ -123,6 +126,7 @@ class JobRunner:
 
     async def _publish(self, tenant_id: str, job_id: str, trace_context: dict[str, str]) -> None:
         await self._task.kiq(tenant_id, job_id, trace_context)
+        self._published += 1
 
     async def work(self, *, concurrency: int, stop: asyncio.Event) -> None:
         """Consume jobs from a networked broker until ``stop`` is set (``bulwark worker``).
@@ -143,10 +147,15 @@ class JobRunner:
                 await receiver
 
     async def drain(self) -> None:
-        """Wait for in-process jobs to finish (tests, shutdown)."""
+        """Wait for in-process jobs to finish (tests, shutdown), including the jobs they queue
+        (a retry, a follow-up): ``InMemoryBroker.wait_all`` waits for the tasks running when it
+        is called, so it is called again until no message was published meanwhile."""
         if isinstance(self.broker, InMemoryBroker):
-            while self.broker._running_tasks:
-                await asyncio.gather(*list(self.broker._running_tasks))
+            while True:
+                published = self._published
+                await self.broker.wait_all()
+                if self._published == published:
+                    return
 
     async def _run(self, tenant_id: str, job_id: str, trace_context: dict[str, str]) -> None:
         # A job is its own trace (it outlives the request), linked to the request that queued it.

