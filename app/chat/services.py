@@ -1080,8 +1080,12 @@ class ChatService:
                 spent.output_tokens if spent else 0,
                 spent.cost_microdollars / 1_000_000 if spent else 0.0,
             ),
+            # The model that was called (and how it was routed, fallbacks included) even when
+            # its answer was replaced; ``mode_reason`` says why the answer is extractive.
             model=ModelInfo(
-                spent.tier if spent else None, spent.provider if spent else None, reason
+                spent.tier if spent else None,
+                spent.provider if spent else None,
+                spent.reason if spent else reason,
             ),
             cache="miss",
             mode=AnswerMode.EXTRACTIVE,
