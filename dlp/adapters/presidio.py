@@ -34,8 +34,12 @@ it still finds at least as much, per entity type, on a public evaluation set nob
   windows only (extensions, trunk "(0)", cue words), common address shapes, date-times;
 * BLAS runs single-threaded while analysing (small matrices: threads only add contention);
 * Presidio's context enhancer finds each match's token by bisection, not by a scan per match.
-* NRP and ORGANIZATION are not offered: the small model's organisations are mostly names and
-  products, and an organisation is not personal data.
+* ORGANIZATION and NRP (opt-in policy types, in no default: the small model's organisations
+  are often names and products) are read by NER over the whole text, as Presidio as shipped
+  does, and only for a request that asks for one of them; the windows above stay as they are
+  for the other types. ``dlp.adapters.groups`` completes organisations over their legal form
+  ("Inc.", "PLC", "CO.LTD."), finds runs of capitalised words ending in one, and settles the
+  spans that a name and an organisation share.
 
 The model is loaded once per process, lazily, under a lock; analysis is blocking CPU work that the
 services run in a worker thread.
@@ -50,6 +54,7 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dlp.adapters.groups import WHOLE_TEXT_LABELS, organisations_and_groups
 from dlp.adapters.names import (
     NAME_LIKE,
     NER_CONTEXT_WORDS,
@@ -74,7 +79,12 @@ NER_LABELS = {
     "DATE": "DATE_TIME",
     "TIME": "DATE_TIME",
 }
-NER_ENTITIES = frozenset(NER_LABELS.values())
+# Read by NER on the whole text, as Presidio as shipped does, and only when a request asks for
+# one of them (opt-in: in no default policy, precision is low; see the module docstring).
+WHOLE_TEXT_ENTITIES = frozenset(WHOLE_TEXT_LABELS.values())
+NER_ENTITIES = frozenset(NER_LABELS.values()) | WHOLE_TEXT_ENTITIES
+# Where the whole-text pass leaves its spans on the document (they may overlap ``doc.ents``).
+WHOLE_TEXT_SPANS = "whole_text"
 PATTERN_ENTITIES = frozenset(
     {
         "EMAIL_ADDRESS",
@@ -180,8 +190,8 @@ class _Engines:
         nlp = load_spacy(trimmed=True)
         self.nlp = nlp
         ner_config = NerModelConfiguration(
-            model_to_presidio_entity_mapping=dict(NER_LABELS),
-            labels_to_ignore=["ORG", "NORP", "CARDINAL", "ORDINAL", "MONEY", "QUANTITY", "PERCENT"],
+            model_to_presidio_entity_mapping={**NER_LABELS, **WHOLE_TEXT_LABELS},
+            labels_to_ignore=["CARDINAL", "ORDINAL", "MONEY", "QUANTITY", "PERCENT"],
         )
 
         class GatedSpacyEngine(SpacyNlpEngine):
@@ -198,6 +208,8 @@ class _Engines:
                 # Set per analysis (under the detector's run lock): years and calendar words
                 # are NER candidates only when DATE_TIME is asked for.
                 self.dates = False
+                # ORGANIZATION or NRP asked for: NER reads the whole text too.
+                self.whole = False
 
             def load(self) -> None:  # already loaded, never downloaded
                 return None
@@ -223,7 +235,11 @@ class _Engines:
                         if span is not None:
                             spans.extend(split_at_breaks(span))
                 completed = complete_names(doc, filter_spans(spans))
-                doc.ents = filter_spans([s for s in completed if s.label_ in NER_LABELS])
+                found = filter_spans([s for s in completed if s.label_ in NER_LABELS])
+                if self.whole:
+                    found, groups = organisations_and_groups(doc, nlp(text), found)
+                    doc.spans[WHOLE_TEXT_SPANS] = groups
+                doc.ents = found
                 return doc
 
             def process_text(self, text: str, language: str) -> Any:
@@ -231,8 +247,9 @@ class _Engines:
 
             def _doc_to_nlp_artifact(self, doc: Any, language: str) -> Any:
                 # No lemmatizer: context words are matched on lower-cased token text.
+                found = [*doc.ents, *doc.spans.get(WHOLE_TEXT_SPANS, ())]
                 entities, scores = self._get_updated_entities(
-                    self._get_entities(doc), self._get_scores_for_entities(doc)
+                    found, [self.ner_model_configuration.default_score] * len(found)
                 )
                 return NlpArtifacts(
                     entities=entities,
@@ -428,6 +445,7 @@ class PresidioDetector:
             # runs analyses in worker threads), so one BLAS thread while analysing.
             with self._run_lock, self._blas.limit(limits=1, user_api="blas"):
                 engines.gated.dates = "DATE_TIME" in entities
+                engines.gated.whole = bool(entities & WHOLE_TEXT_ENTITIES)
                 raw = engine.analyze(
                     text=text,
                     language=LANGUAGE,

@@ -350,3 +350,45 @@ async def test_date_time_and_street_address_policies_are_accepted_and_applied(
     (detail,) = await audit_details(api, tenant, "dlp.tripped")
     assert {"DATE_TIME", "STREET_ADDRESS"} <= {t["kind"] for t in detail["trips"]}
     assert_nowhere([street], caplog, capsys)
+
+
+async def test_an_organization_policy_is_accepted_and_applied(
+    api: Api, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ORGANIZATION (and NRP) are opt-in policy types: offered, stored, applied at ingest and to
+    search queries; a tenant on the default policy keeps organisations as they are."""
+    tenant, other = await api.new_tenant(), await api.new_tenant()
+    default = (await api.client.get("/v1/admin/dlp", headers=tenant.admin)).json()
+    assert {"ORGANIZATION", "NRP"} <= set(default["supported_entities"])
+    assert not {"ORGANIZATION", "NRP"} & {rule["type"] for rule in default["entities"]}
+    body = policy()
+    body["entities"] += [
+        {"type": "ORGANIZATION", "inbound": "redact", "ingest": "redact"},
+        {"type": "NRP", "inbound": "redact", "ingest": "allow"},
+    ]
+    response = await api.client.put("/v1/admin/dlp", json=body, headers=tenant.admin)
+    assert response.status_code == 200, response.text
+    stored = (await api.client.get("/v1/admin/dlp", headers=tenant.admin)).json()
+    assert {"ORGANIZATION", "NRP"} <= {rule["type"] for rule in stored["entities"]}
+
+    firm = "Fevertree Drinks PLC"
+    text = f"# Suppliers\n\nThe tonic water supplier for the Lisbon office is {firm}."
+    for who in (tenant, other):
+        await add(api, who, "Suppliers", text, acl={"visibility": "tenant"})
+    hits = await search(api, tenant.admin, "tonic water supplier Lisbon office")
+    assert hits and "<ORGANIZATION>" in hits[0]["text"] and firm not in hits[0]["text"]
+    (detail,) = await audit_details(api, tenant, "dlp.tripped")
+    assert detail["direction"] == "ingest"
+    assert {t["kind"] for t in detail["trips"]} == {"ORGANIZATION"}
+    # The default policy leaves it alone.
+    hits = await search(api, other.admin, "tonic water supplier Lisbon office")
+    assert hits and firm in hits[0]["text"]
+
+    # Inbound: a search query naming an organisation is redacted before it is used.
+    await search(api, tenant.admin, "invoices from Nyrstar NV for the Lisbon office")
+    details = await audit_details(api, tenant, "dlp.tripped")
+    assert any(
+        d["direction"] == "inbound" and {t["kind"] for t in d["trips"]} == {"ORGANIZATION"}
+        for d in details
+    )
+    assert_nowhere([firm, "Nyrstar NV"], caplog, capsys)
