@@ -26,6 +26,10 @@ from dlp.adapters.names import OPENERS, split_at_breaks
 
 # spaCy labels read on the whole text, and the Presidio entity each becomes.
 WHOLE_TEXT_LABELS = {"ORG": "ORGANIZATION", "NORP": "NRP"}
+# Asked for, these types make NER read the whole text (besides the name windows).
+WHOLE_TEXT_ENTITIES = frozenset(WHOLE_TEXT_LABELS.values())
+# Where that pass leaves its spans on the document (they may overlap ``doc.ents``).
+WHOLE_TEXT_SPANS = "whole_text"
 # Short legal-form terms that are also everyday words or abbreviations in English ("AS", "AT",
 # "OK", "UK", "EU"): a capitalised run before them is not evidence of a company.
 _COMMON_SHORT_TEXT = "as at ad ok uk eu et pp ps pc pt ca ba ma ep ec ee ei sd sp ss ud"
@@ -120,16 +124,14 @@ def _firms_by_form(doc: Any, taken: set[int]) -> list[Any]:
 
 
 def _form_at(span: Any) -> int | None:
-    """The index of the first legal-form token in ``span``, if any."""
-    for token in span:
+    """The index of the first legal form in ``span`` after its first word, if any."""
+    for token in span[1:]:
         if legal_form(token.text, lower_ok=True):
             return int(token.i)
     return None
 
 
-def organisations_and_groups(
-    doc: Any, whole: Any, found: list[Any]
-) -> tuple[list[Any], list[Any]]:
+def organisations_and_groups(doc: Any, whole: Any, found: list[Any]) -> tuple[list[Any], list[Any]]:
     """The organisations and groups of ``whole`` (the same text as ``doc``, tokenised alike,
     NER run on all of it), as spans of ``doc``, beside ``found`` (the windows' entities, names
     completed): ``found`` less the names a company's name swallowed, and the groups."""
@@ -147,35 +149,31 @@ def organisations_and_groups(
     groups = filter_spans(groups + _firms_by_form(doc, taken))
 
     people = [s for s in found if s.label_ in _PERSON]
-    firms: list[Any] = []
+    gone: list[Any] = []
+    kept: list[Any] = []
     others: list[Any] = []
     for group in groups:
         form = _form_at(group) if group.label_ == "ORG" else None
-        (firms if form is not None else others).append(group)
-    dropped: set[int] = set()
-    kept_firms = []
-    for firm in firms:
-        form = _form_at(firm)
-        assert form is not None
-        start = firm.start
-        for index, person in enumerate(people):
-            if not (person.start < firm.end and firm.start < person.end):
+        if form is None:
+            others.append(group)
+            continue
+        start = group.start
+        for person in people:
+            if not (person.start < group.end and group.start < person.end):
                 continue
             # The person runs into the legal form, or only name words lie between them:
             # the name is the company's ("Robert Walters PLC", "Mainz Biomed" + "B.V.").
             if person.end > form or all(_name_word(doc[k]) for k in range(person.end, form)):
-                dropped.add(index)
+                gone.append(person)
             else:  # "Julia Lewis of Iterum Therapeutics plc": the person keeps the name
                 start = max(start, person.end)
-        while firm.start < start < form and not _name_word(doc[start]):
+        while group.start < start < form and not _name_word(doc[start]):
             start += 1  # "of"
         if start < form:
-            kept_firms.append(Span(doc, start, firm.end, label="ORG"))
-    gone = [people[i] for i in dropped]
+            kept.append(Span(doc, start, group.end, label="ORG"))
     found = [s for s in found if not any(s is g for g in gone)]
-    people = [p for i, p in enumerate(people) if i not in dropped]
-    others = [g for g in others if not _overlaps_any(g, people)]
-    return found, kept_firms + others
+    people = [p for p in people if not any(p is g for g in gone)]
+    return found, kept + [g for g in others if not _overlaps_any(g, people)]
 
 
 def _overlaps_any(span: Any, others: Sequence[Any]) -> bool:

@@ -34,12 +34,9 @@ it still finds at least as much, per entity type, on a public evaluation set nob
   windows only (extensions, trunk "(0)", cue words), common address shapes, date-times;
 * BLAS runs single-threaded while analysing (small matrices: threads only add contention);
 * Presidio's context enhancer finds each match's token by bisection, not by a scan per match.
-* ORGANIZATION and NRP (opt-in policy types, in no default: the small model's organisations
-  are often names and products) are read by NER over the whole text, as Presidio as shipped
-  does, and only for a request that asks for one of them; the windows above stay as they are
-  for the other types. ``dlp.adapters.groups`` completes organisations over their legal form
-  ("Inc.", "PLC", "CO.LTD."), finds runs of capitalised words ending in one, and settles the
-  spans that a name and an organisation share.
+* ORGANIZATION and NRP (opt-in, in no default policy) are read by NER over the whole text, as
+  shipped does, only for a request that asks for one of them, beside the unchanged windows;
+  ``dlp.adapters.groups`` completes them (legal forms) and settles what names share with them.
 
 The model is loaded once per process, lazily, under a lock; analysis is blocking CPU work that the
 services run in a worker thread.
@@ -54,7 +51,12 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dlp.adapters.groups import WHOLE_TEXT_LABELS, organisations_and_groups
+from dlp.adapters.groups import (
+    WHOLE_TEXT_ENTITIES,
+    WHOLE_TEXT_LABELS,
+    WHOLE_TEXT_SPANS,
+    organisations_and_groups,
+)
 from dlp.adapters.names import (
     NAME_LIKE,
     NER_CONTEXT_WORDS,
@@ -79,12 +81,9 @@ NER_LABELS = {
     "DATE": "DATE_TIME",
     "TIME": "DATE_TIME",
 }
-# Read by NER on the whole text, as Presidio as shipped does, and only when a request asks for
-# one of them (opt-in: in no default policy, precision is low; see the module docstring).
-WHOLE_TEXT_ENTITIES = frozenset(WHOLE_TEXT_LABELS.values())
 NER_ENTITIES = frozenset(NER_LABELS.values()) | WHOLE_TEXT_ENTITIES
-# Where the whole-text pass leaves its spans on the document (they may overlap ``doc.ents``).
-WHOLE_TEXT_SPANS = "whole_text"
+# The score of every NER entity (spaCy gives none; Presidio's default).
+NER_SCORE = 0.85
 PATTERN_ENTITIES = frozenset(
     {
         "EMAIL_ADDRESS",
@@ -192,6 +191,7 @@ class _Engines:
         ner_config = NerModelConfiguration(
             model_to_presidio_entity_mapping={**NER_LABELS, **WHOLE_TEXT_LABELS},
             labels_to_ignore=["CARDINAL", "ORDINAL", "MONEY", "QUANTITY", "PERCENT"],
+            default_score=NER_SCORE,
         )
 
         class GatedSpacyEngine(SpacyNlpEngine):
@@ -248,9 +248,7 @@ class _Engines:
             def _doc_to_nlp_artifact(self, doc: Any, language: str) -> Any:
                 # No lemmatizer: context words are matched on lower-cased token text.
                 found = [*doc.ents, *doc.spans.get(WHOLE_TEXT_SPANS, ())]
-                entities, scores = self._get_updated_entities(
-                    found, [self.ner_model_configuration.default_score] * len(found)
-                )
+                entities, scores = self._get_updated_entities(found, [NER_SCORE] * len(found))
                 return NlpArtifacts(
                     entities=entities,
                     tokens=doc,

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from dlp.adapters import presidio
-from dlp.adapters.groups import legal_form
+from dlp.adapters.groups import legal_form, organisations_and_groups
 from dlp.adapters.presidio import PresidioDetector
 from dlp.policies import DEFAULT_POLICY, Action, DlpPolicy, EntityRule, validate
 from dlp.services import DlpEngine, DlpScanner
@@ -83,13 +82,12 @@ async def test_only_a_policy_with_organisations_or_groups_reads_the_whole_text(
 ) -> None:
     """The default policy's cost is unchanged: the whole-text pass never runs for it."""
     calls: list[str] = []
-    original = presidio.organisations_and_groups
 
     def counting(doc: Any, whole: Any, found: list[Any]) -> tuple[list[Any], list[Any]]:
         calls.append(doc.text)
-        return original(doc, whole, found)
+        return organisations_and_groups(doc, whole, found)
 
-    monkeypatch.setattr(presidio, "organisations_and_groups", counting)
+    monkeypatch.setattr("dlp.adapters.presidio.organisations_and_groups", counting)
     text = "Maria Keller of Okta Inc. is Norwegian."
     await redacted(engine, DEFAULT_POLICY, text)
     assert calls == []
