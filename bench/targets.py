@@ -254,7 +254,15 @@ TARGETS: tuple[Target, ...] = (
             _path("public", key, "quality", kind, "recall"),
             "",
         )
-        for kind in ("PERSON", "PHONE_NUMBER", "CREDIT_CARD", "STREET_ADDRESS", "DATE_TIME")
+        for kind in (
+            "PERSON",
+            "PHONE_NUMBER",
+            "CREDIT_CARD",
+            "STREET_ADDRESS",
+            "DATE_TIME",
+            "ORGANIZATION",
+            "NRP",
+        )
         for who, key in (("Bulwark", "bulwark"), ("as shipped", "shipped"))
     ),
     Target(
@@ -262,6 +270,20 @@ TARGETS: tuple[Target, ...] = (
         "DLP p50 per sentence, public set, speed-up over as shipped",
         "dlp",
         _path("public", "speedup_p50"),
+        "x",
+    ),
+    Target(
+        24,
+        "DLP p50 per sentence, public set, default policy, Bulwark",
+        "dlp",
+        _path("public", "bulwark_default_policy", "ms_per_sentence", "p50"),
+        "ms",
+    ),
+    Target(
+        24,
+        "DLP p50 per sentence, public set, default policy, speed-up over as shipped",
+        "dlp",
+        _path("public", "speedup_p50_default_policy"),
         "x",
     ),
     # #7 Gateway.

@@ -30,7 +30,7 @@ _CALENDAR_TEXT = """
     monday tuesday wednesday thursday friday saturday sunday january february march april may
     june july august september october november december today tomorrow yesterday
 """
-_OPENERS = frozenset(_OPENERS_TEXT.split())
+OPENERS = frozenset(_OPENERS_TEXT.split())
 # Labels of the model kept only until names are completed: it calls many names an ORG.
 NAME_LIKE = frozenset({"ORG", "NORP"})
 _CALENDAR = frozenset(_CALENDAR_TEXT.split())
@@ -49,7 +49,7 @@ def _is_candidate(word: str, *, dates: bool) -> bool:
     lower = core.lower()
     if dates and (lower in _CALENDAR or _YEAR.fullmatch(core)):
         return True
-    if not core[0].isupper() or lower in _OPENERS or lower in _CALENDAR:
+    if not core[0].isupper() or lower in OPENERS or lower in _CALENDAR:
         return False
     if len(core) == 1:
         return True
@@ -123,7 +123,7 @@ def _name_part(text: str) -> bool:
         bool(core)
         and core[0].isupper()
         and (len(core) == 1 or any(c.islower() for c in core[1:]))
-        and core.lower() not in _OPENERS
+        and core.lower() not in OPENERS
         and core.lower() not in _CALENDAR
     )
 

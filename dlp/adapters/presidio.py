@@ -35,8 +35,9 @@ it still finds at least as much, per entity type, on a public evaluation set nob
   windows only (extensions, trunk "(0)", cue words), common address shapes, date-times;
 * BLAS runs single-threaded while analysing (small matrices: threads only add contention);
 * Presidio's context enhancer finds each match's token by bisection, not by a scan per match.
-* NRP and ORGANIZATION are not offered: the small model's organisations are mostly names and
-  products, and an organisation is not personal data.
+* ORGANIZATION and NRP (opt-in, in no default policy) are read by NER over the whole text, as
+  shipped does, only for a request that asks for one of them, beside the unchanged windows;
+  ``dlp.adapters.groups`` completes them (legal forms) and settles what names share with them.
 
 The model is loaded once per process, lazily, under a lock; analysis is blocking CPU work that the
 services run in a worker thread.
@@ -61,6 +62,12 @@ from pathlib import Path
 from typing import Any
 
 from app.supply_chain import require_version, verify_tree
+from dlp.adapters.groups import (
+    WHOLE_TEXT_ENTITIES,
+    WHOLE_TEXT_LABELS,
+    WHOLE_TEXT_SPANS,
+    organisations_and_groups,
+)
 from dlp.adapters.names import (
     NAME_LIKE,
     NER_CONTEXT_WORDS,
@@ -122,7 +129,9 @@ NER_LABELS = {
     "DATE": "DATE_TIME",
     "TIME": "DATE_TIME",
 }
-NER_ENTITIES = frozenset(NER_LABELS.values())
+NER_ENTITIES = frozenset(NER_LABELS.values()) | WHOLE_TEXT_ENTITIES
+# The score of every NER entity (spaCy gives none; Presidio's default).
+NER_SCORE = 0.85
 PATTERN_ENTITIES = frozenset(
     {
         "EMAIL_ADDRESS",
@@ -245,8 +254,9 @@ class _Engines:
         nlp = load_spacy(trimmed=True)
         self.nlp = nlp
         ner_config = NerModelConfiguration(
-            model_to_presidio_entity_mapping=dict(NER_LABELS),
-            labels_to_ignore=["ORG", "NORP", "CARDINAL", "ORDINAL", "MONEY", "QUANTITY", "PERCENT"],
+            model_to_presidio_entity_mapping={**NER_LABELS, **WHOLE_TEXT_LABELS},
+            labels_to_ignore=["CARDINAL", "ORDINAL", "MONEY", "QUANTITY", "PERCENT"],
+            default_score=NER_SCORE,
         )
 
         class GatedSpacyEngine(SpacyNlpEngine):
@@ -263,6 +273,8 @@ class _Engines:
                 # Set per analysis (under the detector's run lock): years and calendar words
                 # are NER candidates only when DATE_TIME is asked for.
                 self.dates = False
+                # ORGANIZATION or NRP asked for: NER reads the whole text too.
+                self.whole = False
 
             def load(self) -> None:  # already loaded, never downloaded
                 return None
@@ -288,7 +300,11 @@ class _Engines:
                         if span is not None:
                             spans.extend(split_at_breaks(span))
                 completed = complete_names(doc, filter_spans(spans))
-                doc.ents = filter_spans([s for s in completed if s.label_ in NER_LABELS])
+                found = filter_spans([s for s in completed if s.label_ in NER_LABELS])
+                if self.whole:
+                    found, groups = organisations_and_groups(doc, nlp(text), found)
+                    doc.spans[WHOLE_TEXT_SPANS] = groups
+                doc.ents = found
                 return doc
 
             def process_text(self, text: str, language: str) -> Any:
@@ -296,9 +312,8 @@ class _Engines:
 
             def _doc_to_nlp_artifact(self, doc: Any, language: str) -> Any:
                 # No lemmatizer: context words are matched on lower-cased token text.
-                entities, scores = self._get_updated_entities(
-                    self._get_entities(doc), self._get_scores_for_entities(doc)
-                )
+                found = [*doc.ents, *doc.spans.get(WHOLE_TEXT_SPANS, ())]
+                entities, scores = self._get_updated_entities(found, [NER_SCORE] * len(found))
                 return NlpArtifacts(
                     entities=entities,
                     tokens=doc,
@@ -493,6 +508,7 @@ class PresidioDetector:
             # runs analyses in worker threads), so one BLAS thread while analysing.
             with self._run_lock, self._blas.limit(limits=1, user_api="blas"):
                 engines.gated.dates = "DATE_TIME" in entities
+                engines.gated.whole = bool(entities & WHOLE_TEXT_ENTITIES)
                 raw = engine.analyze(
                     text=text,
                     language=LANGUAGE,

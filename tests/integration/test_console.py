@@ -50,6 +50,11 @@ async def test_pages_are_behind_their_roles(api: Api) -> None:
         page = await admin.get(f"/console/{tenant.slug}/{name}")
         assert page.status_code == 200, (name, page.text)
     assert (await admin.get(f"/console/{tenant.slug}/sar")).status_code == 403
+    # The DLP page offers every built-in type, the opt-in ORGANIZATION and NRP among them.
+    built_in = (await admin.get(f"/console/{tenant.slug}/dlp")).text.split("Built-in entity types:")
+    assert {"ORGANIZATION", "NRP", "PERSON"} <= set(
+        built_in[1].split(".")[0].replace(",", " ").split()
+    )
 
     assert (
         (await as_member.get(f"/console/{tenant.slug}/home"))

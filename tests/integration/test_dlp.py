@@ -318,22 +318,32 @@ async def test_chat_facing_guards_quarantine_wrap_and_clean_answers(
     assert_nowhere(["Daniel Brooks", "Oskar Brandt", "Lena Fischer"], caplog, capsys)
 
 
+async def put_policy_with(api: Api, tenant: TenantHandle, *rules: dict[str, Any]) -> dict[str, Any]:
+    """``policy()`` plus ``rules``, whose types the API offers, stored as given; returns the
+    policy that applied before (the default)."""
+    default: dict[str, Any] = (await api.client.get("/v1/admin/dlp", headers=tenant.admin)).json()
+    types = {rule["type"] for rule in rules}
+    assert types <= set(default["supported_entities"])
+    body = policy()
+    body["entities"] += list(rules)
+    response = await api.client.put("/v1/admin/dlp", json=body, headers=tenant.admin)
+    assert response.status_code == 200, response.text
+    stored = (await api.client.get("/v1/admin/dlp", headers=tenant.admin)).json()
+    assert types <= {rule["type"] for rule in stored["entities"]}
+    return default
+
+
 async def test_date_time_and_street_address_policies_are_accepted_and_applied(
     api: Api, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """DATE_TIME and STREET_ADDRESS are policy types like any other: offered, stored, applied."""
     tenant = await api.new_tenant()
-    default = (await api.client.get("/v1/admin/dlp", headers=tenant.admin)).json()
-    assert {"DATE_TIME", "STREET_ADDRESS"} <= set(default["supported_entities"])
-    body = policy()
-    body["entities"] += [
+    await put_policy_with(
+        api,
+        tenant,
         {"type": "DATE_TIME", "inbound": "redact", "ingest": "redact"},
         {"type": "STREET_ADDRESS", "inbound": "redact", "ingest": "redact"},
-    ]
-    response = await api.client.put("/v1/admin/dlp", json=body, headers=tenant.admin)
-    assert response.status_code == 200, response.text
-    stored = (await api.client.get("/v1/admin/dlp", headers=tenant.admin)).json()
-    assert {"DATE_TIME", "STREET_ADDRESS"} <= {rule["type"] for rule in stored["entities"]}
+    )
 
     birthday, street = "3/29/1982", "742 Evergreen Terrace"
     await add(
@@ -350,3 +360,40 @@ async def test_date_time_and_street_address_policies_are_accepted_and_applied(
     (detail,) = await audit_details(api, tenant, "dlp.tripped")
     assert {"DATE_TIME", "STREET_ADDRESS"} <= {t["kind"] for t in detail["trips"]}
     assert_nowhere([street], caplog, capsys)
+
+
+async def test_an_organization_policy_is_accepted_and_applied(
+    api: Api, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ORGANIZATION (and NRP) are opt-in policy types: offered, stored, applied at ingest and to
+    search queries; a tenant on the default policy keeps organisations as they are."""
+    tenant, other = await api.new_tenant(), await api.new_tenant()
+    default = await put_policy_with(
+        api,
+        tenant,
+        {"type": "ORGANIZATION", "inbound": "redact", "ingest": "redact"},
+        {"type": "NRP", "inbound": "redact", "ingest": "allow"},
+    )
+    assert not {"ORGANIZATION", "NRP"} & {rule["type"] for rule in default["entities"]}
+
+    firm = "Fevertree Drinks PLC"
+    text = f"# Suppliers\n\nThe tonic water supplier for the Lisbon office is {firm}."
+    for who in (tenant, other):
+        await add(api, who, "Suppliers", text, acl={"visibility": "tenant"})
+    hits = await search(api, tenant.admin, "tonic water supplier Lisbon office")
+    assert hits and "<ORGANIZATION>" in hits[0]["text"] and firm not in hits[0]["text"]
+    (detail,) = await audit_details(api, tenant, "dlp.tripped")
+    assert detail["direction"] == "ingest"
+    assert {t["kind"] for t in detail["trips"]} == {"ORGANIZATION"}
+    # The default policy leaves it alone.
+    hits = await search(api, other.admin, "tonic water supplier Lisbon office")
+    assert hits and firm in hits[0]["text"]
+
+    # Inbound: a search query naming an organisation is redacted before it is used.
+    await search(api, tenant.admin, "invoices from Nyrstar NV for the Lisbon office")
+    details = await audit_details(api, tenant, "dlp.tripped")
+    assert any(
+        d["direction"] == "inbound" and {t["kind"] for t in d["trips"]} == {"ORGANIZATION"}
+        for d in details
+    )
+    assert_nowhere([firm, "Nyrstar NV"], caplog, capsys)
