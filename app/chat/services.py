@@ -152,7 +152,8 @@ class ChatEvent:
 async def _first(vectors: Awaitable[NDArray[np.float32]]) -> NDArray[np.float32]:
     """The first row of an embedding batch being computed (shielded: the caller still awaits
     the batch itself, and cancels it)."""
-    return (await asyncio.shield(vectors))[0]
+    batch = await asyncio.shield(vectors)
+    return np.asarray(batch[0], dtype=np.float32)
 
 
 async def _replay(response: ChatResponse) -> AsyncIterator[ChatEvent]:

@@ -144,7 +144,8 @@ class Sparse:
 
     def tdot(self, e: Vector) -> Vector:
         rows = np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr))
-        return np.bincount(self.indices, weights=self.values * e[rows], minlength=self.columns)
+        found = np.bincount(self.indices, weights=self.values * e[rows], minlength=self.columns)
+        return found.astype(np.float64)
 
 
 def sparse(sets: list[set[str]], index: dict[str, int]) -> Sparse:
@@ -244,9 +245,9 @@ def main() -> None:
     tuning = np.array([e.kind != "extra" for e in pool])
     direct = np.array([e.kind == "direct" for e in pool])
     readings: dict[int, tuple[bool, list[tuple[str, bool]]]] = {}
-    for i in np.flatnonzero(direct):
+    for i in np.flatnonzero(direct).tolist():
         kinds, judged = evidence(pool[i].text, known)
-        readings[int(i)] = (bool(kinds) or link_exfiltration(pool[i].text, ()), judged)
+        readings[i] = (bool(kinds) or link_exfiltration(pool[i].text, ()), judged)
     ruled = np.array([readings[i][0] if i in readings else False for i in range(len(pool))])
     benign = direct & (labels == 0)
     attacks = direct & (labels == 1)
@@ -278,7 +279,7 @@ def main() -> None:
                 class_weights(labels[train], groups[train]),
                 l2,
             )
-            for i in np.flatnonzero(folds == fold):
+            for i in np.flatnonzero(folds == fold).tolist():
                 if i in readings:
                     logit[i], count[i], _ = best_reading(model, readings[i][1])
                     long_enough = [
