@@ -93,6 +93,18 @@ class Trip:
     count: int = 1
 
 
+# What the learned model alone reports (a decoded payload it judged included); any rule kind
+# beside them makes the verdict the rules' (refused or stripped per policy).
+LEARNED_ONLY = frozenset({injection.LEARNED, injection.ENCODED_PAYLOAD})
+
+
+@dataclass(frozen=True, slots=True)
+class Guarded:
+    """A message the guard let through; ``suspected``: by the learned model alone."""
+
+    suspected: bool
+
+
 @dataclass(slots=True)
 class InboundScan:
     """A user's message as the model, cache, retrieval and logs may see it; the vault restores
@@ -101,6 +113,9 @@ class InboundScan:
     text: str
     vault: PseudonymVault
     findings: dict[str, int]
+    # The injection guard's learned model alone suspected the message (no rule matched): it is
+    # answered only by quoting the sources, never by a model that could follow it.
+    suspected: bool = False
 
 
 @dataclass(slots=True)
@@ -415,7 +430,7 @@ class DlpService:
         scanning = asyncio.ensure_future((await self.scanner()).inbound(text))
         try:
             vector = None if embedding is None else await embedding
-            guarded = await self.guard_user_message(text, embedding=vector)
+            guarded = await self._guard(text, vector)
         except BaseException:
             scanning.cancel()
             await asyncio.gather(scanning, return_exceptions=True)
@@ -424,18 +439,34 @@ class DlpService:
             scanning.cancel()
             await asyncio.gather(scanning, return_exceptions=True)
             return None
-        return await self.scan_inbound(text, started=scanning)
+        scan = await self.scan_inbound(text, started=scanning)
+        scan.suspected = guarded.suspected
+        return scan
 
     # -- injection guard ---------------------------------------------------------------------
     async def guard_user_message(
         self, text: str, *, embedding: injection.Embedding | None = None
     ) -> str | None:
         """The message, or None when it must be answered without it (policy ``strip``); raises
-        ``PromptInjectionRefused`` (policy ``refuse``). ``embedding``: see ``screen_inbound``."""
+        ``PromptInjectionRefused`` (policy ``refuse``). ``embedding``: see ``screen_inbound``.
+        A message only the learned model suspects passes (the trip is recorded): a search query
+        reaches no model."""
+        guarded = await self._guard(text, embedding)
+        return None if guarded is None else text
+
+    async def _guard(self, text: str, embedding: injection.Embedding | None) -> Guarded | None:
         policy = (await self.scanner()).policy.injection
         kinds = injection.detect(text, allowed_hosts=policy.allowed_hosts, embedding=embedding)
         if not kinds:
-            return text
+            return Guarded(suspected=False)
+        if LEARNED_ONLY.issuperset(kinds):
+            # A statistical verdict, wrong on some plain questions ("training budget line
+            # approval"): the message is not refused, but it is answered only by quoting the
+            # sources (no generation that could follow it), and the trip is recorded.
+            await self.recorder.record(
+                "inbound", Counter({(kind, "extractive"): 1 for kind in kinds})
+            )
+            return Guarded(suspected=True)
         action: str = policy.user_message
         trips: Counter[tuple[str, str]] = Counter({(kind, action): 1 for kind in kinds})
         if action == "refuse":

@@ -655,6 +655,8 @@ class ChatService:
                 if policy.mode
                 else "deployment_default"
             )
+            if scan.suspected:  # the injection guard's learned model: quotes only, no model
+                prepared.mode, prepared.mode_reason = AnswerMode.EXTRACTIVE, "injection_suspected"
             cache_scope = self._cache_scope(prepared)
             cacheable = not turns and not prepared.pii_found and request.cache
             if cacheable:
