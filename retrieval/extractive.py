@@ -7,9 +7,11 @@ their rarity among the retrieved sentences, so a topic word every chunk shares c
 the one word that names the asked thing counts a lot), by its embedding's cosine to the
 question, and by whether it holds the kind of thing asked for (a number for "how much", a name
 for "who"), helped a little by its neighbours in the chunk and by the chunk's rank in the
-search. The best sentence comes first; at most two more of its chunk follow (four from any
-chunk for a list question), each only if it scores close to the best and adds words of its own.
-A sentence appears once.
+search. A question word the retrieved text does not hold is read as the one word of that text
+it is one slip from (a typo: "innnate", "whit"), and a chunk that never says a number the
+question names ("505 million years ago") scores half. The best sentence comes first; at most
+two more of its chunk follow (four from any chunk for a list question), each only if it scores
+close to the best and adds words of its own. A sentence appears once.
 
 The evidence test (``answerable``) decides abstention from what the retrieved text says, not
 from the top hit's similarity: on-topic distractors score high on similarity yet leave the
