@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import functools
 import gzip
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -132,6 +133,12 @@ def subset(questions: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     share = len(unanswerable) / len(questions)
     k = round(n * share)
     return rng.sample(answerable, n - k) + rng.sample(unanswerable, k)
+
+
+def half(question: dict[str, Any]) -> str:
+    """A fixed split of the set: "dev" (looked at while tuning) or "test" (held out), by a hash
+    of the question id."""
+    return "dev" if hashlib.sha256(question["id"].encode()).digest()[0] % 2 == 0 else "test"
 
 
 def squad_pairs(data: dict[str, Any], limit: int = 150) -> list[dict[str, Any]]:
@@ -306,6 +313,45 @@ async def ask(
     return done, elapsed
 
 
+def failure(
+    question: dict[str, Any], response: dict[str, Any], chunks: dict[str, str]
+) -> dict[str, Any] | None:
+    """What went wrong with one answer, for ``--dump``: an unanswerable question answered, an
+    answerable one declined or answered wrong, or a citation of a chunk without the reference
+    (with the chunks of the search that do hold it)."""
+    if "answer" not in response:
+        return {"kind": "error", "response": response}
+    text = response.get("streamed_text", response["answer"])
+    citations = response["citations"]
+    record = {
+        "id": question["id"],
+        "half": half(question),
+        "question": question["question"],
+        "answers": question["answers"],
+        "answer": text,
+        "cited": [
+            {
+                "chunk_id": c["chunk_id"],
+                "holds": holds(chunks.get(c["chunk_id"], ""), question["answers"]),
+                "quote": c["quote"],
+            }
+            for c in citations
+        ],
+    }
+    if not question["answerable"]:
+        return {"kind": "answered_unanswerable", **record} if citations else None
+    if not citations:
+        kind = "declined_answerable"
+    elif not all(c["holds"] for c in record["cited"]):
+        kind = "imprecise_citation"
+    elif not holds(text, question["answers"]):
+        kind = "wrong_answer"
+    else:
+        return None
+    holding = [cid for cid, chunk in chunks.items() if holds(chunk, question["answers"])]
+    return {"kind": kind, **record, "search_chunks_holding": holding[:3]}
+
+
 def score(
     items: list[tuple[dict[str, Any], dict[str, Any], dict[str, str], float]],
 ) -> dict[str, Any]:
@@ -382,6 +428,8 @@ async def run_mode(
     mode: str | None,
     model: str,
     stream: bool,
+    label: str = "",
+    dump: Path | None = None,
 ) -> dict[str, Any]:
     items = []
     for question in questions:
@@ -389,7 +437,23 @@ async def run_mode(
             client, question["question"], mode=mode, model=model, stream=stream
         )
         items.append((question, response, chunks[question["id"]], seconds))
-    return score(items)
+    figures = score(items)
+    # The same figures on each fixed half of the set (tuning looks at "dev" only).
+    figures["halves"] = {
+        name: {
+            k: v
+            for k, v in score([i for i in items if half(i[0]) == name]).items()
+            if k in ("questions", "correctness", "citation_precision", "abstention")
+        }
+        for name in ("dev", "test")
+    }
+    if dump is not None:
+        with dump.open("a") as out:
+            for question, response, texts, _ in items:
+                found = failure(question, response, texts)
+                if found is not None:
+                    out.write(json.dumps({"mode": label, **found}) + "\n")
+    return figures
 
 
 @contextmanager
@@ -419,6 +483,8 @@ async def measure(
     base: str, key: str, data: dict[str, Any], args: argparse.Namespace, models: dict[str, str]
 ) -> dict[str, Any]:
     questions = subset(data["questions"], args.questions)
+    if args.half:
+        questions = [q for q in questions if half(q) == args.half]
     generative = subset(questions, args.generative_questions)
     async with httpx.AsyncClient(
         base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=300
@@ -426,36 +492,25 @@ async def measure(
         ingest_s = await ingest(client, data["documents"])
         chunks = {q["id"]: await chunk_texts(client, q["question"]) for q in questions}
         modes: dict[str, Any] = {}
-        modes["extractive"] = await run_mode(
-            client, questions, chunks, mode="extractive", model="auto", stream=False
-        )
-        modes["extractive:stream"] = await run_mode(
-            client,
-            subset(questions, args.stream_questions),
-            chunks,
-            mode="extractive",
-            model="auto",
-            stream=True,
-        )
-        modes["default"] = await run_mode(
-            client,
-            subset(questions, args.default_questions),
-            chunks,
-            mode=None,
-            model="auto",
-            stream=False,
-        )
+        dump = Path(args.dump) if args.dump else None
+        runs: list[tuple[str, list[dict[str, Any]], str | None, str, bool]] = [
+            ("extractive", questions, "extractive", "auto", False)
+        ]
+        if args.stream_questions:
+            streamed = subset(questions, args.stream_questions)
+            runs.append(("extractive:stream", streamed, "extractive", "auto", True))
+        if args.default_questions:
+            runs.append(("default", subset(questions, args.default_questions), None, "auto", False))
         for name in models:
             for stream in (False, True):
                 suffix = ":stream" if stream else ""
-                modes[f"generative:{name}{suffix}"] = await run_mode(
-                    client,
-                    generative,
-                    chunks,
-                    mode="generative",
-                    model=f"eu-{name}",
-                    stream=stream,
+                runs.append(
+                    (f"generative:{name}{suffix}", generative, "generative", f"eu-{name}", stream)
                 )
+        for label, asked, mode, model, stream in runs:
+            modes[label] = await run_mode(
+                client, asked, chunks, mode=mode, model=model, stream=stream, label=label, dump=dump
+            )
     return {
         "documents": len(data["documents"]),
         "questions": len(questions),
@@ -473,6 +528,12 @@ def main() -> None:
     parser.add_argument("--stream-questions", type=int, default=280)
     parser.add_argument("--default-questions", type=int, default=280)
     parser.add_argument("--models", nargs="*", default=list(CANDIDATES))
+    parser.add_argument(
+        "--half", choices=("dev", "test"), help="only this fixed half of the questions"
+    )
+    parser.add_argument(
+        "--dump", help="append each failed answer (JSON lines: what was cited, what holds it)"
+    )
     args = parser.parse_args()
     data = load()
     grounding = scorer(data)
