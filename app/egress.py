@@ -195,8 +195,11 @@ class EgressPolicy:
     def check_url(self, url: str) -> str:
         """The URL's host, after the checks that need no network (scheme, credentials, a
         literal address); ``EgressRefused`` (422) otherwise."""
-        parts = urlsplit(url)
-        host = parts.hostname or ""
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            raise EgressRefused("not_http", "") from None
         if parts.scheme not in ("https", "http") or not host:
             raise EgressRefused("not_http", host)
         if _origin(url) in self.origins and parts.username is None and parts.password is None:
