@@ -219,12 +219,12 @@ class EgressPolicy:
     async def check_destination(self, url: str) -> None:
         """``check_url`` and the addresses the host resolves to now (configuration time)."""
         host = self.check_url(url)
-        port = urlsplit(url).port or (443 if url.startswith("https") else 80)
         try:
+            port = urlsplit(url).port or (443 if url.startswith("https") else 80)
             await self.resolve(host, port)
         except EgressBlocked as exc:
             raise EgressRefused(exc.reason, host) from None
-        except ValueError:  # a port out of range
+        except ValueError:  # a port that is no number, or out of range
             raise EgressRefused("not_http", host) from None
 
     async def resolve(self, host: str, port: int) -> list[Address]:

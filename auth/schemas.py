@@ -160,9 +160,8 @@ class RoleMappings(msgspec.Struct, forbid_unknown_fields=True):
 
 
 ClaimName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_:./-]{1,128}$")]
-# Printable ASCII but "?" and "#" (which start a query and a fragment) and "[" and "]" (which
-# only an IPv6 host may carry, and a URL parser refuses unbalanced).
-_URL_PART = r"[!\x22$->@-Z\x5c^-~]"
+# Printable ASCII but "?" and "#", which start a query and a fragment.
+_URL_PART = r"[!\x22$->@-~]"
 # OIDC Discovery: an issuer has no query and no fragment (a bare "?" or "#" is empty, not one).
 Issuer = Annotated[str, msgspec.Meta(pattern=rf"^https?://{_URL_PART}+\??#?$", max_length=2048)]
 # Keycloak's base URL: the realm's path follows it.

@@ -37,7 +37,8 @@ class Refusal:
 # Any operation, any problem code: these statuses are business answers by definition.
 EVERYWHERE = {
     404: "an id (or a tier's own model, a subject, a session) that does not exist in this tenant",
-    409: "a slug, email, group name or external id the run created earlier",
+    409: "a conflict with what exists: a slug, email or group name the run created earlier, or "
+    "a switch the deployment keeps off (raw-content debugging)",
     429: "a quota or rate limit the run itself set and then spent (with Retry-After)",
 }
 
@@ -72,6 +73,7 @@ _TOO_LONG = Refusal(
     "more tokens than the context window of every model of the tenant's tiers (configuration)",
 )
 _MODEL_CALLS = (_UNKNOWN_MODEL, _TIER_FORBIDDEN, _BLOCKED, _INJECTION, _TOO_LONG)
+_GONE = Refusal(410, "tenant_gone", "a tenant the operator deleted earlier in the run")
 
 REFUSALS: dict[str, tuple[Refusal, ...]] = {
     "POST /v1/chat": _MODEL_CALLS,
@@ -130,18 +132,10 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
             "security scheme)",
         ),
     ),
-    "GET /v1/tenants/{tenant_id}": (
-        Refusal(410, "tenant_gone", "a tenant the operator deleted earlier in the run"),
-    ),
-    "PATCH /v1/tenants/{tenant_id}": (
-        Refusal(410, "tenant_gone", "a tenant the operator deleted earlier in the run"),
-    ),
-    "DELETE /v1/tenants/{tenant_id}": (
-        Refusal(410, "tenant_gone", "a tenant the operator deleted earlier in the run"),
-    ),
-    "POST /v1/tenants/{tenant_id}/admins": (
-        Refusal(410, "tenant_gone", "a tenant the operator deleted earlier in the run"),
-    ),
+    **{
+        f"{method} /v1/tenants/{{tenant_id}}{suffix}": (_GONE,)
+        for method, suffix in (("GET", ""), ("PATCH", ""), ("DELETE", ""), ("POST", "/admins"))
+    },
 }
 
 

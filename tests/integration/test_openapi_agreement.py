@@ -299,12 +299,14 @@ async def test_oidc_names_its_provider(api: Api) -> None:
         {"client_id": "bulwark", "server_url": "https://kc.example"},
         {"client_id": "bulwark", "issuer": "https://idp.example/?tenant=1"},
         {"client_id": "bulwark", "issuer": "https://idp.example/#frag"},
-        {"client_id": "bulwark", "issuer": "https://T[r"},
     ):
         await agrees(api, doc, "PUT", "/v1/admin/sso/oidc", body, tenant.admin)
     for body in (
         {"client_id": "bulwark", "issuer": "https://idp.example/realms/acme"},
         {"client_id": "bulwark", "server_url": "https://kc.example", "realm": "acme"},
+        # A host no URL parser takes: nothing to connect to (once a 500).
+        {"client_id": "bulwark", "issuer": "https://T[r"},
+        {"client_id": "bulwark", "issuer": "https://[zz]/realms/acme"},
     ):
         # Allowed; the egress guard then decides (no network here: 422 egress_refused).
         assert doc.body_allows("PUT", "/v1/admin/sso/oidc", body)
