@@ -120,7 +120,7 @@ for tenant in "${TENANTS[@]}"; do
 done
 echo "== operator API as the platform operator"
 run operator operator "" --include-path-regex '^/v1/tenants'
-if grep -q '"status": 500\|Traceback' "$REPORTS/server.log"; then
+if grep -q '"status": 500\|Traceback\|"unhandled_error"' "$REPORTS/server.log"; then
   echo "server log shows a 500 or a traceback"; status=1
 fi
 exit $status
