@@ -18,6 +18,10 @@ from app.errors import PROBLEM_JSON
 BEARER = "BearerAuth"
 # Declared on every controller that needs a credential, so the OpenAPI document says so.
 SECURED: list[dict[str, list[str]]] = [{BEARER: []}]
+# A Bulwark session (what a browser sign-in opens): its cookie, or its token as a bearer.
+SESSION_COOKIE_AUTH = "SessionCookie"
+SESSION_TOKEN_AUTH = "SessionToken"  # noqa: S105 (a scheme name, not a secret)
+SESSION_SECURED: list[dict[str, list[str]]] = [{SESSION_COOKIE_AUTH: []}, {SESSION_TOKEN_AUTH: []}]
 
 
 class ProblemDetail(msgspec.Struct):

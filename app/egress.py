@@ -195,8 +195,11 @@ class EgressPolicy:
     def check_url(self, url: str) -> str:
         """The URL's host, after the checks that need no network (scheme, credentials, a
         literal address); ``EgressRefused`` (422) otherwise."""
-        parts = urlsplit(url)
-        host = parts.hostname or ""
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            raise EgressRefused("not_http", "") from None
         if parts.scheme not in ("https", "http") or not host:
             raise EgressRefused("not_http", host)
         if _origin(url) in self.origins and parts.username is None and parts.password is None:
@@ -216,12 +219,12 @@ class EgressPolicy:
     async def check_destination(self, url: str) -> None:
         """``check_url`` and the addresses the host resolves to now (configuration time)."""
         host = self.check_url(url)
-        port = urlsplit(url).port or (443 if url.startswith("https") else 80)
         try:
+            port = urlsplit(url).port or (443 if url.startswith("https") else 80)
             await self.resolve(host, port)
         except EgressBlocked as exc:
             raise EgressRefused(exc.reason, host) from None
-        except ValueError:  # a port out of range
+        except ValueError:  # a port that is no number, or out of range
             raise EgressRefused("not_http", host) from None
 
     async def resolve(self, host: str, port: int) -> list[Address]:

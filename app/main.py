@@ -12,7 +12,7 @@ from litestar.openapi.spec import Components, Schema, SecurityScheme
 from litestar.plugins.opentelemetry import OpenTelemetryConfig
 
 from app import __version__
-from app.api import BEARER, document_event_streams
+from app.api import BEARER, SESSION_COOKIE_AUTH, SESSION_TOKEN_AUTH, document_event_streams
 from app.chat.controllers import (
     ChatController,
     ChatPolicyController,
@@ -43,7 +43,7 @@ from auth.controllers import (
     OperatorTenantAdminController,
     RoleMappingController,
 )
-from auth.middleware import EXCLUDE_FROM_AUTH, BearerAuthMiddleware
+from auth.middleware import EXCLUDE_FROM_AUTH, SESSION_COOKIE, BearerAuthMiddleware
 from auth.saml_controllers import SamlConfigController, SamlController
 from auth.scim import (
     SCIM_PREFIX,
@@ -189,7 +189,18 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
                         type="http",
                         scheme="bearer",
                         description="A tenant API key (bwk_...) or the operator token.",
-                    )
+                    ),
+                    SESSION_COOKIE_AUTH: SecurityScheme(
+                        type="apiKey",
+                        name=SESSION_COOKIE,
+                        security_scheme_in="cookie",
+                        description="The Bulwark session a browser sign-in opened.",
+                    ),
+                    SESSION_TOKEN_AUTH: SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="A Bulwark session's token (bws_...).",
+                    ),
                 }
             ),
         ),
@@ -199,14 +210,61 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
     app.state.runtime = runtime
     document_strict_bodies(app)
     document_event_streams(app)
-    _document_configured_regions(app, runtime.registry.names)
+    _document_configuration(app, runtime)
     return app
 
 
-def _document_configured_regions(app: Litestar, regions: list[str]) -> None:
-    """The region a tenant may be pinned to is configuration; publish the choices."""
-    schema = (app.openapi_schema.components.schemas or {}).get("TenantCreate")
-    region = (schema.properties or {}).get("region") if isinstance(schema, Schema) else None
-    if isinstance(region, Schema):
-        region.enum = list(regions)
+def _property(app: Litestar, component: str, name: str) -> Schema | None:
+    schema = (app.openapi_schema.components.schemas or {}).get(component)
+    prop = (schema.properties or {}).get(name) if isinstance(schema, Schema) else None
+    return prop if isinstance(prop, Schema) else None
+
+
+def _document_configuration(app: Litestar, runtime: Runtime) -> None:
+    """Choices and limits that are this deployment's configuration: publish them, so that a
+    request the document allows is one this server accepts."""
+    region = _property(app, "TenantCreate", "region")
+    if region is not None:
+        region.enum = list(runtime.registry.names)
         region.description = "One of the regions this deployment configures."
+    models = runtime.model_choices
+    for component in (
+        "ChatRequest",
+        "ChatCompletionRequest",
+        "RagCompletionRequest",
+        "BatchRequestItem",
+    ):
+        model = _property(app, component, "model")
+        if model is not None:
+            model.enum = models
+            model.description = (
+                "auto (the router decides), a tier, or a model this deployment configures: an "
+                "endpoint's name or alias (of the tenant's region; another region's is refused "
+                "with 422 unknown_model) or the tenant's own model of a tier (byo-<tier>, once "
+                "set)."
+            )
+    requests = _property(app, "BatchCreate", "requests")
+    if requests is not None:
+        requests.max_items = runtime.settings.gateway.batch_max_items
+    # Production deployments take https issuers only (``auth.oidc.check_issuer``).
+    if runtime.settings.environment == "production":
+        for name in ("issuer", "server_url"):
+            url = _property(app, "OidcConfigWrite", name)
+            if url is not None and url.pattern:
+                url.pattern = url.pattern.replace("^https?://", "^https://", 1)
+    # A custom recognizer's name must not be a built-in entity type.
+    custom = _property(app, "CustomRecognizerSpec", "type")
+    if custom is not None:
+        custom.schema_not = Schema(enum=sorted(runtime.dlp.detector.supported_entities))
+    # The KMS providers some region offers, and the key regions they take (each tenant's own:
+    # its region's name for the local KMS, the region's AWS region for AWS KMS).
+    planes = runtime.registry.planes()
+    local = [plane.name for plane in planes if plane.kms.key_file]
+    aws = [plane.kms.aws_region for plane in planes if plane.kms.aws_region]
+    providers = [*(["local"] if local else []), *(["aws-kms"] if aws else [])]
+    provider = _property(app, "KmsConfigUpdate", "provider")
+    key_region = _property(app, "KmsConfigUpdate", "region")
+    if provider is not None and key_region is not None and providers:
+        provider.enum = providers
+        key_region.enum = list(dict.fromkeys([*local, *aws]))
+        key_region.description = "The tenant's own region (its AWS region for AWS KMS)."

@@ -27,7 +27,7 @@ from auth.services import AuthenticationService
 from dlp.services import DlpEngine
 from gateway.batch import BATCH_JOB, BatchRunner
 from gateway.classifier import SmallModelClassifier
-from gateway.fleet import Fleet
+from gateway.fleet import Fleet, model_choices
 from gateway.router import Router
 from gateway.services import GatewayService
 from keys.services import Keyring
@@ -74,6 +74,11 @@ class Runtime:
     # Each tenant's chat policy, kept under its epoch (``auth.epochs``).
     chat_policies: EpochCache[ChatPolicyBody] = field(default_factory=EpochCache)
     _sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def model_choices(self) -> list[str]:
+        """Every ``model`` a request may name here (``gateway.fleet.model_choices``)."""
+        return model_choices(self.registry.planes())
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:

@@ -237,7 +237,8 @@ class GatewaySettings(_Group):
     # Tenant policy, BYO models and quota limits are cached this long per process for
     # contexts without a tenant epoch (IdP tokens, SCIM); others follow the epoch.
     config_cache_seconds: float = Field(default=2.0, ge=0.0)
-    batch_max_items: int = Field(default=100, ge=1)
+    # At most the 1,000 requests the API's schema allows in one batch.
+    batch_max_items: int = Field(default=100, ge=1, le=1000)
     # A quota reservation is a lease: if its call is never settled (the process died), the
     # first admission in that tenant after this many seconds releases it (each process looks at
     # most once a second per tenant, and always before refusing for quota). Longer than any call.

@@ -5,8 +5,10 @@ Litestar converts request bodies in msgspec's lax mode, which would accept ``"ac
 strict mode against the handler's body type; anything lax mode would have coerced is a 400.
 Most bodies pass a typed strict decoder in one pass; only one it refuses takes the slower path
 that first reads integral floats (``5.0``) as integers, so the answer is the same either way.
-Structs with ``forbid_unknown_fields`` are documented with ``additionalProperties: false`` and
-with every numeric bound of their fields.
+Structs with ``forbid_unknown_fields`` are documented with ``additionalProperties: false``, with
+every constraint of their fields at every depth (bounds, lengths, patterns, the keys and values
+of maps, the items of lists), and with the rules between fields a struct declares in its
+``json_schema_extra`` class variable: a request the document allows is one the server accepts.
 """
 
 from __future__ import annotations
@@ -20,19 +22,24 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import Schema
+from litestar.openapi.spec.enums import OpenAPIType
+
+
+def _data_type(handler: HTTPRouteHandler) -> tuple[Any, Any]:
+    """The msgspec Struct of a request body (or None), and its media type (None: JSON)."""
+    data = handler.parsed_fn_signature.parameters.get("data")
+    annotation = getattr(data, "annotation", None)
+    media_type = getattr(getattr(data, "kwarg_definition", None), "media_type", None)
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        return annotation, media_type
+    return None, media_type
 
 
 @cache
 def _body_type(handler: HTTPRouteHandler) -> Any:
     """The msgspec Struct of a JSON request body (form bodies, e.g. SAML's ACS, are not JSON)."""
-    data = handler.parsed_fn_signature.parameters.get("data")
-    annotation = getattr(data, "annotation", None)
-    media_type = getattr(getattr(data, "kwarg_definition", None), "media_type", None)
-    if media_type not in (None, RequestEncodingType.JSON):
-        return None
-    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
-        return annotation
-    return None
+    body_type, media_type = _data_type(handler)
+    return body_type if media_type in (None, RequestEncodingType.JSON) else None
 
 
 @cache
@@ -103,66 +110,113 @@ _BOUNDS = (
     ("le", "maximum"),
     ("lt", "exclusive_maximum"),
 )
-
-
-_LENGTHS = (("min_length", "min_items"), ("max_length", "max_items"))
 _STRINGS = (("min_length", "min_length"), ("max_length", "max_length"), ("pattern", "pattern"))
+_ARRAYS = (("min_length", "min_items"), ("max_length", "max_items"))
+_OBJECTS = (("min_length", "min_properties"), ("max_length", "max_properties"))
+
+
+def _unwrapped(info: Any) -> Any:
+    # A type with a description (``Meta(description=...)``) comes wrapped in its metadata.
+    return info.type if isinstance(info, msgspec.inspect.Metadata) else info
 
 
 def _members(info: Any) -> tuple[Any, ...]:
-    return tuple(info.types) if isinstance(info, msgspec.inspect.UnionType) else (info,)
+    info = _unwrapped(info)
+    members = info.types if isinstance(info, msgspec.inspect.UnionType) else (info,)
+    return tuple(_unwrapped(member) for member in members)
 
 
-def _document_bounds(struct: type[msgspec.Struct], schema: Schema) -> None:
-    """Bounds the generated schema lost: Litestar drops a bound of 0 (``ge=0``) and the
-    constraints of a member of a union (``Annotated[list[str], Meta(max_length=4)] | None``).
-    JSON Schema's numeric and array keywords only apply to numbers and arrays, so they sit on
-    the property itself whatever else the union allows."""
+def _fill(schema: Schema, member: Any, pairs: tuple[tuple[str, str], ...]) -> None:
+    for constraint, attribute in pairs:
+        value = getattr(member, constraint)
+        if value is not None and getattr(schema, attribute) is None:
+            setattr(schema, attribute, value)
+
+
+def _candidates(schema: Schema, kind: OpenAPIType) -> list[Schema]:
+    """The schema of one JSON type inside ``schema``: itself, or a member of its union."""
+    members = [schema, *(schema.one_of or []), *(schema.any_of or [])]
+    return [
+        member
+        for member in members
+        if isinstance(member, Schema)
+        and (member.type == kind or (isinstance(member.type, list) and kind in member.type))
+    ]
+
+
+def _document(schema: Schema, info: Any) -> None:
+    """Write the constraints of the msgspec type ``info`` into ``schema``, at every depth.
+
+    Litestar's generated schema loses a bound of 0 (``ge=0``), the constraints of a member of a
+    union (``Annotated[list[str], Meta(max_length=4)] | None``), and everything inside a list's
+    items or a map's keys and values. JSON Schema's keywords for one type only apply to values of
+    that type, so the bounds sit on the property itself whatever else the union allows; item and
+    value schemas sit inside the member of that type."""
+    for member in _members(info):
+        if isinstance(member, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+            _fill(schema, member, _BOUNDS)
+        elif isinstance(member, msgspec.inspect.StrType):
+            _fill(schema, member, _STRINGS)
+        elif isinstance(member, msgspec.inspect.ListType):
+            _fill(schema, member, _ARRAYS)
+            for array in _candidates(schema, OpenAPIType.ARRAY):
+                if isinstance(array.items, Schema):
+                    _document(array.items, member.item_type)
+        elif isinstance(member, msgspec.inspect.DictType):
+            _fill(schema, member, _OBJECTS)
+            key = member.key_type
+            if isinstance(key, msgspec.inspect.StrType) and schema.property_names is None:
+                names = Schema()
+                _fill(names, key, _STRINGS)
+                if names != Schema():
+                    schema.property_names = names
+            for mapping in _candidates(schema, OpenAPIType.OBJECT):
+                if isinstance(mapping.additional_properties, Schema):
+                    _document(mapping.additional_properties, member.value_type)
+
+
+def _document_struct(struct: type[msgspec.Struct], schema: Schema) -> None:
     info = msgspec.inspect.type_info(struct)
     assert isinstance(info, msgspec.inspect.StructType)
     for field in info.fields:
         prop = (schema.properties or {}).get(field.encode_name)
-        if not isinstance(prop, Schema):
-            continue
-        for member in _members(field.type):
-            pairs: tuple[tuple[str, str], ...] = ()
-            if isinstance(member, msgspec.inspect.IntType | msgspec.inspect.FloatType):
-                pairs = _BOUNDS
-            elif isinstance(member, msgspec.inspect.StrType):
-                pairs = _STRINGS
-            elif isinstance(member, msgspec.inspect.ListType):
-                pairs = _LENGTHS
-                _document_items(prop, member.item_type)
-            _fill(prop, member, pairs)
-
-
-def _fill(prop: Schema, member: Any, pairs: tuple[tuple[str, str], ...]) -> None:
-    for constraint, attribute in pairs:
-        value = getattr(member, constraint)
-        if value is not None and getattr(prop, attribute) is None:
-            setattr(prop, attribute, value)
-
-
-def _document_items(prop: Schema, item: Any) -> None:
-    """String constraints of a list's items, on the array member's ``items`` schema."""
-    if not isinstance(item, msgspec.inspect.StrType):
-        return
-    for candidate in (prop, *(prop.one_of or []), *(prop.any_of or [])):
-        items = getattr(candidate, "items", None)
-        if isinstance(items, Schema):
-            _fill(items, item, _STRINGS)
+        if isinstance(prop, Schema):
+            _document(prop, field.type)
+    # Rules between fields (exactly one of, at least one of) that no field type can carry, and
+    # ``properties`` whose schema the server narrows further than their type says.
+    aliases = schema.field_aliases()
+    for keyword, value in getattr(struct, "json_schema_extra", {}).items():
+        if keyword == "properties":
+            schema.properties = {**(schema.properties or {}), **value}
+        else:
+            setattr(schema, aliases.get(keyword, keyword), value)
 
 
 def document_strict_bodies(app: Litestar) -> None:
-    structs = {
+    handlers = [
+        handler
+        for methods in app.route_handler_method_map.values()
+        for handler in methods.values()
+        if isinstance(handler, HTTPRouteHandler)
+    ]
+    strict = {
         struct.__name__: struct
-        for handlers in app.route_handler_method_map.values()
-        for handler in handlers.values()
-        if isinstance(handler, HTTPRouteHandler) and (body := _body_type(handler)) is not None
+        for handler in handlers
+        if (body := _body_type(handler)) is not None
         for struct in _strict_structs(body)
     }
+    # Form bodies (multipart, urlencoded) are not strict JSON, but their rules are documented too.
+    forms = {
+        form.__name__: form
+        for handler in handlers
+        if (form := _data_type(handler)[0]) is not None and form.__name__ not in strict
+    }
     for name, schema in (app.openapi_schema.components.schemas or {}).items():
-        struct = structs.get(name.rsplit("_", 1)[-1])
-        if struct is not None and isinstance(schema, Schema):
+        if not isinstance(schema, Schema):
+            continue
+        key = name.rsplit("_", 1)[-1]
+        if (struct := strict.get(key)) is not None:
             schema.additional_properties = False
-            _document_bounds(struct, schema)
+            _document_struct(struct, schema)
+        elif (form := forms.get(key)) is not None:
+            _document_struct(form, schema)

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import SECURED, Limit, Offset, next_offset, problem_responses
+from app.api import SECURED, SESSION_SECURED, Limit, Offset, next_offset, problem_responses
 from app.deps import TENANT_DEPENDENCIES, get_runtime
 from audit.deps import AUDIT_DEPENDENCIES, operator_origin
 from audit.schemas import AuditAction, ResourceType
@@ -41,8 +41,6 @@ from auth.schemas import (
     UserPage,
     UserRead,
     UserUpdate,
-    check_attributes,
-    check_clearance,
 )
 from auth.services import (
     ApiKeyService,
@@ -176,8 +174,8 @@ class AdminUserController(Controller):
             display_name=data.display_name,
             roles=[r.value for r in data.roles] if data.roles is not None else None,
             active=data.active,
-            clearance=check_clearance(data.clearance),
-            attributes=check_attributes(data.attributes) if data.attributes is not None else None,
+            clearance=data.clearance,
+            attributes=data.attributes,
         )
         return user_read(user, (await users.group_ids([user]))[user.id])
 
@@ -398,7 +396,8 @@ class RoleMappingController(Controller):
 class LogoutController(Controller):
     path = "/auth/logout"
     tags = ["identity"]
-    security = SECURED
+    # Only a session can be ended; an API key is refused (422 not_a_session).
+    security = SESSION_SECURED
     guards = [requires_tenant]
     opt = {ACCEPT_SESSION_COOKIE: True}
     dependencies = {**TENANT_DEPENDENCIES, **AUDIT_DEPENDENCIES}

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-from app.errors import InvalidInput
+from app.json_schema import exactly_one_of, given
 from auth.context import Role
 
 # Explicit code-point classes rather than \s / \S: Python's and ECMAScript's whitespace sets
@@ -38,49 +37,18 @@ class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
 
 AttributeKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
 AttributeValue = Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,128}$")]
-# Keys and values are checked by ``check_attributes`` (422): the OpenAPI document cannot carry
-# constraints on a map's keys and inner values, and it must promise what the server enforces.
-Attributes = Annotated[dict[str, list[str]], msgspec.Meta(max_length=20)]
-_ATTRIBUTE_KEY = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
-_ATTRIBUTE_VALUE = re.compile(r"^[!-~]{1,128}$")
-
-
-class InvalidAttributes(InvalidInput):
-    code = "invalid_attributes"
-    title = "Invalid attributes"
-
-
-def check_attributes(
-    attributes: dict[str, list[str]], *, allow_empty: bool = True
-) -> dict[str, list[str]]:
-    for key, values in attributes.items():
-        if not _ATTRIBUTE_KEY.match(key):
-            raise InvalidAttributes(f"Attribute key {key!r} must match {_ATTRIBUTE_KEY.pattern}.")
-        if len(values) > 50 or (not allow_empty and not values):
-            raise InvalidAttributes(f"Attribute {key!r} must list 1 to 50 values.")
-        for value in values:
-            if not _ATTRIBUTE_VALUE.match(value):
-                raise InvalidAttributes(
-                    f"Attribute {key!r} has a value outside {_ATTRIBUTE_VALUE.pattern}."
-                )
-    return attributes
-
-
-class InvalidClearance(InvalidInput):
-    code = "invalid_clearance"
-    title = "Invalid clearance"
-
-
-def check_clearance(clearance: int | None) -> int | None:
-    if clearance is not None and not 0 <= clearance <= 3:
-        raise InvalidClearance("Clearance is 0 (public) to 3 (restricted).")
-    return clearance
+# A user's ABAC attributes: up to 20 keys, each with up to 50 printable-ASCII values.
+Attributes = Annotated[
+    dict[AttributeKey, Annotated[list[AttributeValue], msgspec.Meta(max_length=50)]],
+    msgspec.Meta(max_length=20),
+]
+# 0 public .. 3 restricted.
+Clearance = Annotated[int, msgspec.Meta(ge=0, le=3)]
 
 
 class UserUpdate(msgspec.Struct, forbid_unknown_fields=True):
     display_name: DisplayName | None = None
-    # 0 public .. 3 restricted (checked, 422).
-    clearance: int | None = None
+    clearance: Clearance | None = None
     attributes: Attributes | None = None
     roles: Annotated[list[Role], msgspec.Meta(min_length=1, max_length=3)] | None = None
     # false deactivates: the user's sessions and API keys are revoked at once.
@@ -192,7 +160,12 @@ class RoleMappings(msgspec.Struct, forbid_unknown_fields=True):
 
 
 ClaimName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_:./-]{1,128}$")]
-HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[!-~]+$", max_length=2048)]
+# Printable ASCII but "?" and "#", which start a query and a fragment.
+_URL_PART = r"[!\x22$->@-~]"
+# OIDC Discovery: an issuer has no query and no fragment (a bare "?" or "#" is empty, not one).
+Issuer = Annotated[str, msgspec.Meta(pattern=rf"^https?://{_URL_PART}+\??#?$", max_length=2048)]
+# Keycloak's base URL: the realm's path follows it.
+KeycloakUrl = Annotated[str, msgspec.Meta(pattern=rf"^https?://{_URL_PART}+$", max_length=2048)]
 
 
 class OidcClaimMapping(msgspec.Struct, forbid_unknown_fields=True):
@@ -210,11 +183,17 @@ class OidcClaimMapping(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class OidcConfigWrite(msgspec.Struct, forbid_unknown_fields=True):
+    """The IdP is named by its ``issuer``, or (Keycloak) by ``server_url`` and ``realm``."""
+
+    json_schema_extra: ClassVar[dict[str, Any]] = {
+        "anyOf": [given("issuer"), {"allOf": [given("server_url"), given("realm")]}]
+    }
+
     client_id: Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,255}$")]
     # The provider's issuer, exactly as its tokens carry it (discovery is read from it).
-    issuer: HttpUrl | None = None
+    issuer: Issuer | None = None
     # Keycloak only, instead of an issuer: its base URL and realm.
-    server_url: HttpUrl | None = None
+    server_url: KeycloakUrl | None = None
     realm: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,255}$")] | None = None
     # Write-only: sealed with the tenant's keys; omit to keep the stored one.
     client_secret: Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,512}$")] | None = None
@@ -245,12 +224,25 @@ _URI_CHARS = r"[^\x00-\x20\x7f-\x9f\"'<>&\\]"
 SamlEntityId = Annotated[
     str, msgspec.Meta(min_length=1, max_length=1024, pattern=rf"^{_URI_CHARS}+$")
 ]
+# The SSO URL as the SAML toolkit validates it too (python3-saml's ``validate_url`` with single
+# label domains allowed): a host name, an IPv4 or IPv6 address, an optional port, and a path or
+# query of URI characters that are not white space.
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOST = (
+    rf"(?:(?:{_LABEL}\.)+(?:[A-Za-z]{{2,6}}\.?|[A-Za-z0-9-]{{2,}}\.?)"
+    r"|[A-Za-z0-9_][A-Za-z0-9_-]{0,61}[A-Za-z0-9_]"
+    r"|[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"
+    r"|\[?[A-Fa-f0-9]*:[A-Fa-f0-9:]+\]?)"
+)
+_PATH_CHARS = (
+    r"[^\x00-\x20\x7f-\xa0\x22\x27<>&\x5c\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)
 SamlUrl = Annotated[
     str,
     msgspec.Meta(
         min_length=10,
         max_length=2048,
-        pattern=rf"^https?://{_URI_CHARS}+$",
+        pattern=rf"^https?://{_HOST}(?::[0-9]+)?(?:/?|[/?]{_PATH_CHARS}+)$",
         description="The IdP's SingleSignOnService URL for the binding in sso_binding.",
     ),
 ]
@@ -267,10 +259,11 @@ MetadataUrl = Annotated[
         description="Where the IdP publishes its metadata (fetched through the egress guard).",
     ),
 ]
-# List items carry no constraints here: the OpenAPI document would not show them. The service
-# checks each certificate and attribute name (422).
+# One PEM certificate is a few kilobytes (``auth.saml.MAX_PEM_LENGTH``); whether it is an X.509
+# certificate with a usable key the service checks (422 saml_certificate_invalid).
+MAX_PEM_CHARS = 16384
 PemCertificates = Annotated[
-    list[str],
+    list[Annotated[str, msgspec.Meta(max_length=MAX_PEM_CHARS)]],
     msgspec.Meta(
         min_length=1,
         max_length=4,
@@ -278,8 +271,12 @@ PemCertificates = Annotated[
         "than one while the IdP rolls its signing key over (each is trusted).",
     ),
 ]
+# Printable ASCII (``auth.saml.MAX_ATTRIBUTE_NAME``): the names IdPs send are URIs, OIDs and
+# identifiers.
+MAX_ATTRIBUTE_NAME_CHARS = 256
 AttributeNames = Annotated[
-    list[str], msgspec.Meta(max_length=16, description="Attribute names, most preferred first.")
+    list[Annotated[str, msgspec.Meta(pattern=rf"^[ -~]{{1,{MAX_ATTRIBUTE_NAME_CHARS}}}$")]],
+    msgspec.Meta(max_length=16, description="Attribute names, most preferred first."),
 ]
 
 # What Okta, Microsoft Entra ID, Keycloak and ADFS send by default; the first present one wins.
@@ -335,6 +332,18 @@ class SamlAttributeMapping(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class SamlConfigUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """The IdP's settings. Assertions or whole responses (or both) must be signed."""
+
+    json_schema_extra: ClassVar[dict[str, Any]] = {
+        "anyOf": [
+            {"properties": {"want_assertions_signed": {"const": True}}},
+            {
+                "required": ["want_messages_signed"],
+                "properties": {"want_messages_signed": {"const": True}},
+            },
+        ]
+    }
+
     idp_entity_id: SamlEntityId
     sso_url: SamlUrl
     certificates: PemCertificates
@@ -364,6 +373,8 @@ class SamlServiceProviderRead(msgspec.Struct):
 class SamlMetadataImport(msgspec.Struct, forbid_unknown_fields=True):
     """The IdP's metadata document, or the URL it is published at: exactly one of them.
     ``entity_id`` names the IdP when the document describes several."""
+
+    json_schema_extra: ClassVar[dict[str, Any]] = exactly_one_of("metadata_xml", "metadata_url")
 
     metadata_xml: (
         Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_METADATA_CHARS)] | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from litestar import Controller, Request, Response, get, put
 from litestar.datastructures import Cookie
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api import SECURED, problem_responses
 from app.deps import TENANT_DEPENDENCIES, get_runtime
+from app.egress import EgressRefused
 from app.observability import ensure_request_id
 from audit.deps import AUDIT_DEPENDENCIES
 from audit.services import AuditLog
@@ -116,6 +118,10 @@ class OidcConfigController(Controller):
             issuer = keycloak_issuer(data.server_url, data.realm)
         else:
             raise InvalidIssuer()
+        try:
+            urlsplit(issuer)
+        except ValueError:  # an unbalanced or invalid [IPv6] host: nothing to connect to
+            raise EgressRefused("not_http", "") from None
         await oidc.check_issuer(
             issuer,
             runtime.oidc.egress,

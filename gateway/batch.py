@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Collection
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +23,7 @@ from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth.context import TenantContext
 from gateway.adapters.base import ChatMessage
-from gateway.errors import BatchNotFound
+from gateway.errors import BatchNotFound, UnknownModel
 from gateway.models import Batch, BatchItem
 from gateway.repositories import BatchRepository
 from gateway.schemas import BatchCreate, BatchItemRead, BatchRead
@@ -50,6 +51,7 @@ class BatchService:
         audit: AuditLog,
         *,
         max_items: int,
+        models: Collection[str],
     ) -> None:
         self.session = session
         self.ctx = ctx
@@ -58,10 +60,16 @@ class BatchService:
         self.jobs = jobs
         self.audit = audit
         self.max_items = max_items
+        self.models = models
 
     async def submit(self, body: BatchCreate) -> Batch:
         if len(body.requests) > self.max_items:
             raise InvalidInput(f"A batch holds at most {self.max_items} requests.")
+        # A model this deployment has nowhere is refused now; one the tenant's region or BYO
+        # models lack fails its item when it runs, as the interactive call would.
+        for request in body.requests:
+            if request.model not in self.models:
+                raise UnknownModel(request.model)
         job = await JobRepository(self.session, self.ctx).add(
             Job(id=uuid.uuid4(), kind=BATCH_JOB, document_id=None, document_version=0)
         )

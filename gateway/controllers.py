@@ -38,6 +38,7 @@ from gateway.schemas import (
     ModelPolicyBody,
     Quotas,
     RouteInfo,
+    Tier,
     UsageReport,
 )
 from gateway.services import Caller, GatewayRequest, GatewayStream
@@ -69,6 +70,7 @@ def provide_batches(
         runtime.jobs,
         audit,
         max_items=runtime.settings.gateway.batch_max_items,
+        models=runtime.model_choices,
     )
 
 
@@ -317,14 +319,14 @@ class ByoModelController(Controller):
     async def put_byo_model(
         self,
         admin: NamedDependency[GatewayAdminService],
-        tier: FromPath[str],
+        tier: FromPath[Tier],
         data: JSONBody[ByoModelWrite],
     ) -> ByoModelRead:
         return await admin.put_byo_model(tier, data)
 
     @delete("/{tier:str}", status_code=204, responses=problem_responses(404))
     async def delete_byo_model(
-        self, admin: NamedDependency[GatewayAdminService], tier: FromPath[str]
+        self, admin: NamedDependency[GatewayAdminService], tier: FromPath[Tier]
     ) -> None:
         await admin.remove_byo_model(tier)
 
@@ -339,7 +341,19 @@ GroupBy = Annotated[
     Literal["day", "model", "user", "tier"],
     QueryParameter(description="How to group the ledger."),
 ]
-Day = Annotated[str | None, QueryParameter(description="YYYY-MM-DD (UTC)", max_length=10)]
+# A string, parsed by the service: as a ``date`` parameter Litestar would also accept other
+# shapes than the one the OpenAPI document promises. The pattern admits the months and days of
+# the calendar and years 0001-9999; ``format: date`` says the rest (no 30 February).
+Day = Annotated[
+    str | None,
+    QueryParameter(
+        description="YYYY-MM-DD (UTC)",
+        pattern=r"^(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)-(?:0[1-9]|1[0-2])"
+        r"-(?:0[1-9]|[12][0-9]|3[01])$",
+        format="date",
+        max_length=10,
+    ),
+]
 
 
 async def settle_pending(request: Request[Any, Any, Any]) -> None:

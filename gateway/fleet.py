@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from app.egress import EgressPolicy
@@ -22,9 +22,26 @@ from gateway.adapters.anthropic import AnthropicProvider
 from gateway.adapters.base import ChatProvider
 from gateway.adapters.llamacpp import LlamaCppProvider
 from gateway.adapters.openai import OpenAIProvider
+from residency.registry import RegionDataPlane
 
 TIERS = ("small", "mid", "frontier")
 Clock = Callable[[], float]
+
+
+def byo_endpoint_name(tier: str) -> str:
+    """The name a tenant's own model of ``tier`` answers to."""
+    return f"byo-{tier}"
+
+
+def model_choices(regions: Iterable[RegionDataPlane]) -> list[str]:
+    """Every ``model`` a request may name in this deployment: ``auto``, a tier, the name or an
+    alias of an endpoint some region configures, or a tenant's own model of a tier. Which
+    endpoints and own models a tenant has depends on its region and its BYO models."""
+    configured = [
+        name for region in regions for m in region.models for name in (m.name, *m.aliases)
+    ]
+    byo = [byo_endpoint_name(tier) for tier in TIERS]
+    return list(dict.fromkeys(("auto", *TIERS, *configured, *byo)))
 
 
 class CircuitBreaker:

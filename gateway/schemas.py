@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import msgspec
 
@@ -106,9 +106,40 @@ class Quotas(msgspec.Struct, forbid_unknown_fields=True):
     requests: RequestRates = msgspec.field(default_factory=RequestRates)
 
 
+def _tier_allowed(tier: str) -> dict[str, Any]:
+    """JSON Schema: ``tier`` is allowed (listed in ``allowed``, or no list; not forbidden)."""
+    return {
+        "properties": {
+            "allowed": {
+                "anyOf": [{"type": "null"}, {"maxItems": 0}, {"contains": {"const": tier}}]
+            },
+            "forbidden": {"not": {"type": "array", "contains": {"const": tier}}},
+        }
+    }
+
+
+def _names_an_allowed_tier(field: str) -> dict[str, Any]:
+    return {
+        "allOf": [
+            {"anyOf": [{"properties": {field: {"not": {"const": tier}}}}, _tier_allowed(tier)]}
+            for tier in get_args(Tier)
+        ]
+    }
+
+
 class ModelPolicyBody(msgspec.Struct, forbid_unknown_fields=True):
     """``pinned``: every request uses this tier. ``allowed``/``forbidden`` restrict auto and
-    named tiers. ``fallback``: the tier tried when every endpoint of the routed tier fails."""
+    named tiers (no or an empty ``allowed``: every tier). ``fallback``: the tier tried when every
+    endpoint of the routed tier fails. The policy allows at least one tier, and the pinned and
+    fallback tiers are allowed ones."""
+
+    json_schema_extra: ClassVar[dict[str, Any]] = {
+        "allOf": [
+            {"anyOf": [_tier_allowed(tier) for tier in get_args(Tier)]},
+            _names_an_allowed_tier("pinned"),
+            _names_an_allowed_tier("fallback"),
+        ]
+    }
 
     pinned: Tier | None = None
     allowed: list[Tier] | None = None

@@ -57,7 +57,7 @@ from gateway.errors import (
     RateLimited,
     UnknownModel,
 )
-from gateway.fleet import TIERS, Endpoint, Fleet
+from gateway.fleet import TIERS, Endpoint, Fleet, byo_endpoint_name
 from gateway.ledger import SettlementQueue
 from gateway.repositories import (
     ByoModelRepository,
@@ -382,7 +382,7 @@ class GatewayService:
                         await keys.open("byo_model", str(model.id), model.sealed_api_key)
                     ).decode()
                 spec = ModelEndpointSettings(
-                    name=f"byo-{model.tier}",
+                    name=byo_endpoint_name(model.tier),
                     tier=model.tier,  # type: ignore[arg-type]
                     provider=model.provider,  # type: ignore[arg-type]
                     base_url=model.base_url,

@@ -18,7 +18,9 @@ class KmsConfigUpdate(msgspec.Struct, forbid_unknown_fields=True):
     region: RegionCode
     role_arn: AwsArn | None = None
     external_id: (
-        Annotated[str, msgspec.Meta(min_length=2, max_length=1224, pattern=r"^[\w+=,.@:/-]+$")]
+        Annotated[
+            str, msgspec.Meta(min_length=2, max_length=1224, pattern=r"^[A-Za-z0-9_+=,.@:/-]+$")
+        ]
         | None
     ) = None
 

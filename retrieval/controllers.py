@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
@@ -118,12 +118,27 @@ def _form_field(name: str, value: str | None, pattern: re.Pattern[str]) -> str |
     return value
 
 
+def _form_text(pattern: re.Pattern[str]) -> dict[str, Any]:
+    """A text field's schema: ``pattern``, or empty (no value, as HTML forms send)."""
+    return {"oneOf": [{"type": "string", "pattern": f"^$|{pattern.pattern}"}, {"type": "null"}]}
+
+
 class UploadForm(msgspec.Struct):
+    """A file, and the fields of the JSON endpoint's body: text fields under the same rules
+    (empty: no value), the ACL as a JSON object (the part's text; ``null``: no ACL)."""
+
+    json_schema_extra: ClassVar[dict[str, Any]] = {
+        "properties": {
+            "external_id": _form_text(_EXTERNAL_ID),
+            "source_uri": _form_text(_SOURCE_URI),
+            "acl": {"oneOf": [{"$ref": "#/components/schemas/AclSpec"}, {"type": "null"}]},
+        }
+    }
+
     file: UploadFile
     title: str | None = None
     external_id: str | None = None
     source_uri: str | None = None
-    # The ACL as a JSON object (same shape as in the JSON endpoint).
     acl: str | None = None
 
 
@@ -179,7 +194,7 @@ class DocumentController(Controller):
         acl = None
         if data.acl:
             try:
-                acl = msgspec.json.decode(data.acl.encode(), type=AclSpec, strict=True)
+                acl = msgspec.json.decode(data.acl.encode(), type=AclSpec | None, strict=True)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 raise InvalidInput(f"Invalid acl: {exc}") from None
         title = (data.title or data.file.filename or "untitled")[:500]

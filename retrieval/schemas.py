@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -8,12 +7,24 @@ from typing import Annotated, Any
 
 import msgspec
 
-from app.errors import InvalidInput
-from auth.schemas import TEXT, VISIBLE, Attributes
+from auth.schemas import TEXT, VISIBLE, AttributeKey, AttributeValue
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=VISIBLE)]
 ExternalId = Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,256}$")]
 SourceUri = Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,2048}$")]
+# A document's attribute rules: up to 20 keys, each with 1 to 50 values a reader may hold.
+DocumentAttributes = Annotated[
+    dict[
+        AttributeKey,
+        Annotated[list[AttributeValue], msgspec.Meta(min_length=1, max_length=50)],
+    ],
+    msgspec.Meta(max_length=20),
+]
+MetadataKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+MetadataValue = Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,256}$")]
+# Search filters name metadata keys as the vector store's payload holds them.
+FilterKey = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_]{1,64}$")]
+Filters = Annotated[dict[FilterKey, str], msgspec.Meta(max_length=10)]
 
 
 class Visibility(StrEnum):
@@ -34,8 +45,7 @@ class AclSpec(msgspec.Struct, forbid_unknown_fields=True):
         default_factory=list
     )
     classification: Annotated[int, msgspec.Meta(ge=0, le=3)] = 0
-    # Keys [a-z][a-z0-9_.-]{0,63}, 1-50 printable-ASCII values each (checked, 422).
-    attributes: Attributes = msgspec.field(default_factory=dict)
+    attributes: DocumentAttributes = msgspec.field(default_factory=dict)
 
 
 class DocumentCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -43,9 +53,8 @@ class DocumentCreate(msgspec.Struct, forbid_unknown_fields=True):
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=5_000_000)]
     external_id: ExternalId | None = None
     source_uri: SourceUri | None = None
-    # Keys [a-z][a-z0-9_]{0,63}, values printable ASCII (checked, 422).
-    metadata: Annotated[dict[str, str], msgspec.Meta(max_length=20)] = msgspec.field(
-        default_factory=dict
+    metadata: Annotated[dict[MetadataKey, MetadataValue], msgspec.Meta(max_length=20)] = (
+        msgspec.field(default_factory=dict)
     )
     # Omitted: only the uploader may read the document.
     acl: AclSpec | None = None
@@ -108,9 +117,7 @@ class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
     query: Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=TEXT)]
     top_k: Annotated[int, msgspec.Meta(ge=1, le=50)] = 8
     # Metadata equality filters: they only ever narrow what the caller may read.
-    filters: Annotated[dict[str, str], msgspec.Meta(max_length=10)] = msgspec.field(
-        default_factory=dict
-    )
+    filters: Filters = msgspec.field(default_factory=dict)
 
 
 class SearchHit(msgspec.Struct):
@@ -124,21 +131,3 @@ class SearchHit(msgspec.Struct):
 
 class SearchResponse(msgspec.Struct):
     hits: list[SearchHit]
-
-
-_META_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_META_VALUE = re.compile(r"^[!-~]{1,256}$")
-
-
-class InvalidMetadata(InvalidInput):
-    code = "invalid_metadata"
-    title = "Invalid metadata"
-
-
-def check_metadata(metadata: dict[str, str]) -> dict[str, str]:
-    for key, value in metadata.items():
-        if not _META_KEY.match(key) or not _META_VALUE.match(value):
-            raise InvalidMetadata(
-                f"Metadata keys must match {_META_KEY.pattern} and values {_META_VALUE.pattern}."
-            )
-    return metadata

@@ -19,7 +19,6 @@ from app.errors import Forbidden, NotFound
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth.context import Role, TenantContext
-from auth.schemas import check_attributes
 from dlp.services import (
     DlpEngine,
     DlpScanner,
@@ -39,7 +38,7 @@ from retrieval.index import INDEX_VERSION, KnowledgeIndex, Passage
 from retrieval.jobs import JobRunner, PermanentJobError
 from retrieval.models import Document, Job
 from retrieval.repositories import DocumentRepository, JobRepository
-from retrieval.schemas import AclSpec, JobStatus, check_metadata
+from retrieval.schemas import AclSpec, JobStatus
 
 INGEST = "ingest"
 REINDEX = "reindex"
@@ -102,7 +101,6 @@ def acl_json(spec: AclSpec | None, owner: uuid.UUID | None) -> dict[str, Any]:
     if spec is None:
         acl = DocumentAcl.owner_only(owner) if owner else DocumentAcl()
     else:
-        check_attributes(spec.attributes, allow_empty=False)
         acl = DocumentAcl(
             visibility=spec.visibility.value,
             groups=tuple(str(g) for g in spec.groups),
@@ -167,7 +165,6 @@ class DocumentService:
     async def submit(self, upload: Upload) -> tuple[Document, Job | None, bool]:
         """Store a new document or version and queue its ingestion. The same content again is
         no new work; the same external id with new content is a new version."""
-        check_metadata(upload.metadata)
         digest = hashlib.sha256(upload.content).hexdigest()
         if upload.external_id:
             existing = await self.documents.by_external_id(upload.external_id)

@@ -3,6 +3,7 @@ OpenAI-compatible ``/v1/chat/completions`` and ``/v1/models`` with RAG on the la
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api import SECURED, Limit, Offset, problem_responses, sse_event
 from app.chat.errors import NotAChatQuestion
 from app.chat.schemas import (
+    VISIBLE_CHARACTER,
     ChatCompletionWithSources,
     ChatMessageRead,
     ChatPolicyBody,
@@ -29,6 +31,7 @@ from app.chat.schemas import (
     ModelList,
     ModelRead,
     RagChoice,
+    RagCompletionRequest,
 )
 from app.chat.services import ChatEvent, ChatPolicyService, ChatService
 from app.chat.sessions import ChatSessionService
@@ -38,8 +41,11 @@ from audit.deps import AUDIT_DEPENDENCIES
 from audit.services import AuditLog
 from auth.context import Role, TenantContext
 from auth.guards import requires_role, requires_tenant
+from gateway.errors import UnknownModel
 from gateway.fleet import TIERS
-from gateway.schemas import ChatCompletionRequest, ChatMessageOut, CompletionUsage
+from gateway.schemas import ChatMessageOut, CompletionUsage
+
+_VISIBLE_CHARACTER = re.compile(VISIBLE_CHARACTER)
 
 
 def provide_chat(
@@ -86,6 +92,13 @@ def _wants_stream(request: Request[Any, Any, Any]) -> bool:
     return "text/event-stream" in request.headers.get("accept", "")
 
 
+def _check_model(request: Request[Any, Any, Any], model: str) -> None:
+    """A model this deployment has nowhere is refused before anything else, whether or not
+    the answer would have needed a model call (the document lists the names there are)."""
+    if model not in get_runtime(request).model_choices:
+        raise UnknownModel(model)
+
+
 class ChatController(Controller):
     path = "/v1/chat"
     tags = ["chat"]
@@ -110,6 +123,7 @@ class ChatController(Controller):
         chat: NamedDependency[ChatService],
         data: JSONBody[ChatRequest],
     ) -> Response[Any]:
+        _check_model(request, data.model)
         if _wants_stream(request):
             events = await chat.stream(data)
             return Stream(
@@ -129,8 +143,9 @@ class ChatController(Controller):
         self,
         request: Request[Any, Any, Any],
         chat: NamedDependency[ChatService],
-        data: JSONBody[ChatCompletionRequest],
+        data: JSONBody[RagCompletionRequest],
     ) -> Response[Any]:
+        _check_model(request, data.model)
         question, history = _last_user_message(data)
         chat_request = ChatRequest(message=question, model=data.model)
         created, completion_id = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
@@ -145,9 +160,15 @@ class ChatController(Controller):
         return Response(content=_completion(answer, completion_id, created, data.model))
 
 
-def _last_user_message(data: ChatCompletionRequest) -> tuple[str, list[dict[str, str]]]:
-    users = [i for i, m in enumerate(data.messages) if m.role == "user"]
-    if not users or not data.messages[users[-1]].content.strip():
+def _last_user_message(data: RagCompletionRequest) -> tuple[str, list[dict[str, str]]]:
+    """The last user message with visible text (what the OpenAPI document requires one of),
+    and the conversation before it."""
+    users = [
+        i
+        for i, m in enumerate(data.messages)
+        if m.role == "user" and _VISIBLE_CHARACTER.search(m.content)
+    ]
+    if not users:
         raise NotAChatQuestion()
     last = users[-1]
     history = [

@@ -20,4 +20,4 @@ class NotAChatQuestion(InvalidInput):
     title = "No user message"
 
     def __init__(self) -> None:
-        super().__init__("The messages must end with a non-empty user message to answer.")
+        super().__init__("The messages must hold a user message with visible text to answer.")

@@ -10,10 +10,18 @@ from typing import Annotated, Literal
 import msgspec
 
 from auth.schemas import TEXT
-from gateway.schemas import ChatMessageOut, CompletionUsage
+from gateway.schemas import (
+    ChatCompletionRequest,
+    ChatMessageIn,
+    ChatMessageOut,
+    CompletionUsage,
+)
 from retrieval.cache.services import CACHE_THRESHOLD
+from retrieval.schemas import Filters
 
 Message = Annotated[str, msgspec.Meta(min_length=1, max_length=8000, pattern=TEXT)]
+# A character that is not white space or a control character: what makes a message a question.
+VISIBLE_CHARACTER = r"[^\x00-\x20\x7f-\x9f]"
 ModelName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:/-]{1,100}$")]
 
 
@@ -27,9 +35,7 @@ class ChatRequest(msgspec.Struct, forbid_unknown_fields=True):
     session_id: uuid.UUID | None = None
     top_k: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
     # Metadata equality filters: they only ever narrow what the asker may read.
-    filters: Annotated[dict[str, str], msgspec.Meta(max_length=10)] = msgspec.field(
-        default_factory=dict
-    )
+    filters: Filters = msgspec.field(default_factory=dict)
     # None: the tenant's policy decides (generative unless the tenant wants no model).
     mode: AnswerMode | None = None
     # A tier (small, mid, frontier), ``auto`` (the router decides) or a configured alias.
@@ -104,6 +110,31 @@ class ChatMessageRead(msgspec.Struct):
 class ChatTranscript(msgspec.Struct):
     session: ChatSessionRead
     messages: list[ChatMessageRead]
+
+
+class RagCompletionRequest(ChatCompletionRequest, forbid_unknown_fields=True):
+    """OpenAI's chat completion request, answered with RAG: the question is the last user
+    message with visible text, the messages before it are the conversation so far."""
+
+    messages: Annotated[
+        list[ChatMessageIn],
+        msgspec.Meta(
+            min_length=1,
+            max_length=500,
+            extra_json_schema={
+                "extra": {
+                    "contains": {
+                        "type": "object",
+                        "required": ["role", "content"],
+                        "properties": {
+                            "role": {"const": "user"},
+                            "content": {"type": "string", "pattern": VISIBLE_CHARACTER},
+                        },
+                    }
+                }
+            },
+        ),
+    ]
 
 
 class TierTimeBudget(msgspec.Struct, forbid_unknown_fields=True):

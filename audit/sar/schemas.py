@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
+
+from app.json_schema import exactly_one_of
 
 
 class SubjectRef(msgspec.Struct, forbid_unknown_fields=True):
     """Exactly one of: the user's id, email, or IdP external id."""
+
+    json_schema_extra: ClassVar[dict[str, Any]] = exactly_one_of("user_id", "email", "external_id")
 
     user_id: uuid.UUID | None = None
     email: Annotated[str, msgspec.Meta(pattern=r"^[!-~]{3,320}$")] | None = None

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make fuzz: schemathesis (every check) against a live embedded server seeded with the demo.
+# make fuzz: schemathesis (every check, object-level authorization between the two demo tenants
+# included) against a live embedded server seeded with the demo.
 # The server runs on a throw-away data dir and 127.0.0.1 only, and is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -67,41 +68,60 @@ if [ "$up" != 1 ]; then
   exit 1
 fi
 
-creds="$DATA/demo-credentials.json"
-OPERATOR=$("$VENV/bin/python" -c "import json,sys;print(json.load(open(sys.argv[1]))['operator_token'])" "$creds")
-ADMIN=$("$VENV/bin/python" -c "import json,sys;print(json.load(open(sys.argv[1]))['tenants']['acme']['users'][0]['api_key'])" "$creds")
-OFFICER=$("$VENV/bin/python" -c "import json,sys;print(next(u['api_key'] for u in json.load(open(sys.argv[1]))['tenants']['acme']['users'] if 'compliance_officer' in u['roles']))" "$creds")
+# Every identity the runs use, as a Web Fuzzing Commons auth document: each tenant's admin and
+# compliance officer, and the platform operator.
+WFC="$DATA/identities.json"
+"$VENV/bin/python" - "$DATA/demo-credentials.json" "$WFC" <<'PY'
+import json, sys
+creds = json.load(open(sys.argv[1]))
+def entry(name, key):
+    return {"name": name, "fixedHeaders": [{"name": "Authorization", "value": f"Bearer {key}"}]}
+auth = [entry("operator", creds["operator_token"])]
+for slug, tenant in creds["tenants"].items():
+    users = tenant["users"]
+    auth.append(entry(f"{slug}-admin", next(u["api_key"] for u in users if "tenant_admin" in u["roles"])))
+    auth.append(entry(f"{slug}-officer", next(u["api_key"] for u in users if "compliance_officer" in u["roles"])))
+json.dump({"auth": auth}, open(sys.argv[2], "w"))
+PY
 SCHEMA="http://127.0.0.1:$PORT/schema/openapi.json"
+# Refusals of schema-valid requests are checked code by code (fuzz_hooks.business_refusals_only).
+export SCHEMATHESIS_HOOKS=tests.e2e.fuzz_hooks
 common=(--checks all --max-examples "$MAX_EXAMPLES" --seed 20261129 --workers 1
         --suppress-health-check all)
-ST=("$VENV/bin/schemathesis" --no-color --config-file tests/e2e/schemathesis.toml)
-
+# run NAME USER PEERS ARGS...: one schemathesis run as USER (none: no credentials); each of the
+# comma-separated PEERS replays the others' reads of their own objects and must be refused
+# (object_level_authorization).
 status=0
-# The browser sign-in routes first, before the run below configures (random, unreachable) IdPs
-# for the tenant: they would then rightly answer 503 idp_unavailable.
+run() {
+  local name=$1 user=$2 peers=$3
+  shift 3
+  "$VENV/bin/python" tests/e2e/fuzz_hooks.py tests/e2e/schemathesis.toml "$WFC" $user $peers \
+    >"$DATA/$name.toml"
+  "$VENV/bin/schemathesis" --no-color --config-file "$DATA/$name.toml" run "$SCHEMA" \
+    "${common[@]}" --report junit --report-junit-path "$REPORTS/$name.xml" "$@" || status=$?
+}
+
+# The browser sign-in routes first, before the runs below configure (random, unreachable) IdPs
+# for the tenants: they would then rightly answer 503 idp_unavailable.
 echo "== sign-in routes, no credentials"
-"${ST[@]}" run "$SCHEMA" "${common[@]}" \
-  --include-path-regex '^/auth/[^/]+/' --report junit --report-junit-path "$REPORTS/sign-in.xml" \
-  || status=$?
-echo "== tenant API as the acme tenant admin"
-"${ST[@]}" run "$SCHEMA" "${common[@]}" -H "Authorization: Bearer $ADMIN" \
-  --exclude-path-regex '^/v1/tenants|^/auth/[^/]+/|^/v1/documents/upload$' --report junit \
-  --report-junit-path "$REPORTS/tenant.xml" || status=$?
-# Multipart form fields carry no JSON types: "-21021" is a valid title or external id whether
-# the fuzzer meant a string or an integer, so type-mutation negatives cannot be rejected there.
-echo "== file upload (multipart) as the acme tenant admin"
-"${ST[@]}" run "$SCHEMA" "${common[@]}" -H "Authorization: Bearer $ADMIN" \
-  --include-path-regex '^/v1/documents/upload$' --exclude-checks negative_data_rejection \
-  --report junit --report-junit-path "$REPORTS/upload.xml" || status=$?
-echo "== subject-access requests as the acme compliance officer"
-"${ST[@]}" run "$SCHEMA" "${common[@]}" -H "Authorization: Bearer $OFFICER" \
-  --include-path-regex '^/v1/sar' --report junit --report-junit-path "$REPORTS/sar.xml" \
-  || status=$?
+run sign-in "" "" --include-path-regex '^/auth/[^/]+/'
+# Per tenant, the tenant admin's pass comes last: it may deactivate users and revoke their keys
+# (the compliance officer's too), which the passes before it need.
+for tenant in acme globex; do
+  echo "== subject-access requests as the $tenant compliance officer, both officers as peers"
+  run "sar-$tenant" "$tenant-officer" acme-officer,globex-officer --include-path-regex '^/v1/sar'
+  # Multipart form fields carry no JSON types: "-21021" is a valid title or external id whether
+  # the fuzzer meant a string or an integer, so type-mutation negatives cannot be rejected there.
+  echo "== file upload (multipart) as the $tenant tenant admin, both admins as peers"
+  run "upload-$tenant" "$tenant-admin" acme-admin,globex-admin \
+    --include-path-regex '^/v1/documents/upload$' --exclude-checks negative_data_rejection
+  echo "== tenant API as the $tenant tenant admin, both admins as peers"
+  run "tenant-$tenant" "$tenant-admin" acme-admin,globex-admin \
+    --exclude-path-regex '^/v1/tenants|^/v1/sar|^/auth/[^/]+/|^/v1/documents/upload$'
+done
 echo "== operator API as the platform operator"
-"${ST[@]}" run "$SCHEMA" "${common[@]}" -H "Authorization: Bearer $OPERATOR" \
-  --include-path-regex '^/v1/tenants' --report junit --report-junit-path "$REPORTS/operator.xml" \
-  || status=$?
-if grep -q '"status": 500\|Traceback' "$REPORTS/server.log"; then
+run operator operator "" --include-path-regex '^/v1/tenants'
+if grep -q '"status": 500\|Traceback\|"unhandled_error"' "$REPORTS/server.log"; then
   echo "server log shows a 500 or a traceback"; status=1
 fi
 exit $status

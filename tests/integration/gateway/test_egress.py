@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.egress import EgressBlocked, EgressPolicy
+from app.egress import EgressBlocked, EgressPolicy, EgressRefused
 from gateway.adapters.base import ChatMessage, ProviderError, ProviderRequest
 from gateway.adapters.openai import OpenAIProvider
 from tests.peers.llm_peer import LlmPeer, RunningPeer
@@ -59,3 +59,13 @@ async def test_resolution_is_checked_on_every_address() -> None:
     with pytest.raises(EgressBlocked) as unknown:
         await EgressPolicy().resolve("no-such-host.invalid", 443)
     assert unknown.value.reason == "unresolvable"
+
+
+@pytest.mark.parametrize(
+    "url", ["https://hFX[", "https://T[r/x", "https://=-:Q0Ahdc'/realms/x", "https://a:99999/"]
+)
+async def test_a_url_that_does_not_parse_is_refused_not_an_error(url: str) -> None:
+    """Found by the fuzzer: such URLs (schema-valid BYO, OIDC and metadata URLs) were a 500."""
+    with pytest.raises(EgressRefused) as refused:
+        await EgressPolicy.of(allow_http=True).check_destination(url)
+    assert refused.value.code == "egress_refused"
