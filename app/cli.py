@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from app import __version__
-from app.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings
 
 
 @click.group()
@@ -83,8 +83,8 @@ def worker() -> None:
     """Run ingestion jobs from the configured broker (jobs.broker_url) until SIGINT/SIGTERM."""
     import signal
 
-    from app.observability import configure_logging
     from app.runtime import Runtime
+    from kernel.observability import configure_logging
 
     settings = get_settings()
     if settings.jobs.broker_url is None:
@@ -146,7 +146,7 @@ def tenants() -> None:
 def tenants_purge() -> None:
     """Crypto-shred every deleted tenant whose grace period has passed."""
     from app.runtime import Runtime
-    from tenants.services import purge_due_tenants
+    from compliance.purge import purge_due_tenants
 
     async def run() -> list[str]:
         runtime = Runtime.build(get_settings())
@@ -218,7 +218,7 @@ def audit_verify(slug: str) -> None:
 async def _verify_audit_chain(settings: Settings, slug: str) -> dict[str, Any]:
     from app.runtime import Runtime
     from audit.services import AuditService
-    from auth.context import TenantRoute
+    from kernel.tenancy import TenantRoute
     from tenants.repositories import TenantRepository
 
     runtime = Runtime.build(settings)
@@ -324,11 +324,11 @@ async def _run_sar(
 
     from app.runtime import Runtime
     from audit.pseudonyms import OPERATOR_SUBJECT
-    from audit.sar.errors import SubjectNotFound
-    from audit.sar.services import SarService
     from audit.services import AuditLog
-    from auth.context import TenantRoute
-    from retrieval.models import Job
+    from compliance.errors import SubjectNotFound
+    from compliance.services import SarService
+    from kernel.jobs.models import Job
+    from kernel.tenancy import TenantRoute
     from tenants.repositories import TenantRepository
 
     if sum(v is not None for v in (email, external_id, user_id)) != 1:
@@ -398,11 +398,11 @@ async def _run_sar(
 )
 def eval_command(set_path: str, url: str, api_key: str, tiers: str, out: Path) -> None:
     """Run an evaluation set through the chat pipeline per tier: quality, cost, latency."""
-    from app.errors import AppError
     from app.eval.adapters import BulwarkApi
     from app.eval.report import write_report
     from app.eval.runner import run_eval
     from app.eval.sets import EXAMPLE, EvalFailed, load
+    from kernel.errors import AppError
 
     try:
         eval_set = load(EXAMPLE if set_path == "example" else Path(set_path))

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from app.runtime import Runtime
-from app.settings import Settings
 from audit.pseudonyms import SYSTEM_SUBJECT
 from audit.services import AuditLog, AuditOrigin
-from auth.context import TenantContext, TenantRoute
 from auth.devidp import DevIdp, DevUser, config_path, load_config, save_config
 from auth.oidc import DEFAULT_CLAIMS, OidcConfigService, OidcSettings
 from auth.repositories import ApiKeyRepository, GroupRepository, UserRepository
 from auth.services import ApiKeyService, GroupService, UserService
+from kernel.settings import Settings
+from kernel.tenancy import TenantContext, TenantRoute
 from tenants.repositories import TenantRepository
 from tenants.schemas import TenantCreate
 from tenants.services import TenantService

@@ -15,8 +15,8 @@ from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.runtime import Runtime
-from auth.context import TenantContext
-from auth.errors import TenantPrincipalRequired
+from kernel.guards import TenantPrincipalRequired
+from kernel.tenancy import TenantContext
 
 
 def get_runtime(request: Request[Any, Any, Any]) -> Runtime:

@@ -10,10 +10,10 @@ from litestar import Controller, Request, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.prometheus import PrometheusController
 
-from app.api import ProblemDetail
 from app.deps import get_runtime
-from app.errors import PROBLEM_JSON, AppError, problem
 from auth.middleware import EXCLUDE_FROM_AUTH
+from kernel.api import ProblemDetail
+from kernel.errors import PROBLEM_JSON, AppError, problem
 
 
 class Liveness(msgspec.Struct):

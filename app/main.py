@@ -12,28 +12,10 @@ from litestar.openapi.spec import Components, Schema, SecurityScheme
 from litestar.plugins.opentelemetry import OpenTelemetryConfig
 
 from app import __version__
-from app.api import BEARER, SESSION_COOKIE_AUTH, SESSION_TOKEN_AUTH, document_event_streams
-from app.chat.controllers import (
-    ChatController,
-    ChatPolicyController,
-    ChatSessionController,
-    ModelsController,
-)
 from app.console import TEMPLATES, console_routers
-from app.debug.controllers import DebugSwitchController
-from app.errors import with_prefix_handler
 from app.health import HealthController, MetricsController
-from app.observability import (
-    TracingMiddleware,
-    add_request_id_header,
-    configure_logging,
-    configure_tracing,
-)
 from app.runtime import Runtime
-from app.settings import Settings, get_settings
-from app.strict_bodies import document_strict_bodies, validate_body_strictly
 from audit.controllers import AuditController
-from audit.sar.controllers import RetentionController, SarController
 from auth.controllers import (
     AdminApiKeyController,
     AdminGroupController,
@@ -55,6 +37,14 @@ from auth.scim import (
     scim_exception_handler,
 )
 from auth.sso_controllers import OidcConfigController, OidcLoginController
+from chat.controllers import (
+    ChatController,
+    ChatPolicyController,
+    ChatSessionController,
+    ModelsController,
+)
+from chat.debug.controllers import DebugSwitchController
+from compliance.controllers import RetentionController, SarController
 from dlp.controllers import DlpPolicyController
 from gateway.controllers import (
     ByoModelController,
@@ -64,6 +54,16 @@ from gateway.controllers import (
     QuotaController,
     UsageController,
 )
+from kernel.api import BEARER, SESSION_COOKIE_AUTH, SESSION_TOKEN_AUTH, document_event_streams
+from kernel.errors import with_prefix_handler
+from kernel.observability import (
+    TracingMiddleware,
+    add_request_id_header,
+    configure_logging,
+    configure_tracing,
+)
+from kernel.settings import Settings, get_settings
+from kernel.strict_bodies import document_strict_bodies, validate_body_strictly
 from keys.controllers import KmsController
 from retrieval.controllers import DocumentController, JobController, SearchController
 from tenants.controllers import TenantController

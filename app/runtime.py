@@ -11,34 +11,34 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.chat.judge import AnswerJudge
-from app.chat.schemas import ChatPolicyBody
-from app.egress import EgressPolicy, policy_of
-from app.settings import Settings, resolve_secret
-from audit.sar.retention import sweep_active_tenants
-from audit.sar.schemas import RetentionSweep
-from audit.sar.services import SAR_JOB, SarRunner
 from audit.signing import CheckpointSigner
 from auth.adapters.oidc import OidcProviders
-from auth.context import SystemAuthority, TenantContext, TenantRoute
-from auth.epochs import EpochCache
 from auth.oidc import OidcBearer, OidcCallback, OidcLogin
 from auth.services import AuthenticationService
+from chat.judge import AnswerJudge
+from chat.schemas import ChatPolicyBody
+from compliance.retention import sweep_active_tenants
+from compliance.schemas import RetentionSweep
+from compliance.services import SAR_JOB, SarRunner
 from dlp.services import DlpEngine
 from gateway.batch import BATCH_JOB, BatchRunner
 from gateway.classifier import SmallModelClassifier
 from gateway.fleet import Fleet, model_choices
 from gateway.router import Router
 from gateway.services import GatewayService
+from kernel.egress import EgressPolicy, policy_of
+from kernel.epochs import EpochCache
+from kernel.jobs.brokers import make_broker
+from kernel.jobs.repositories import JobRepository
+from kernel.jobs.runner import JobRunner
+from kernel.settings import Settings, resolve_secret
+from kernel.tenancy import SystemAuthority, TenantContext, TenantRoute
 from keys.services import Keyring
 from residency.database import Database
 from residency.objects import TenantObjects
 from residency.registry import RegionRegistry
-from retrieval.adapters.brokers import make_broker
 from retrieval.adapters.minilm import MiniLMTokenCounter, OnnxMiniLMEmbedder
 from retrieval.index import KnowledgeIndex
-from retrieval.jobs import JobRunner
-from retrieval.repositories import JobRepository
 from retrieval.services import INGEST, REINDEX, IngestHandler, ReindexHandler
 from tenants.repositories import TenantRepository
 
@@ -63,7 +63,7 @@ class Runtime:
     knowledge: KnowledgeIndex
     jobs: JobRunner
     gateway: GatewayService
-    # Where URLs a tenant configures may lead (``app.egress``): BYO models, OIDC, SAML metadata.
+    # Where URLs a tenant configures may lead (``kernel.egress``): BYO models, OIDC, SAML metadata.
     egress: EgressPolicy
     # Presidio/spaCy (loaded once per process, on first use) and the tenants' DLP hash keys.
     dlp: DlpEngine
@@ -71,7 +71,7 @@ class Runtime:
     sar: SarRunner | None = None
     # Grades a sample of generative answers (observability.judge_sample_rate); set by ``build``.
     judge: AnswerJudge | None = None
-    # Each tenant's chat policy, kept under its epoch (``auth.epochs``).
+    # Each tenant's chat policy, kept under its epoch (``kernel.epochs``).
     chat_policies: EpochCache[ChatPolicyBody] = field(default_factory=EpochCache)
     _sweeper: asyncio.Task[None] | None = None
 
@@ -112,7 +112,9 @@ class Runtime:
         knowledge = KnowledgeIndex(registry, OnnxMiniLMEmbedder(threads=2), MiniLMTokenCounter())
         # The one capability to act as the system on a tenant: granted here, handed on.
         system = SystemAuthority.grant()
-        jobs = JobRunner(registry, authenticator, system, broker=make_broker(settings.jobs))
+        jobs = JobRunner(
+            registry, authenticator.tenant_route, system, broker=make_broker(settings.jobs)
+        )
         router_settings = settings.gateway.router
         gateway = GatewayService(
             registry,

@@ -13,7 +13,6 @@ from litestar.params import QueryParameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import SECURED, Limit, problem_responses
 from app.deps import TENANT_DEPENDENCIES, get_runtime
 from audit.chain import format_time
 from audit.errors import InvalidTimeFilter
@@ -29,8 +28,9 @@ from audit.schemas import (
     ExportFormat,
 )
 from audit.services import AuditExporter, AuditService
-from auth.context import Role, TenantContext
-from auth.guards import requires_role
+from kernel.api import SECURED, Limit, problem_responses
+from kernel.guards import requires_role
+from kernel.tenancy import Role, TenantContext
 
 _CODE = r"^[a-z][a-z0-9_.]{0,63}$"
 _ACTOR = rf"^(ps_[0-9a-f]{{32}}|user:{UUID_PATTERN}|operator|system|scim)$"

@@ -12,10 +12,10 @@ from litestar import Request
 from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.observability import ensure_request_id
 from audit.pseudonyms import OPERATOR_SUBJECT
 from audit.services import AuditLog, AuditOrigin
-from auth.context import TenantContext
+from kernel.observability import ensure_request_id
+from kernel.tenancy import TenantContext
 
 
 def provide_audit_log(

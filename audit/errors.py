@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.errors import AppError, Conflict, InvalidInput
+from kernel.errors import AppError, Conflict, InvalidInput
 
 
 class InvalidActorFilter(AppError):

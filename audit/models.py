@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import RegionalBase, TenantOwned, Timestamped, UTCDateTime
+from kernel.db import RegionalBase, TenantOwned, Timestamped, UTCDateTime
 
 
 class AuditEvent(TenantOwned, RegionalBase):

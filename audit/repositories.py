@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from audit.chain import GENESIS_HASH
 from audit.models import AuditEvent, AuditHead, AuditSubject
-from auth.context import TenantContext
+from kernel.tenancy import TenantContext
 
 
 class _AuditScoped:

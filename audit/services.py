@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
 from audit import pseudonyms
 from audit.canon import CANON, CanonError, canonical_json
 from audit.chain import (
@@ -45,7 +44,8 @@ from audit.repositories import (
 )
 from audit.schemas import AuditAction, AuditOutcome, ExportFormat, ResourceType
 from audit.signing import CheckpointSigner
-from auth.context import TenantContext
+from kernel.db import utcnow
+from kernel.tenancy import TenantContext
 from residency.database import after_end
 from residency.registry import RegionRegistry
 

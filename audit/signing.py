@@ -19,8 +19,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from app.settings import Settings
 from audit.canon import CANON, CURRENT, CanonError, canonical_json, version_of
+from kernel.settings import Settings
 
 ALGORITHM = "Ed25519"
 GENERATED_KEY_FILE = "audit-signing.pem"

@@ -11,14 +11,11 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import SECURED, SESSION_SECURED, Limit, Offset, next_offset, problem_responses
 from app.deps import TENANT_DEPENDENCIES, get_runtime
 from audit.deps import AUDIT_DEPENDENCIES, operator_origin
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
-from auth.context import Role, TenantContext
 from auth.errors import NotASession
-from auth.guards import requires_operator, requires_role, requires_tenant
 from auth.middleware import ACCEPT_SESSION_COOKIE, SESSION_COOKIE
 from auth.models import ApiKey, Group, User
 from auth.repositories import ApiKeyRepository, GroupRepository, UserRepository
@@ -50,6 +47,9 @@ from auth.services import (
     UserService,
 )
 from auth.sso import RoleMappingService, SessionService
+from kernel.api import SECURED, SESSION_SECURED, Limit, Offset, next_offset, problem_responses
+from kernel.guards import requires_operator, requires_role, requires_tenant
+from kernel.tenancy import Role, TenantContext
 
 
 def provide_user_service(

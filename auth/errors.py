@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from app.errors import (
+from kernel.errors import (
     Conflict,
-    Forbidden,
     InvalidInput,
     NotFound,
     ServiceUnavailable,
@@ -20,32 +19,6 @@ class InvalidCredentials(Unauthenticated):
         self, detail: str = "The credential is missing, malformed, revoked or unknown."
     ) -> None:
         super().__init__(detail)
-
-
-class RoleRequired(Forbidden):
-    code = "role_required"
-    title = "Role required"
-
-    def __init__(self, roles: list[str]) -> None:
-        super().__init__(
-            f"This action needs one of the roles: {', '.join(roles)}.", required_roles=roles
-        )
-
-
-class OperatorRequired(Forbidden):
-    code = "operator_required"
-    title = "Operator required"
-
-    def __init__(self) -> None:
-        super().__init__("This action is reserved to the platform operator.")
-
-
-class TenantPrincipalRequired(Forbidden):
-    code = "tenant_principal_required"
-    title = "Tenant principal required"
-
-    def __init__(self) -> None:
-        super().__init__("This action needs a tenant user's credential, not the operator token.")
 
 
 class UserNotFound(NotFound):

@@ -10,7 +10,7 @@ from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from opentelemetry import trace
 
-from auth.context import TenantContext
+from kernel.tenancy import TenantContext
 
 EXCLUDE_FROM_AUTH = "exclude_from_auth"
 SESSION_COOKIE = "bulwark_session"

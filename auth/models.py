@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import RegionalBase, TenantOwned, Timestamped, UTCDateTime, utcnow
+from kernel.db import RegionalBase, TenantOwned, Timestamped, UTCDateTime, utcnow
 
 
 class User(TenantOwned, Timestamped, RegionalBase):
@@ -119,7 +119,7 @@ class ApiKey(TenantOwned, Timestamped, RegionalBase):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
-class IdentitySettings(Timestamped, RegionalBase):
+class IdentitySettingsRow(Timestamped, RegionalBase):
     """Per-tenant identity settings: the role a new user gets when no mapping applies."""
 
     __tablename__ = "identity_settings"
@@ -195,7 +195,7 @@ class SamlAssertion(TenantOwned, Timestamped, RegionalBase):
 
 class AuthEpoch(RegionalBase):
     """A tenant's identity and configuration generation, for the principal cache
-    (``auth.principals``) and the configuration kept in memory (``auth.epochs``).
+    (``auth.principals``) and the configuration kept in memory (``kernel.epochs``).
 
     Database triggers (migrations ``r0011_auth_epochs`` and ``r0013_config_epochs``) set a fresh
     random value whenever a row a principal is built from changes — users, groups, memberships,

@@ -25,9 +25,6 @@ from urllib.parse import urlsplit
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.egress import EgressPolicy, EgressRefused
-from app.errors import InvalidInput, NotFound, ServiceUnavailable, Unauthenticated
-from app.settings import IdentitySettings as IdentityConfig
 from audit.schemas import AuditAction, AuditOutcome, ResourceType
 from audit.services import AuditLog
 from auth.adapters.oidc import (
@@ -37,10 +34,14 @@ from auth.adapters.oidc import (
     OidcUnreachable,
     pkce_pair,
 )
-from auth.context import TenantContext, TenantRoute, system_context
+from auth.context import system_context
 from auth.models import IdentityProvider, User
 from auth.repositories import IdentityProviderRepository, UserRepository
 from auth.sso import IssuedSession, Provisioner, SessionService, SsoIdentity, record_login
+from kernel.egress import EgressPolicy, EgressRefused
+from kernel.errors import InvalidInput, NotFound, ServiceUnavailable, Unauthenticated
+from kernel.settings import IdentitySettings as IdentityConfig
+from kernel.tenancy import TenantContext, TenantRoute
 from keys.services import TenantKeys
 from residency.registry import RegionRegistry
 
@@ -196,7 +197,7 @@ class OidcConfigService:
         )
 
 
-class LoginState:
+class OidcLoginCookie:
     """The signed cookie that carries one login from /login to /callback."""
 
     COOKIE = "bulwark_oidc"
@@ -310,7 +311,7 @@ class OidcLogin:
         self.registry = registry
         self.identity = identity
         self.pepper = pepper
-        self.state = LoginState(pepper, identity.login_timeout_seconds)
+        self.state = OidcLoginCookie(pepper, identity.login_timeout_seconds)
 
     async def begin(
         self, route: TenantRoute, config: OidcConfigService, return_to: str

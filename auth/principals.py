@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from auth import apikeys
-from auth.context import TenantContext, TenantRoute
+from kernel.tenancy import TenantContext, TenantRoute
 
 RouteKey = tuple[uuid.UUID, str, str, str, bool]
 

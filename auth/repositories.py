@@ -10,20 +10,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select, update
+from sqlalchemy import Select, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import RegionalBase
-from auth.context import TenantContext
 from auth.models import (
     ApiKey,
     AuthEpoch,
     Group,
     IdentityProvider,
-    IdentitySettings,
+    IdentitySettingsRow,
     Membership,
     RoleMapping,
     SamlAssertion,
@@ -31,106 +29,11 @@ from auth.models import (
     User,
     UserSession,
 )
-
-M = TypeVar("M", bound=RegionalBase)
-
-
-class _TenantScoped(Generic[M]):
-    model: type[M]
-
-    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
-        if not isinstance(ctx, TenantContext):  # fail closed on a missing or forged scope
-            raise TypeError("a TenantContext is required")
-        self.session = session
-        self.ctx = ctx
-
-    def _select(self) -> Select[M]:
-        model: Any = self.model
-        return select(self.model).where(model.tenant_id == self.ctx.tenant_id)
-
-    async def get(self, row_id: uuid.UUID) -> M | None:
-        model: Any = self.model
-        result = await self.session.execute(self._select().where(model.id == row_id))
-        return result.scalar_one_or_none()
-
-    async def add(self, row: M) -> M:
-        row.tenant_id = self.ctx.tenant_id  # type: ignore[attr-defined]
-        self.session.add(row)
-        await self.session.flush()
-        return row
-
-    def stage(self, row: M) -> M:
-        """Add ``row`` to this tenant's unit of work without a round trip now: it is written
-        with the next flush or at commit (for rows nothing reads back in between)."""
-        row.tenant_id = self.ctx.tenant_id  # type: ignore[attr-defined]
-        self.session.add(row)
-        return row
-
-    async def find(
-        self,
-        where: ColumnElement[bool] | None,
-        *,
-        order_by: Sequence[Any],
-        offset: int = 0,
-        limit: int | None = None,
-    ) -> Sequence[M]:
-        """This tenant's rows matching ``where`` (always ANDed with the tenant), one page."""
-        statement = self._select()
-        if where is not None:
-            statement = statement.where(where)
-        statement = statement.order_by(*order_by).offset(offset)
-        if limit is not None:
-            statement = statement.limit(limit)
-        result = await self.session.execute(statement)
-        return result.scalars().all()
-
-    async def page(self, *, limit: int, offset: int) -> Sequence[M]:
-        """One page of this tenant's rows, oldest first."""
-        model: Any = self.model
-        return await self.find(
-            None, order_by=[model.created_at, model.id], offset=offset, limit=limit
-        )
-
-    async def count(self, where: ColumnElement[bool] | None) -> int:
-        model: Any = self.model
-        statement = (
-            select(func.count()).select_from(model).where(model.tenant_id == self.ctx.tenant_id)
-        )
-        if where is not None:
-            statement = statement.where(where)
-        return int((await self.session.execute(statement)).scalar_one())
+from kernel.repositories import TenantScoped
+from kernel.tenancy import TenantContext
 
 
-class TenantPolicyRows(Generic[M]):
-    """A per-tenant settings row (primary key ``tenant_id``, a JSON ``policy``): read, replace."""
-
-    model: type[M]
-
-    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
-        if not isinstance(ctx, TenantContext):  # fail closed on a missing or forged scope
-            raise TypeError("a TenantContext is required")
-        self.session = session
-        self.ctx = ctx
-
-    async def get(self) -> M | None:
-        model: Any = self.model
-        result = await self.session.execute(
-            select(self.model).where(model.tenant_id == self.ctx.tenant_id)
-        )
-        return result.scalar_one_or_none()
-
-    async def put(self, policy: dict[str, Any]) -> M:
-        row: Any = await self.get()
-        if row is None:
-            row = self.model(tenant_id=self.ctx.tenant_id, policy=policy)
-            self.session.add(row)
-        else:
-            row.policy = policy
-        await self.session.flush()
-        return row  # type: ignore[no-any-return]
-
-
-class UserRepository(_TenantScoped[User]):
+class UserRepository(TenantScoped[User]):
     model = User
 
     async def get_by_idp_subject(self, subject: str) -> User | None:
@@ -175,7 +78,7 @@ class UserRepository(_TenantScoped[User]):
         return groups
 
 
-class GroupRepository(_TenantScoped[Group]):
+class GroupRepository(TenantScoped[Group]):
     model = Group
 
     async def get_by_external_id(self, external_id: str) -> Group | None:
@@ -247,7 +150,7 @@ AUTH_EPOCH_QUERY: Select[int] = select(AuthEpoch.epoch).where(
 )
 
 
-class ApiKeyRepository(_TenantScoped[ApiKey]):
+class ApiKeyRepository(TenantScoped[ApiKey]):
     model = ApiKey
 
     async def revoke(self, key_id: uuid.UUID, when: datetime) -> bool:
@@ -275,7 +178,7 @@ class ApiKeyRepository(_TenantScoped[ApiKey]):
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-class SessionRepository(_TenantScoped[UserSession]):
+class SessionRepository(TenantScoped[UserSession]):
     model = UserSession
 
     async def revoke(self, session_id: uuid.UUID, when: datetime) -> bool:
@@ -303,7 +206,7 @@ class SessionRepository(_TenantScoped[UserSession]):
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-class ScimTokenRepository(_TenantScoped[ScimToken]):
+class ScimTokenRepository(TenantScoped[ScimToken]):
     model = ScimToken
 
     async def revoke_all(self, when: datetime) -> int:
@@ -354,13 +257,13 @@ class RoleMappingRepository:
         await self.session.flush()
 
     async def default_role(self) -> str:
-        row = await self.session.get(IdentitySettings, self.ctx.tenant_id)
+        row = await self.session.get(IdentitySettingsRow, self.ctx.tenant_id)
         return row.default_role if row is not None else "member"
 
     async def set_default_role(self, role: str) -> None:
-        row = await self.session.get(IdentitySettings, self.ctx.tenant_id)
+        row = await self.session.get(IdentitySettingsRow, self.ctx.tenant_id)
         if row is None:
-            self.session.add(IdentitySettings(tenant_id=self.ctx.tenant_id, default_role=role))
+            self.session.add(IdentitySettingsRow(tenant_id=self.ctx.tenant_id, default_role=role))
         else:
             row.default_role = role
         await self.session.flush()
@@ -434,5 +337,5 @@ async def purge_identity(session: AsyncSession, ctx: TenantContext) -> None:
     """Delete every identity row of one tenant (used when a deleted tenant is purged)."""
     for model in (UserSession, ScimToken, RoleMapping, ApiKey, Membership, Group, User):
         await session.execute(delete(model).where(model.tenant_id == ctx.tenant_id))
-    for keyed in (IdentitySettings, IdentityProvider, SamlAssertion):
+    for keyed in (IdentitySettingsRow, IdentityProvider, SamlAssertion):
         await session.execute(delete(keyed).where(keyed.tenant_id == ctx.tenant_id))

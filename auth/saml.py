@@ -42,9 +42,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
-from app.errors import Unauthenticated
-from app.settings import IdentitySettings
 from audit.pseudonyms import SYSTEM_SUBJECT, user_subject
 from audit.schemas import AuditAction, AuditOutcome, ResourceType
 from audit.services import AuditLog, AuditOrigin
@@ -58,7 +55,7 @@ from auth.adapters.saml import (
     SsoBinding,
     ValidatedAssertion,
 )
-from auth.context import TenantContext, TenantRoute, system_context
+from auth.context import system_context
 from auth.errors import (
     SamlCertificateInvalid,
     SamlConfigInvalid,
@@ -82,6 +79,10 @@ from auth.repositories import IdentityProviderRepository, SamlAssertionRepositor
 from auth.schemas import DEFAULT_SAML_ATTRIBUTES, Email
 from auth.services import AuthenticationService, normalize_email
 from auth.sso import Provisioner, SessionService, SsoIdentity, record_login
+from kernel.db import utcnow
+from kernel.errors import Unauthenticated
+from kernel.settings import IdentitySettings
+from kernel.tenancy import TenantContext, TenantRoute
 from tenants.errors import TenantDeleted, TenantNotFound, TenantSuspended
 from tenants.schemas import SLUG_PATTERN, TenantStatus
 
@@ -349,7 +350,7 @@ class SamlConfigService:
 
 
 @dataclass(frozen=True, slots=True)
-class LoginState:
+class SamlLoginState:
     tenant_id: uuid.UUID
     request_id: str
     return_to: str
@@ -366,19 +367,19 @@ class LoginStateSigner:
         self.serializer = URLSafeTimedSerializer(key, salt=self.SALT)
         self.max_age = max_age
 
-    def issue(self, state: LoginState) -> str:
+    def issue(self, state: SamlLoginState) -> str:
         return str(
             self.serializer.dumps(
                 {"t": str(state.tenant_id), "r": state.request_id, "p": state.return_to}
             )
         )
 
-    def read(self, token: str | None) -> LoginState | None:
+    def read(self, token: str | None) -> SamlLoginState | None:
         if not token:
             return None
         try:
             data = self.serializer.loads(token, max_age=self.max_age)
-            state = LoginState(uuid.UUID(data["t"]), str(data["r"]), str(data["p"]))
+            state = SamlLoginState(uuid.UUID(data["t"]), str(data["r"]), str(data["p"]))
         except (BadData, KeyError, TypeError, ValueError):
             return None
         return state
@@ -477,7 +478,7 @@ class SamlLoginService:
         request = self.toolkit.authn_request(endpoints.sp, config.idp, relay_state=path)
         return LoginRedirect(
             url=request.url,
-            state=self.states.issue(LoginState(route.id, request.id, path)),
+            state=self.states.issue(SamlLoginState(route.id, request.id, path)),
             cookie_path=endpoints.cookie_path,
             max_age=self.identity.login_timeout_seconds,
             form=dict(request.form) if request.binding is SsoBinding.POST else None,

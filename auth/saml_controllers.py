@@ -17,14 +17,10 @@ from litestar.params import FromPath, JSONBody, URLEncodedBody
 from litestar.response import Redirect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import SECURED, problem_responses
 from app.deps import TENANT_DEPENDENCIES, get_runtime
-from app.observability import ensure_request_id
 from audit.deps import AUDIT_DEPENDENCIES
 from audit.services import AuditLog
 from auth.adapters.saml import OneLoginSaml, SsoBinding
-from auth.context import Role, TenantContext
-from auth.guards import requires_role
 from auth.middleware import EXCLUDE_FROM_AUTH, SESSION_COOKIE
 from auth.saml import (
     STATE_COOKIE,
@@ -44,6 +40,10 @@ from auth.schemas import (
     SamlServiceProviderRead,
 )
 from auth.sso_controllers import ReturnTo
+from kernel.api import SECURED, problem_responses
+from kernel.guards import requires_role
+from kernel.observability import ensure_request_id
+from kernel.tenancy import Role, TenantContext
 
 SAML_METADATA = "application/samlmetadata+xml"
 # The toolkit is stateless: one for the process.

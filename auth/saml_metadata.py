@@ -29,8 +29,6 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from app.adapters.egress_http import EgressFetcher, EgressUnavailable
-from app.egress import EgressPolicy, EgressRefused
 from audit.schemas import AuditAction, ResourceType
 from auth.adapters.saml import MetadataProblem, MetadataRejected, parse_idp_metadata
 from auth.errors import (
@@ -49,6 +47,8 @@ from auth.errors import (
 )
 from auth.saml import SAML_KIND, SamlConfig, SamlConfigService
 from auth.schemas import DEFAULT_SAML_ATTRIBUTES, SamlEntityId, SamlUrl
+from kernel.adapters.egress_http import EgressFetcher, EgressUnavailable
+from kernel.egress import EgressPolicy, EgressRefused
 from residency.registry import RegionRegistry
 
 ACCEPT = "application/samlmetadata+xml, application/xml, text/xml"

@@ -6,20 +6,13 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-from app.json_schema import exactly_one_of, given
-from auth.context import Role
+from kernel.fields import VISIBLE, AttributeKey, AttributeValue
+from kernel.json_schema import exactly_one_of, given
+from kernel.tenancy import Role
 
 # Explicit code-point classes rather than \s / \S: Python's and ECMAScript's whitespace sets
 # differ, and the OpenAPI document must promise exactly what the server enforces.
 _ADDR = r"[^@\x00-\x20\x7f-\x9f]"
-# Printable text: no control characters (PostgreSQL refuses NUL), at least one visible character.
-VISIBLE = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f-\x9f][^\x00-\x1f\x7f]*$"
-# Free text people type or paste (a chat message, a search): as VISIBLE, but tabs and line
-# breaks are text too; other control characters are still refused.
-TEXT = (
-    r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*[^\x00-\x20\x7f-\x9f]"
-    r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
-)
 Email = Annotated[
     str, msgspec.Meta(pattern=rf"^{_ADDR}{{1,64}}@{_ADDR}+\.{_ADDR}+$", max_length=320)
 ]
@@ -35,8 +28,6 @@ class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
     )
 
 
-AttributeKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
-AttributeValue = Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,128}$")]
 # A user's ABAC attributes: up to 20 keys, each with up to 50 printable-ASCII values.
 Attributes = Annotated[
     dict[AttributeKey, Annotated[list[AttributeValue], msgspec.Meta(max_length=50)]],
@@ -248,7 +239,7 @@ SamlUrl = Annotated[
 ]
 SsoBindingName = Literal["HTTP-Redirect", "HTTP-POST"]
 # One IdP's metadata is tens of kilobytes at most; a fetched document is capped at the same size
-# (``app.adapters.egress_http.MAX_BODY``).
+# (``kernel.adapters.egress_http.MAX_BODY``).
 MAX_METADATA_CHARS = 1 << 20
 MetadataUrl = Annotated[
     str,

@@ -17,20 +17,10 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog, AuditOrigin
 from auth import apikeys
-from auth.context import (
-    AuthMethod,
-    OperatorPrincipal,
-    Principal,
-    TenantContext,
-    TenantRoute,
-    system_context,
-    user_context,
-    with_epoch,
-)
+from auth.context import system_context, user_context, with_epoch
 from auth.errors import (
     ApiKeyNotFound,
     EmailTaken,
@@ -50,6 +40,8 @@ from auth.repositories import (
     UserRepository,
 )
 from auth.sso import deactivate_user, effective_roles
+from kernel.db import utcnow
+from kernel.tenancy import AuthMethod, OperatorPrincipal, Principal, TenantContext, TenantRoute
 from residency.database import Database
 from residency.registry import RegionRegistry
 from tenants.errors import TenantDeleted, TenantNotFound, TenantSuspended

@@ -18,12 +18,10 @@ from typing import Literal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
 from audit.pseudonyms import SYSTEM_SUBJECT
 from audit.schemas import AuditAction, AuditOutcome, ResourceType
 from audit.services import AuditLog, AuditOrigin
 from auth import apikeys
-from auth.context import Role, TenantContext
 from auth.errors import InvalidCredentials
 from auth.models import Group, User, UserSession
 from auth.repositories import (
@@ -34,6 +32,8 @@ from auth.repositories import (
     SessionRepository,
     UserRepository,
 )
+from kernel.db import utcnow
+from kernel.tenancy import Role, TenantContext
 from residency.registry import RegionRegistry
 
 SsoMethod = Literal["oidc", "saml"]

@@ -12,20 +12,16 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import SECURED, problem_responses
 from app.deps import TENANT_DEPENDENCIES, get_runtime
-from app.egress import EgressRefused
-from app.observability import ensure_request_id
 from audit.deps import AUDIT_DEPENDENCIES
 from audit.services import AuditLog
-from auth.context import Role, TenantContext, TenantRoute, system_context
-from auth.guards import requires_role
+from auth.context import system_context
 from auth.middleware import EXCLUDE_FROM_AUTH, SESSION_COOKIE
 from auth.oidc import (
     DEFAULT_CLAIMS,
     InvalidIssuer,
-    LoginState,
     OidcConfigService,
+    OidcLoginCookie,
     OidcNotConfigured,
     OidcSettings,
     keycloak_issuer,
@@ -33,6 +29,11 @@ from auth.oidc import (
 )
 from auth.schemas import OidcConfigRead, OidcConfigWrite
 from auth.sso import safe_return_path
+from kernel.api import SECURED, problem_responses
+from kernel.egress import EgressRefused
+from kernel.guards import requires_role
+from kernel.observability import ensure_request_id
+from kernel.tenancy import Role, TenantContext, TenantRoute
 from tenants.errors import TenantNotFound
 
 TenantSlug = FromPath[str]
@@ -185,7 +186,7 @@ class OidcLoginController(Controller):
             status_code=302,
             cookies=[
                 Cookie(
-                    key=LoginState.COOKIE,
+                    key=OidcLoginCookie.COOKIE,
                     value=state,
                     path=f"/auth/{route.slug}/oidc",
                     max_age=identity.login_timeout_seconds,
@@ -216,7 +217,7 @@ class OidcLoginController(Controller):
             route,
             code=code,
             state=login_state,
-            cookie=request.cookies.get(LoginState.COOKIE),
+            cookie=request.cookies.get(OidcLoginCookie.COOKIE),
             error=error,
             request_id=ensure_request_id(request.scope),
         )
@@ -236,5 +237,5 @@ class OidcLoginController(Controller):
                 )
             ],
         )
-        response.delete_cookie(LoginState.COOKIE, path=f"/auth/{route.slug}/oidc")
+        response.delete_cookie(OidcLoginCookie.COOKIE, path=f"/auth/{route.slug}/oidc")
         return response

@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from auth.context import TenantContext, TenantRoute, user_context
+from auth.context import user_context
+from kernel.tenancy import TenantContext, TenantRoute
 
 
 def free_port() -> int:
@@ -76,7 +77,7 @@ def embedded_server(
 
     ``models``: each region's model fleet (by region name) instead of the embedded default's.
     """
-    from app.settings import DEFAULT_REGIONS, embedded_region
+    from kernel.settings import DEFAULT_REGIONS, embedded_region
 
     with tempfile.TemporaryDirectory(prefix="bulwark-bench-") as data_dir:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
@@ -123,7 +124,7 @@ def serve(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
 
 def one_region_settings(data_dir: Path, kms: dict[str, Any] | None = None) -> Any:
     """Embedded settings with a single region ``eu`` under ``data_dir`` (benchmarks only)."""
-    from app.settings import Settings
+    from kernel.settings import Settings
 
     root = data_dir / "regions" / "eu"
     return Settings.model_validate(

@@ -52,9 +52,9 @@ from typing import Any
 
 import httpx
 
-from app.supply_chain import sha256_file
 from bench._server import UNLIMITED_GATEWAY, embedded_server, percentiles
 from gateway.adapters.llamacpp import SMOLLM2_SHA256
+from kernel.supply_chain import sha256_file
 from retrieval.grounding import check, sentences
 
 DATA = Path(__file__).parent / "data" / "answers" / "qa.json.gz"

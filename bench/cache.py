@@ -62,7 +62,7 @@ def _by_kind(rows: Sequence[tuple[dict[str, Any], bool]]) -> dict[str, Any]:
 async def cache_figures(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     """Every pair through the real cache at the default policy, and the cosine-only figures."""
     from app.runtime import Runtime
-    from auth.context import TenantRoute
+    from kernel.tenancy import TenantRoute
     from migrations.runner import migrate
     from retrieval.cache.guard import same_question
     from retrieval.cache.services import CachePolicy, SemanticCache

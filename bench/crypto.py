@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from app.runtime import Runtime
-from app.settings import Settings
-from auth.context import TenantRoute
 from bench._server import bench_tenant, one_region_settings, percentiles
+from kernel.settings import Settings
+from kernel.tenancy import TenantRoute
 from keys import envelope
 from migrations.runner import migrate
 

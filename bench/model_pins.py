@@ -1,6 +1,6 @@
 """What checking the model files against their pinned SHA-256 values costs (issue 23).
 
-Each model file is hashed once per process, on its first use (``app.supply_chain``): this times
+Each model file is hashed once per process, on its first use (``kernel.supply_chain``): this times
 that first check for the MiniLM ONNX encoder, the spaCy NER model (every file of its data
 directory) and the SmolLM2 GGUF, with the process cache cleared before each repeat. The files
 are read from the page cache after the first repeat, as they are when a warm machine restarts.
@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from app import supply_chain
+from kernel import supply_chain
 from dlp.adapters.presidio import SPACY_MODEL_FILES, model_dir
 from gateway.adapters.llamacpp import SMOLLM2_SHA256, default_model_path
 from retrieval.adapters.minilm import MODEL_SHA256, model_path

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from app.runtime import Runtime
-from auth.context import TenantRoute
 from bench._server import bench_member, bench_tenant, one_region_settings, percentiles
+from kernel.tenancy import TenantRoute
 from migrations.runner import migrate
 from retrieval.acl import DocumentAcl
 from retrieval.chunking import chunk_blocks

@@ -40,8 +40,8 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from auth.context import TenantRoute
 from bench._server import bench_member
+from kernel.tenancy import TenantRoute
 from retrieval import sparse
 from retrieval.acl import DocumentAcl
 from retrieval.adapters.minilm import MiniLMTokenCounter, OnnxMiniLMEmbedder
@@ -149,14 +149,14 @@ class SnowballBm25:
         self._model = qe.Bm25(config)
 
     @staticmethod
-    def _sorted(vector: qe.SparseVector) -> sparse.SparseVector:
+    def _sorted(vector: qe.SparseVector) -> SparseVector:
         pairs = sorted(zip(vector.indices, vector.values, strict=True))
-        return sparse.SparseVector([i for i, _ in pairs], [v for _, v in pairs])
+        return SparseVector([i for i, _ in pairs], [v for _, v in pairs])
 
-    def document(self, text: str) -> sparse.SparseVector:
+    def document(self, text: str) -> SparseVector:
         return self._sorted(self._model.embed_document(text))
 
-    def query(self, text: str) -> sparse.SparseVector:
+    def query(self, text: str) -> SparseVector:
         return self._sorted(self._model.embed_query(text))
 
 
@@ -211,9 +211,7 @@ async def _variant(
         points = []
         for i, ((doc, title, chunk), vector) in enumerate(zip(chunks, dense, strict=True)):
             terms = analyser.document(chunk.index_text(title if contextual else ""))
-            points.append(
-                ChunkPoint(f"c{i}", doc, chunk.ordinal, vector.tolist(), SparseVector(*terms), acl)
-            )
+            points.append(ChunkPoint(f"c{i}", doc, chunk.ordinal, vector.tolist(), terms, acl))
         for start in range(0, len(points), 1000):
             await store.upsert(reader, points[start : start + 1000])
         await store.optimize()
@@ -223,7 +221,7 @@ async def _variant(
             found, reciprocal, times = 0, 0.0, []
             for question, vector in zip(questions, question_vectors, strict=True):
                 terms = analyser.query(question.text)
-                sparse = SparseVector(*terms) if use_sparse and terms.indices else None
+                sparse = terms if use_sparse and terms.indices else None
                 if not use_dense and sparse is None:
                     continue  # no term the analyser keeps: sparse alone finds nothing
                 began = time.perf_counter()

@@ -179,7 +179,7 @@ def main() -> None:
         unknown = set(names) - set(scripts())
         if unknown:
             parser.error(f"not benchmark scripts: {sorted(unknown)}")
-        from app.settings import ObservabilitySettings
+        from kernel.settings import ObservabilitySettings
 
         started = time.perf_counter()
         this = {

@@ -57,12 +57,12 @@ def _cpu_s(pid: int) -> float:
 async def seed_tenants(data_dir: Path, first: int, count: int) -> list[str]:
     """Tenants ``first .. first+count-1`` with an admin each; returns their API keys."""
     from app.runtime import Runtime
-    from app.settings import ObservabilitySettings, Settings
     from audit.pseudonyms import SYSTEM_SUBJECT
     from audit.services import AuditLog, AuditOrigin
-    from auth.context import TenantRoute
     from auth.repositories import ApiKeyRepository, UserRepository
     from auth.services import ApiKeyService, UserService
+    from kernel.settings import ObservabilitySettings, Settings
+    from kernel.tenancy import TenantRoute
     from tenants.repositories import TenantRepository
     from tenants.schemas import TenantCreate
     from tenants.services import TenantService
@@ -192,7 +192,7 @@ def main() -> None:
                 **UNLIMITED_GATEWAY,
             }
         )
-        from app.settings import Settings
+        from kernel.settings import Settings
         from migrations.runner import migrate
 
         migrate(Settings(data_dir=Path(data_dir)))

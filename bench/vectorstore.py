@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from auth.context import TenantContext, TenantRoute
 from bench._server import bench_member
+from kernel.tenancy import TenantContext, TenantRoute
 from retrieval.acl import DocumentAcl
 from retrieval.embeddings import Embedder
 from retrieval.sparse import ANALYSER
@@ -132,7 +132,7 @@ async def _queries_embedded(
         began = time.perf_counter()
         dense = (await embedder.embed_async([question]))[0].tolist()
         terms = ANALYSER.query(question)
-        sparse = SparseVector(terms.indices, terms.values) if terms.indices else None
+        sparse = terms if terms.indices else None
         await store.search(ctx, dense, sparse, 10, fusion=fusion)
         timings.append((time.perf_counter() - began) * 1000)
     return _summary(timings)

@@ -9,12 +9,9 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import SECURED, problem_responses
 from app.deps import TENANT_DEPENDENCIES, get_runtime
 from audit.deps import AUDIT_DEPENDENCIES
 from audit.services import AuditLog
-from auth.context import Role, TenantContext
-from auth.guards import requires_role
 from dlp.models import DlpPolicyRow
 from dlp.policies import DlpPolicy, EntityRule, InjectionPolicy
 from dlp.ports import CustomRecognizer
@@ -27,6 +24,9 @@ from dlp.schemas import (
     InjectionSpec,
 )
 from dlp.services import DlpPolicyService
+from kernel.api import SECURED, problem_responses
+from kernel.guards import requires_role
+from kernel.tenancy import Role, TenantContext
 
 
 def provide_dlp_policy_service(

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import get_runtime
 from audit.services import AuditLog
-from auth.context import TenantContext
 from dlp.services import DlpService, TripRecorder
+from kernel.tenancy import TenantContext
 
 
 def provide_dlp_service(

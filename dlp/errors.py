@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from app.errors import InvalidInput
+from kernel.errors import InvalidInput
 
 
 class InvalidDlpPolicy(InvalidInput):

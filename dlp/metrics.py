@@ -1,11 +1,11 @@
 """The DLP trip counter on the process's Prometheus registry (served at /metrics); tenant
-labels are bounded (``app.observability.tenant_label``), the audit log keeps the exact record."""
+labels are bounded (``kernel.observability.tenant_label``), the audit log keeps the exact record."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter
 
-from app.observability import tenant_label
+from kernel.observability import tenant_label
 
 TRIPS = Counter(
     "bulwark_dlp_trips",

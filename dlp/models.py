@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Integer, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import RegionalBase, Timestamped, UTCDateTime, utcnow
+from kernel.db import RegionalBase, Timestamped, UTCDateTime, utcnow
 
 
 class DlpPolicyRow(Timestamped, RegionalBase):

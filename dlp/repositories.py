@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth.context import TenantContext
 from dlp.models import DlpPolicyRow
+from kernel.tenancy import TenantContext
 
 
 class DlpPolicyRepository:

@@ -31,8 +31,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
-from auth.context import TenantContext
-from auth.epochs import EpochCache
 from dlp import injection
 from dlp.errors import PersonalDataBlocked, PromptInjectionRefused
 from dlp.metrics import count_trip
@@ -49,6 +47,8 @@ from dlp.policies import (
 from dlp.ports import DetectionRequest, Detector, Finding, Rewriter
 from dlp.repositories import DlpPolicyRepository
 from dlp.transform import PseudonymVault, normalise, replacement
+from kernel.epochs import EpochCache
+from kernel.tenancy import TenantContext
 from residency.registry import RegionRegistry
 
 _DIGITS = re.compile(r"[0-9]")
@@ -67,7 +67,7 @@ class DlpEngine:
         self.detector = detector
         self.rewriter = rewriter
         self._secret = secret.encode()
-        # Each tenant's scanner, built from its policy as read under its epoch (``auth.epochs``).
+        # Each tenant's scanner, built from its policy as read under its epoch (``kernel.epochs``).
         self.scanners: EpochCache[DlpScanner] = EpochCache()
 
     @classmethod

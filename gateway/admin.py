@@ -9,11 +9,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.egress import EgressRefused
-from app.errors import InvalidInput
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
-from auth.context import TenantContext
 from gateway.errors import ByoModelNotFound
 from gateway.fleet import TIERS
 from gateway.models import ByoModel
@@ -30,6 +27,9 @@ from gateway.schemas import (
     UsageReport,
 )
 from gateway.services import GatewayService
+from kernel.egress import EgressRefused
+from kernel.errors import InvalidInput
+from kernel.tenancy import TenantContext
 from keys.services import TenantKeys
 
 MICRO = 1_000_000

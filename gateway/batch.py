@@ -17,23 +17,23 @@ from collections.abc import Collection
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
-from app.errors import AppError, InvalidInput
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
-from auth.context import TenantContext
-from gateway.adapters.base import ChatMessage
+from gateway.adapters.base import ModelMessage
 from gateway.errors import BatchNotFound, UnknownModel
 from gateway.models import Batch, BatchItem
 from gateway.repositories import BatchRepository
 from gateway.schemas import BatchCreate, BatchItemRead, BatchRead
 from gateway.services import Caller, GatewayRequest, GatewayService
+from kernel.db import utcnow
+from kernel.errors import AppError, InvalidInput
+from kernel.jobs.models import Job
+from kernel.jobs.repositories import JobRepository
+from kernel.jobs.runner import JobRunner
+from kernel.tenancy import TenantContext
 from keys.services import Keyring, TenantKeys
 from residency.database import after_commit
 from residency.registry import RegionRegistry
-from retrieval.jobs import JobRunner
-from retrieval.models import Job
-from retrieval.repositories import JobRepository
 
 log = structlog.get_logger("bulwark.gateway.batch")
 BATCH_JOB = "gateway.batch"
@@ -161,7 +161,7 @@ class BatchRunner:
         caller = Caller(batch.user_id, batch.credential_id, track="batch", route="batch")
         for item_id, raw in requests:
             request = GatewayRequest(
-                messages=tuple(ChatMessage(role, content) for role, content in raw["messages"]),
+                messages=tuple(ModelMessage(role, content) for role, content in raw["messages"]),
                 model=raw["model"],
                 max_tokens=raw["max_tokens"],
                 temperature=raw["temperature"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from gateway.adapters.base import ChatMessage, ProviderError, ProviderRequest
+from gateway.adapters.base import ModelMessage, ProviderError, ProviderRequest
 from gateway.fleet import Endpoint
 
 _PROMPT = (
@@ -32,8 +32,8 @@ class SmallModelClassifier:
             request = ProviderRequest(
                 model=endpoint.model,
                 messages=(
-                    ChatMessage("system", _PROMPT),
-                    ChatMessage("user", question[:2000]),
+                    ModelMessage("system", _PROMPT),
+                    ModelMessage("user", question[:2000]),
                 ),
                 max_tokens=3,
                 temperature=0.0,

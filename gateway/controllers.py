@@ -14,14 +14,10 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import SECURED, problem_responses, sse_event
 from app.deps import TENANT_DEPENDENCIES, get_runtime, provide_tenant_context
-from app.observability import ensure_request_id
 from audit.deps import AUDIT_DEPENDENCIES
 from audit.services import AuditLog
-from auth.context import Role, TenantContext
-from auth.guards import requires_role, requires_tenant
-from gateway.adapters.base import ChatMessage
+from gateway.adapters.base import ModelMessage
 from gateway.admin import GatewayAdminService, UsageService
 from gateway.batch import BatchService
 from gateway.schemas import (
@@ -42,6 +38,10 @@ from gateway.schemas import (
     UsageReport,
 )
 from gateway.services import Caller, GatewayRequest, GatewayStream
+from kernel.api import SECURED, problem_responses, sse_event
+from kernel.guards import requires_role, requires_tenant
+from kernel.observability import ensure_request_id
+from kernel.tenancy import Role, TenantContext
 
 _ADMIN = [requires_role(Role.TENANT_ADMIN)]
 
@@ -77,7 +77,7 @@ def provide_batches(
 def gateway_request(data: ChatCompletionRequest) -> GatewayRequest:
     stop = (data.stop,) if isinstance(data.stop, str) else tuple(data.stop or ())
     return GatewayRequest(
-        messages=tuple(ChatMessage(m.role, m.content) for m in data.messages),
+        messages=tuple(ModelMessage(m.role, m.content) for m in data.messages),
         model=data.model,
         max_tokens=data.max_completion_tokens or data.max_tokens,
         temperature=data.temperature,

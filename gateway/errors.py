@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable, TooManyRequests
+from kernel.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable, TooManyRequests
 
 
 class ModelUnavailable(ServiceUnavailable):

@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from app.egress import EgressPolicy
-from app.settings import GatewaySettings, ModelEndpointSettings
 from gateway.adapters.anthropic import AnthropicProvider
 from gateway.adapters.base import ChatProvider
 from gateway.adapters.llamacpp import LlamaCppProvider
 from gateway.adapters.openai import OpenAIProvider
+from kernel.egress import EgressPolicy
+from kernel.settings import GatewaySettings, ModelEndpointSettings
 from residency.registry import RegionDataPlane
 
 TIERS = ("small", "mid", "frontier")

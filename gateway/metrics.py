@@ -1,11 +1,11 @@
 """The gateway's Prometheus signals: cost and tokens per tenant, route and model, attempts and
-fallbacks per endpoint (tenant labels bounded, see ``app.observability.tenant_label``)."""
+fallbacks per endpoint (tenant labels bounded, see ``kernel.observability.tenant_label``)."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-from app.observability import tenant_label
+from kernel.observability import tenant_label
 
 ATTEMPTS = Counter(
     "bulwark_llm_attempts",

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import RegionalBase, TenantOwned, Timestamped, UTCDateTime, utcnow
+from kernel.db import RegionalBase, TenantOwned, Timestamped, UTCDateTime, utcnow
 
 
 class GatewayPolicy(TenantOwned, RegionalBase):

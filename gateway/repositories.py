@@ -32,7 +32,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth.context import TenantContext
 from gateway.models import (
     Batch,
     BatchItem,
@@ -43,6 +42,7 @@ from gateway.models import (
     UsageCounter,
     UsageRecord,
 )
+from kernel.tenancy import TenantContext
 
 # The upserts of the model-call hot path (rate blocks, quota reservations, settlements), built
 # once per dialect with bound parameters: building an upsert costs more than running it on SQLite.

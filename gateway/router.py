@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from app.settings import RouterSettings
 from gateway.errors import NoModelsConfigured, TierForbidden
 from gateway.fleet import TIERS, Endpoint
+from kernel.settings import RouterSettings
 
 _SIMPLE = re.compile(
     r"^\s*(hi|hello|hey|thanks|thank you|ok|okay)\b"

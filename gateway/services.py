@@ -32,22 +32,18 @@ from opentelemetry import trace
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.egress import EgressPolicy
-from app.settings import GatewaySettings, ModelEndpointSettings
 from audit import pseudonyms
 from audit.schemas import AuditAction, AuditOutcome, ResourceType
 from audit.services import AuditLog, PendingEvent, subject_of
-from auth.context import TenantContext
-from auth.epochs import EpochCache
 from gateway import metrics
 from gateway.adapters.base import (
     EGRESS_REFUSED_PREFIX,
-    ChatMessage,
     Completion,
     Delta,
+    ModelMessage,
     ProviderError,
     ProviderRequest,
-    Usage,
+    TokenUsage,
 )
 from gateway.errors import (
     InputTooLong,
@@ -71,6 +67,10 @@ from gateway.repositories import (
     charges_of,
 )
 from gateway.router import ModelPolicy, RouteDecision, RouteInput, Router
+from kernel.egress import EgressPolicy
+from kernel.epochs import EpochCache
+from kernel.settings import GatewaySettings, ModelEndpointSettings
+from kernel.tenancy import TenantContext
 from keys.services import Keyring
 from residency.database import after_commit
 from residency.errors import RegionUnavailable
@@ -89,16 +89,16 @@ def estimate_tokens(text: str) -> int:
     return len(text) // _CHARS_PER_TOKEN + 1
 
 
-def estimate_messages(messages: Sequence[ChatMessage]) -> int:
+def estimate_messages(messages: Sequence[ModelMessage]) -> int:
     return sum(estimate_tokens(m.content) + _MESSAGE_OVERHEAD for m in messages)
 
 
-def prompt_hash(messages: Sequence[ChatMessage]) -> str:
+def prompt_hash(messages: Sequence[ModelMessage]) -> str:
     canonical = json.dumps([[m.role, m.content] for m in messages], separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def trim(messages: Sequence[ChatMessage], budget: int) -> tuple[list[ChatMessage], int]:
+def trim(messages: Sequence[ModelMessage], budget: int) -> tuple[list[ModelMessage], int]:
     """Drop the oldest conversation turns (never system messages, never the last message) until
     the estimate fits ``budget``; returns the kept messages and their estimate."""
     kept = list(messages)
@@ -115,7 +115,7 @@ def trim(messages: Sequence[ChatMessage], budget: int) -> tuple[list[ChatMessage
 
 @dataclass(frozen=True, slots=True)
 class GatewayRequest:
-    messages: tuple[ChatMessage, ...]
+    messages: tuple[ModelMessage, ...]
     model: str = "auto"  # auto | small | mid | frontier | a configured alias
     max_tokens: int | None = None
     temperature: float | None = None
@@ -153,9 +153,9 @@ class TenantGatewayConfig:
 
 
 @dataclass(slots=True)
-class Prepared:
+class PreparedCall:
     call_id: uuid.UUID
-    messages: list[ChatMessage]
+    messages: list[ModelMessage]
     input_tokens: int
     max_output: int
     decision: RouteDecision
@@ -184,7 +184,7 @@ class GatewayResult:
     call_id: uuid.UUID
     text: str
     finish_reason: str | None
-    usage: Usage
+    usage: TokenUsage
     cost_microdollars: int
     decision: RouteDecision
     endpoint: str
@@ -200,9 +200,9 @@ class Settlement:
 
     ctx: TenantContext
     caller: Caller
-    prepared: Prepared
+    prepared: PreparedCall
     endpoint: Endpoint | None
-    usage: Usage
+    usage: TokenUsage
     outcome: str
     metered: bool = False
 
@@ -259,7 +259,7 @@ class StreamEvent:
     kind: str  # delta | done | error
     text: str = ""
     finish_reason: str | None = None
-    usage: Usage | None = None
+    usage: TokenUsage | None = None
     cost_microdollars: int = 0
     error_code: str | None = None
 
@@ -331,10 +331,10 @@ class GatewayService:
         self.router = router
         self.settings = settings
         self.now = now
-        # Where a tenant's BYO model URL may lead (``app.egress``): public https only, unless
+        # Where a tenant's BYO model URL may lead (``kernel.egress``): public https only, unless
         # the operator allow-lists more.
         self.egress = egress or EgressPolicy()
-        # Tenant configurations: under the tenant's epoch (``auth.epochs``) for contexts that
+        # Tenant configurations: under the tenant's epoch (``kernel.epochs``) for contexts that
         # carry one, else for ``config_cache_seconds``.
         self._epoch_configs: EpochCache[TenantGatewayConfig] = EpochCache()
         self._configs: dict[uuid.UUID, tuple[float, TenantGatewayConfig]] = {}
@@ -467,7 +467,7 @@ class GatewayService:
 
     async def prepare(
         self, ctx: TenantContext, request: GatewayRequest, caller: Caller
-    ) -> tuple[Prepared, TenantGatewayConfig]:
+    ) -> tuple[PreparedCall, TenantGatewayConfig]:
         config = await self.tenant_config(ctx)
         tiers = self.tiers(ctx, config)
         requested, preferred = self._resolve_model(request.model, tiers)
@@ -507,7 +507,7 @@ class GatewayService:
             window = max(c.spec.context_window for c in candidates) if candidates else 0
             raise InputTooLong(input_tokens, max(0, window - max_output))
         reserved = max(c.prices(caller.track).cost(input_tokens, max_output) for c in fitting)
-        prepared = Prepared(
+        prepared = PreparedCall(
             call_id=uuid.uuid4(),
             messages=messages,
             input_tokens=input_tokens,
@@ -535,7 +535,11 @@ class GatewayService:
         raise UnknownModel(model)
 
     async def admit(
-        self, ctx: TenantContext, caller: Caller, prepared: Prepared, config: TenantGatewayConfig
+        self,
+        ctx: TenantContext,
+        caller: Caller,
+        prepared: PreparedCall,
+        config: TenantGatewayConfig,
     ) -> None:
         """Count the request against the rate limits and reserve its worst-case cost against
         every quota, in one transaction: all or nothing. A request with no quota to enforce is
@@ -575,7 +579,7 @@ class GatewayService:
 
     async def reserve(
         self, session: AsyncSession, ctx: TenantContext, request: GatewayRequest, caller: Caller
-    ) -> Prepared:
+    ) -> PreparedCall:
         """Route ``request`` and admit it in the caller's writing transaction (the chat's
         first one: no transaction of its own); ``complete(admitted=...)`` then makes the call.
         If that transaction rolls back, so does the admission."""
@@ -588,7 +592,7 @@ class GatewayService:
         session: AsyncSession,
         ctx: TenantContext,
         caller: Caller,
-        prepared: Prepared,
+        prepared: PreparedCall,
         config: TenantGatewayConfig,
         *,
         savepoint: bool = True,
@@ -630,7 +634,7 @@ class GatewayService:
 
     @staticmethod
     def _charges(
-        caller: Caller, prepared: Prepared, config: TenantGatewayConfig, now: datetime
+        caller: Caller, prepared: PreparedCall, config: TenantGatewayConfig, now: datetime
     ) -> tuple[list[CounterCharge], list[CounterCharge]]:
         """The counters a call charges (its tenant's and its user's, per day and month), and
         those of them with a limit to enforce, in the order they are locked."""
@@ -843,7 +847,7 @@ class GatewayService:
             log.warning("gateway_reservation_expired", call_id=str(expired.call_id))
 
     @staticmethod
-    def cost(caller: Caller, endpoint: Endpoint | None, usage: Usage) -> int:
+    def cost(caller: Caller, endpoint: Endpoint | None, usage: TokenUsage) -> int:
         """Micro-dollars of ``usage`` at the endpoint's price table for the caller's track."""
         if endpoint is None:
             return 0
@@ -853,10 +857,10 @@ class GatewayService:
         self,
         ctx: TenantContext,
         caller: Caller,
-        prepared: Prepared,
+        prepared: PreparedCall,
         *,
         endpoint: Endpoint | None,
-        usage: Usage,
+        usage: TokenUsage,
         outcome: str,
     ) -> int:
         """Release the reservation and record the actual usage, once. Returns the cost."""
@@ -961,10 +965,10 @@ class GatewayService:
         self,
         ctx: TenantContext,
         caller: Caller,
-        prepared: Prepared,
+        prepared: PreparedCall,
         *,
         endpoint: Endpoint | None,
-        usage: Usage,
+        usage: TokenUsage,
         outcome: str,
     ) -> int:
         """Settle even when the caller is being cancelled (a client that went away)."""
@@ -981,10 +985,10 @@ class GatewayService:
         self,
         ctx: TenantContext,
         caller: Caller,
-        prepared: Prepared,
+        prepared: PreparedCall,
         *,
         endpoint: Endpoint | None,
-        usage: Usage,
+        usage: TokenUsage,
         outcome: str,
     ) -> asyncio.Future[int]:
         task = asyncio.ensure_future(
@@ -1013,7 +1017,9 @@ class GatewayService:
 
     # -- calling with fallback ------------------------------------------------------------
 
-    def _provider_request(self, prepared: Prepared, request: GatewayRequest, ep: Endpoint) -> Any:
+    def _provider_request(
+        self, prepared: PreparedCall, request: GatewayRequest, ep: Endpoint
+    ) -> Any:
         return ProviderRequest(
             model=ep.model,
             messages=tuple(prepared.messages),
@@ -1025,7 +1031,7 @@ class GatewayService:
 
     async def _with_fallback(
         self,
-        prepared: Prepared,
+        prepared: PreparedCall,
         attempt: Callable[[Endpoint], Awaitable[T]],
         *,
         hold_slot: bool = False,
@@ -1104,7 +1110,7 @@ class GatewayService:
         caller: Caller,
         *,
         settle: Literal["now", "background", "caller"] = "now",
-        admitted: Prepared | None = None,
+        admitted: PreparedCall | None = None,
     ) -> GatewayResult:
         """One completion. ``settle``: ``now`` before returning; ``background``: return as soon
         as the answer is in and settle in a background task (the HTTP route: the client does
@@ -1125,7 +1131,9 @@ class GatewayService:
                 lambda ep: ep.provider.complete(self._provider_request(prepared, request, ep)),
             )
         except BaseException:
-            self.settle_detached(Settlement(ctx, caller, prepared, None, Usage(0, 0), "failed"))
+            self.settle_detached(
+                Settlement(ctx, caller, prepared, None, TokenUsage(0, 0), "failed")
+            )
             raise
         completion = _with_usage(completion, prepared)
         usage = completion.usage
@@ -1180,7 +1188,9 @@ class GatewayService:
                 prepared, open_stream, hold_slot=True
             )
         except BaseException:
-            self.settle_detached(Settlement(ctx, caller, prepared, None, Usage(0, 0), "failed"))
+            self.settle_detached(
+                Settlement(ctx, caller, prepared, None, TokenUsage(0, 0), "failed")
+            )
             raise
         _span(prepared.decision, endpoint.name)
         return GatewayStream(
@@ -1196,14 +1206,14 @@ class GatewayService:
         self,
         ctx: TenantContext,
         caller: Caller,
-        prepared: Prepared,
+        prepared: PreparedCall,
         endpoint: Endpoint,
         source: AsyncIterator[Delta],
         first: Delta | None,
     ) -> AsyncIterator[StreamEvent]:
         """Relay the stream; settle exactly once whether it ends, breaks or is abandoned."""
         pieces: list[str] = []
-        usage: Usage | None = None
+        usage: TokenUsage | None = None
         finish: str | None = None
         error_kind: str | None = None
         completed = False
@@ -1253,21 +1263,21 @@ def _finished(finish: str | None) -> bool:
     return finish is not None
 
 
-def _usage_of(reported: Usage | None, prepared: Prepared, pieces: list[str]) -> Usage:
+def _usage_of(reported: TokenUsage | None, prepared: PreparedCall, pieces: list[str]) -> TokenUsage:
     if reported is not None and (reported.input_tokens or reported.output_tokens):
         return reported
     estimate = min(estimate_tokens("".join(pieces)), prepared.max_output) if pieces else 0
-    return Usage(prepared.input_tokens, estimate)
+    return TokenUsage(prepared.input_tokens, estimate)
 
 
-def _with_usage(completion: Completion, prepared: Prepared) -> Completion:
+def _with_usage(completion: Completion, prepared: PreparedCall) -> Completion:
     if completion.usage is not None and (
         completion.usage.input_tokens or completion.usage.output_tokens
     ):
         return completion
     return replace(
         completion,
-        usage=Usage(
+        usage=TokenUsage(
             prepared.input_tokens,
             min(estimate_tokens(completion.text), prepared.max_output) if completion.text else 0,
         ),

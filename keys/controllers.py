@@ -13,12 +13,12 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import SECURED, problem_responses
 from app.deps import KEY_ADMIN_DEPENDENCIES, get_runtime
 from audit.deps import AUDIT_DEPENDENCIES
 from audit.services import AuditLog
-from auth.context import Role, TenantContext
-from auth.guards import requires_role
+from kernel.api import SECURED, problem_responses
+from kernel.guards import requires_role
+from kernel.tenancy import Role, TenantContext
 from keys.kms import KeyRef
 from keys.schemas import KmsConfigRead, KmsConfigUpdate, KmsRotated
 from keys.services import KmsStatus, TenantKeys

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.errors import InvalidInput, ServiceUnavailable
+from kernel.errors import InvalidInput, ServiceUnavailable
 
 
 class TenantKeyUnavailable(ServiceUnavailable):

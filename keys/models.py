@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, Integer, LargeBinary, String, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import RegionalBase, Timestamped, UTCDateTime, utcnow
+from kernel.db import RegionalBase, Timestamped, UTCDateTime, utcnow
 
 
 class TenantKms(Timestamped, RegionalBase):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth.context import TenantContext
+from kernel.tenancy import TenantContext
 from keys.models import TenantKms, WrappedDataKey
 
 

@@ -24,11 +24,11 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.settings import KeysSettings, Settings
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
-from auth.context import TenantContext
-from auth.epochs import EpochCache
+from kernel.epochs import EpochCache
+from kernel.settings import KeysSettings, Settings
+from kernel.tenancy import TenantContext
 from keys import envelope
 from keys.adapters.aws import AwsKms, arn_region
 from keys.adapters.local import LocalKms
@@ -107,7 +107,7 @@ class Keyring:
         )
         self._lock = threading.Lock()
         # Each tenant's KMS configuration and current data-key row (wrapped: never a key in
-        # the clear), as read under its epoch (``auth.epochs``).
+        # the clear), as read under its epoch (``kernel.epochs``).
         self.rows: EpochCache[tuple[TenantKms, WrappedDataKey]] = EpochCache()
 
     @classmethod

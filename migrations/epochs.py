@@ -1,5 +1,5 @@
 """Triggers that give a tenant's epoch (``auth_epochs``) a fresh random value in the same
-transaction as any insert, update or delete of a row it covers (``auth.epochs``)."""
+transaction as any insert, update or delete of a row it covers (``kernel.epochs``)."""
 
 from __future__ import annotations
 

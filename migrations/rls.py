@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from app.db import TENANT_SETTING
+from kernel.db import TENANT_SETTING
 
 _TENANT = f"NULLIF(current_setting('{TENANT_SETTING}', true), '')::uuid"
 

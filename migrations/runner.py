@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app.settings import Settings
+from kernel.settings import Settings
 from residency.database import ensure_sqlite_directory
 from residency.objects import blob_store_for
 

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.db import TENANT_SETTING
+from kernel.db import TENANT_SETTING
 from residency import sqlite_driver
 from residency.errors import DatabaseUnavailable
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.errors import InvalidInput, ServiceUnavailable
+from kernel.errors import InvalidInput, ServiceUnavailable
 
 
 class RegionUnavailable(ServiceUnavailable):

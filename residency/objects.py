@@ -12,9 +12,9 @@ from typing import Protocol
 
 import structlog
 
-from app.errors import NotFound, ServiceUnavailable
-from app.settings import RegionSettings
-from auth.context import TenantContext
+from kernel.errors import NotFound, ServiceUnavailable
+from kernel.settings import RegionSettings
+from kernel.tenancy import TenantContext
 from residency.adapters.local_objects import LocalBlobStore
 from residency.adapters.s3_objects import ObjectStoreUnreachable, S3BlobStore
 

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.settings import KmsSettings, ModelEndpointSettings, RegionSettings, Settings
+from kernel.settings import KmsSettings, ModelEndpointSettings, RegionSettings, Settings
 from residency.database import Database
 from residency.errors import RegionUnavailable, UnknownRegion
 from residency.objects import BlobStore, blob_store_for
 
 if TYPE_CHECKING:
-    from auth.context import TenantContext
+    from kernel.tenancy import TenantContext
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
-from app.supply_chain import require_version
+from kernel.supply_chain import require_version
 
 # The releases whose internals this module was checked against (see the module docstring).
 SUPPORTED = {"aiosqlite": ">=0.22,<0.23", "sqlalchemy": ">=2.1,<2.2"}

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from retrieval.errors import InvalidAcl, InvalidSearch
 
 if TYPE_CHECKING:
-    from auth.context import TenantContext
+    from kernel.tenancy import TenantContext
 
 Visibility = Literal["restricted", "tenant"]
 VISIBILITIES: tuple[Visibility, ...] = ("restricted", "tenant")

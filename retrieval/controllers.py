@@ -14,15 +14,17 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import SECURED, Limit, Offset, problem_responses
 from app.deps import TENANT_DEPENDENCIES, get_runtime
-from app.errors import InvalidInput
 from audit.deps import AUDIT_DEPENDENCIES
 from audit.services import AuditLog
-from auth.context import TenantContext
-from auth.guards import requires_tenant
 from dlp.deps import provide_dlp_service
-from retrieval.models import Document, Job
+from kernel.api import SECURED, Limit, Offset, problem_responses
+from kernel.errors import InvalidInput
+from kernel.guards import requires_tenant
+from kernel.jobs.models import Job
+from kernel.jobs.schemas import JobStatus
+from kernel.tenancy import TenantContext
+from retrieval.models import Document
 from retrieval.schemas import (
     AclSpec,
     DocumentAccepted,
@@ -30,7 +32,6 @@ from retrieval.schemas import (
     DocumentPage,
     DocumentRead,
     JobRead,
-    JobStatus,
     SearchHit,
     SearchRequest,
     SearchResponse,

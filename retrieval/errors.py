@@ -3,7 +3,7 @@ vector store is an outage (503)."""
 
 from __future__ import annotations
 
-from app.errors import AppError, InvalidInput, ServiceUnavailable
+from kernel.errors import AppError, InvalidInput, ServiceUnavailable
 
 
 class UnsupportedMediaType(AppError):

@@ -24,7 +24,7 @@ from typing import Protocol
 import structlog
 from opentelemetry import trace
 
-from auth.context import TenantContext
+from kernel.tenancy import TenantContext
 from keys.services import TenantKeys
 from residency.registry import RegionRegistry
 from retrieval.acl import DocumentAcl, SearchFilters, with_pii
@@ -38,8 +38,7 @@ from retrieval.vectorstore import (
     FUSION,
     ChunkPoint,
     Fusion,
-    SearchHit,
-    SparseVector,
+    VectorHit,
     VectorStore,
     open_vector_store,
 )
@@ -64,7 +63,7 @@ class Passage:
     text: str
 
 
-async def _passage(ctx: TenantContext, keys: TenantKeys, hit: SearchHit, sealed: str) -> Passage:
+async def _passage(ctx: TenantContext, keys: TenantKeys, hit: VectorHit, sealed: str) -> Passage:
     """The passage a hit's sealed payload holds. A hit whose document id is not one, or whose
     payload does not open to a text and a heading path (not base64, cut short, altered, or
     sealed for another chunk), came from a store that did not return what was written: that
@@ -215,7 +214,7 @@ class KnowledgeIndex:
                     document_id=str(document_id),
                     ordinal=chunk.ordinal,
                     dense=vector.tolist(),
-                    sparse=SparseVector(terms.indices, terms.values),
+                    sparse=terms,
                     acl=chunk_acl,
                     metadata=dict(metadata),
                     sealed=base64.b64encode(sealed).decode(),
@@ -285,7 +284,7 @@ class KnowledgeIndex:
             else (await self.embedder.embed_async([query]))[0].tolist()
         )
         terms = ANALYSER.query(query)
-        sparse = SparseVector(terms.indices, terms.values) if terms.indices else None
+        sparse = terms if terms.indices else None
         hits = await (await self.store(ctx)).search(
             ctx, dense, sparse, top_k, SearchFilters(metadata=dict(filters or {})), fusion
         )

@@ -1,4 +1,4 @@
-"""Regional, tenant-owned tables of the knowledge base: documents and ingestion jobs.
+"""Regional, tenant-owned tables of the knowledge base: documents and the semantic cache.
 
 Titles, source URIs and file contents are tenant content: they are stored sealed with the
 tenant's keys (the file itself in the object store, chunk text in the vector payload). The
@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Integer, LargeBinary, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import RegionalBase, TenantOwned, Timestamped, UTCDateTime, utcnow
+from kernel.db import RegionalBase, TenantOwned, Timestamped, UTCDateTime, utcnow
 
 
 class Document(TenantOwned, Timestamped, RegionalBase):
@@ -41,28 +41,6 @@ class Document(TenantOwned, Timestamped, RegionalBase):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow
     )
-
-
-class Job(TenantOwned, Timestamped, RegionalBase):
-    """A background job (ingestion, re-indexing): carries its tenant explicitly; its status and
-    progress (``done`` of ``total`` items, for a job over many) are what the API reports."""
-
-    __tablename__ = "jobs"
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    kind: Mapped[str] = mapped_column(String(32), nullable=False)
-    document_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
-    document_version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
-    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    error_detail: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    done: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    total: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow
-    )
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class CacheEntry(TenantOwned, Timestamped, RegionalBase):

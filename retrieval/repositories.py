@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth.context import TenantContext
-from auth.repositories import _TenantScoped
-from retrieval.models import CacheEntry, CacheSource, Document, Job
+from kernel.repositories import TenantScoped
+from kernel.tenancy import TenantContext
+from retrieval.models import CacheEntry, CacheSource, Document
 
 
 class _Scoped:
@@ -115,43 +115,7 @@ class DocumentRepository(_Scoped):
         )
 
 
-class JobRepository(_Scoped):
-    async def get(self, job_id: uuid.UUID) -> Job | None:
-        result = await self.session.execute(
-            select(Job).where(Job.tenant_id == self.ctx.tenant_id, Job.id == job_id)
-        )
-        return result.scalar_one_or_none()
-
-    async def add(self, job: Job) -> Job:
-        job.tenant_id = self.ctx.tenant_id
-        self.session.add(job)
-        await self.session.flush()
-        return job
-
-    async def open_of_kind(self, kind: str) -> Job | None:
-        """The tenant's queued or running job of this kind, if there is one."""
-        result = await self.session.execute(
-            select(Job)
-            .where(
-                Job.tenant_id == self.ctx.tenant_id,
-                Job.kind == kind,
-                Job.status.in_(("queued", "running")),
-            )
-            .limit(1)
-        )
-        return result.scalar_one_or_none()
-
-    async def unfinished(self) -> list[uuid.UUID]:
-        """Jobs queued or running: after a restart of the in-process broker, nobody runs them."""
-        result = await self.session.execute(
-            select(Job.id).where(
-                Job.tenant_id == self.ctx.tenant_id, Job.status.in_(("queued", "running"))
-            )
-        )
-        return list(result.scalars().all())
-
-
-class CacheRepository(_TenantScoped[CacheEntry]):
+class CacheRepository(TenantScoped[CacheEntry]):
     """This tenant's cache entries and the sources they cite."""
 
     model = CacheEntry

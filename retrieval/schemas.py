@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from auth.schemas import TEXT, VISIBLE, AttributeKey, AttributeValue
+from kernel.fields import TEXT, VISIBLE, AttributeKey, AttributeValue
+from kernel.jobs.schemas import JobStatus
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=VISIBLE)]
 ExternalId = Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,256}$")]
@@ -58,13 +59,6 @@ class DocumentCreate(msgspec.Struct, forbid_unknown_fields=True):
     )
     # Omitted: only the uploader may read the document.
     acl: AclSpec | None = None
-
-
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
 
 
 class DocumentAccepted(msgspec.Struct):

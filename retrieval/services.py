@@ -15,10 +15,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import Forbidden, NotFound
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
-from auth.context import Role, TenantContext
 from dlp.services import (
     DlpEngine,
     DlpScanner,
@@ -27,6 +25,12 @@ from dlp.services import (
     load_policy,
     record_ingest_trips,
 )
+from kernel.errors import Forbidden, NotFound
+from kernel.jobs.models import Job
+from kernel.jobs.repositories import JobRepository
+from kernel.jobs.runner import JobRunner, PermanentJobError
+from kernel.jobs.schemas import JobStatus
+from kernel.tenancy import Role, TenantContext
 from keys.services import Keyring, TenantKeys
 from residency.database import after_commit
 from residency.objects import TenantObjects
@@ -35,10 +39,9 @@ from retrieval.acl import DocumentAcl, may_read, with_pii
 from retrieval.cache.invalidation import drop_answers_citing
 from retrieval.errors import UnparseableDocument, UnsupportedMediaType
 from retrieval.index import INDEX_VERSION, KnowledgeIndex, Passage
-from retrieval.jobs import JobRunner, PermanentJobError
-from retrieval.models import Document, Job
-from retrieval.repositories import DocumentRepository, JobRepository
-from retrieval.schemas import AclSpec, JobStatus
+from retrieval.models import Document
+from retrieval.repositories import DocumentRepository
+from retrieval.schemas import AclSpec
 
 INGEST = "ingest"
 REINDEX = "reindex"

@@ -22,7 +22,9 @@ import hashlib
 import re
 import unicodedata
 from collections import Counter
-from typing import NamedTuple, Protocol
+from typing import Protocol
+
+from retrieval.vectorstore import SparseVector
 
 K1 = 1.2
 B = 0.75
@@ -35,13 +37,6 @@ _STOPWORDS = """
     they this to too was we were what when where which who why will with you your
 """
 STOPWORDS = frozenset(_STOPWORDS.split())
-
-
-class SparseVector(NamedTuple):
-    """Strictly increasing ``indices`` and their ``values``; unpacks as ``(indices, values)``."""
-
-    indices: list[int]
-    values: list[float]
 
 
 def stem(term: str) -> str:

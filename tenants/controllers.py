@@ -11,10 +11,10 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import SECURED, Limit, Offset, next_offset, problem_responses
 from app.deps import CONTROL_DEPENDENCIES, get_runtime
 from audit.deps import operator_origin
-from auth.guards import requires_operator
+from kernel.api import SECURED, Limit, Offset, next_offset, problem_responses
+from kernel.guards import requires_operator
 from tenants.models import Tenant
 from tenants.repositories import TenantRepository
 from tenants.schemas import TenantCreate, TenantPage, TenantRead, TenantStatus, TenantUpdate

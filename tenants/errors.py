@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.errors import AppError, Conflict, Forbidden, NotFound
+from kernel.errors import AppError, Conflict, Forbidden, NotFound
 
 
 class TenantNotFound(NotFound):

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import ControlBase, Timestamped, UTCDateTime, utcnow
+from kernel.db import ControlBase, Timestamped, UTCDateTime, utcnow
 
 
 class Tenant(Timestamped, ControlBase):

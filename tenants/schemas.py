@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from auth.schemas import VISIBLE
+from kernel.fields import VISIBLE
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from app.db import utcnow
-from audit.pseudonyms import SYSTEM_SUBJECT
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditOrigin
-from auth.context import SystemAuthority, TenantRoute
-from auth.repositories import purge_identity
+from kernel.db import utcnow
+from kernel.tenancy import SystemAuthority, TenantRoute
 from keys.services import Keyring
-from residency.database import Database
 from residency.registry import RegionRegistry
 from tenants.errors import TenantAlreadyDeleted, TenantGone, TenantNotFound, TenantSlugTaken
 from tenants.models import Tenant
@@ -148,43 +145,3 @@ class TenantService:
                 tenant, AuditAction.TENANT_DELETED, {"grace_seconds": int(grace.total_seconds())}
             )
         return tenant
-
-
-async def purge_due_tenants(
-    control: Database,
-    registry: RegionRegistry,
-    keyring: Keyring,
-    system: SystemAuthority,
-    now: datetime | None = None,
-) -> list[uuid.UUID]:
-    """Crypto-shred every deleted tenant whose grace period has passed (``bulwark tenants purge``).
-
-    Per tenant: destroy its data keys and platform-managed KMS key, delete its identity rows, then
-    mark it purged. Sealed data anywhere (object store, database backups) is unreadable after.
-    Resumable: a tenant is marked purged only after its region has been purged.
-    """
-    now = now or utcnow()
-    async with control.transaction(None) as session:
-        due = [TenantRoute.of(t) for t in await TenantRepository(session).due_for_purge(now)]
-    purged = []
-    for route in due:
-        ctx = system.context(route)
-        async with registry.tenant_transaction(ctx) as session:
-            await keyring.for_tenant(session, ctx).shred()
-            await purge_identity(session, ctx)
-            await (
-                AuditOrigin(SYSTEM_SUBJECT)
-                .log(session, ctx)
-                .record(
-                    AuditAction.TENANT_PURGED,
-                    resource_type=ResourceType.TENANT,
-                    resource_id=route.id,
-                )
-            )
-        await registry.region(route.region).database.scrub()
-        async with control.transaction(None) as session:
-            tenant = await TenantRepository(session).get(route.id)
-            if tenant is not None:
-                tenant.purged_at = utcnow()
-        purged.append(route.id)
-    return purged

@@ -29,8 +29,9 @@ from sqlalchemy.engine import make_url
 
 from app.main import create_app
 from app.runtime import Runtime
-from app.settings import Settings, embedded_region
-from auth.context import TenantContext, TenantRoute, system_context
+from auth.context import system_context
+from kernel.settings import Settings, embedded_region
+from kernel.tenancy import TenantContext, TenantRoute
 from migrations.runner import migrate
 
 PG_DSN = os.environ.get("BULWARK_TEST_POSTGRES_DSN")

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from auth.context import TenantContext, TenantRoute, system_context, user_context
+from auth.context import system_context, user_context
+from kernel.tenancy import TenantContext, TenantRoute
 from retrieval.acl import (
     And,
     AtMost,

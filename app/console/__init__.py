@@ -25,8 +25,8 @@ from litestar.template.config import TemplateConfig
 
 from app.console.controllers import CONSOLE_CONTROLLERS, EXCEPTION_HANDLERS, SECURITY_HEADERS
 from app.console.session import PREFIX
-from app.settings import IdentitySettings
 from auth.middleware import EXCLUDE_FROM_AUTH
+from kernel.settings import IdentitySettings
 
 HERE = Path(__file__).parent
 CSRF_COOKIE = "bulwark_csrf"

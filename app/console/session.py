@@ -16,11 +16,11 @@ from litestar.params import FromPath
 
 from app.console.adapters import ConsoleApi
 from app.deps import get_runtime
-from app.errors import AppError
-from app.observability import ensure_request_id
 from auth import apikeys
-from auth.context import Role, TenantContext, TenantRoute
 from auth.middleware import SESSION_COOKIE
+from kernel.errors import AppError
+from kernel.observability import ensure_request_id
+from kernel.tenancy import Role, TenantContext, TenantRoute
 
 PREFIX = "/console"
 

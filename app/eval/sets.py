@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from app.errors import InvalidInput
+from kernel.errors import InvalidInput
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200_000)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]

@@ -20,7 +20,7 @@ cache lacks (key rotation), at most every few seconds, so a flood of tokens with
 cannot become a flood of JWKS downloads. Discovery documents are cached for an hour. Caches are
 per tenant and issuer: what one tenant's egress allowances fetched never serves another.
 
-Every request goes through the egress guard (``app.adapters.egress_http.EgressFetcher``):
+Every request goes through the egress guard (``kernel.adapters.egress_http.EgressFetcher``):
 discovery, the JWKS and the token endpoint are URLs a tenant configured, directly or through its
 IdP's discovery document.
 """
@@ -51,8 +51,8 @@ from joserfc.errors import (
 )
 from joserfc.jwk import JWKRegistry
 
-from app.adapters.egress_http import EgressFetcher, EgressUnavailable
-from app.egress import EgressPolicy
+from kernel.adapters.egress_http import EgressFetcher, EgressUnavailable
+from kernel.egress import EgressPolicy
 
 ALLOWED_ALGORITHMS = ("RS256", "ES256", "PS256")
 _KEY_TYPES = {"RS256": "RSA", "PS256": "RSA", "ES256": "EC"}

@@ -10,10 +10,11 @@ tenant must be the tenant named in the URL: a token of tenant A used on B's URL 
 from __future__ import annotations
 
 from auth import apikeys
-from auth.context import TenantContext, scim_context, system_context
+from auth.context import scim_context, system_context
 from auth.errors import InvalidCredentials
 from auth.repositories import ScimTokenRepository
 from auth.services import AuthenticationService
+from kernel.tenancy import TenantContext
 
 
 class ScimAuthenticator:

@@ -16,12 +16,9 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from scim2_models import Context, ResourceType, Schema
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import SECURED, problem_responses
 from app.deps import TENANT_DEPENDENCIES, get_runtime
 from audit.deps import AUDIT_DEPENDENCIES
 from audit.services import AuditLog
-from auth.context import Role, TenantContext
-from auth.guards import requires_role
 from auth.middleware import EXCLUDE_FROM_AUTH
 from auth.repositories import ScimTokenRepository
 from auth.scim.deps import SCIM_DEPENDENCIES, scim_base_url
@@ -49,6 +46,9 @@ from auth.scim.services import (
     ScimUserService,
     not_modified,
 )
+from kernel.api import SECURED, problem_responses
+from kernel.guards import requires_role
+from kernel.tenancy import Role, TenantContext
 
 SCIM_BASE = "/scim/v2/{tenant:str}"
 

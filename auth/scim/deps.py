@@ -13,12 +13,12 @@ from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import get_runtime, provide_tenant_session
-from app.observability import ensure_request_id
 from audit.pseudonyms import SCIM_SUBJECT
 from audit.services import AuditLog
-from auth.context import TenantContext
 from auth.scim.authentication import ScimAuthenticator
 from auth.scim.services import ScimGroupService, ScimSearchService, ScimUserService
+from kernel.observability import ensure_request_id
+from kernel.tenancy import TenantContext
 
 
 async def provide_scim_context(

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 from scim2_models import Error, SCIMException
 
-from app.errors import AppError
+from kernel.errors import AppError
 
 
 class ScimError(AppError):

@@ -15,8 +15,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from scim2_models import SCIMException
 
-from app.errors import AppError, expected_in_group
 from auth.scim.errors import ScimError, error_scim_type, error_status, from_scim_exception
+from kernel.errors import AppError, expected_in_group
 
 SCIM_JSON = "application/scim+json"
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"

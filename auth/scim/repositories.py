@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import delete, exists, func, select, update
 
-from app.db import utcnow
 from auth.models import Group, Membership, User
 from auth.repositories import GroupRepository, UserRepository
 from auth.scim.filters import AttributeMap, Column, Condition, Related
+from kernel.db import utcnow
 
 # Ids per IN (...) list: well below SQLite's and asyncpg's parameter limits.
 CHUNK = 500

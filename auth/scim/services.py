@@ -28,11 +28,9 @@ from scim2_models import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth import apikeys
-from auth.context import TenantContext
 from auth.models import Group, ScimToken, User
 from auth.repositories import RoleMappingRepository, ScimTokenRepository
 from auth.scim import compat
@@ -68,6 +66,8 @@ from auth.scim.resources import (
     parse_resource,
 )
 from auth.sso import deactivate_user
+from kernel.db import utcnow
+from kernel.tenancy import TenantContext
 
 # Filters that SQL cannot answer exactly are evaluated in Python over the tenant's candidate
 # rows; beyond this many candidates the request is refused (tooMany) rather than scanned.

@@ -61,7 +61,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.supply_chain import require_version, verify_tree
 from dlp.adapters.groups import (
     WHOLE_TEXT_ENTITIES,
     WHOLE_TEXT_LABELS,
@@ -76,6 +75,7 @@ from dlp.adapters.names import (
     split_at_breaks,
 )
 from dlp.ports import CustomRecognizer, DetectionRequest, Finding
+from kernel.supply_chain import require_version, verify_tree
 
 # The Presidio release whose internals this adapter was checked against (module docstring).
 PRESIDIO_SUPPORTED = "==2.2.366"

@@ -19,16 +19,16 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from app.egress import EgressPolicy
 from gateway.adapters.base import (
     Completion,
     Delta,
     ProviderError,
     ProviderRequest,
-    Usage,
+    TokenUsage,
     failure_of_status,
 )
 from gateway.adapters.http import ProviderHttp
+from kernel.egress import EgressPolicy
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -160,7 +160,7 @@ class AnthropicProvider:
         return Completion(
             text,
             message.stop_reason,
-            Usage(usage.input_tokens, usage.output_tokens) if usage else None,
+            TokenUsage(usage.input_tokens, usage.output_tokens) if usage else None,
         )
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[Delta]:
@@ -185,7 +185,7 @@ class AnthropicProvider:
                         stopped = stopped or change.delta.stop_reason is not None
                         yield Delta(
                             finish_reason=change.delta.stop_reason,
-                            usage=Usage(
+                            usage=TokenUsage(
                                 input_tokens, change.usage.output_tokens if change.usage else 0
                             ),
                         )

@@ -29,7 +29,7 @@ FALLBACK_KINDS: frozenset[str] = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
-class ChatMessage:
+class ModelMessage:
     role: str  # system | user | assistant
     content: str
 
@@ -37,7 +37,7 @@ class ChatMessage:
 @dataclass(frozen=True, slots=True)
 class ProviderRequest:
     model: str
-    messages: tuple[ChatMessage, ...]
+    messages: tuple[ModelMessage, ...]
     max_tokens: int
     temperature: float | None = None
     top_p: float | None = None
@@ -45,7 +45,7 @@ class ProviderRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class Usage:
+class TokenUsage:
     input_tokens: int
     output_tokens: int
 
@@ -54,7 +54,7 @@ class Usage:
 class Completion:
     text: str
     finish_reason: str | None
-    usage: Usage | None  # None when the provider did not report it (the gateway estimates)
+    usage: TokenUsage | None  # None when the provider did not report it (the gateway estimates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,7 @@ class Delta:
 
     text: str = ""
     finish_reason: str | None = None
-    usage: Usage | None = None
+    usage: TokenUsage | None = None
 
 
 # The detail of a ProviderError for a destination the egress guard refused: this, then why.

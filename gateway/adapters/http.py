@@ -26,14 +26,14 @@ from multidict import CIMultiDictProxy
 from pydantic import TypeAdapter, ValidationError
 from yarl import URL
 
-from app.adapters.egress_http import GuardedResolver
-from app.egress import EgressBlocked, EgressPolicy, EgressRefused
 from gateway.adapters.base import (
     EGRESS_REFUSED_PREFIX,
     ProviderError,
     failure_of_status,
     traced,
 )
+from kernel.adapters.egress_http import GuardedResolver
+from kernel.egress import EgressBlocked, EgressPolicy, EgressRefused
 
 T = TypeVar("T")
 

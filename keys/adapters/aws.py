@@ -25,7 +25,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from app.adapters.aws import UNPARSEABLE
+from kernel.adapters.aws import UNPARSEABLE
 from keys.kms import Context, DataKey, KeyAccessDenied, KeyInvalid, KeyRef, KmsUnreachable
 
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.db import ControlBase
+from kernel.db import ControlBase
 from migrations.env_common import run_migrations
 from tenants import models  # noqa: F401  (registers the tables)
 

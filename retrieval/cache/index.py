@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from auth.context import TenantContext
+    from kernel.tenancy import TenantContext
 
 
 @runtime_checkable

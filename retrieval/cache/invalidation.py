@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth.context import TenantContext
+from kernel.tenancy import TenantContext
 from retrieval.cache.index import QuestionIndex
 from retrieval.repositories import CacheRepository
 

@@ -31,9 +31,9 @@ from typing import Any, Literal
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
-from app.observability import tenant_label
-from auth.context import TenantContext
+from kernel.db import utcnow
+from kernel.observability import tenant_label
+from kernel.tenancy import TenantContext
 from keys.services import TenantKeys
 from retrieval.acl import may_read
 from retrieval.cache.guard import canonical, same_question

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -24,7 +24,7 @@ from retrieval.acl import DocumentAcl, Scalar, SearchFilters
 from retrieval.errors import InvalidSearch, VectorStoreRegionMismatch, VectorStoreUnavailable
 
 if TYPE_CHECKING:
-    from auth.context import TenantContext
+    from kernel.tenancy import TenantContext
 
 __all__ = [
     "DENSE",
@@ -34,8 +34,8 @@ __all__ = [
     "ChunkPoint",
     "Fusion",
     "SearchFilters",
-    "SearchHit",
     "SparseVector",
+    "VectorHit",
     "VectorStore",
     "check_region",
     "checked_entry",
@@ -88,12 +88,18 @@ FUSION = Fusion(method="dbsf")
 
 @dataclass(frozen=True, slots=True)
 class SparseVector:
+    """Strictly increasing ``indices`` and their ``values`` (``retrieval.sparse`` makes them);
+    unpacks as ``(indices, values)``."""
+
     indices: Sequence[int]
     values: Sequence[float]
 
     def __post_init__(self) -> None:
         if len(self.indices) != len(self.values):
             raise InvalidSearch("A sparse vector needs as many values as indices.")
+
+    def __iter__(self) -> Iterator[Sequence[int] | Sequence[float]]:
+        return iter((self.indices, self.values))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +118,7 @@ class ChunkPoint:
 
 
 @dataclass(frozen=True, slots=True)
-class SearchHit:
+class VectorHit:
     chunk_id: str
     document_id: str
     score: float
@@ -158,10 +164,10 @@ def checked_score(ctx: TenantContext, score: Any) -> float:
     return float(score)
 
 
-def checked_hit(ctx: TenantContext, payload: Any, score: Any) -> SearchHit:
+def checked_hit(ctx: TenantContext, payload: Any, score: Any) -> VectorHit:
     """A search hit from a point the store returned, checked (``_checked_point``)."""
     _checked_point(ctx, payload, score, ("chunk_id", "document_id"))
-    return SearchHit(
+    return VectorHit(
         chunk_id=payload["chunk_id"],
         document_id=payload["document_id"],
         score=float(score),
@@ -208,7 +214,7 @@ class VectorStore(Protocol):
         limit: int,
         filters: SearchFilters | None = None,
         fusion: Fusion = FUSION,
-    ) -> list[SearchHit]:
+    ) -> list[VectorHit]:
         """Hybrid search (dense and sparse candidates joined by ``fusion``) over what ``ctx``
         may read; one vector alone is that ranking alone."""
         ...

@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from app.main import create_app
-from app.settings import Settings
 from auth.devidp import DevIdp, DevUser, LoopbackServer, RunningIdp
+from kernel.settings import Settings
 from migrations.runner import migrate
 from tests.conftest import OPERATOR_TOKEN, base_settings
 from tests.integration.chat.conftest import chat_settings

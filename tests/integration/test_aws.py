@@ -22,12 +22,12 @@ import pytest
 from botocore.exceptions import ClientError
 from litestar.testing import AsyncTestClient
 
-from app.db import utcnow
 from app.main import create_app
 from app.runtime import Runtime
-from app.settings import Settings
+from compliance.purge import purge_due_tenants
+from kernel.db import utcnow
+from kernel.settings import Settings
 from migrations.runner import migrate
-from tenants.services import purge_due_tenants
 from tests.conftest import Api, TenantHandle, assert_problem, base_settings, context_of
 
 AWS_REGIONS = {"eu": "eu-west-1", "us": "us-west-2"}

@@ -16,9 +16,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from app.main import create_app
-from app.settings import Settings
 from auth.devidp import RunningIdp, config_path, load_config
 from bench._server import free_port
+from kernel.settings import Settings
 from tests.conftest import assert_problem, bearer
 from tests.saml_idp import set_cookies
 

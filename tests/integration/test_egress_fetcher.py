@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.adapters.egress_http import EgressFetcher, EgressUnavailable
-from app.egress import EgressPolicy
+from kernel.adapters.egress_http import EgressFetcher, EgressUnavailable
+from kernel.egress import EgressPolicy
 from tests.peers.static_http import StaticHttp
 
 JSON = {"Content-Type": "application/json"}

@@ -9,7 +9,7 @@ from pathlib import Path
 from litestar.testing import AsyncTestClient
 
 from app.main import create_app
-from app.settings import Settings
+from kernel.settings import Settings
 from migrations.runner import migrate
 from tests.conftest import Api, assert_problem, base_settings, bearer
 

@@ -10,7 +10,7 @@ published schema that defines it, and then for the properties the deployment rel
   as a numeric non-root user; the model files are installed and checked in the build.
 - compose: the compose-spec JSON schema (vendored by ``check-jsonschema``, used offline), the
   services of the topology, every file it mounts, the Prometheus and collector configuration
-  (``promtool check config`` where ``make test`` could unpack promtool), and ``app.settings``
+  (``promtool check config`` where ``make test`` could unpack promtool), and ``kernel.settings``
   loading the environment and TOML every Bulwark service gets.
 
 Each check is shown failing on a broken artefact as well (the ``*_rejects_*`` tests).
@@ -31,7 +31,7 @@ import dockerfile
 import pytest
 import yaml
 
-from app.settings import Settings
+from kernel.settings import Settings
 
 ROOT = Path(__file__).parents[2]
 INFRA = ROOT / "infra"

@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from app.settings import Settings
+from kernel.settings import Settings
 
 CHART = Path(__file__).parents[2] / "infra" / "helm" / "bulwark"
 REGION_VALUES = sorted(CHART.glob("values-*.yaml"))

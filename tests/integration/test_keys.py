@@ -11,12 +11,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from app.db import utcnow
 from app.runtime import Runtime
+from compliance.purge import purge_due_tenants
+from kernel.db import utcnow
 from keys.adapters.local import LocalKms
 from keys.kms import KeyAccessDenied, KeyRef
 from keys.services import dek_context
-from tenants.services import purge_due_tenants
 from tests.conftest import (
     Api,
     Deployment,

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app.db import ControlBase, RegionalBase
+from kernel.db import ControlBase, RegionalBase
 from tests.conftest import Deployment
 
 

@@ -20,16 +20,17 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from app.errors import EXCEPTION_HANDLERS
 from app.runtime import Runtime
-from auth.context import TenantContext, TenantRoute, system_context
+from auth.context import system_context
 from auth.scim.http import SCIM_EXCEPTION_HANDLERS
 from bench._server import bench_tenant, free_port
+from kernel.errors import EXCEPTION_HANDLERS
+from kernel.jobs.models import Job
+from kernel.jobs.repositories import JobRepository
+from kernel.jobs.schemas import JobStatus
+from kernel.tenancy import TenantContext, TenantRoute
 from residency.database import Database
 from residency.errors import DatabaseUnavailable
-from retrieval.models import Job
-from retrieval.repositories import JobRepository
-from retrieval.schemas import JobStatus
 from tests.conftest import drop_deployment, make_deployment, pg_url, require_postgres
 from tests.load.proxy import CuttableProxy
 

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from lxml import etree, html
 
-from app.egress import EgressPolicy, EgressRefused
 from app.runtime import Runtime
 from audit.services import AuditLog
 from auth.saml import SamlConfigService, SamlEndpoints
 from auth.saml_controllers import TOOLKIT
 from auth.saml_metadata import SamlMetadataService
+from kernel.egress import EgressPolicy, EgressRefused
 from tests.conftest import Api, TenantHandle, assert_problem, bearer, context_of
 from tests.saml_idp import (
     NS,

@@ -7,9 +7,10 @@ from datetime import timedelta
 
 from app.runtime import Runtime
 from audit.services import AuditLog
-from auth.context import TenantRoute, system_context
+from auth.context import system_context
 from auth.repositories import UserRepository
 from auth.sso import SessionService, deactivate_user
+from kernel.tenancy import TenantRoute
 from tests.conftest import Api, TenantHandle, assert_problem, bearer
 
 

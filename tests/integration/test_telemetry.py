@@ -34,9 +34,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import app.main
 from app.main import create_app
-from app.observability import UNMATCHED_ROUTE, RecordingOnDemandProvider
-from app.settings import GatewaySettings, ModelEndpointSettings, RouterSettings, Settings
 from auth.middleware import EXCLUDE_FROM_AUTH
+from kernel.observability import UNMATCHED_ROUTE, RecordingOnDemandProvider
+from kernel.settings import GatewaySettings, ModelEndpointSettings, RouterSettings, Settings
 from tests.conftest import Api, Deployment, TenantHandle, assert_problem, bearer
 from tests.peers.llm_peer import LlmPeer, RunningPeer
 

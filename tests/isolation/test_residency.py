@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from app.main import create_app
 from app.runtime import Runtime
-from app.settings import Settings
+from kernel.settings import Settings
 from migrations.runner import migrate
 from tests.conftest import Api, TenantHandle, assert_problem, base_settings, context_of
 

@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 import app.main  # noqa: F401 - every model registered on the metadata
-from app.db import RegionalBase
+from kernel.db import RegionalBase
 from tests.conftest import APP_ROLE, Api, Deployment, raw_pg_dsn
 
 # Only the PostgreSQL leg of the session-wide ``deployment`` fixture.

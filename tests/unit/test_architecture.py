@@ -7,7 +7,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("app", "tenants", "auth", "retrieval", "dlp", "audit", "residency", "gateway", "keys")
+PACKAGES = (
+    "app",
+    "kernel",
+    "chat",
+    "compliance",
+    "tenants",
+    "auth",
+    "retrieval",
+    "dlp",
+    "audit",
+    "residency",
+    "gateway",
+    "keys",
+)
+# Where TenantContext is built: auth's builders and the kernel's SystemAuthority.
+BUILDERS = ("auth/context.py", "kernel/tenancy.py")
 VENDOR_CLIENTS = (
     "qdrant_client",
     "qdrant_edge",
@@ -49,6 +64,20 @@ def test_only_auth_builds_tenant_contexts() -> None:
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
         and getattr(node.func, "id", None) == "TenantContext"
+        and str(path) not in BUILDERS
+    ]
+    assert offenders == []
+
+
+def test_only_auth_imports_the_kernels_context_builders() -> None:
+    """``kernel.tenancy`` keeps its builders private to itself and to ``auth.context``."""
+    offenders = [
+        f"{path}: {name}"
+        for path, tree in modules(include_bench=True)
+        for module, name in imported(tree)
+        if module == "kernel.tenancy"
+        and name is not None
+        and name.startswith("_")
         and str(path) != "auth/context.py"
     ]
     assert offenders == []
@@ -81,7 +110,7 @@ def test_only_auth_mints_system_contexts_and_only_the_root_grants_the_authority(
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute | ast.Name)
-                and str(path) not in ("app/runtime.py", "auth/context.py")
+                and str(path) not in ("app/runtime.py", *BUILDERS)
             ):
                 func = node.func
                 called = func.attr if isinstance(func, ast.Attribute) else func.id
@@ -102,7 +131,7 @@ def test_tenant_contexts_are_not_copied_with_changes_outside_auth() -> None:
     time too)."""
     offenders = []
     for path, tree in modules(include_bench=True):
-        if path.parts[0] == "auth":
+        if path.parts[0] == "auth" or str(path) == "kernel/tenancy.py":
             continue
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call) or not node.args:
@@ -159,7 +188,7 @@ def test_layers_below_controllers_know_nothing_of_http() -> None:
             path.name in lower
             or (path.parts[0] in ("residency", "keys") and path.name != "controllers.py")
         )
-        and str(path) != "app/errors.py"
+        and str(path) != "kernel/errors.py"
     ]
     assert offenders == []
 
@@ -185,6 +214,6 @@ def test_only_residency_opens_region_stores() -> None:
         if isinstance(node, ast.Attribute)
         and node.attr == "regions"
         and path.parts[0] not in allowed
-        and str(path) not in {"app/settings.py", "app/cli.py"}
+        and str(path) not in {"kernel/settings.py", "app/cli.py"}
     ]
     assert reads_regions == []

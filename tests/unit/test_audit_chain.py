@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from app.settings import Settings
 from audit import pseudonyms
 from audit.canon import CanonError
 from audit.chain import (
@@ -38,6 +37,7 @@ from audit.chain import (
     seal,
 )
 from audit.signing import CheckpointSigner
+from kernel.settings import Settings
 from tests import outsider
 
 TENANT = str(uuid.UUID(int=7))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.chat.workflows import fan_out, subquestions
+from chat.workflows import fan_out, subquestions
 from retrieval.index import Passage
 
 

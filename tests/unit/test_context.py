@@ -5,16 +5,8 @@ import uuid
 
 import pytest
 
-from auth.context import (
-    Role,
-    SystemAuthority,
-    TenantContext,
-    TenantRoute,
-    scim_context,
-    system_context,
-    user_context,
-    with_epoch,
-)
+from auth.context import scim_context, system_context, user_context, with_epoch
+from kernel.tenancy import Role, SystemAuthority, TenantContext, TenantRoute
 
 ROUTE = TenantRoute(uuid.uuid4(), "acme", "eu", "active")
 

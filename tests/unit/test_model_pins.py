@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.settings import ModelEndpointSettings
-from app.supply_chain import ModelFileMismatch, sha256_file, verify_file
 from dlp.adapters.presidio import SPACY_MODEL_FILES, load_spacy, model_dir, verified_model_dir
-from gateway.adapters.base import ChatMessage, ProviderError, ProviderRequest
+from gateway.adapters.base import ModelMessage, ProviderError, ProviderRequest
 from gateway.adapters.llamacpp import SMOLLM2_SHA256, LlamaCppProvider, default_model_path
+from kernel.settings import ModelEndpointSettings
+from kernel.supply_chain import ModelFileMismatch, sha256_file, verify_file
 from retrieval.adapters.minilm import MODEL_SHA256, OnnxMiniLMEmbedder, model_path
 
 
@@ -65,7 +65,7 @@ def test_a_changed_spacy_weight_file_or_an_added_file_is_refused(tmp_path: Path)
 async def test_the_packaged_gguf_passes_its_check_and_generates() -> None:
     provider = LlamaCppProvider(None, context_window=512, threads=1, max_concurrency=1)
     try:
-        message = ChatMessage(role="user", content="Say hello.")
+        message = ModelMessage(role="user", content="Say hello.")
         request = ProviderRequest(model="smollm2", messages=(message,), max_tokens=4)
         completion = await provider.complete(request)
         assert completion.usage is not None and completion.usage.output_tokens > 0

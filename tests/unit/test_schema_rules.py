@@ -16,13 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onelogin.saml2.settings import validate_url
 
-from app.errors import InvalidInput
 from auth.saml import MAX_ATTRIBUTE_NAME, MAX_PEM_LENGTH
 from auth.schemas import MAX_ATTRIBUTE_NAME_CHARS, MAX_PEM_CHARS, SamlUrl
 from dlp.policies import HOST, MAX_HOST_LENGTH
 from dlp.schemas import Term
 from gateway.admin import check_model_policy
 from gateway.schemas import ModelPolicyBody, Tier
+from kernel.errors import InvalidInput
 
 TIERS = get_args(Tier)
 

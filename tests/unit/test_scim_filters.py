@@ -9,11 +9,12 @@ import pytest
 from scim2_models import ScimFilter
 from sqlalchemy.dialects import sqlite
 
-from auth.context import TenantRoute, system_context
+from auth.context import system_context
 from auth.scim.errors import ScimProtocolError
 from auth.scim.filters import compile_filter
 from auth.scim.repositories import ScimGroupRepository, ScimUserRepository
 from auth.scim.resources import ScimGroup, ScimUser, parse_search
+from kernel.tenancy import TenantRoute
 
 CTX = system_context(TenantRoute(uuid.uuid4(), "acme", "eu", "active"))
 USERS = ScimUserRepository(object(), CTX)  # type: ignore[arg-type]  # no query is run

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.settings import Settings, resolve_secret
+from kernel.settings import Settings, resolve_secret
 
 
 def test_embedded_default_has_two_regions_under_the_data_dir(

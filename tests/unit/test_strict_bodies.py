@@ -11,7 +11,7 @@ from litestar import Litestar, post
 from litestar.params import JSONBody
 from litestar.testing import TestClient, create_test_client
 
-from app.strict_bodies import document_strict_bodies, validate_body_strictly
+from kernel.strict_bodies import document_strict_bodies, validate_body_strictly
 
 
 class Limits(msgspec.Struct, forbid_unknown_fields=True):

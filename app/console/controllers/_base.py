@@ -23,7 +23,7 @@ from app.console.session import (
     SignInRequired,
     provide_console_user,
 )
-from auth.context import Role
+from kernel.tenancy import Role
 
 ADMIN = (Role.TENANT_ADMIN,)
 AUDITORS = (Role.TENANT_ADMIN, Role.COMPLIANCE_OFFICER)

@@ -2,7 +2,7 @@
 
 The triggers of ``r0011_auth_epochs`` now also fire on the configuration rows read on every
 request — the KMS configuration and data keys, the chat, DLP and gateway policies and the BYO
-models — so that those can be kept in memory under the epoch (``auth.epochs``) and a change,
+models — so that those can be kept in memory under the epoch (``kernel.epochs``) and a change,
 from any replica or tool, reaches the very next request.
 
 Revision ID: r0013_config_epochs

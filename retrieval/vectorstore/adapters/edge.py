@@ -53,8 +53,8 @@ from retrieval.vectorstore import (
     SPARSE,
     ChunkPoint,
     Fusion,
-    SearchHit,
     SparseVector,
+    VectorHit,
     check_region,
     check_search,
     checked_entry,
@@ -65,7 +65,7 @@ from retrieval.vectorstore import (
 from retrieval.vectorstore._filters import to_filter
 
 if TYPE_CHECKING:
-    from auth.context import TenantContext
+    from kernel.tenancy import TenantContext
 
 log = structlog.get_logger("bulwark.vectorstore")
 
@@ -278,7 +278,7 @@ class EdgeVectorStore(_EdgeShardOwner):
         limit: int,
         filters: SearchFilters | None = None,
         fusion: Fusion = FUSION,
-    ) -> list[SearchHit]:
+    ) -> list[VectorHit]:
         check_region(self.region, ctx)
         request = self.query_request(ctx, dense, sparse, limit, filters, fusion)
         if request is None:

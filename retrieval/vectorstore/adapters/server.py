@@ -61,8 +61,8 @@ from retrieval.vectorstore import (
     SPARSE,
     ChunkPoint,
     Fusion,
-    SearchHit,
     SparseVector,
+    VectorHit,
     check_region,
     check_search,
     checked_entry,
@@ -74,7 +74,7 @@ from retrieval.vectorstore._filters import to_filter
 from retrieval.vectorstore.adapters.edge import KEYWORD_FIELDS
 
 if TYPE_CHECKING:
-    from auth.context import TenantContext
+    from kernel.tenancy import TenantContext
 
 log = structlog.get_logger("bulwark.vectorstore")
 
@@ -282,7 +282,7 @@ class ServerVectorStore(_ServerCollection):
         limit: int,
         filters: SearchFilters | None = None,
         fusion: Fusion = FUSION,
-    ) -> list[SearchHit]:
+    ) -> list[VectorHit]:
         check_search(limit, dense, sparse)
         await self._scoped(ctx)
         node = search_filter(ctx, filters)

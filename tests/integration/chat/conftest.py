@@ -11,7 +11,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from app.main import create_app
-from app.settings import GatewaySettings, RouterSettings, Settings
+from kernel.settings import GatewaySettings, RouterSettings, Settings
 from tests.conftest import Api, Deployment
 from tests.integration.gateway.conftest import endpoint
 from tests.peers.llm_peer import LlmPeer, RunningPeer

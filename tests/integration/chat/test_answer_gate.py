@@ -14,8 +14,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from app.chat.services import NOTHING_FOUND
 from app.main import create_app
+from chat.services import NOTHING_FOUND
 from gateway.services import estimate_tokens
 from tests.conftest import Api, Deployment, assert_problem
 from tests.integration.chat.conftest import chat_settings, sse_events

@@ -17,9 +17,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, update
 
-from app.chat.models import ChatPolicyRow, ChatSession
 from app.main import create_app
 from app.runtime import Runtime
+from chat.models import ChatPolicyRow, ChatSession
 from gateway.models import UsageRecord
 from keys import envelope
 from tests.conftest import Api, Deployment, TenantHandle, assert_problem, context_of

@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app.main import create_app
-from app.settings import ObservabilitySettings
+from kernel.settings import ObservabilitySettings
 from tests.conftest import Api, Deployment, TenantHandle, assert_problem
 from tests.integration.chat.test_chat import ANSWER, QUESTION, TRAIN_ANSWER, ask, travel_tenant
 from tests.integration.retrieval.test_documents import member

@@ -20,11 +20,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from app.runtime import Runtime
-from audit.sar.models import SarRequest
-from audit.sar.repositories import SarRepository
-from audit.sar.services import REPORT_KIND, SarRunner, SarService
 from audit.services import AuditLog
-from retrieval.models import Job
+from compliance.models import SarRequest
+from compliance.repositories import SarRepository
+from compliance.services import REPORT_KIND, SarRunner, SarService
+from kernel.jobs.models import Job
 from tests import outsider
 from tests.conftest import Api, Deployment, TenantHandle, assert_problem, bearer, context_of
 from tests.integration.retrieval.test_documents import add, wait_for_job

@@ -10,8 +10,8 @@ import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from app.observability import configure_tracing
-from app.settings import ObservabilitySettings
+from kernel.observability import configure_tracing
+from kernel.settings import ObservabilitySettings
 from tests.conftest import Api
 from tests.integration.chat.test_chat import ANSWER, QUESTION, travel_tenant
 from tests.integration.retrieval.test_documents import add

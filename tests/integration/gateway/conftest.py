@@ -12,7 +12,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from app.main import create_app
-from app.settings import GatewaySettings, ModelEndpointSettings, RouterSettings, Settings
+from kernel.settings import GatewaySettings, ModelEndpointSettings, RouterSettings, Settings
 from tests.conftest import Api, Deployment
 from tests.peers.llm_peer import LlmPeer, RunningPeer
 

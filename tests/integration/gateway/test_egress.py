@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from app.egress import EgressBlocked, EgressPolicy, EgressRefused
-from gateway.adapters.base import ChatMessage, ProviderError, ProviderRequest
+from gateway.adapters.base import ModelMessage, ProviderError, ProviderRequest
 from gateway.adapters.openai import OpenAIProvider
+from kernel.egress import EgressBlocked, EgressPolicy, EgressRefused
 from tests.peers.llm_peer import LlmPeer, RunningPeer
 
-REQUEST = ProviderRequest(model="m", messages=(ChatMessage("user", "hi"),), max_tokens=8)
+REQUEST = ProviderRequest(model="m", messages=(ModelMessage("user", "hi"),), max_tokens=8)
 
 
 def provider(url: str, egress: EgressPolicy) -> OpenAIProvider:

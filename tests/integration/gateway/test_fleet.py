@@ -18,10 +18,10 @@ import httpx
 import pytest
 
 from app.runtime import Runtime
-from app.settings import GatewaySettings, ModelEndpointSettings, RouterSettings, Settings
-from gateway.adapters.base import ChatMessage
+from gateway.adapters.base import ModelMessage
 from gateway.repositories import CounterRepository
 from gateway.services import Caller, GatewayRequest
+from kernel.settings import GatewaySettings, ModelEndpointSettings, RouterSettings, Settings
 from tests.conftest import Api, Deployment, context_of
 from tests.integration.gateway.conftest import Peers
 from tests.peers.llm_peer import LlmPeer, Reply, RunningPeer, free_port
@@ -113,7 +113,7 @@ async def runtimes() -> AsyncIterator[list[Runtime]]:
 
 
 def ask(text: str, model: str = "mid", **extra: Any) -> GatewayRequest:
-    return GatewayRequest(messages=(ChatMessage("user", text),), model=model, **extra)
+    return GatewayRequest(messages=(ModelMessage("user", text),), model=model, **extra)
 
 
 async def rule_counts(base: str) -> dict[str, int]:

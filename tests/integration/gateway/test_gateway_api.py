@@ -9,7 +9,7 @@ from typing import Any
 
 from litestar import Litestar
 
-from app.egress import EgressPolicy
+from kernel.egress import EgressPolicy
 from tests.conftest import Api, assert_problem
 from tests.integration.gateway.conftest import Peers
 from tests.peers.llm_peer import Reply

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app.main import create_app
 from app.runtime import Runtime
-from gateway.adapters.base import ChatMessage
+from gateway.adapters.base import ModelMessage
 from gateway.models import RateWindow
 from gateway.services import Caller, GatewayRequest
 from tests.conftest import Api, Deployment, TenantHandle, context_of
@@ -105,7 +105,9 @@ async def test_a_burst_waits_for_one_refill_instead_of_each_request_taking_a_blo
     try:
         ctx = await replica.authenticator.authenticate(f"Bearer {tenant.admin_key}")
         caller = Caller.of(ctx, "burst")
-        request = GatewayRequest(messages=(ChatMessage("user", "hi"),), model="small", max_tokens=8)
+        request = GatewayRequest(
+            messages=(ModelMessage("user", "hi"),), model="small", max_tokens=8
+        )
         prepared, config = await replica.gateway.prepare(ctx, request, caller)
         # 40 admissions at once, all finding the allowance empty: one refill at a time serves
         # them (blocks of 10, 9, 9, 8, 8 and one taken ahead), where 40 transactions of their

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from app.runtime import Runtime
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
-from gateway.adapters.base import ChatMessage, Usage
+from gateway.adapters.base import ModelMessage, TokenUsage
 from gateway.repositories import CounterRepository
 from gateway.services import Caller, GatewayRequest, Settlement
 from tests.conftest import Api, Deployment, assert_problem
@@ -34,7 +34,7 @@ async def test_a_dead_process_reservation_is_released_after_its_lease(
         ctx = await dead.authenticator.authenticate(f"Bearer {tenant.admin_key}")
         caller = Caller.of(ctx, "request-of-a-dead-process")
         request = GatewayRequest(
-            messages=(ChatMessage("user", "hi"),), model="small", max_tokens=250
+            messages=(ModelMessage("user", "hi"),), model="small", max_tokens=250
         )
         prepared, config = await dead.gateway.prepare(ctx, request, caller)
         await dead.gateway.admit(ctx, caller, prepared, config)
@@ -52,7 +52,12 @@ async def test_a_dead_process_reservation_is_released_after_its_lease(
         # The "dead" call was only slow: it settles now. Its usage counts; its reservation,
         # already released, is not released a second time.
         await dead.gateway.settle(
-            ctx, caller, prepared, endpoint=prepared.candidates[0], usage=Usage(3, 4), outcome="ok"
+            ctx,
+            caller,
+            prepared,
+            endpoint=prepared.candidates[0],
+            usage=TokenUsage(3, 4),
+            outcome="ok",
         )
         # Usage reads wait for the API's own pending settlements.
         usage = await gw.client.get("/v1/usage?group_by=day", headers=tenant.admin)
@@ -84,13 +89,15 @@ async def test_answers_and_settlements_running_together_never_deadlock(
     try:
         ctx = await runtime.authenticator.authenticate(f"Bearer {tenant.admin_key}")
         caller = Caller.of(ctx, "concurrent-settlements")
-        request = GatewayRequest(messages=(ChatMessage("user", "hi"),), model="small", max_tokens=8)
+        request = GatewayRequest(
+            messages=(ModelMessage("user", "hi"),), model="small", max_tokens=8
+        )
         calls = []
         for _ in range(16):
             prepared, config = await runtime.gateway.prepare(ctx, request, caller)
             await runtime.gateway.admit(ctx, caller, prepared, config)
             endpoint = prepared.candidates[0]
-            calls.append(Settlement(ctx, caller, prepared, endpoint, Usage(2, 3), "ok"))
+            calls.append(Settlement(ctx, caller, prepared, endpoint, TokenUsage(2, 3), "ok"))
 
         async def closing(settlement: Settlement) -> None:
             async with runtime.registry.tenant_transaction(ctx) as session:

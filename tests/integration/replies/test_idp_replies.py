@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from app.egress import EgressPolicy
 from auth.adapters.oidc import OidcClient, OidcProviders, OidcUnreachable
+from kernel.egress import EgressPolicy
 from tests.conftest import Api, assert_problem, bearer
 from tests.peers.entra_provider import EntraProvider
 from tests.peers.raw_http import RawHttpPeer, RawReply, RawRequest, cut

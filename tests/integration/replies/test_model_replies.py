@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from gateway.adapters.anthropic import AnthropicProvider
-from gateway.adapters.base import ChatMessage, ChatProvider, Delta, ProviderError, ProviderRequest
+from gateway.adapters.base import ChatProvider, Delta, ModelMessage, ProviderError, ProviderRequest
 from gateway.adapters.llamacpp import LlamaCppProvider
 from gateway.adapters.openai import OpenAIProvider
 from tests.peers.raw_http import RawHttpPeer, RawReply, RawRequest, cut
 
 REQUEST = ProviderRequest(
-    model="m", messages=(ChatMessage("user", "What is the capital of France?"),), max_tokens=32
+    model="m", messages=(ModelMessage("user", "What is the capital of France?"),), max_tokens=32
 )
 SSE = "text/event-stream"
 

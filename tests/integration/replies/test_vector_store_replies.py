@@ -19,7 +19,8 @@ import pytest
 import qdrant_edge as qe
 
 from app.runtime import Runtime
-from auth.context import TenantContext, TenantRoute, system_context
+from auth.context import system_context
+from kernel.tenancy import TenantContext, TenantRoute
 from retrieval.acl import DocumentAcl, chunk_payload
 from retrieval.errors import VectorStoreUnavailable
 from retrieval.sparse import ANALYSER
@@ -285,7 +286,7 @@ async def test_a_search_meeting_a_chunk_that_does_not_open_is_a_503_until_it_is_
         planted_document,
         0,
         [0.05] * DIM,
-        SparseVector(terms.indices, terms.values),
+        terms,
         DocumentAcl("tenant"),
         sealed=planted_sealed(base64.b64encode(sealed).decode())[case],
     )

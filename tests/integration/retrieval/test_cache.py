@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from app.runtime import Runtime
-from auth.context import TenantContext, TenantRoute
+from kernel.tenancy import TenantContext, TenantRoute
 from retrieval.cache.services import CacheLookup, CachePolicy, SemanticCache
 from tests.conftest import Api, TenantHandle
 from tests.integration.retrieval.test_documents import add, member

@@ -347,8 +347,9 @@ async def test_identical_content_of_someone_else_is_not_revealed(api: Api) -> No
 async def test_transient_failures_are_retried_then_fail_visibly(api: Api, runtime: Runtime) -> None:
     """A job whose stored file is missing keeps failing: retried with backoff, then ``failed``
     with a reason — a poison job never loops forever and never disappears."""
-    from retrieval.models import Document, Job
-    from retrieval.repositories import JobRepository
+    from kernel.jobs.models import Job
+    from kernel.jobs.repositories import JobRepository
+    from retrieval.models import Document
 
     tenant = await api.new_tenant()
     ctx = context_of(tenant)

@@ -17,7 +17,7 @@ from typing import cast
 
 import pytest
 
-from auth.context import TenantContext, TenantRoute
+from kernel.tenancy import TenantContext, TenantRoute
 from residency.registry import RegionRegistry
 from retrieval.acl import DocumentAcl, SearchFilters, may_read
 from retrieval.chunking import TokenCounter

@@ -21,7 +21,7 @@ from litestar.testing import AsyncTestClient
 from pydantic import SecretStr
 
 from app.main import create_app
-from app.settings import JobsSettings, Settings
+from kernel.settings import JobsSettings, Settings
 from tests.conftest import (
     BACKENDS,
     Api,

@@ -10,8 +10,8 @@ from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
 from presidio_analyzer.nlp_engine import SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
-from app.supply_chain import require_version
 from dlp.adapters import presidio
+from kernel.supply_chain import require_version
 
 
 def parameters(function: object) -> list[str]:

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import Settings, embedded_region
-from auth.context import TenantRoute, system_context
+from auth.context import system_context
+from kernel.settings import Settings, embedded_region
+from kernel.tenancy import TenantRoute
 from residency.errors import RegionUnavailable, UnknownRegion
 from residency.registry import RegionRegistry
 

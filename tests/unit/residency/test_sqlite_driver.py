@@ -19,7 +19,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
 )
 
-from app.supply_chain import UnsupportedDependency, require_version
+from kernel.supply_chain import UnsupportedDependency, require_version
 from residency import sqlite_driver
 from residency.database import create_engine
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auth.context import TenantRoute
+from kernel.tenancy import TenantRoute
 from retrieval.acl import (
     NEVER,
     DocumentAcl,

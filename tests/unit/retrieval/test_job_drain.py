@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from retrieval.jobs import JobRunner
+from kernel.jobs.runner import JobRunner
 
 
 async def test_drain_waits_for_jobs_and_the_jobs_they_queue() -> None:
-    runner = JobRunner(registry=Any, authenticator=Any, system=Any)  # type: ignore[arg-type]
+    runner = JobRunner(registry=Any, tenant_route=Any, system=Any)  # type: ignore[arg-type]
     finished: list[str] = []
 
     async def run(tenant_id: str, job_id: str, trace_context: dict[str, str]) -> None:
