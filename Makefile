@@ -82,6 +82,8 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
+	$(BIN)/python tools/architecture.py --check
 
 fuzz: install
 	tests/e2e/fuzz.sh

@@ -1,1 +1,2 @@
-"""Append-only, hash-chained audit log and subject-access requests (issues 3 and 9)."""
+"""The append-only, hash-chained audit log: recording, verifying, exporting (the log only;
+subject-access requests live in ``compliance``)."""

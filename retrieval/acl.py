@@ -1,7 +1,7 @@
 """Document ACLs: the reference read policy, its payload encoding, and its compiled filter.
 
-This module is the one place that decides who may read a chunk (DESIGN.md §3). It holds three
-views of the same rule, and the tests prove them equal:
+This module is the one place that decides who may read a chunk (docs/ARCHITECTURE.md, "Tenancy
+and isolation"). It holds three views of the same rule, and the tests prove them equal:
 
 * ``may_read`` — the reference policy, in plain Python, over a ``DocumentAcl``;
 * ``acl_payload`` / ``chunk_payload`` — how an ACL is written into every chunk's vector payload;

@@ -1,4 +1,5 @@
-"""A small AST lint for the layering and tenancy rules in HOUSE_STYLE.md."""
+"""A small AST lint for the semantic rules of docs/ARCHITECTURE.md that import-linter cannot
+express (who may build a TenantContext, where queries and vendor clients live)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""One chat request as a trace: a span per step of DESIGN.md §2 under the request's server span,
-GenAI attributes on the model call, the trace context carried to the model server, and no
-prompt text in any attribute."""
+"""One chat request as a trace: a span per step of the path in docs/ARCHITECTURE.md under the
+request's server span, GenAI attributes on the model call, the trace context carried to the model
+server, and no prompt text in any attribute."""
 
 from __future__ import annotations
 
