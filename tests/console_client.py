@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Api, TenantHandle
 from tests.saml_idp import Assertion, TestIdp, configure, post_acs, set_cookies, start_login
+from tests.support.tenants import Api, TenantHandle
 
 _CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')
 

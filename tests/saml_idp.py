@@ -28,8 +28,8 @@ from lxml import etree
 from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
-from tests.conftest import Api, TenantHandle
 from tests.peers.static_http import StaticHttp
+from tests.support.tenants import Api, TenantHandle
 
 NS = {
     "samlp": "urn:oasis:names:tc:SAML:2.0:protocol",

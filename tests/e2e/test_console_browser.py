@@ -25,9 +25,9 @@ from app.main import create_app
 from auth.devidp import DevIdp, DevUser, LoopbackServer, RunningIdp
 from kernel.settings import Settings
 from migrations.runner import migrate
-from tests.conftest import OPERATOR_TOKEN, base_settings
-from tests.integration.chat.conftest import chat_settings
 from tests.peers.llm_peer import LlmPeer, RunningPeer
+from tests.support.chat import chat_settings
+from tests.support.deployments import OPERATOR_TOKEN, base_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -22,31 +22,15 @@ from typing import Any
 import asyncpg
 import pytest
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
 from sqlalchemy.engine import make_url
 
 from tests import outsider
-from tests.conftest import (
-    APP_ROLE,
-    Api,
-    Deployment,
-    TenantHandle,
-    assert_problem,
-    bearer,
-    raw_pg_dsn,
-)
+from tests.support.audit import SQLITE_TRIGGERS, deployment_key, hash_as_before
+from tests.support.deployments import APP_ROLE, Deployment, raw_pg_dsn
+from tests.support.http import assert_problem, bearer
+from tests.support.tenants import Api, TenantHandle
 
 GENESIS = "0" * 64
-SQLITE_TRIGGERS = {
-    "UPDATE": "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events "
-    "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
-    "DELETE": "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
-    "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
-}
 
 
 async def all_events(api: Api, tenant: TenantHandle, **params: Any) -> list[dict[str, Any]]:
@@ -64,19 +48,6 @@ async def all_events(api: Api, tenant: TenantHandle, **params: Any) -> list[dict
 
 def when(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def deployment_signing_key(deployment: Deployment) -> Ed25519PrivateKey:
-    pem = (Path(deployment.settings.data_dir) / "audit-signing.pem").read_bytes()
-    private = serialization.load_pem_private_key(pem, password=None)
-    assert isinstance(private, Ed25519PrivateKey)
-    return private
-
-
-def deployment_key(deployment: Deployment) -> Ed25519PublicKey:
-    """The deployment's public key, as its operator hands it to an auditor (not as a signed
-    document names it)."""
-    return deployment_signing_key(deployment).public_key()
 
 
 async def verify(api: Api, tenant: TenantHandle) -> dict[str, Any]:
@@ -593,16 +564,6 @@ async def test_checkpoint_is_signed_over_the_head(api: Api, deployment: Deployme
 
 
 # --- chains written before RFC 8785 ---------------------------------------------------------------
-
-
-def hash_as_before(event: dict[str, Any]) -> str:
-    """An event's hash exactly as Bulwark computed it before RFC 8785 (no ``canon``)."""
-    fields = {k: v for k, v in event.items() if k not in ("hash", "canon")}
-    assert len(fields) == 12
-    encoded = json.dumps(
-        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 
 async def rewrite_as_before(

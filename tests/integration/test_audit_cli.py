@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests import outsider
-from tests.integration.test_audit import SQLITE_TRIGGERS, hash_as_before
+from tests.support.audit import SQLITE_TRIGGERS, hash_as_before
 
 ACME = "(SELECT tenant_id FROM audit_heads LIMIT 1)"  # the only tenant in region eu
 

@@ -6,15 +6,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -26,78 +20,12 @@ from app.main import create_app
 from app.runtime import Runtime
 from compliance.purge import purge_due_tenants
 from kernel.db import utcnow
-from kernel.settings import Settings
 from migrations.runner import migrate
-from tests.conftest import Api, TenantHandle, assert_problem, base_settings, context_of
+from tests.support.aws import AWS_REGIONS, aws_settings
+from tests.support.http import assert_problem
+from tests.support.tenants import Api, TenantHandle, context_of
 
-AWS_REGIONS = {"eu": "eu-west-1", "us": "us-west-2"}
 SENTINEL = b"SENTINEL-aws-envelope-6c1d"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
-        yield endpoint
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def aws_env() -> Iterator[None]:
-    saved = {
-        k: os.environ.get(k)
-        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
-    }
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "eu-west-1",
-        }
-    )
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-def aws_settings(data_dir: Path, endpoint: str) -> Settings:
-    suffix = uuid.uuid4().hex[:8]
-    regions: dict[str, Any] = {}
-    for name, aws_region in AWS_REGIONS.items():
-        root = data_dir / "regions" / name
-        regions[name] = {
-            "database_url": f"sqlite+aiosqlite:///{root / 'bulwark.db'}",
-            "vector_store": str(root / "vectors"),
-            "object_store": f"s3://bulwark-{name}-{suffix}",
-            "object_store_region": aws_region,
-            "object_store_endpoint_url": endpoint,
-            "kms": {"provider": "aws-kms", "aws_region": aws_region, "endpoint_url": endpoint},
-        }
-    return Settings(**base_settings(data_dir, regions=regions))
 
 
 def client(service: str, region: str, endpoint: str) -> Any:

@@ -19,8 +19,8 @@ from app.main import create_app
 from auth.devidp import RunningIdp, config_path, load_config
 from bench._server import free_port
 from kernel.settings import Settings
-from tests.conftest import assert_problem, bearer
 from tests.saml_idp import set_cookies
+from tests.support.http import assert_problem, bearer
 
 
 def run_cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:

@@ -4,9 +4,10 @@ drive the same pages in Chromium."""
 
 from __future__ import annotations
 
-from tests.conftest import Api, bearer
 from tests.console_client import ConsoleSession, saml_sign_in
 from tests.saml_idp import TestIdp, configure, set_cookies
+from tests.support.http import bearer
+from tests.support.tenants import Api
 
 ADMIN_PAGES = ("overview", "users", "documents", "sso", "dlp", "models", "kms")
 

@@ -16,24 +16,14 @@ import pytest
 from app.runtime import Runtime
 from audit.services import AuditLog
 from dlp.services import DlpService, TripRecorder
-from tests.conftest import Api, Deployment, TenantHandle, assert_problem, context_of
-from tests.integration.retrieval.test_documents import add, member, search
+from tests.support.deployments import Deployment
+from tests.support.dlp import policy
+from tests.support.documents import add, member, search
+from tests.support.http import assert_problem
+from tests.support.tenants import Api, TenantHandle, context_of
 
 CARD = "4111 1111 1111 1111"
 SSN = "536-22-8147"
-
-
-def policy(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "entities": [
-            {"type": "PERSON", "threshold": 0.6, "inbound": "pseudonymize", "ingest": "allow"},
-            {"type": "EMAIL_ADDRESS", "inbound": "pseudonymize"},
-            {"type": "CREDIT_CARD", "inbound": "block", "ingest": "redact"},
-            {"type": "US_SSN", "inbound": "redact", "ingest": "redact"},
-        ]
-    }
-    body.update(overrides)
-    return body
 
 
 async def audit_details(api: Api, tenant: TenantHandle, action: str) -> list[dict[str, Any]]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Api, assert_problem
+from tests.support.http import assert_problem
+from tests.support.tenants import Api
 
 
 @pytest.mark.parametrize(

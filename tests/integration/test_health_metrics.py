@@ -11,7 +11,9 @@ from litestar.testing import AsyncTestClient
 from app.main import create_app
 from kernel.settings import Settings
 from migrations.runner import migrate
-from tests.conftest import Api, assert_problem, base_settings, bearer
+from tests.support.deployments import base_settings
+from tests.support.http import assert_problem, bearer
+from tests.support.tenants import Api
 
 UNREACHABLE = "postgresql+asyncpg://nobody@127.0.0.1:9/none"
 

@@ -17,32 +17,16 @@ from kernel.db import utcnow
 from keys.adapters.local import LocalKms
 from keys.kms import KeyAccessDenied, KeyRef
 from keys.services import dek_context
-from tests.conftest import (
-    Api,
-    Deployment,
-    TenantHandle,
-    assert_problem,
-    context_of,
-    raw_pg_dsn,
-)
+from tests.support.deployments import Deployment, raw_pg_dsn
+from tests.support.http import assert_problem
+from tests.support.keys import get_object, put_object
+from tests.support.tenants import Api, context_of
 
 SENTINEL = b"SENTINEL-7f3a-quarterly-forecast-do-not-leak"
 
 
 def local_kms(deployment: Deployment, region: str) -> LocalKms:
     return LocalKms(Path(deployment.settings.regions[region].kms.key_file or ""))
-
-
-async def put_object(runtime: Runtime, tenant: TenantHandle, object_id: str, data: bytes) -> None:
-    ctx = context_of(tenant)
-    async with runtime.registry.tenant_transaction(ctx) as session:
-        await runtime.tenant_objects(session, ctx).put("document", object_id, data)
-
-
-async def get_object(runtime: Runtime, tenant: TenantHandle, object_id: str) -> bytes:
-    ctx = context_of(tenant)
-    async with runtime.registry.tenant_transaction(ctx) as session:
-        return await runtime.tenant_objects(session, ctx).get("document", object_id)
 
 
 async def raw_database_text(deployment: Deployment, region: str) -> bytes:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from kernel.db import ControlBase, RegionalBase
-from tests.conftest import Deployment
+from tests.support.deployments import Deployment
 
 
 async def _diff(url: str, metadata: Any) -> list[Any]:

@@ -20,10 +20,11 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from tests.conftest import Api, TenantHandle, assert_problem, bearer
 from tests.peers.entra_provider import EntraProvider
 from tests.peers.oidc_provider import OidcProvider, RunningProvider
 from tests.peers.static_http import StaticHttp
+from tests.support.http import assert_problem, bearer
+from tests.support.tenants import Api, TenantHandle
 
 PUBLIC_URL = "http://127.0.0.1:8000"
 

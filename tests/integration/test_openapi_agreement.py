@@ -13,7 +13,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.conftest import Api, TenantHandle, assert_problem
+from tests.support.http import assert_problem
+from tests.support.tenants import Api, TenantHandle
 
 Json = dict[str, Any]
 

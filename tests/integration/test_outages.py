@@ -31,8 +31,8 @@ from kernel.jobs.schemas import JobStatus
 from kernel.tenancy import TenantContext, TenantRoute
 from residency.database import Database
 from residency.errors import DatabaseUnavailable
-from tests.conftest import drop_deployment, make_deployment, pg_url, require_postgres
 from tests.load.proxy import CuttableProxy
+from tests.support.deployments import drop_deployment, make_deployment, pg_url, require_postgres
 
 
 @pytest.fixture

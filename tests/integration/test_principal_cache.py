@@ -18,7 +18,9 @@ from sqlalchemy import text
 
 from app.main import create_app
 from app.runtime import Runtime
-from tests.conftest import Api, Deployment, TenantHandle, assert_problem, bearer, context_of
+from tests.support.deployments import Deployment
+from tests.support.http import assert_problem, bearer
+from tests.support.tenants import Api, TenantHandle, context_of
 
 
 @pytest.fixture

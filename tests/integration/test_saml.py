@@ -16,7 +16,6 @@ from app.runtime import Runtime
 from audit.services import AuditLog
 from auth.repositories import UserRepository
 from auth.sso import deactivate_user
-from tests.conftest import Api, TenantHandle, assert_problem, bearer, context_of
 from tests.saml_idp import (
     EMAIL_FORMAT,
     NS,
@@ -35,6 +34,8 @@ from tests.saml_idp import (
     wrap_moved_assertion,
     wrap_transplanted_signature,
 )
+from tests.support.http import assert_problem, bearer
+from tests.support.tenants import Api, TenantHandle, context_of
 
 
 @pytest.fixture(scope="module")

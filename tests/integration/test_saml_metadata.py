@@ -19,7 +19,6 @@ from auth.saml import SamlConfigService, SamlEndpoints
 from auth.saml_controllers import TOOLKIT
 from auth.saml_metadata import SamlMetadataService
 from kernel.egress import EgressPolicy, EgressRefused
-from tests.conftest import Api, TenantHandle, assert_problem, bearer, context_of
 from tests.saml_idp import (
     NS,
     Assertion,
@@ -37,6 +36,8 @@ from tests.saml_idp import (
     set_cookies,
     start_login,
 )
+from tests.support.http import assert_problem, bearer
+from tests.support.tenants import Api, TenantHandle, context_of
 
 METADATA = "/v1/admin/sso/saml/metadata"
 REFRESH = "/v1/admin/sso/saml/metadata/refresh"

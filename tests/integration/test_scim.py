@@ -13,7 +13,10 @@ import httpx
 import pytest
 
 from keys.adapters.local import LocalKms
-from tests.conftest import Api, Deployment, TenantHandle, assert_problem, bearer
+from tests.support.deployments import Deployment
+from tests.support.http import assert_problem, bearer
+from tests.support.scim import issue_token
+from tests.support.tenants import Api, TenantHandle
 
 SCIM_JSON = "application/scim+json"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -35,12 +38,6 @@ def assert_scim_error(
     assert body.get("scimType") == scim_type, body
     assert "Traceback" not in response.text
     return dict(body)
-
-
-async def issue_token(api: Api, tenant: TenantHandle) -> str:
-    response = await api.client.post("/v1/admin/scim-token", headers=tenant.admin)
-    assert response.status_code == 201, response.text
-    return str(response.json()["token"])
 
 
 @dataclass

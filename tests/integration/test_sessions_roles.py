@@ -11,7 +11,8 @@ from auth.context import system_context
 from auth.repositories import UserRepository
 from auth.sso import SessionService, deactivate_user
 from kernel.tenancy import TenantRoute
-from tests.conftest import Api, TenantHandle, assert_problem, bearer
+from tests.support.http import assert_problem, bearer
+from tests.support.tenants import Api, TenantHandle
 
 
 async def new_session(

@@ -37,8 +37,10 @@ from app.main import create_app
 from auth.middleware import EXCLUDE_FROM_AUTH
 from kernel.observability import UNMATCHED_ROUTE, RecordingOnDemandProvider
 from kernel.settings import GatewaySettings, ModelEndpointSettings, RouterSettings, Settings
-from tests.conftest import Api, Deployment, TenantHandle, assert_problem, bearer
 from tests.peers.llm_peer import LlmPeer, RunningPeer
+from tests.support.deployments import Deployment
+from tests.support.http import assert_problem, bearer
+from tests.support.tenants import Api, TenantHandle
 
 UNREACHABLE = "postgresql+asyncpg://nobody@127.0.0.1:9/none"
 MAX_BODY = 4096

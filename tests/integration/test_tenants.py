@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import uuid
 
-from tests.conftest import Api, assert_problem, bearer
+from tests.support.http import assert_problem, bearer
+from tests.support.tenants import Api
 
 
 async def test_operator_creates_lists_and_reads_tenants(api: Api) -> None:

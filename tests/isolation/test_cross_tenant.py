@@ -17,7 +17,6 @@ from litestar import Litestar
 
 from app.runtime import Runtime
 from retrieval.repositories import DocumentRepository
-from tests.conftest import Api, TenantHandle, assert_problem, bearer, context_of
 from tests.saml_idp import (
     Assertion,
     MetadataServer,
@@ -29,6 +28,8 @@ from tests.saml_idp import (
     session_cookie,
     start_login,
 )
+from tests.support.http import assert_problem, bearer
+from tests.support.tenants import Api, TenantHandle, context_of
 
 # (method, path template) of every route reachable with a tenant credential.
 ISOLATION_ROUTES = {
@@ -570,7 +571,7 @@ async def test_scim_token_reaches_only_its_own_tenant(
 async def test_documents_and_search_are_per_tenant(
     api: Api, runtime: Runtime, world: dict[str, Any], intruder: str
 ) -> None:
-    from tests.integration.retrieval.test_documents import add, search
+    from tests.support.documents import add, search
 
     a: TenantHandle = world["a"]
     other: TenantHandle = world[intruder]
@@ -791,7 +792,7 @@ async def test_console_is_per_tenant(api: Api, world: dict[str, Any], intruder: 
     """A signed-in admin of B or C: A's console pages are 404, and B's console, naming A's
     resources, answers 404 and changes nothing."""
     from tests.console_client import saml_sign_in
-    from tests.integration.retrieval.test_documents import add
+    from tests.support.documents import add
 
     a: TenantHandle = world["a"]
     other: TenantHandle = world[intruder]

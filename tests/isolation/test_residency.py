@@ -13,7 +13,9 @@ from app.main import create_app
 from app.runtime import Runtime
 from kernel.settings import Settings
 from migrations.runner import migrate
-from tests.conftest import Api, TenantHandle, assert_problem, base_settings, context_of
+from tests.support.deployments import base_settings
+from tests.support.http import assert_problem
+from tests.support.tenants import Api, TenantHandle, context_of
 
 
 def raw_bytes(root: Path) -> bytes:

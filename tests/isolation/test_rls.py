@@ -9,7 +9,8 @@ import pytest
 
 import app.main  # noqa: F401 - every model registered on the metadata
 from kernel.db import RegionalBase
-from tests.conftest import APP_ROLE, Api, Deployment, raw_pg_dsn
+from tests.support.deployments import APP_ROLE, Deployment, raw_pg_dsn
+from tests.support.tenants import Api
 
 # Only the PostgreSQL leg of the session-wide ``deployment`` fixture.
 pytestmark = [

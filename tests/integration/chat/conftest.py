@@ -4,42 +4,16 @@ on 127.0.0.1 (what it receives is recorded), us by another."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from app.main import create_app
-from kernel.settings import GatewaySettings, RouterSettings, Settings
-from tests.conftest import Api, Deployment
-from tests.integration.gateway.conftest import endpoint
 from tests.peers.llm_peer import LlmPeer, RunningPeer
-
-
-def chat_settings(base: Settings, eu: LlmPeer, us: LlmPeer) -> Settings:
-    regions = dict(base.regions)
-    regions["eu"] = regions["eu"].model_copy(
-        update={
-            "models": tuple(
-                endpoint(f"eu-{tier}", tier, eu) for tier in ("small", "mid", "frontier")
-            )
-        }
-    )
-    regions["us"] = regions["us"].model_copy(
-        update={
-            "models": tuple(
-                endpoint(f"us-{tier}", tier, us) for tier in ("small", "mid", "frontier")
-            )
-        }
-    )
-    gateway = GatewaySettings(
-        router=RouterSettings(classifier="none"),
-        retry_base_delay_seconds=0.01,
-        retries_per_endpoint=0,
-        breaker_failures=1000,
-    )
-    return base.model_copy(update={"regions": regions, "gateway": gateway})
+from tests.support.chat import chat_settings
+from tests.support.deployments import Deployment
+from tests.support.tenants import Api
 
 
 @pytest.fixture(scope="module")
@@ -76,18 +50,3 @@ def chat(chat_client: AsyncTestClient[Litestar], model: tuple[LlmPeer, LlmPeer])
 @pytest.fixture
 def peer(model: tuple[LlmPeer, LlmPeer]) -> LlmPeer:
     return model[0]
-
-
-def sse_events(body: str) -> list[tuple[str, Any]]:
-    import json
-
-    events = []
-    for block in body.strip().split("\n\n"):
-        kind, data = "message", ""
-        for line in block.splitlines():
-            if line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: "):
-                data += line[6:]
-        events.append((kind, json.loads(data) if data.startswith(("{", "[")) else data))
-    return events

@@ -17,11 +17,13 @@ from litestar.testing import AsyncTestClient
 from app.main import create_app
 from chat.services import NOTHING_FOUND
 from gateway.services import estimate_tokens
-from tests.conftest import Api, Deployment, assert_problem
-from tests.integration.chat.conftest import chat_settings, sse_events
-from tests.integration.gateway.conftest import endpoint
-from tests.integration.retrieval.test_documents import add
 from tests.peers.llm_peer import LlmPeer, Reply
+from tests.support.chat import chat_settings, sse_events
+from tests.support.deployments import Deployment
+from tests.support.documents import add
+from tests.support.gateway import endpoint
+from tests.support.http import assert_problem
+from tests.support.tenants import Api
 
 # The travel policy of issue 21, as a new user loaded it.
 TRAVEL = """# Travel policy

@@ -22,10 +22,11 @@ from app.runtime import Runtime
 from chat.models import ChatPolicyRow, ChatSession
 from gateway.models import UsageRecord
 from keys import envelope
-from tests.conftest import Api, Deployment, TenantHandle, assert_problem, context_of
-from tests.integration.chat.conftest import chat_settings
-from tests.integration.chat.test_chat import ANSWER, QUESTION, ask, travel_tenant
 from tests.peers.llm_peer import LlmPeer
+from tests.support.chat import ANSWER, QUESTION, ask, chat_settings, travel_tenant
+from tests.support.deployments import Deployment
+from tests.support.http import assert_problem
+from tests.support.tenants import Api, TenantHandle, context_of
 
 CARD = "4111 1111 1111 1111"
 

@@ -12,39 +12,12 @@ import openai
 import rfc8785
 
 from dlp import injection
-from tests.conftest import Api, TenantHandle, assert_problem
-from tests.integration.chat.conftest import sse_events
-from tests.integration.retrieval.test_documents import add, member
-from tests.integration.test_dlp import policy as dlp_policy
 from tests.peers.llm_peer import LlmPeer, Reply
-
-POLICY = """# Travel policy
-
-## Hotels
-
-Employees may book hotels up to 180 euros per night in Paris and 140 euros elsewhere.
-
-## Trains
-
-First class is allowed for journeys longer than four hours.
-"""
-ANSWER = "Employees may book hotels up to 180 euros per night in Paris [1]."
-TRAIN_ANSWER = "First class is allowed for journeys longer than four hours [1]."
-QUESTION = "What is the hotel limit per night in Paris?"
-
-
-async def ask(api: Api, headers: dict[str, str], message: str, **extra: Any) -> dict[str, Any]:
-    response = await api.client.post(
-        "/v1/chat", json={"message": message, **extra}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-async def travel_tenant(api: Api) -> tuple[TenantHandle, dict[str, Any]]:
-    tenant = await api.new_tenant("eu")
-    doc = await add(api, tenant, "Travel policy", POLICY, acl={"visibility": "tenant"})
-    return tenant, doc
+from tests.support.chat import ANSWER, POLICY, QUESTION, ask, sse_events, travel_tenant
+from tests.support.dlp import policy as dlp_policy
+from tests.support.documents import add, member
+from tests.support.http import assert_problem
+from tests.support.tenants import Api
 
 
 async def test_a_grounded_answer_cites_what_the_asker_may_read(chat: Api, peer: LlmPeer) -> None:

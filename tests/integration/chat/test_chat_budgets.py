@@ -9,9 +9,10 @@ from sqlalchemy import func, select
 
 from app.runtime import Runtime
 from gateway.models import Reservation, UsageCounter
-from tests.conftest import Api, TenantHandle, assert_problem, context_of
-from tests.integration.chat.test_chat import ANSWER, QUESTION, ask, travel_tenant
 from tests.peers.llm_peer import LlmPeer
+from tests.support.chat import ANSWER, QUESTION, ask, travel_tenant
+from tests.support.http import assert_problem
+from tests.support.tenants import Api, TenantHandle, context_of
 
 
 async def _held(runtime: Runtime, tenant: TenantHandle) -> tuple[int, int]:

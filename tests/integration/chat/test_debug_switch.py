@@ -12,10 +12,12 @@ from litestar.testing import AsyncTestClient
 
 from app.main import create_app
 from kernel.settings import ObservabilitySettings
-from tests.conftest import Api, Deployment, TenantHandle, assert_problem
-from tests.integration.chat.test_chat import ANSWER, QUESTION, TRAIN_ANSWER, ask, travel_tenant
-from tests.integration.retrieval.test_documents import member
 from tests.peers.llm_peer import LlmPeer
+from tests.support.chat import ANSWER, QUESTION, TRAIN_ANSWER, ask, travel_tenant
+from tests.support.deployments import Deployment
+from tests.support.documents import member
+from tests.support.http import assert_problem
+from tests.support.tenants import Api, TenantHandle
 
 SWITCH = "/v1/admin/debug/raw-content"
 

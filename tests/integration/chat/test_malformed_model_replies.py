@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Api
-from tests.integration.chat.conftest import sse_events
-from tests.integration.chat.test_chat import QUESTION, ask, travel_tenant
-from tests.integration.gateway.test_malformed_replies import BROKEN as GATEWAY_BROKEN
-from tests.integration.retrieval.test_documents import member
 from tests.peers.llm_peer import LlmPeer, Reply
+from tests.support.chat import QUESTION, ask, sse_events, travel_tenant
+from tests.support.documents import member
+from tests.support.gateway import BROKEN as GATEWAY_BROKEN
+from tests.support.tenants import Api
 
 ANSWER = "Employees may book hotels up to 180 euros per night in Paris [1]."
 # The gateway's malformed completions (tests/integration/gateway/test_malformed_replies.py).

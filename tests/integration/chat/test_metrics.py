@@ -11,11 +11,12 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
-from tests.conftest import Api, Deployment, assert_problem
-from tests.integration.chat.conftest import chat_settings
-from tests.integration.chat.test_chat import ANSWER, QUESTION, TRAIN_ANSWER, ask, travel_tenant
-from tests.integration.retrieval.test_documents import add
 from tests.peers.llm_peer import LlmPeer, Reply
+from tests.support.chat import ANSWER, QUESTION, TRAIN_ANSWER, ask, chat_settings, travel_tenant
+from tests.support.deployments import Deployment
+from tests.support.documents import add
+from tests.support.http import assert_problem
+from tests.support.tenants import Api
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -26,10 +26,12 @@ from compliance.repositories import SarRepository
 from compliance.services import REPORT_KIND, SarRunner, SarService
 from kernel.jobs.models import Job
 from tests import outsider
-from tests.conftest import Api, Deployment, TenantHandle, assert_problem, bearer, context_of
-from tests.integration.retrieval.test_documents import add, wait_for_job
-from tests.integration.test_audit import deployment_key, deployment_signing_key
 from tests.peers.llm_peer import LlmPeer
+from tests.support.audit import deployment_key, deployment_signing_key
+from tests.support.deployments import Deployment
+from tests.support.documents import add, wait_for_job
+from tests.support.http import assert_problem, bearer
+from tests.support.tenants import Api, TenantHandle, context_of
 
 NAME = "Zebulon Quartzfeather"
 EMAIL = "zebulon.quartzfeather@sentinel.example"

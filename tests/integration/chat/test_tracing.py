@@ -12,10 +12,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from kernel.observability import configure_tracing
 from kernel.settings import ObservabilitySettings
-from tests.conftest import Api
-from tests.integration.chat.test_chat import ANSWER, QUESTION, travel_tenant
-from tests.integration.retrieval.test_documents import add
 from tests.peers.llm_peer import LlmPeer
+from tests.support.chat import ANSWER, QUESTION, travel_tenant
+from tests.support.documents import add
+from tests.support.tenants import Api
 
 STEPS = [
     "auth",

@@ -22,9 +22,10 @@ from gateway.adapters.base import ModelMessage
 from gateway.repositories import CounterRepository
 from gateway.services import Caller, GatewayRequest
 from kernel.settings import GatewaySettings, ModelEndpointSettings, RouterSettings, Settings
-from tests.conftest import Api, Deployment, context_of
-from tests.integration.gateway.conftest import Peers
 from tests.peers.llm_peer import LlmPeer, Reply, RunningPeer, free_port
+from tests.support.deployments import Deployment
+from tests.support.gateway import Peers
+from tests.support.tenants import Api, context_of
 
 FAKELLM_RULES = """\
 version: 1

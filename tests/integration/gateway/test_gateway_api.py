@@ -4,43 +4,15 @@ limits, BYO models, usage and batches, against model peers on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from litestar import Litestar
 
 from kernel.egress import EgressPolicy
-from tests.conftest import Api, assert_problem
-from tests.integration.gateway.conftest import Peers
 from tests.peers.llm_peer import Reply
-
-CHAT = "/v1/gateway/chat/completions"
-
-
-def ask(text: str, **extra: Any) -> dict[str, Any]:
-    return {"messages": [{"role": "user", "content": text}], **extra}
-
-
-def streamed_text(events: list[tuple[str | None, dict[str, Any] | str]]) -> str:
-    """The text of the content deltas of an OpenAI-shaped event stream."""
-    return "".join(
-        e["choices"][0]["delta"].get("content", "")
-        for _, e in events
-        if isinstance(e, dict) and e.get("choices")
-    )
-
-
-def sse(text: str) -> list[tuple[str | None, dict[str, Any] | str]]:
-    events: list[tuple[str | None, dict[str, Any] | str]] = []
-    for block in text.strip().split("\n\n"):
-        name, data = None, ""
-        for line in block.splitlines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data = line[6:]
-        events.append((name, data if data == "[DONE]" else json.loads(data)))
-    return events
+from tests.support.gateway import CHAT, Peers, ask, sse, streamed_text
+from tests.support.http import assert_problem
+from tests.support.tenants import Api
 
 
 async def test_completion_is_routed_and_explains_its_route(gw: Api, peers: Peers) -> None:

@@ -10,24 +10,13 @@ import pytest
 from litestar import Litestar
 
 from app.main import create_app
-from tests.conftest import Api, Deployment, assert_problem
-from tests.integration.gateway.conftest import Peers, gateway_settings
-from tests.integration.gateway.test_gateway_api import CHAT, ask, sse, streamed_text
 from tests.peers.llm_peer import Reply
+from tests.support.deployments import Deployment
+from tests.support.gateway import BROKEN, CHAT, Peers, ask, gateway_settings, sse, streamed_text
+from tests.support.http import assert_problem
+from tests.support.tenants import Api
 
 ANSWER = "Paris is the capital of France."
-BROKEN = {
-    "truncated": Reply(raw=b'{"id": "chatcmpl-1", "choices": [{"index": 0, "message": {"rol'),
-    "empty": Reply(raw=b""),
-    "html": Reply(raw=b"<html><body>Sign in to the proxy</body></html>", content_type="text/html"),
-    "no_choice": Reply(raw=b'{"id": "chatcmpl-1", "object": "chat.completion", "choices": []}'),
-    "no_content": Reply(
-        raw=b'{"choices": [{"message": {"role": "assistant"}, "finish_reason": "stop"}]}'
-    ),
-    "bad_usage": Reply(
-        raw=b'{"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": "many"}}'
-    ),
-}
 
 
 @pytest.fixture(scope="module")

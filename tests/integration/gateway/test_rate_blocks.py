@@ -19,9 +19,9 @@ from app.runtime import Runtime
 from gateway.adapters.base import ModelMessage
 from gateway.models import RateWindow
 from gateway.services import Caller, GatewayRequest
-from tests.conftest import Api, Deployment, TenantHandle, context_of
-from tests.integration.gateway.conftest import Peers, gateway_settings
-from tests.integration.gateway.test_gateway_api import CHAT, ask
+from tests.support.deployments import Deployment
+from tests.support.gateway import CHAT, Peers, ask, gateway_settings
+from tests.support.tenants import Api, TenantHandle, context_of
 
 LIMIT = 320  # blocks of 10 (1/32 of what is left) while the window is far from full
 

@@ -14,9 +14,10 @@ from audit.services import AuditLog
 from gateway.adapters.base import ModelMessage, TokenUsage
 from gateway.repositories import CounterRepository
 from gateway.services import Caller, GatewayRequest, Settlement
-from tests.conftest import Api, Deployment, assert_problem
-from tests.integration.gateway.conftest import Peers, gateway_settings
-from tests.integration.gateway.test_gateway_api import CHAT, ask
+from tests.support.deployments import Deployment
+from tests.support.gateway import CHAT, Peers, ask, gateway_settings
+from tests.support.http import assert_problem
+from tests.support.tenants import Api
 
 
 async def test_a_dead_process_reservation_is_released_after_its_lease(

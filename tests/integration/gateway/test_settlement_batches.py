@@ -15,9 +15,9 @@ from app.runtime import Runtime
 from audit.models import AuditEvent
 from audit.schemas import AuditAction
 from gateway.models import UsageCounter, UsageRecord
-from tests.conftest import Api, Deployment, TenantHandle, context_of
-from tests.integration.gateway.conftest import Peers, gateway_settings
-from tests.integration.gateway.test_gateway_api import CHAT, ask
+from tests.support.deployments import Deployment
+from tests.support.gateway import CHAT, Peers, ask, gateway_settings
+from tests.support.tenants import Api, TenantHandle, context_of
 
 
 async def _ledger(runtime: Runtime, tenant: TenantHandle) -> tuple[int, int, int, int]:

@@ -14,9 +14,10 @@ import pytest
 
 from auth.adapters.oidc import OidcClient, OidcProviders, OidcUnreachable
 from kernel.egress import EgressPolicy
-from tests.conftest import Api, assert_problem, bearer
 from tests.peers.entra_provider import EntraProvider
 from tests.peers.raw_http import RawHttpPeer, RawReply, RawRequest, cut
+from tests.support.http import assert_problem, bearer
+from tests.support.tenants import Api
 
 DISCOVERY = "/t/.well-known/openid-configuration"
 BROKEN: dict[str, RawReply] = {

@@ -21,9 +21,11 @@ from keys.adapters.aws import AwsKms
 from keys.adapters.local import LocalKms
 from keys.kms import DataKey, KeyRef, KmsUnreachable
 from migrations.runner import migrate
-from tests.conftest import Api, Deployment, assert_problem
-from tests.integration import test_aws
 from tests.peers.raw_http import RawHttpPeer, RawReply, RawRequest, cut, forward
+from tests.support.aws import aws_settings
+from tests.support.deployments import Deployment
+from tests.support.http import assert_problem
+from tests.support.tenants import Api
 
 KEY = KeyRef("aws-kms", "arn:aws:kms:eu-west-1:111122223333:key/k-1", "eu-west-1")
 ROLE_KEY = KeyRef("aws-kms", KEY.key_id, "eu-west-1", role_arn="arn:aws:iam::111122223333:role/kms")
@@ -219,9 +221,8 @@ async def test_tenants_wait_for_a_broken_key_file_with_a_503_and_nothing_is_lost
 
 # --- AWS KMS behind a proxy that cuts its replies, through the API -------------------------
 
-# The AWS peer of test_aws.py (moto_server on 127.0.0.1) and its credentials.
-moto_endpoint = test_aws.moto_endpoint
-aws_env = test_aws.aws_env
+# The AWS peer (moto_server on 127.0.0.1) and its credentials: the ``moto_endpoint`` and
+# ``aws_env`` fixtures of tests/integration/conftest.py.
 
 
 def short_plaintext(reply: RawReply) -> RawReply:
@@ -253,7 +254,7 @@ async def test_mangled_kms_replies_are_a_503_and_the_tenant_recovers(
         return MANGLES[mangle](reply) if cutting["on"] else reply
 
     with RawHttpPeer(answer) as proxy:
-        settings = test_aws.aws_settings(tmp_path, moto_endpoint)
+        settings = aws_settings(tmp_path, moto_endpoint)
         regions = {
             name: region.model_copy(
                 update={"kms": region.kms.model_copy(update={"endpoint_url": proxy.base_url})}

@@ -17,9 +17,10 @@ import pytest
 from app.runtime import Runtime
 from residency.adapters.s3_objects import ObjectStoreUnreachable, S3BlobStore
 from residency.objects import ObjectStoreUnavailable, TenantObjects
-from tests.conftest import Api, Deployment, context_of
-from tests.integration.test_keys import get_object, put_object
 from tests.peers.raw_http import RawHttpPeer, RawReply, RawRequest, cut
+from tests.support.deployments import Deployment
+from tests.support.keys import get_object, put_object
+from tests.support.tenants import Api, context_of
 
 XML = "application/xml"
 SENTINEL = b"quarterly forecast, sealed before it leaves"

@@ -27,9 +27,11 @@ from retrieval.sparse import ANALYSER
 from retrieval.vectorstore import DENSE, SPARSE, ChunkPoint, SparseVector
 from retrieval.vectorstore.adapters.edge import EdgeQuestionIndex, EdgeVectorStore
 from retrieval.vectorstore.adapters.server import ServerQuestionIndex, ServerVectorStore
-from tests.conftest import Api, Deployment, assert_problem, context_of
-from tests.integration.retrieval.test_documents import add
 from tests.peers.raw_http import RawHttpPeer, RawReply, RawRequest, cut
+from tests.support.deployments import Deployment
+from tests.support.documents import add
+from tests.support.http import assert_problem
+from tests.support.tenants import Api, context_of
 
 pytestmark = [
     # The client asks the peer for its version first; this peer does not say.

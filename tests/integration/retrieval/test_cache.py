@@ -11,9 +11,9 @@ from contextlib import asynccontextmanager
 from app.runtime import Runtime
 from kernel.tenancy import TenantContext, TenantRoute
 from retrieval.cache.services import CacheLookup, CachePolicy, SemanticCache
-from tests.conftest import Api, TenantHandle
-from tests.integration.retrieval.test_documents import add, member
 from tests.retrieval_world import principal
+from tests.support.documents import add, member
+from tests.support.tenants import Api, TenantHandle
 
 QUESTION = "What is the hotel limit per night in Paris?"
 ANSWER = {"answer": "180 euros per night [1].", "citations": [{"n": 1}]}

@@ -10,8 +10,9 @@ from app.runtime import Runtime
 from retrieval.index import INDEX_VERSION
 from retrieval.repositories import DocumentRepository
 from retrieval.services import document_acl
-from tests.conftest import Api, assert_problem, context_of
-from tests.integration.retrieval.test_documents import add, member, search, wait_for_job
+from tests.support.documents import add, member, search, wait_for_job
+from tests.support.http import assert_problem
+from tests.support.tenants import Api, context_of
 
 LISBON = "The office opens at nine and closes at six. Badges are collected at reception."
 BERLIN = "The office opens at eight and closes at five. Badges are collected at reception."

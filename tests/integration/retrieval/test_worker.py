@@ -22,15 +22,10 @@ from pydantic import SecretStr
 
 from app.main import create_app
 from kernel.settings import JobsSettings, Settings
-from tests.conftest import (
-    BACKENDS,
-    Api,
-    Deployment,
-    assert_problem,
-    drop_deployment,
-    make_deployment,
-)
-from tests.integration.retrieval.test_documents import search, wait_for_job
+from tests.support.deployments import BACKENDS, Deployment, drop_deployment, make_deployment
+from tests.support.documents import search, wait_for_job
+from tests.support.http import assert_problem
+from tests.support.tenants import Api
 
 AMQP_URL = os.environ.get("BULWARK_TEST_AMQP_URL")
 BULWARK = Path(sys.executable).parent / "bulwark"
