@@ -13,36 +13,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from audit.chain import GENESIS_HASH
 from audit.models import AuditEvent, AuditHead, AuditSubject
-from kernel.tenancy import TenantContext
-
-
-class _AuditScoped:
-    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
-        if not isinstance(ctx, TenantContext):  # fail closed on a missing or forged scope
-            raise TypeError("a TenantContext is required")
-        self.session = session
-        self.ctx = ctx
-
-    async def _insert_if_absent(self, model: Any, values: dict[str, Any], keys: list[str]) -> None:
-        """INSERT ... ON CONFLICT DO NOTHING: safe when two transactions race to create a row."""
-        dialect = self.session.get_bind().dialect.name
-        if dialect == "postgresql":
-            statement: Any = (
-                pg_insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
-            )
-        elif dialect == "sqlite":
-            statement = (
-                sqlite_insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
-            )
-        else:  # pragma: no cover - only the two supported databases
-            raise RuntimeError(f"unsupported database dialect {dialect!r}")
-        await self.session.execute(statement)
+from kernel.repositories import TenantScope, upsert
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +29,7 @@ class EventFilter:
     until: datetime | None = None  # exclusive
 
 
-class AuditEventRepository(_AuditScoped):
+class AuditEventRepository(TenantScope):
     async def add(self, event: AuditEvent) -> AuditEvent:
         event.tenant_id = self.ctx.tenant_id
         self.session.add(event)
@@ -129,7 +103,7 @@ class Head:
 _HEADS = cast(Table, AuditHead.__table__)
 
 
-class AuditHeadRepository(_AuditScoped):
+class AuditHeadRepository(TenantScope):
     async def lock(self) -> Head:
         """The tenant's head (sequence, hash), created at the genesis if absent, its row locked
         until commit.
@@ -147,11 +121,14 @@ class AuditHeadRepository(_AuditScoped):
             .with_for_update()
         )
         row = (await self.session.execute(statement)).first()
-        if row is None:
-            await self._insert_if_absent(
-                AuditHead,
-                {"tenant_id": self.ctx.tenant_id, "sequence": 0, "head_hash": GENESIS_HASH},
-                ["tenant_id"],
+        if row is None:  # ON CONFLICT DO NOTHING: two transactions may race to create it
+            await self.session.execute(
+                upsert(
+                    self.session,
+                    AuditHead,
+                    {"tenant_id": self.ctx.tenant_id, "sequence": 0, "head_hash": GENESIS_HASH},
+                    index_elements=["tenant_id"],
+                )
             )
             row = (await self.session.execute(statement)).one()
         return Head(int(row.sequence), str(row.head_hash))
@@ -180,7 +157,7 @@ _SECRETS_OF = select(_SUBJECTS.c.subject, _SUBJECTS.c.secret).where(
 )
 
 
-class AuditSubjectRepository(_AuditScoped):
+class AuditSubjectRepository(TenantScope):
     async def secrets(self, subjects: Sequence[str]) -> dict[str, bytes]:
         """The secrets of those of ``subjects`` that have one, in one statement."""
         result = await self.session.execute(
@@ -202,14 +179,13 @@ class AuditSubjectRepository(_AuditScoped):
         existing = await self.secret(subject)
         if existing is not None:
             return existing
-        await self._insert_if_absent(
-            AuditSubject,
-            {
-                "tenant_id": self.ctx.tenant_id,
-                "subject": subject,
-                "secret": new_secret,
-            },
-            ["tenant_id", "subject"],
+        await self.session.execute(  # ON CONFLICT DO NOTHING: a concurrent first call may win
+            upsert(
+                self.session,
+                AuditSubject,
+                {"tenant_id": self.ctx.tenant_id, "subject": subject, "secret": new_secret},
+                index_elements=["tenant_id", "subject"],
+            )
         )
         secret = await self.secret(subject)
         assert secret is not None

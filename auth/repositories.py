@@ -29,7 +29,7 @@ from auth.models import (
     User,
     UserSession,
 )
-from kernel.repositories import TenantScoped
+from kernel.repositories import TenantScope, TenantScoped
 from kernel.tenancy import TenantContext
 
 
@@ -218,14 +218,8 @@ class ScimTokenRepository(TenantScoped[ScimToken]):
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-class RoleMappingRepository:
+class RoleMappingRepository(TenantScope):
     """IdP group -> role mappings and the tenant's default role."""
-
-    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
-        if not isinstance(ctx, TenantContext):
-            raise TypeError("a TenantContext is required")
-        self.session = session
-        self.ctx = ctx
 
     async def all(self) -> Sequence[RoleMapping]:
         result = await self.session.execute(
@@ -269,14 +263,8 @@ class RoleMappingRepository:
         await self.session.flush()
 
 
-class IdentityProviderRepository:
+class IdentityProviderRepository(TenantScope):
     """A tenant's IdP configurations, one per kind ("oidc", "saml")."""
-
-    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
-        if not isinstance(ctx, TenantContext):
-            raise TypeError("a TenantContext is required")
-        self.session = session
-        self.ctx = ctx
 
     async def get(self, kind: str) -> IdentityProvider | None:
         result = await self.session.execute(
@@ -297,14 +285,8 @@ class IdentityProviderRepository:
         return row
 
 
-class SamlAssertionRepository:
+class SamlAssertionRepository(TenantScope):
     """The SAML replay cache: an assertion id is consumed once per tenant."""
-
-    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
-        if not isinstance(ctx, TenantContext):
-            raise TypeError("a TenantContext is required")
-        self.session = session
-        self.ctx = ctx
 
     async def consume(self, assertion_id: str, expires_at: datetime) -> bool:
         """Record ``assertion_id``; False when it was already recorded. The primary key decides,

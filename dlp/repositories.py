@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from dlp.models import DlpPolicyRow
-from kernel.tenancy import TenantContext
+from kernel.repositories import TenantScope
 
 
-class DlpPolicyRepository:
-    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
-        if not isinstance(ctx, TenantContext):
-            raise TypeError("a TenantContext is required")
-        self.session = session
-        self.ctx = ctx
+class DlpPolicyRepository(TenantScope):
+    """This tenant's DLP policy row."""
 
     async def get(self) -> DlpPolicyRow | None:
         result = await self.session.execute(

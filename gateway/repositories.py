@@ -29,7 +29,6 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import (
@@ -42,7 +41,7 @@ from gateway.models import (
     UsageCounter,
     UsageRecord,
 )
-from kernel.tenancy import TenantContext
+from kernel.repositories import TenantScope, TenantScoped, upsert
 
 # The upserts of the model-call hot path (rate blocks, quota reservations, settlements), built
 # once per dialect with bound parameters: building an upsert costs more than running it on SQLite.
@@ -53,39 +52,36 @@ def _statement(session: AsyncSession, name: str, build: Any) -> Any:
     dialect = session.get_bind().dialect.name
     statement = _STATEMENTS.get((name, dialect))
     if statement is None:
-        statement = _STATEMENTS[(name, dialect)] = build(
-            postgresql.insert if dialect == "postgresql" else sqlite.insert
-        )
+        statement = _STATEMENTS[(name, dialect)] = build(dialect)
     return statement
 
 
-def _rate_block_statement(insert: Any) -> Any:
+def _rate_block_statement(dialect: str) -> Any:
     """Hand out a block of admissions from a window: 1/share of what it has left, at least one
     and at most ``most``, never past ``limit``; nothing once the window is full."""
     table = RateWindow.__table__
     limit, share, most = (bindparam(name, type_=Integer) for name in ("limit", "share", "most"))
     left = (limit - table.c.count) // share
     block = case((left > most, most), (left < 1, 1), else_=left)
-    return (
-        insert(table)
-        .values(
-            id=bindparam("id"),
-            tenant_id=bindparam("tenant_id"),
-            subject=bindparam("subject"),
-            window=bindparam("window"),
-            count=bindparam("first"),
-            granted=bindparam("first"),
-        )
-        .on_conflict_do_update(
-            index_elements=["tenant_id", "subject", "window"],
-            set_={"count": table.c.count + block, "granted": block},
-            where=table.c.count < limit,
-        )
-        .returning(table.c.granted)
+    return upsert(
+        dialect,
+        table,
+        {
+            "id": bindparam("id"),
+            "tenant_id": bindparam("tenant_id"),
+            "subject": bindparam("subject"),
+            "window": bindparam("window"),
+            "count": bindparam("first"),
+            "granted": bindparam("first"),
+        },
+        index_elements=["tenant_id", "subject", "window"],
+        update={"count": table.c.count + block, "granted": block},
+        where=table.c.count < limit,
+        returning=[table.c.granted],
     )
 
 
-def _reserve_statement(insert: Any) -> Any:
+def _reserve_statement(dialect: str) -> Any:
     """Add a reservation to a counter (creating it) only if it stays within the limits bound as
     ``max_tokens`` / ``max_microdollars`` (NULL: no limit on that one)."""
     table = UsageCounter.__table__
@@ -104,37 +100,38 @@ def _reserve_statement(insert: Any) -> Any:
             <= max_microdollars,
         ),
     )
-    return (
-        insert(table)
-        .values(
-            id=bindparam("id"),
-            tenant_id=bindparam("tenant_id"),
-            scope=bindparam("scope"),
-            period=bindparam("period"),
-            used_tokens=0,
-            used_microdollars=0,
-            reserved_tokens=tokens,
-            reserved_microdollars=microdollars,
-        )
-        .on_conflict_do_update(
-            index_elements=["tenant_id", "scope", "period"],
-            set_={
-                "reserved_tokens": table.c.reserved_tokens + tokens,
-                "reserved_microdollars": table.c.reserved_microdollars + microdollars,
-            },
-            where=fits,
-        )
-        .returning(table.c.id)
+    return upsert(
+        dialect,
+        table,
+        {
+            "id": bindparam("id"),
+            "tenant_id": bindparam("tenant_id"),
+            "scope": bindparam("scope"),
+            "period": bindparam("period"),
+            "used_tokens": 0,
+            "used_microdollars": 0,
+            "reserved_tokens": tokens,
+            "reserved_microdollars": microdollars,
+        },
+        index_elements=["tenant_id", "scope", "period"],
+        update={
+            "reserved_tokens": table.c.reserved_tokens + tokens,
+            "reserved_microdollars": table.c.reserved_microdollars + microdollars,
+        },
+        where=fits,
+        returning=[table.c.id],
     )
 
 
-def _settle_statement(insert: Any) -> Any:
+def _settle_statement(dialect: str) -> Any:
+    """Add each row's usage and (negative) reservation to its counter, creating it if absent."""
     table = UsageCounter.__table__
-    statement = insert(table).values({name: bindparam(name) for name in _SETTLE_COLUMNS})
-    excluded = statement.excluded
-    return statement.on_conflict_do_update(
+    return upsert(
+        dialect,
+        table,
+        {name: bindparam(name) for name in _SETTLE_COLUMNS},
         index_elements=["tenant_id", "scope", "period"],
-        set_={
+        update=lambda excluded: {
             "reserved_tokens": table.c.reserved_tokens + excluded.reserved_tokens,
             "reserved_microdollars": table.c.reserved_microdollars + excluded.reserved_microdollars,
             "used_tokens": table.c.used_tokens + excluded.used_tokens,
@@ -155,19 +152,7 @@ _SETTLE_COLUMNS = (
 )
 
 
-class _Scoped:
-    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
-        if not isinstance(ctx, TenantContext):
-            raise TypeError("a TenantContext is required")
-        self.session = session
-        self.ctx = ctx
-
-    def _insert(self, table: Any) -> Any:
-        dialect = self.session.get_bind().dialect.name
-        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-class PolicyRepository(_Scoped):
+class PolicyRepository(TenantScope):
     async def get(self) -> GatewayPolicy | None:
         result = await self.session.execute(
             select(GatewayPolicy).where(GatewayPolicy.tenant_id == self.ctx.tenant_id)
@@ -176,22 +161,25 @@ class PolicyRepository(_Scoped):
 
     async def get_or_create(self) -> GatewayPolicy:
         await self.session.execute(
-            self._insert(GatewayPolicy)
-            .values(
-                id=uuid.uuid4(),
-                tenant_id=self.ctx.tenant_id,
-                model_policy={},
-                quotas={},
-                updated_at=func.current_timestamp(),
+            upsert(
+                self.session,
+                GatewayPolicy,
+                {
+                    "id": uuid.uuid4(),
+                    "tenant_id": self.ctx.tenant_id,
+                    "model_policy": {},
+                    "quotas": {},
+                    "updated_at": func.current_timestamp(),
+                },
+                index_elements=["tenant_id"],
             )
-            .on_conflict_do_nothing(index_elements=["tenant_id"])
         )
         policy = await self.get()
         assert policy is not None
         return policy
 
 
-class ByoModelRepository(_Scoped):
+class ByoModelRepository(TenantScope):
     async def all(self) -> Sequence[ByoModel]:
         result = await self.session.execute(
             select(ByoModel).where(ByoModel.tenant_id == self.ctx.tenant_id).order_by(ByoModel.tier)
@@ -239,7 +227,7 @@ class CounterDelta:
     released_microdollars: int
 
 
-class CounterRepository(_Scoped):
+class CounterRepository(TenantScope):
     async def reserve(self, charge: CounterCharge) -> bool:
         """Add a reservation to one counter if it stays within its limits (atomically)."""
         if charge.max_tokens is not None and charge.tokens > charge.max_tokens:
@@ -338,7 +326,7 @@ class Expired:
     charges: list[dict[str, Any]]
 
 
-class ReservationRepository(_Scoped):
+class ReservationRepository(TenantScope):
     """Open reservations (leases). ``take`` deletes one and says whether this caller did: the
     one that does releases the counters, so a reservation is released exactly once whether
     its call settles or a later admission finds its lease expired."""
@@ -401,7 +389,7 @@ def charges_of(reservation: Reservation | Expired) -> list[CounterCharge]:
     ]
 
 
-class RateWindowRepository(_Scoped):
+class RateWindowRepository(TenantScope):
     async def take(self, subject: str, window: int, limit: int, *, share: int, most: int) -> int:
         """Admissions handed out from ``subject``'s window, counted against ``limit``: a block
         of up to ``most`` (1/``share`` of what is left, at least one), or 0 when it is full."""
@@ -436,7 +424,9 @@ class UsageGroup:
     cost_microdollars: int
 
 
-class UsageRepository(_Scoped):
+class UsageRepository(TenantScoped[UsageRecord]):
+    model = UsageRecord
+
     async def add_all(self, rows: Sequence[dict[str, Any]]) -> None:
         """Ledger rows given as column values (``UsageRecord``'s), in one statement."""
         if rows:
@@ -478,7 +468,7 @@ class UsageRepository(_Scoped):
         ]
 
 
-class BatchRepository(_Scoped):
+class BatchRepository(TenantScope):
     async def add(self, batch: Batch, items: Sequence[BatchItem]) -> Batch:
         batch.tenant_id = self.ctx.tenant_id
         self.session.add(batch)

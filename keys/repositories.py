@@ -5,18 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from kernel.tenancy import TenantContext
+from kernel.repositories import TenantScope
 from keys.models import TenantKms, WrappedDataKey
 
 
-class KeyRepository:
-    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
-        if not isinstance(ctx, TenantContext):
-            raise TypeError("a TenantContext is required")
-        self.session = session
-        self.ctx = ctx
+class KeyRepository(TenantScope):
+    """This tenant's KMS configuration and wrapped data keys."""
 
     async def config(self) -> TenantKms | None:
         result = await self.session.execute(

@@ -7,29 +7,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from kernel.repositories import TenantScoped
-from kernel.tenancy import TenantContext
 from retrieval.models import CacheEntry, CacheSource, Document
 
 
-class _Scoped:
-    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
-        if not isinstance(ctx, TenantContext):
-            raise TypeError("a TenantContext is required")
-        self.session = session
-        self.ctx = ctx
+class DocumentRepository(TenantScoped[Document]):
+    """This tenant's documents (``get`` and ``add`` are the base's)."""
 
-
-class DocumentRepository(_Scoped):
-    async def get(self, document_id: uuid.UUID) -> Document | None:
-        result = await self.session.execute(
-            select(Document).where(
-                Document.tenant_id == self.ctx.tenant_id, Document.id == document_id
-            )
-        )
-        return result.scalar_one_or_none()
+    model = Document
 
     async def get_many(self, document_ids: Sequence[uuid.UUID]) -> Sequence[Document]:
         if not document_ids:
@@ -100,12 +86,6 @@ class DocumentRepository(_Scoped):
             select(func.count()).select_from(Document).where(self._stale(index_version))
         )
         return int(result.scalar_one())
-
-    async def add(self, document: Document) -> Document:
-        document.tenant_id = self.ctx.tenant_id
-        self.session.add(document)
-        await self.session.flush()
-        return document
 
     async def remove(self, document: Document) -> None:
         await self.session.execute(
