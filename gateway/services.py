@@ -99,8 +99,9 @@ class GatewayService:
         self.router = router
         self.settings = settings
         self.now = now
-        # Where a tenant's BYO model URL may lead (``kernel.egress``; ``egress`` below): public
-        # https only, unless the operator allow-lists more.
+        # The parts, one per concern (see the module docstring). They share ``now`` as given
+        # here; ``egress`` (public https only unless the operator allow-lists more) is the
+        # configuration's, behind the property below.
         self.configs = TenantConfigs(registry, keyring, fleet, settings, egress or EgressPolicy())
         self.rate_blocks = RateBlocks(registry, settings)
         self.settlements = Settlements(registry, settings, now)
