@@ -12,9 +12,9 @@ from typing import Any, cast
 
 import pytest
 
-from gateway import ledger
-from gateway.ledger import SettlementQueue
+import gateway.settlement
 from gateway.services import Settlement
+from gateway.settlement import SettlementQueue
 from residency.errors import DatabaseUnavailable
 
 
@@ -93,7 +93,7 @@ async def test_a_flush_writes_one_tenant_now_and_waits_for_it() -> None:
 async def test_an_outage_is_retried_and_nothing_is_written_twice(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(ledger, "RETRY_DELAYS", (0.01, 0.01, 0.01))
+    monkeypatch.setattr(gateway.settlement, "RETRY_DELAYS", (0.01, 0.01, 0.01))
     writes = Writes(failures=2)
     queue = SettlementQueue(writes, delay=10, max_batch=100)
     queue.put(settlement(uuid.uuid4(), "s1"))
