@@ -163,7 +163,7 @@ class ChatPolicyBody(msgspec.Struct, forbid_unknown_fields=True):
     cache_enabled: bool = True
     cache_threshold: Annotated[float, msgspec.Meta(ge=0.8, le=1.0)] = CACHE_THRESHOLD
     cache_ttl_seconds: Annotated[int, msgspec.Meta(ge=0, le=30 * 86400)] = 86400
-    # The answer gate (app/chat/gate.py): when a factual sentence of a generative answer is
+    # The answer gate (chat/gate.py): when a factual sentence of a generative answer is
     # not backed by the source it cites, one revision naming it is asked for, unless
     # ``revise_below`` or ``max_revisions`` is 0; if the revision fails the gate too, the answer
     # is the cited extractive one. (At most one revision; 2 is accepted as 1 for old policies.)

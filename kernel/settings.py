@@ -201,7 +201,7 @@ class EgressSettings(EgressTenantSettings):
     addresses over https, plus these (CIDRs such as ``10.20.0.0/16``, host names, plain http).
     ``tenants`` widens it for single tenants, by slug. ``allow_origins``: exact origins
     (``http://127.0.0.1:8001``) — what ``serve --dev-idp`` adds for the development IdP, and
-    nothing else. See ``app/egress.py``."""
+    nothing else. See ``kernel/egress.py``."""
 
     allow_origins: tuple[str, ...] = ()
     tenants: dict[str, EgressTenantSettings] = {}
