@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kernel import supply_chain
 from dlp.adapters.presidio import SPACY_MODEL_FILES, model_dir
 from gateway.adapters.llamacpp import SMOLLM2_SHA256, default_model_path
+from kernel import supply_chain
 from retrieval.adapters.minilm import MODEL_SHA256, model_path
 
 
