@@ -35,6 +35,7 @@ from app.runtime import Runtime
 from audit.deps import operator_origin, provide_audit_log
 from audit.services import AuditExporter, AuditLog
 from audit.signing import CheckpointSigner
+from auth.adapters.oidc import OidcProviders
 from auth.oidc import OidcCallback, OidcConfigService, OidcLogin
 from auth.repositories import ApiKeyRepository, ScimTokenRepository, UserRepository
 from auth.saml import SamlConfigService, SamlEndpoints, SamlLoginService
@@ -53,7 +54,6 @@ from gateway.admin import GatewayAdminService
 from gateway.batch import BatchService
 from gateway.services import GatewayService
 from kernel.deps import provide_tenant_context
-from kernel.egress import EgressPolicy
 from kernel.jobs.runner import JobRunner
 from kernel.observability import ensure_request_id
 from kernel.settings import Settings
@@ -143,8 +143,8 @@ def provide_pepper(request: Request[Any, Any, Any]) -> str:
     return get_runtime(request).pepper
 
 
-def provide_egress(request: Request[Any, Any, Any]) -> EgressPolicy:
-    return get_runtime(request).egress
+def provide_oidc(request: Request[Any, Any, Any]) -> OidcProviders:
+    return get_runtime(request).oidc
 
 
 def provide_jobs(request: Request[Any, Any, Any]) -> JobRunner:
@@ -432,7 +432,7 @@ def app_dependencies() -> dict[str, Provide]:
         "keyring": _sync(provide_keyring),
         "authenticator": _sync(provide_authenticator),
         "pepper": _sync(provide_pepper),
-        "egress": _sync(provide_egress),
+        "oidc": _sync(provide_oidc),
         "jobs": _sync(provide_jobs),
         "gateway": _sync(provide_gateway),
         "audit_signer": _sync(provide_audit_signer),

@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect
 
 from audit.services import AuditLog
+from auth.adapters.oidc import OidcProviders
 from auth.context import system_context
 from auth.middleware import EXCLUDE_FROM_AUTH, SESSION_COOKIE
 from auth.oidc import (
@@ -30,7 +31,7 @@ from auth.schemas import OidcConfigRead, OidcConfigWrite
 from auth.services import AuthenticationService
 from auth.sso import safe_return_path
 from kernel.api import SECURED, problem_responses
-from kernel.egress import EgressPolicy, EgressRefused
+from kernel.egress import EgressRefused
 from kernel.guards import requires_role
 from kernel.observability import ensure_request_id
 from kernel.settings import IdentitySettings, Settings
@@ -99,7 +100,7 @@ class OidcConfigController(Controller):
         oidc_config: NamedDependency[OidcConfigService],
         ctx: NamedDependency[TenantContext],
         settings: NamedDependency[Settings],
-        egress: NamedDependency[EgressPolicy],
+        oidc: NamedDependency[OidcProviders],
         registry: NamedDependency[RegionRegistry],
         data: JSONBody[OidcConfigWrite],
     ) -> OidcConfigRead:
@@ -114,7 +115,7 @@ class OidcConfigController(Controller):
         except ValueError:  # an unbalanced or invalid [IPv6] host: nothing to connect to
             raise EgressRefused("not_http", "") from None
         await oidc_config.check_issuer(
-            issuer, egress, registry, production=settings.environment == "production"
+            issuer, oidc.egress, registry, production=settings.environment == "production"
         )
         claims = {**DEFAULT_CLAIMS, **{k: v for k, v in vars_of(data.claims).items() if v}}
         config = OidcSettings(
