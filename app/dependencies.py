@@ -1,11 +1,12 @@
-"""Every request-scoped dependency that reads the runtime, registered once on the app.
+"""The request-scoped dependencies of every route, registered once on the app: the caller,
+the units of work, the services built from the runtime's parts, and those parts by name.
 
 Litestar resolves an app-level dependency by its parameter name, and only for a handler (or
 another dependency) that names it: a route pays for what it asks for and nothing else.
 Controllers declare the parameters they need (``db``, ``ctx``, ``documents``, ``settings``...)
-and import nothing from ``app``; below the composition root nothing reads the runtime, apart
-from the bearer middleware (``tests/unit/test_architecture.py``). A route family may provide a
-name of its own instead (SCIM's ``ctx`` and ``audit``: the IdP, by its SCIM token).
+and import nothing from ``app`` (``tests/unit/test_architecture.py``); below the composition
+root only the bearer middleware reads the runtime. A route family may provide a name of its own
+instead (SCIM's ``ctx`` and ``audit``: the IdP, by its SCIM token).
 
 Two rules shape these providers:
 
@@ -101,8 +102,8 @@ async def provide_control_session(
 ) -> AsyncIterator[AsyncSession]:
     """``control_db``: the control plane's unit of work.
 
-    It names the control database as a dependency so that it resolves after the runtime's parts
-    a handler names beside it (an operator route's only other dependencies), alone."""
+    It takes the control database as a dependency, not from the request, so that it resolves a
+    level after the runtime's parts an operator route names (``settings``), alone."""
     async with control.transaction(None) as session:
         yield session
 
