@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.prometheus import PrometheusController
 
-from app.deps import get_runtime
+from app.dependencies import get_runtime
 from auth.middleware import EXCLUDE_FROM_AUTH
 from kernel.api import ProblemDetail
 from kernel.errors import PROBLEM_JSON, AppError, problem

@@ -13,6 +13,7 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig
 
 from app import __version__
 from app.console import TEMPLATES, console_routers
+from app.dependencies import app_dependencies
 from app.health import HealthController, MetricsController
 from app.runtime import Runtime
 from audit.controllers import AuditController
@@ -154,6 +155,8 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
             *SCIM_ROUTES,
             *console_routers(settings.identity, runtime.pepper),
         ],
+        # Every handler's services, units of work and runtime parts, by parameter name.
+        dependencies=app_dependencies(),
         template_config=TEMPLATES,
         middleware=[
             # Litestar runs the OpenTelemetry middleware outermost wherever it is listed, around

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import QueryParameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deps import TENANT_DEPENDENCIES, get_runtime
 from audit.chain import format_time
 from audit.errors import InvalidTimeFilter
 from audit.models import AuditEvent
@@ -28,6 +27,7 @@ from audit.schemas import (
     ExportFormat,
 )
 from audit.services import AuditExporter, AuditService
+from audit.signing import CheckpointSigner
 from kernel.api import SECURED, Limit, problem_responses
 from kernel.guards import requires_role
 from kernel.tenancy import Role, TenantContext
@@ -138,10 +138,7 @@ class AuditController(Controller):
     tags = ["audit"]
     security = SECURED
     guards = [requires_role(Role.TENANT_ADMIN, Role.COMPLIANCE_OFFICER)]
-    dependencies = {
-        **TENANT_DEPENDENCIES,
-        "audit_service": Provide(provide_audit_service, sync_to_thread=False),
-    }
+    dependencies = {"audit_service": Provide(provide_audit_service, sync_to_thread=False)}
 
     @get("/events", responses=problem_responses(422), summary="List audit events (oldest first)")
     async def list_events(
@@ -180,15 +177,14 @@ class AuditController(Controller):
     )
     async def export_events(
         self,
-        request: Request[Any, Any, Any],
+        audit_exporter: NamedDependency[AuditExporter],
         ctx: NamedDependency[TenantContext],
         export_format: Format = ExportFormat.JSONL,
     ) -> Stream:
         # No ``db`` here: the stream outlives the request's unit of work and opens its own.
-        exporter = AuditExporter(get_runtime(request).registry, ctx)
         filename = f"audit-{ctx.tenant_slug}.{export_format.value}"
         return Stream(
-            exporter.stream(export_format),
+            audit_exporter.stream(export_format),
             media_type=_MEDIA_TYPES[export_format],
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
@@ -208,9 +204,11 @@ class AuditController(Controller):
         summary="Sign the chain head with the deployment's Ed25519 key",
     )
     async def checkpoint(
-        self, request: Request[Any, Any, Any], audit_service: NamedDependency[AuditService]
+        self,
+        audit_service: NamedDependency[AuditService],
+        audit_signer: NamedDependency[CheckpointSigner],
     ) -> AuditCheckpoint:
-        signed = await audit_service.checkpoint(get_runtime(request).audit_signer)
+        signed = await audit_service.checkpoint(audit_signer)
         return AuditCheckpoint(
             tenant_id=signed.tenant_id,
             sequence=signed.sequence,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from audit.pseudonyms import OPERATOR_SUBJECT
@@ -23,12 +23,10 @@ def provide_audit_log(
     db: NamedDependency[AsyncSession],
     ctx: NamedDependency[TenantContext],
 ) -> AuditLog:
-    """The caller's log, in the request's own unit of work (needs ``db`` and ``ctx``)."""
+    """``audit``: the caller's log, in the request's own unit of work (needs ``db`` and
+    ``ctx``); the composition root registers it on the app."""
     return AuditLog(db, ctx, request_id=ensure_request_id(request.scope))
 
 
 def operator_origin(request: Request[Any, Any, Any]) -> AuditOrigin:
     return AuditOrigin(OPERATOR_SUBJECT, request_id=ensure_request_id(request.scope))
-
-
-AUDIT_DEPENDENCIES = {"audit": Provide(provide_audit_log, sync_to_thread=False)}

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
-from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deps import TENANT_DEPENDENCIES, get_runtime
-from audit.deps import AUDIT_DEPENDENCIES, operator_origin
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth.errors import NotASession
 from auth.middleware import ACCEPT_SESSION_COOKIE, SESSION_COOKIE
 from auth.models import ApiKey, Group, User
-from auth.repositories import ApiKeyRepository, GroupRepository, UserRepository
+from auth.repositories import GroupRepository, UserRepository
 from auth.schemas import (
     AdminBootstrap,
     AdminBootstrapped,
@@ -66,17 +63,6 @@ def provide_group_service(
     audit: NamedDependency[AuditLog],
 ) -> GroupService:
     return GroupService(GroupRepository(db, ctx), UserRepository(db, ctx), audit)
-
-
-def provide_api_key_service(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    ctx: NamedDependency[TenantContext],
-    audit: NamedDependency[AuditLog],
-) -> ApiKeyService:
-    return ApiKeyService(
-        ApiKeyRepository(db, ctx), UserRepository(db, ctx), get_runtime(request).pepper, audit
-    )
 
 
 def user_read(user: User, group_ids: list[uuid.UUID]) -> UserRead:
@@ -130,11 +116,7 @@ class AdminUserController(Controller):
     tags = ["tenant admin"]
     security = SECURED
     guards = _ADMIN
-    dependencies = {
-        **TENANT_DEPENDENCIES,
-        **AUDIT_DEPENDENCIES,
-        "users": Provide(provide_user_service, sync_to_thread=False),
-    }
+    dependencies = {"users": Provide(provide_user_service, sync_to_thread=False)}
 
     @post("/", responses=problem_responses(409), summary="Create a user")
     async def create_user(
@@ -192,11 +174,7 @@ class AdminGroupController(Controller):
     tags = ["tenant admin"]
     security = SECURED
     guards = _ADMIN
-    dependencies = {
-        **TENANT_DEPENDENCIES,
-        **AUDIT_DEPENDENCIES,
-        "groups": Provide(provide_group_service, sync_to_thread=False),
-    }
+    dependencies = {"groups": Provide(provide_group_service, sync_to_thread=False)}
 
     @post("/", responses=problem_responses(409), summary="Create a group")
     async def create_group(
@@ -255,11 +233,6 @@ class AdminApiKeyController(Controller):
     tags = ["tenant admin"]
     security = SECURED
     guards = _ADMIN
-    dependencies = {
-        **TENANT_DEPENDENCIES,
-        **AUDIT_DEPENDENCIES,
-        "keys": Provide(provide_api_key_service, sync_to_thread=False),
-    }
 
     @post(
         "/",
@@ -267,15 +240,15 @@ class AdminApiKeyController(Controller):
         summary="Issue an API key acting as a user (the key is shown only in this response)",
     )
     async def create_api_key(
-        self, keys: NamedDependency[ApiKeyService], data: JSONBody[ApiKeyCreate]
+        self, api_keys: NamedDependency[ApiKeyService], data: JSONBody[ApiKeyCreate]
     ) -> ApiKeyCreated:
-        return api_key_created(await keys.issue(user_id=data.user_id, name=data.name))
+        return api_key_created(await api_keys.issue(user_id=data.user_id, name=data.name))
 
     @get("/", responses=problem_responses(), summary="List API keys (never their secrets)")
     async def list_api_keys(
-        self, keys: NamedDependency[ApiKeyService], limit: Limit = 100, offset: Offset = 0
+        self, api_keys: NamedDependency[ApiKeyService], limit: Limit = 100, offset: Offset = 0
     ) -> ApiKeyPage:
-        rows = await keys.page(limit=limit, offset=offset)
+        rows = await api_keys.page(limit=limit, offset=offset)
         return ApiKeyPage(
             items=[api_key_read(k) for k in rows],
             next_offset=next_offset(rows, limit=limit, offset=offset),
@@ -283,9 +256,9 @@ class AdminApiKeyController(Controller):
 
     @delete("/{key_id:uuid}", responses=problem_responses(404), summary="Revoke an API key")
     async def revoke_api_key(
-        self, keys: NamedDependency[ApiKeyService], key_id: FromPath[uuid.UUID]
+        self, api_keys: NamedDependency[ApiKeyService], key_id: FromPath[uuid.UUID]
     ) -> None:
-        await keys.revoke(key_id)
+        await api_keys.revoke(key_id)
 
 
 class MeController(Controller):
@@ -293,11 +266,7 @@ class MeController(Controller):
     tags = ["identity"]
     security = SECURED
     guards = [requires_tenant]
-    dependencies = {
-        **TENANT_DEPENDENCIES,
-        **AUDIT_DEPENDENCIES,
-        "users": Provide(provide_user_service, sync_to_thread=False),
-    }
+    dependencies = {"users": Provide(provide_user_service, sync_to_thread=False)}
 
     @get("/", responses=problem_responses(), summary="Who the caller is")
     async def me(
@@ -314,16 +283,11 @@ class MeController(Controller):
         )
 
 
-def provide_bootstrap(request: Request[Any, Any, Any]) -> TenantAdminBootstrap:
-    return TenantAdminBootstrap(get_runtime(request).authenticator, operator_origin(request))
-
-
 class OperatorTenantAdminController(Controller):
     path = "/v1/tenants/{tenant_id:uuid}/admins"
     tags = ["operator"]
     security = SECURED
     guards = [requires_operator]
-    dependencies = {"bootstrap": Provide(provide_bootstrap, sync_to_thread=False)}
 
     @post(
         "/",
@@ -363,11 +327,7 @@ class RoleMappingController(Controller):
     tags = ["tenant admin"]
     security = SECURED
     guards = _ADMIN
-    dependencies = {
-        **TENANT_DEPENDENCIES,
-        **AUDIT_DEPENDENCIES,
-        "mappings": Provide(provide_role_mappings, sync_to_thread=False),
-    }
+    dependencies = {"mappings": Provide(provide_role_mappings, sync_to_thread=False)}
 
     @get("/", responses=problem_responses(), summary="IdP group to role mappings")
     async def get_role_mappings(
@@ -400,7 +360,6 @@ class LogoutController(Controller):
     security = SESSION_SECURED
     guards = [requires_tenant]
     opt = {ACCEPT_SESSION_COOKIE: True}
-    dependencies = {**TENANT_DEPENDENCIES, **AUDIT_DEPENDENCIES}
 
     @post(
         "/",
@@ -410,15 +369,14 @@ class LogoutController(Controller):
     )
     async def logout(
         self,
-        request: Request[Any, Any, Any],
         db: NamedDependency[AsyncSession],
         ctx: NamedDependency[TenantContext],
         audit: NamedDependency[AuditLog],
+        pepper: NamedDependency[str],
     ) -> Response[None]:
         if ctx.auth_method != "session" or ctx.credential_id is None:
             raise NotASession()
-        runtime = get_runtime(request)
-        sessions = SessionService(db, ctx, pepper=runtime.pepper, ttl=timedelta(0))
+        sessions = SessionService(db, ctx, pepper=pepper, ttl=timedelta(0))
         if await sessions.revoke(ctx.credential_id):
             await audit.record(
                 AuditAction.SESSION_REVOKED,

@@ -12,14 +12,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from litestar import Controller, Request, Response, get, post, put
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, URLEncodedBody
 from litestar.response import Redirect
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deps import TENANT_DEPENDENCIES, get_runtime
-from audit.deps import AUDIT_DEPENDENCIES
-from audit.services import AuditLog
 from auth.adapters.saml import OneLoginSaml, SsoBinding
 from auth.middleware import EXCLUDE_FROM_AUTH, SESSION_COOKIE
 from auth.saml import (
@@ -42,34 +38,13 @@ from auth.schemas import (
 from auth.sso_controllers import ReturnTo
 from kernel.api import SECURED, problem_responses
 from kernel.guards import requires_role
-from kernel.observability import ensure_request_id
-from kernel.tenancy import Role, TenantContext
+from kernel.settings import Settings
+from kernel.tenancy import Role
 
 SAML_METADATA = "application/samlmetadata+xml"
 # The toolkit is stateless: one for the process.
 TOOLKIT = OneLoginSaml()
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-def provide_saml_config_service(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    ctx: NamedDependency[TenantContext],
-    audit: NamedDependency[AuditLog],
-) -> SamlConfigService:
-    endpoints = SamlEndpoints.of(get_runtime(request).settings.identity.public_url, ctx.tenant_slug)
-    return SamlConfigService(db, ctx, audit, toolkit=TOOLKIT, endpoints=endpoints)
-
-
-def provide_saml_metadata_service(
-    request: Request[Any, Any, Any],
-    saml: NamedDependency[SamlConfigService],
-    ctx: NamedDependency[TenantContext],
-) -> SamlMetadataService:
-    runtime = get_runtime(request)
-    return SamlMetadataService(
-        saml, egress=runtime.egress.for_tenant(ctx.tenant_slug), registry=runtime.registry
-    )
 
 
 def saml_config_read(config: SamlConfig, endpoints: SamlEndpoints) -> SamlConfigRead:
@@ -108,16 +83,12 @@ class SamlConfigController(Controller):
     tags = ["tenant admin"]
     security = SECURED
     guards = [requires_role(Role.TENANT_ADMIN)]
-    dependencies = {
-        **TENANT_DEPENDENCIES,
-        **AUDIT_DEPENDENCIES,
-        "saml": Provide(provide_saml_config_service, sync_to_thread=False),
-        "saml_metadata": Provide(provide_saml_metadata_service, sync_to_thread=False),
-    }
 
     @get("/", responses=problem_responses(404), summary="The tenant's SAML identity provider")
-    async def get_saml_config(self, saml: NamedDependency[SamlConfigService]) -> SamlConfigRead:
-        return saml_config_read(await saml.get(), saml.endpoints)
+    async def get_saml_config(
+        self, saml_config: NamedDependency[SamlConfigService]
+    ) -> SamlConfigRead:
+        return saml_config_read(await saml_config.get(), saml_config.endpoints)
 
     @put(
         "/",
@@ -125,10 +96,10 @@ class SamlConfigController(Controller):
         summary="Configure SAML SSO (signed responses and/or assertions are required)",
     )
     async def put_saml_config(
-        self, saml: NamedDependency[SamlConfigService], data: JSONBody[SamlConfigUpdate]
+        self, saml_config: NamedDependency[SamlConfigService], data: JSONBody[SamlConfigUpdate]
     ) -> SamlConfigRead:
         attributes = data.attributes
-        config = await saml.put(
+        config = await saml_config.put(
             idp_entity_id=data.idp_entity_id,
             sso_url=data.sso_url,
             certificates=data.certificates,
@@ -144,7 +115,7 @@ class SamlConfigController(Controller):
             enabled=data.enabled,
             sso_binding=SsoBinding(data.sso_binding),
         )
-        return saml_config_read(config, saml.endpoints)
+        return saml_config_read(config, saml_config.endpoints)
 
     @post(
         "/metadata",
@@ -158,7 +129,7 @@ class SamlConfigController(Controller):
     )
     async def import_saml_metadata(
         self,
-        saml: NamedDependency[SamlConfigService],
+        saml_config: NamedDependency[SamlConfigService],
         saml_metadata: NamedDependency[SamlMetadataService],
         data: JSONBody[SamlMetadataImport],
     ) -> SamlConfigRead:
@@ -167,7 +138,7 @@ class SamlConfigController(Controller):
             metadata_url=data.metadata_url,
             entity_id=data.entity_id,
         )
-        return saml_config_read(config, saml.endpoints)
+        return saml_config_read(config, saml_config.endpoints)
 
     @post(
         "/metadata/refresh",
@@ -177,25 +148,10 @@ class SamlConfigController(Controller):
     )
     async def refresh_saml_metadata(
         self,
-        saml: NamedDependency[SamlConfigService],
+        saml_config: NamedDependency[SamlConfigService],
         saml_metadata: NamedDependency[SamlMetadataService],
     ) -> SamlConfigRead:
-        return saml_config_read(await saml_metadata.refresh(), saml.endpoints)
-
-
-def provide_saml_login_service(request: Request[Any, Any, Any]) -> SamlLoginService:
-    runtime = get_runtime(request)
-
-    async def key_gate(session: AsyncSession, ctx: TenantContext) -> None:
-        await runtime.keyring.for_tenant(session, ctx).require_usable()
-
-    return SamlLoginService(
-        runtime.authenticator,
-        toolkit=TOOLKIT,
-        identity=runtime.settings.identity,
-        key_gate=key_gate,
-        request_id=ensure_request_id(request.scope),
-    )
+        return saml_config_read(await saml_metadata.refresh(), saml_config.endpoints)
 
 
 # The HTTP-POST binding's page submits its form at once; the Content-Security-Policy allows that
@@ -235,7 +191,6 @@ class SamlController(Controller):
     path = "/auth/{tenant:str}/saml"
     tags = ["sso"]
     opt = {EXCLUDE_FROM_AUTH: True}
-    dependencies = {"saml": Provide(provide_saml_login_service, sync_to_thread=False)}
 
     @get(
         "/metadata",
@@ -244,9 +199,9 @@ class SamlController(Controller):
         summary="This tenant's SAML service-provider metadata",
     )
     async def saml_metadata(
-        self, saml: NamedDependency[SamlLoginService], tenant: FromPath[str]
+        self, saml_login: NamedDependency[SamlLoginService], tenant: FromPath[str]
     ) -> Response[str]:
-        return Response(await saml.metadata(tenant), media_type=SAML_METADATA)
+        return Response(await saml_login.metadata(tenant), media_type=SAML_METADATA)
 
     @get(
         "/login",
@@ -258,13 +213,13 @@ class SamlController(Controller):
     )
     async def saml_login(
         self,
-        request: Request[Any, Any, Any],
-        saml: NamedDependency[SamlLoginService],
+        saml_login: NamedDependency[SamlLoginService],
+        settings: NamedDependency[Settings],
         tenant: FromPath[str],
         return_to: ReturnTo = None,
     ) -> Response[Any]:
-        started = await saml.begin(tenant, return_to)
-        secure = get_runtime(request).settings.identity.cookie_secure
+        started = await saml_login.begin(tenant, return_to)
+        secure = settings.identity.cookie_secure
         response: Response[Any]
         if started.form is not None:
             response = post_binding_page(started.url, started.form)
@@ -292,14 +247,15 @@ class SamlController(Controller):
     async def saml_acs(
         self,
         request: Request[Any, Any, Any],
-        saml: NamedDependency[SamlLoginService],
+        saml_login: NamedDependency[SamlLoginService],
+        settings: NamedDependency[Settings],
         tenant: FromPath[str],
         data: URLEncodedBody[SamlAcsForm],
     ) -> Redirect:
-        done = await saml.complete(
+        done = await saml_login.complete(
             tenant, data.saml_response, data.relay_state, request.cookies.get(STATE_COOKIE)
         )
-        identity = get_runtime(request).settings.identity
+        identity = settings.identity
         response = Redirect(done.redirect_to, status_code=303, headers=NO_STORE)
         response.set_cookie(
             SESSION_COOKIE,

@@ -7,20 +7,20 @@ from urllib.parse import urlsplit
 
 from litestar import Controller, Request, Response, get, put
 from litestar.datastructures import Cookie
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deps import TENANT_DEPENDENCIES, get_runtime
-from audit.deps import AUDIT_DEPENDENCIES
 from audit.services import AuditLog
+from auth.adapters.oidc import OidcProviders
 from auth.context import system_context
 from auth.middleware import EXCLUDE_FROM_AUTH, SESSION_COOKIE
 from auth.oidc import (
     DEFAULT_CLAIMS,
     InvalidIssuer,
+    OidcCallback,
     OidcConfigService,
+    OidcLogin,
     OidcLoginCookie,
     OidcNotConfigured,
     OidcSettings,
@@ -28,12 +28,16 @@ from auth.oidc import (
     redirect_uri,
 )
 from auth.schemas import OidcConfigRead, OidcConfigWrite
+from auth.services import AuthenticationService
 from auth.sso import safe_return_path
 from kernel.api import SECURED, problem_responses
 from kernel.egress import EgressRefused
 from kernel.guards import requires_role
 from kernel.observability import ensure_request_id
+from kernel.settings import IdentitySettings, Settings
 from kernel.tenancy import Role, TenantContext, TenantRoute
+from keys.services import Keyring
+from residency.registry import RegionRegistry
 from tenants.errors import TenantNotFound
 
 TenantSlug = FromPath[str]
@@ -53,27 +57,18 @@ StateParam = Annotated[
 ]
 
 
-def provide_oidc_config(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    ctx: NamedDependency[TenantContext],
-    audit: NamedDependency[AuditLog],
-) -> OidcConfigService:
-    return OidcConfigService(db, ctx, get_runtime(request).keyring.for_tenant(db, ctx), audit)
-
-
 def oidc_read(
-    settings: OidcSettings, has_secret: bool, request: Request[Any, Any, Any], ctx: TenantContext
+    config: OidcSettings, has_secret: bool, identity: IdentitySettings, ctx: TenantContext
 ) -> OidcConfigRead:
     return OidcConfigRead(
-        issuer=settings.issuer,
-        client_id=settings.client_id,
+        issuer=config.issuer,
+        client_id=config.client_id,
         has_client_secret=has_secret,
-        scope=" ".join(settings.scopes),
-        claims=settings.claims,
-        audience=settings.audience,
-        enabled=settings.enabled,
-        redirect_uri=redirect_uri(get_runtime(request).settings.identity, ctx.tenant_slug),
+        scope=" ".join(config.scopes),
+        claims=config.claims,
+        audience=config.audience,
+        enabled=config.enabled,
+        redirect_uri=redirect_uri(identity, ctx.tenant_slug),
     )
 
 
@@ -82,23 +77,18 @@ class OidcConfigController(Controller):
     tags = ["tenant admin"]
     security = SECURED
     guards = [requires_role(Role.TENANT_ADMIN)]
-    dependencies = {
-        **TENANT_DEPENDENCIES,
-        **AUDIT_DEPENDENCIES,
-        "oidc": Provide(provide_oidc_config, sync_to_thread=False),
-    }
 
     @get("/", responses=problem_responses(404), summary="The tenant's OIDC identity provider")
     async def get_oidc(
         self,
-        request: Request[Any, Any, Any],
-        oidc: NamedDependency[OidcConfigService],
+        oidc_config: NamedDependency[OidcConfigService],
         ctx: NamedDependency[TenantContext],
+        settings: NamedDependency[Settings],
     ) -> OidcConfigRead:
-        stored = await oidc.read()
+        stored = await oidc_config.read()
         if stored is None:
             raise OidcNotConfigured()
-        return oidc_read(*stored, request, ctx)
+        return oidc_read(*stored, settings.identity, ctx)
 
     @put(
         "/",
@@ -107,12 +97,13 @@ class OidcConfigController(Controller):
     )
     async def put_oidc(
         self,
-        request: Request[Any, Any, Any],
-        oidc: NamedDependency[OidcConfigService],
+        oidc_config: NamedDependency[OidcConfigService],
         ctx: NamedDependency[TenantContext],
+        settings: NamedDependency[Settings],
+        oidc: NamedDependency[OidcProviders],
+        registry: NamedDependency[RegionRegistry],
         data: JSONBody[OidcConfigWrite],
     ) -> OidcConfigRead:
-        runtime = get_runtime(request)
         if data.issuer:
             issuer = data.issuer
         elif data.server_url and data.realm:  # Keycloak's two parts, as accepted before
@@ -123,14 +114,11 @@ class OidcConfigController(Controller):
             urlsplit(issuer)
         except ValueError:  # an unbalanced or invalid [IPv6] host: nothing to connect to
             raise EgressRefused("not_http", "") from None
-        await oidc.check_issuer(
-            issuer,
-            runtime.oidc.egress,
-            runtime.registry,
-            production=runtime.settings.environment == "production",
+        await oidc_config.check_issuer(
+            issuer, oidc.egress, registry, production=settings.environment == "production"
         )
         claims = {**DEFAULT_CLAIMS, **{k: v for k, v in vars_of(data.claims).items() if v}}
-        settings = OidcSettings(
+        config = OidcSettings(
             issuer=issuer,
             client_id=data.client_id,
             scopes=tuple(data.scope.split()),
@@ -138,19 +126,18 @@ class OidcConfigController(Controller):
             audience=data.audience or data.client_id,
             enabled=data.enabled,
         )
-        await oidc.write(settings, data.client_secret)
-        stored = await oidc.read()
+        await oidc_config.write(config, data.client_secret)
+        stored = await oidc_config.read()
         assert stored is not None
-        return oidc_read(*stored, request, ctx)
+        return oidc_read(*stored, settings.identity, ctx)
 
 
 def vars_of(struct: Any) -> dict[str, str]:
     return {field: getattr(struct, field) for field in struct.__struct_fields__}
 
 
-async def sso_tenant(request: Request[Any, Any, Any], slug: str) -> TenantRoute:
+async def sso_tenant(authenticator: AuthenticationService, slug: str) -> TenantRoute:
     """The tenant a sign-in URL names: unknown → 404, suspended or deleted → 403."""
-    authenticator = get_runtime(request).authenticator
     route = await authenticator.tenant_route_by_slug(slug)
     if route is None:
         raise TenantNotFound()
@@ -170,17 +157,23 @@ class OidcLoginController(Controller):
         summary="Start an OIDC sign-in: redirect to the IdP (state, nonce, PKCE S256)",
     )
     async def oidc_login(
-        self, request: Request[Any, Any, Any], tenant_slug: TenantSlug, return_to: ReturnTo = None
+        self,
+        authenticator: NamedDependency[AuthenticationService],
+        registry: NamedDependency[RegionRegistry],
+        keyring: NamedDependency[Keyring],
+        oidc_login: NamedDependency[OidcLogin],
+        settings: NamedDependency[Settings],
+        tenant_slug: TenantSlug,
+        return_to: ReturnTo = None,
     ) -> Redirect:
-        runtime = get_runtime(request)
-        route = await sso_tenant(request, tenant_slug)
+        route = await sso_tenant(authenticator, tenant_slug)
         ctx = system_context(route)
-        async with runtime.registry.tenant_transaction(ctx, read_only=True) as session:
+        async with registry.tenant_transaction(ctx, read_only=True) as session:
             config = OidcConfigService(
-                session, ctx, runtime.keyring.for_tenant(session, ctx), AuditLog(session, ctx)
+                session, ctx, keyring.for_tenant(session, ctx), AuditLog(session, ctx)
             )
-            url, state = await runtime.oidc_login.begin(route, config, safe_return_path(return_to))
-        identity = runtime.settings.identity
+            url, state = await oidc_login.begin(route, config, safe_return_path(return_to))
+        identity = settings.identity
         return Redirect(
             url,
             status_code=302,
@@ -206,14 +199,16 @@ class OidcLoginController(Controller):
     async def oidc_callback(
         self,
         request: Request[Any, Any, Any],
+        authenticator: NamedDependency[AuthenticationService],
+        oidc_callback: NamedDependency[OidcCallback],
+        settings: NamedDependency[Settings],
         tenant_slug: TenantSlug,
         code: CallbackParam = None,
         login_state: StateParam = None,
         error: CallbackParam = None,
     ) -> Response[Any]:
-        runtime = get_runtime(request)
-        route = await sso_tenant(request, tenant_slug)
-        issued, return_to = await runtime.oidc_callback(
+        route = await sso_tenant(authenticator, tenant_slug)
+        issued, return_to = await oidc_callback(
             route,
             code=code,
             state=login_state,
@@ -221,7 +216,7 @@ class OidcLoginController(Controller):
             error=error,
             request_id=ensure_request_id(request.scope),
         )
-        identity = runtime.settings.identity
+        identity = settings.identity
         response = Redirect(
             safe_return_path(return_to),
             status_code=303,

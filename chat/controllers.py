@@ -16,8 +16,6 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deps import TENANT_DEPENDENCIES, get_runtime, provide_tenant_context
-from audit.deps import AUDIT_DEPENDENCIES
 from audit.services import AuditLog
 from chat.errors import NotAChatQuestion
 from chat.schemas import (
@@ -38,41 +36,13 @@ from chat.schemas import (
 from chat.services import ChatEvent, ChatPolicyService, ChatService
 from chat.sessions import ChatSessionService
 from gateway.errors import UnknownModel
-from gateway.fleet import TIERS
+from gateway.fleet import TIERS, model_choices
 from gateway.schemas import ChatMessageOut, CompletionUsage
 from kernel.api import SECURED, Limit, Offset, problem_responses, sse_event
 from kernel.guards import requires_role, requires_tenant
-from kernel.observability import ensure_request_id
 from kernel.tenancy import Role, TenantContext
 
 _VISIBLE_CHARACTER = re.compile(VISIBLE_CHARACTER)
-
-
-def provide_chat(
-    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
-) -> ChatService:
-    runtime = get_runtime(request)
-    return ChatService(
-        ctx,
-        registry=runtime.registry,
-        keyring=runtime.keyring,
-        knowledge=runtime.knowledge,
-        gateway=runtime.gateway,
-        dlp_engine=runtime.dlp,
-        pepper=runtime.pepper,
-        request_id=ensure_request_id(request.scope),
-        judge=runtime.judge,
-        raw_debug=runtime.settings.observability.allow_raw_content_debug,
-        policies=runtime.chat_policies,
-    )
-
-
-def provide_sessions(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    ctx: NamedDependency[TenantContext],
-) -> ChatSessionService:
-    return ChatSessionService(db, ctx, get_runtime(request).keyring.for_tenant(db, ctx))
 
 
 def provide_chat_policy(
@@ -92,10 +62,13 @@ def _wants_stream(request: Request[Any, Any, Any]) -> bool:
     return "text/event-stream" in request.headers.get("accept", "")
 
 
-def _check_model(request: Request[Any, Any, Any], model: str) -> None:
+def _check_model(chat: ChatService, model: str) -> None:
     """A model this deployment has nowhere is refused before anything else, whether or not
-    the answer would have needed a model call (the document lists the names there are)."""
-    if model not in get_runtime(request).model_choices:
+    the answer would have needed a model call (the document lists the names there are).
+
+    (Read through the chat service's region registry, the deployment's: a dependency of their
+    own would resolve beside ``ctx``, in a task group, on this hot path.)"""
+    if model not in model_choices(chat.registry.planes()):
         raise UnknownModel(model)
 
 
@@ -106,10 +79,6 @@ class ChatController(Controller):
     guards = [requires_tenant]
     # No request unit of work: the chat service opens short transactions of its own around the
     # model call, so no database transaction stays open while a model generates.
-    dependencies = {
-        "ctx": Provide(provide_tenant_context, sync_to_thread=False),
-        "chat": Provide(provide_chat, sync_to_thread=False),
-    }
 
     @post(
         "/",
@@ -123,7 +92,7 @@ class ChatController(Controller):
         chat: NamedDependency[ChatService],
         data: JSONBody[ChatRequest],
     ) -> Response[Any]:
-        _check_model(request, data.model)
+        _check_model(chat, data.model)
         if _wants_stream(request):
             events = await chat.stream(data)
             return Stream(
@@ -141,11 +110,10 @@ class ChatController(Controller):
     )
     async def completions(
         self,
-        request: Request[Any, Any, Any],
         chat: NamedDependency[ChatService],
         data: JSONBody[RagCompletionRequest],
     ) -> Response[Any]:
-        _check_model(request, data.model)
+        _check_model(chat, data.model)
         question, history = _last_user_message(data)
         chat_request = ChatRequest(message=question, model=data.model)
         created, completion_id = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
@@ -234,28 +202,27 @@ class ChatSessionController(Controller):
     tags = ["chat"]
     security = SECURED
     guards = [requires_tenant]
-    dependencies = {
-        **TENANT_DEPENDENCIES,
-        "sessions": Provide(provide_sessions, sync_to_thread=False),
-    }
 
     @get("/", responses=problem_responses(), summary="Your chat sessions, most recent first")
     async def list_sessions(
-        self, sessions: NamedDependency[ChatSessionService], limit: Limit = 50, offset: Offset = 0
+        self,
+        chat_sessions: NamedDependency[ChatSessionService],
+        limit: Limit = 50,
+        offset: Offset = 0,
     ) -> ChatSessionList:
-        rows, total = await sessions.page(limit=limit, offset=offset)
+        rows, total = await chat_sessions.page(limit=limit, offset=offset)
         return ChatSessionList(
             items=[_session_read(row, title) for row, title in rows], total=total
         )
 
     @get("/{session_id:uuid}", responses=problem_responses(404), summary="One of your sessions")
     async def get_session(
-        self, sessions: NamedDependency[ChatSessionService], session_id: FromPath[uuid.UUID]
+        self, chat_sessions: NamedDependency[ChatSessionService], session_id: FromPath[uuid.UUID]
     ) -> ChatTranscript:
-        row = await sessions.get(session_id)
-        messages = await sessions.transcript(row)
+        row = await chat_sessions.get(session_id)
+        messages = await chat_sessions.transcript(row)
         return ChatTranscript(
-            session=_session_read(row, await sessions.title(row)),
+            session=_session_read(row, await chat_sessions.title(row)),
             messages=[
                 ChatMessageRead(
                     id=m.id,
@@ -275,9 +242,9 @@ class ChatSessionController(Controller):
         summary="Delete one of your sessions and its messages",
     )
     async def delete_session(
-        self, sessions: NamedDependency[ChatSessionService], session_id: FromPath[uuid.UUID]
+        self, chat_sessions: NamedDependency[ChatSessionService], session_id: FromPath[uuid.UUID]
     ) -> None:
-        await sessions.delete(session_id)
+        await chat_sessions.delete(session_id)
 
 
 def _session_read(row: Any, title: str) -> ChatSessionRead:
@@ -312,11 +279,7 @@ class ChatPolicyController(Controller):
     tags = ["chat", "admin"]
     security = SECURED
     guards = [requires_tenant, requires_role(Role.TENANT_ADMIN)]
-    dependencies = {
-        **TENANT_DEPENDENCIES,
-        **AUDIT_DEPENDENCIES,
-        "policies": Provide(provide_chat_policy, sync_to_thread=False),
-    }
+    dependencies = {"policies": Provide(provide_chat_policy, sync_to_thread=False)}
 
     @get(
         "/",

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from litestar import Controller, Request, Response, get, post, put
+from litestar import Controller, Response, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deps import TENANT_DEPENDENCIES, get_runtime
-from audit.deps import AUDIT_DEPENDENCIES
 from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from compliance.errors import SarExportUnavailable, SarNotFound
@@ -21,18 +18,10 @@ from compliance.services import SarService
 from kernel.api import SECURED, problem_responses
 from kernel.errors import InvalidInput
 from kernel.guards import requires_role, requires_tenant
+from kernel.jobs.runner import JobRunner
 from kernel.tenancy import Role, TenantContext
 from residency.database import after_commit
-
-
-def provide_sar(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    ctx: NamedDependency[TenantContext],
-    audit: NamedDependency[AuditLog],
-) -> SarService:
-    runtime = get_runtime(request)
-    return SarService(db, ctx, runtime.keyring.for_tenant(db, ctx), audit, pepper=runtime.pepper)
+from residency.objects import TenantObjects
 
 
 class SarController(Controller):
@@ -40,11 +29,6 @@ class SarController(Controller):
     tags = ["compliance"]
     security = SECURED
     guards = [requires_tenant, requires_role(Role.COMPLIANCE_OFFICER)]
-    dependencies = {
-        **TENANT_DEPENDENCIES,
-        **AUDIT_DEPENDENCIES,
-        "sar": Provide(provide_sar, sync_to_thread=False),
-    }
 
     @post(
         "/",
@@ -54,9 +38,9 @@ class SarController(Controller):
     )
     async def create(
         self,
-        request: Request[Any, Any, Any],
         db: NamedDependency[AsyncSession],
         sar: NamedDependency[SarService],
+        jobs: NamedDependency[JobRunner],
         data: JSONBody[SarCreate],
     ) -> SarAccepted:
         given = (data.subject.user_id, data.subject.email, data.subject.external_id)
@@ -69,7 +53,7 @@ class SarController(Controller):
         )
         documents = data.documents or (await sar.retention().current()).erasure_documents
         created, job = await sar.submit(data.kind, subject_id, reference, documents)
-        jobs, tenant_id, job_id = get_runtime(request).jobs, sar.ctx.tenant_id, job.id
+        tenant_id, job_id = sar.ctx.tenant_id, job.id
         after_commit(db, lambda: jobs.enqueue(tenant_id, job_id))
         return SarAccepted(id=created.id, job_id=job.id, status=created.status)
 
@@ -104,9 +88,8 @@ class SarController(Controller):
     )
     async def export(
         self,
-        request: Request[Any, Any, Any],
-        db: NamedDependency[AsyncSession],
         sar: NamedDependency[SarService],
+        tenant_objects: NamedDependency[TenantObjects],
         request_id: FromPath[uuid.UUID],
     ) -> Response[bytes]:
         found = await sar.get(request_id)
@@ -114,7 +97,7 @@ class SarController(Controller):
             raise SarNotFound()
         if found.kind != "access" or found.status != "done":
             raise SarExportUnavailable()
-        bundle = await sar.export(found, get_runtime(request).tenant_objects(db, sar.ctx))
+        bundle = await sar.export(found, tenant_objects)
         await sar.audit.record(
             AuditAction.SAR_EXPORTED,
             resource_type=ResourceType.SAR_REQUEST,
@@ -141,11 +124,7 @@ class RetentionController(Controller):
     tags = ["compliance", "admin"]
     security = SECURED
     guards = [requires_tenant, requires_role(Role.TENANT_ADMIN)]
-    dependencies = {
-        **TENANT_DEPENDENCIES,
-        **AUDIT_DEPENDENCIES,
-        "retention": Provide(provide_retention, sync_to_thread=False),
-    }
+    dependencies = {"retention": Provide(provide_retention, sync_to_thread=False)}
 
     @get(
         "/",

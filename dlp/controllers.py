@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, get, put
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, get, put
+from litestar.di import NamedDependency
 from litestar.params import JSONBody
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deps import TENANT_DEPENDENCIES, get_runtime
-from audit.deps import AUDIT_DEPENDENCIES
-from audit.services import AuditLog
 from dlp.models import DlpPolicyRow
 from dlp.policies import DlpPolicy, EntityRule, InjectionPolicy
 from dlp.ports import CustomRecognizer
-from dlp.repositories import DlpPolicyRepository
 from dlp.schemas import (
     CustomRecognizerSpec,
     DlpPolicyRead,
@@ -26,17 +19,7 @@ from dlp.schemas import (
 from dlp.services import DlpPolicyService
 from kernel.api import SECURED, problem_responses
 from kernel.guards import requires_role
-from kernel.tenancy import Role, TenantContext
-
-
-def provide_dlp_policy_service(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    ctx: NamedDependency[TenantContext],
-    audit: NamedDependency[AuditLog],
-) -> DlpPolicyService:
-    detector = get_runtime(request).dlp.detector
-    return DlpPolicyService(DlpPolicyRepository(db, ctx), audit, detector)
+from kernel.tenancy import Role
 
 
 def policy_of(data: DlpPolicyUpdate) -> DlpPolicy:
@@ -89,16 +72,11 @@ class DlpPolicyController(Controller):
     tags = ["tenant admin"]
     security = SECURED
     guards = [requires_role(Role.TENANT_ADMIN)]
-    dependencies = {
-        **TENANT_DEPENDENCIES,
-        **AUDIT_DEPENDENCIES,
-        "policies": Provide(provide_dlp_policy_service, sync_to_thread=False),
-    }
 
     @get("/", responses=problem_responses(), summary="The tenant's DLP policy (or the default)")
-    async def get_dlp(self, policies: NamedDependency[DlpPolicyService]) -> DlpPolicyRead:
-        policy, row = await policies.current()
-        return policy_read(policy, row, policies.supported)
+    async def get_dlp(self, dlp_policies: NamedDependency[DlpPolicyService]) -> DlpPolicyRead:
+        policy, row = await dlp_policies.current()
+        return policy_read(policy, row, dlp_policies.supported)
 
     @put(
         "/",
@@ -107,8 +85,8 @@ class DlpPolicyController(Controller):
         "recognizers, allow-list, injection handling)",
     )
     async def put_dlp(
-        self, policies: NamedDependency[DlpPolicyService], data: JSONBody[DlpPolicyUpdate]
+        self, dlp_policies: NamedDependency[DlpPolicyService], data: JSONBody[DlpPolicyUpdate]
     ) -> DlpPolicyRead:
         policy = policy_of(data)
-        row = await policies.replace(policy)
-        return policy_read(policy, row, policies.supported)
+        row = await dlp_policies.replace(policy)
+        return policy_read(policy, row, dlp_policies.supported)

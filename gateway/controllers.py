@@ -14,9 +14,6 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deps import TENANT_DEPENDENCIES, get_runtime, provide_tenant_context
-from audit.deps import AUDIT_DEPENDENCIES
-from audit.services import AuditLog
 from gateway.adapters.base import ModelMessage
 from gateway.admin import GatewayAdminService, UsageService
 from gateway.batch import BatchService
@@ -37,41 +34,14 @@ from gateway.schemas import (
     Tier,
     UsageReport,
 )
-from gateway.services import Caller, GatewayRequest, GatewayStream
+from gateway.services import Caller, GatewayRequest, GatewayService, GatewayStream
 from kernel.api import SECURED, problem_responses, sse_event
+from kernel.deps import provide_tenant_context
 from kernel.guards import requires_role, requires_tenant
 from kernel.observability import ensure_request_id
 from kernel.tenancy import Role, TenantContext
 
 _ADMIN = [requires_role(Role.TENANT_ADMIN)]
-
-
-def provide_gateway_admin(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    ctx: NamedDependency[TenantContext],
-    audit: NamedDependency[AuditLog],
-) -> GatewayAdminService:
-    runtime = get_runtime(request)
-    return GatewayAdminService(db, ctx, runtime.gateway, runtime.keyring.for_tenant(db, ctx), audit)
-
-
-def provide_batches(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    ctx: NamedDependency[TenantContext],
-    audit: NamedDependency[AuditLog],
-) -> BatchService:
-    runtime = get_runtime(request)
-    return BatchService(
-        db,
-        ctx,
-        runtime.keyring.for_tenant(db, ctx),
-        runtime.jobs,
-        audit,
-        max_items=runtime.settings.gateway.batch_max_items,
-        models=runtime.model_choices,
-    )
 
 
 def gateway_request(data: ChatCompletionRequest) -> GatewayRequest:
@@ -163,9 +133,6 @@ class GatewayController(Controller):
     guards = [requires_tenant]
     # No request unit of work here: the gateway opens its own short transactions, so no
     # database transaction stays open while a model generates.
-    # One dependency: Litestar resolves two or more of the same level in a task group of their
-    # own, a cost on the gateway's hot path (the service is the runtime's).
-    dependencies = {"ctx": Provide(provide_tenant_context, sync_to_thread=False)}
 
     @post(
         "/chat/completions",
@@ -176,10 +143,12 @@ class GatewayController(Controller):
     async def chat_completions(
         self,
         request: Request[Any, Any, Any],
-        ctx: NamedDependency[TenantContext],
+        gateway: NamedDependency[GatewayService],
         data: JSONBody[ChatCompletionRequest],
     ) -> Response[Any]:
-        gateway = get_runtime(request).gateway
+        # One dependency, the principal read here: Litestar resolves two or more dependencies of
+        # the same level in a task group of their own, a cost on the gateway's hot path.
+        ctx = provide_tenant_context(request)
         caller = Caller.of(ctx, ensure_request_id(request.scope))
         call = gateway_request(data)
         if data.stream:
@@ -230,11 +199,6 @@ class GatewayBatchController(Controller):
     tags = ["gateway"]
     security = SECURED
     guards = [requires_tenant]
-    dependencies = {
-        **TENANT_DEPENDENCIES,
-        **AUDIT_DEPENDENCIES,
-        "batches": Provide(provide_batches, sync_to_thread=False),
-    }
 
     @post(
         "/",
@@ -255,29 +219,21 @@ class GatewayBatchController(Controller):
         return await batches.read(batch_id)
 
 
-_ADMIN_DEPENDENCIES = {
-    **TENANT_DEPENDENCIES,
-    **AUDIT_DEPENDENCIES,
-    "admin": Provide(provide_gateway_admin, sync_to_thread=False),
-}
-
-
 class QuotaController(Controller):
     path = "/v1/admin/quotas"
     tags = ["gateway admin"]
     security = SECURED
     guards = _ADMIN
-    dependencies = _ADMIN_DEPENDENCIES
 
     @get("/", responses=problem_responses(), summary="Model quotas and request-rate limits")
-    async def get_quotas(self, admin: NamedDependency[GatewayAdminService]) -> Quotas:
-        return await admin.quotas()
+    async def get_quotas(self, gateway_admin: NamedDependency[GatewayAdminService]) -> Quotas:
+        return await gateway_admin.quotas()
 
     @put("/", responses=problem_responses(422), summary="Replace the quotas and rate limits")
     async def put_quotas(
-        self, admin: NamedDependency[GatewayAdminService], data: JSONBody[Quotas]
+        self, gateway_admin: NamedDependency[GatewayAdminService], data: JSONBody[Quotas]
     ) -> Quotas:
-        return await admin.set_quotas(data)
+        return await gateway_admin.set_quotas(data)
 
 
 class ModelPolicyController(Controller):
@@ -285,19 +241,18 @@ class ModelPolicyController(Controller):
     tags = ["gateway admin"]
     security = SECURED
     guards = _ADMIN
-    dependencies = _ADMIN_DEPENDENCIES
 
     @get("/", responses=problem_responses(), summary="The tenant's model tier policy")
     async def get_model_policy(
-        self, admin: NamedDependency[GatewayAdminService]
+        self, gateway_admin: NamedDependency[GatewayAdminService]
     ) -> ModelPolicyBody:
-        return await admin.model_policy()
+        return await gateway_admin.model_policy()
 
     @put("/", responses=problem_responses(422), summary="Pin, allow or forbid tiers")
     async def put_model_policy(
-        self, admin: NamedDependency[GatewayAdminService], data: JSONBody[ModelPolicyBody]
+        self, gateway_admin: NamedDependency[GatewayAdminService], data: JSONBody[ModelPolicyBody]
     ) -> ModelPolicyBody:
-        return await admin.set_model_policy(data)
+        return await gateway_admin.set_model_policy(data)
 
 
 class ByoModelController(Controller):
@@ -305,11 +260,12 @@ class ByoModelController(Controller):
     tags = ["gateway admin"]
     security = SECURED
     guards = _ADMIN
-    dependencies = _ADMIN_DEPENDENCIES
 
     @get("/", responses=problem_responses(), summary="The tenant's own model endpoints")
-    async def list_byo_models(self, admin: NamedDependency[GatewayAdminService]) -> ByoModelList:
-        return ByoModelList(items=await admin.byo_models())
+    async def list_byo_models(
+        self, gateway_admin: NamedDependency[GatewayAdminService]
+    ) -> ByoModelList:
+        return ByoModelList(items=await gateway_admin.byo_models())
 
     @put(
         "/{tier:str}",
@@ -318,17 +274,17 @@ class ByoModelController(Controller):
     )
     async def put_byo_model(
         self,
-        admin: NamedDependency[GatewayAdminService],
+        gateway_admin: NamedDependency[GatewayAdminService],
         tier: FromPath[Tier],
         data: JSONBody[ByoModelWrite],
     ) -> ByoModelRead:
-        return await admin.put_byo_model(tier, data)
+        return await gateway_admin.put_byo_model(tier, data)
 
     @delete("/{tier:str}", status_code=204, responses=problem_responses(404))
     async def delete_byo_model(
-        self, admin: NamedDependency[GatewayAdminService], tier: FromPath[Tier]
+        self, gateway_admin: NamedDependency[GatewayAdminService], tier: FromPath[Tier]
     ) -> None:
-        await admin.remove_byo_model(tier)
+        await gateway_admin.remove_byo_model(tier)
 
 
 def provide_usage(
@@ -356,10 +312,14 @@ Day = Annotated[
 ]
 
 
-async def settle_pending(request: Request[Any, Any, Any]) -> None:
-    """Before a usage read opens its transaction: this process's pending settlements land
-    first, so a caller reads what it has just spent."""
-    await get_runtime(request).gateway.settled()
+async def provide_settled_context(
+    request: Request[Any, Any, Any], gateway: NamedDependency[GatewayService]
+) -> TenantContext:
+    """The caller, once this process's pending settlements have landed: a usage read's unit of
+    work (``db``, which needs ``ctx``) opens after them, so a caller reads what it has just
+    spent."""
+    await gateway.settled()
+    return provide_tenant_context(request)
 
 
 class UsageController(Controller):
@@ -368,7 +328,7 @@ class UsageController(Controller):
     security = SECURED
     guards = [requires_tenant]
     dependencies = {
-        **TENANT_DEPENDENCIES,
+        "ctx": Provide(provide_settled_context),
         "usage": Provide(provide_usage, sync_to_thread=False),
     }
 
@@ -376,7 +336,6 @@ class UsageController(Controller):
         "/",
         responses=problem_responses(422),
         summary="Model usage and cost from the ledger (admins: everyone; others: their own)",
-        before_request=settle_pending,
     )
     async def get_usage(
         self,

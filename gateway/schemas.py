@@ -33,7 +33,10 @@ class ChatCompletionRequest(msgspec.Struct, forbid_unknown_fields=True):
     max_tokens: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
     max_completion_tokens: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
-    top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    # Written as floats: ``typing`` caches equal ``Annotated`` forms, and the chat policy's
+    # scores (0.0 to 1.0) are equal to this one, so the document's bounds read 0.0 and 1.0
+    # whichever is made first.
+    top_p: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
     stop: (
         Annotated[str, msgspec.Meta(max_length=64)]
         | Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=4)]

@@ -6,15 +6,10 @@ see and replace a key that has stopped working.
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, get, post, put
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, get, post, put
+from litestar.di import NamedDependency
 from litestar.params import JSONBody
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deps import KEY_ADMIN_DEPENDENCIES, get_runtime
-from audit.deps import AUDIT_DEPENDENCIES
 from audit.services import AuditLog
 from kernel.api import SECURED, problem_responses
 from kernel.guards import requires_role
@@ -22,14 +17,6 @@ from kernel.tenancy import Role, TenantContext
 from keys.kms import KeyRef
 from keys.schemas import KmsConfigRead, KmsConfigUpdate, KmsRotated
 from keys.services import KmsStatus, TenantKeys
-
-
-def provide_tenant_keys(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    ctx: NamedDependency[TenantContext],
-) -> TenantKeys:
-    return get_runtime(request).keyring.for_tenant(db, ctx)
 
 
 def kms_read(status: KmsStatus, ctx: TenantContext) -> KmsConfigRead:
@@ -51,17 +38,14 @@ class KmsController(Controller):
     tags = ["tenant admin"]
     security = SECURED
     guards = [requires_role(Role.TENANT_ADMIN)]
-    dependencies = {
-        **KEY_ADMIN_DEPENDENCIES,
-        **AUDIT_DEPENDENCIES,
-        "keys": Provide(provide_tenant_keys, sync_to_thread=False),
-    }
+    # ``tenant_keys`` and ``key_admin_audit`` work in the key-admin unit of work
+    # (``key_admin_db``), which has no key gate.
 
     @get("/", responses=problem_responses(), summary="The tenant's KMS key and data-key versions")
     async def get_kms(
-        self, keys: NamedDependency[TenantKeys], ctx: NamedDependency[TenantContext]
+        self, tenant_keys: NamedDependency[TenantKeys], ctx: NamedDependency[TenantContext]
     ) -> KmsConfigRead:
-        return kms_read(await keys.status(), ctx)
+        return kms_read(await tenant_keys.status(), ctx)
 
     @put(
         "/",
@@ -70,9 +54,9 @@ class KmsController(Controller):
     )
     async def put_kms(
         self,
-        keys: NamedDependency[TenantKeys],
+        tenant_keys: NamedDependency[TenantKeys],
         ctx: NamedDependency[TenantContext],
-        audit: NamedDependency[AuditLog],
+        key_admin_audit: NamedDependency[AuditLog],
         data: JSONBody[KmsConfigUpdate],
     ) -> KmsConfigRead:
         ref = KeyRef(
@@ -83,7 +67,7 @@ class KmsController(Controller):
             external_id=data.external_id,
             tenant=str(ctx.tenant_id),
         )
-        status, _ = await keys.configure(ref, audit)
+        status, _ = await tenant_keys.configure(ref, key_admin_audit)
         return kms_read(status, ctx)
 
     @post(
@@ -94,9 +78,9 @@ class KmsController(Controller):
     )
     async def rotate_kms(
         self,
-        keys: NamedDependency[TenantKeys],
+        tenant_keys: NamedDependency[TenantKeys],
         ctx: NamedDependency[TenantContext],
-        audit: NamedDependency[AuditLog],
+        key_admin_audit: NamedDependency[AuditLog],
     ) -> KmsRotated:
-        status, rewrapped = await keys.rotate(audit)
+        status, rewrapped = await tenant_keys.rotate(key_admin_audit)
         return KmsRotated(config=kms_read(status, ctx), rewrapped=rewrapped)

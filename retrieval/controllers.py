@@ -7,23 +7,17 @@ import uuid
 from typing import Annotated, Any, ClassVar
 
 import msgspec
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.datastructures import UploadFile
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deps import TENANT_DEPENDENCIES, get_runtime
-from audit.deps import AUDIT_DEPENDENCIES
-from audit.services import AuditLog
-from dlp.deps import provide_dlp_service
 from kernel.api import SECURED, Limit, Offset, problem_responses
 from kernel.errors import InvalidInput
 from kernel.guards import requires_tenant
 from kernel.jobs.models import Job
 from kernel.jobs.schemas import JobStatus
-from kernel.tenancy import TenantContext
 from retrieval.models import Document
 from retrieval.schemas import (
     AclSpec,
@@ -37,25 +31,6 @@ from retrieval.schemas import (
     SearchResponse,
 )
 from retrieval.services import TEXT_MEDIA_TYPE, DocumentService, Upload
-
-
-def provide_documents(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    ctx: NamedDependency[TenantContext],
-    audit: NamedDependency[AuditLog],
-) -> DocumentService:
-    runtime = get_runtime(request)
-    return DocumentService(
-        db,
-        ctx,
-        runtime.keyring.for_tenant(db, ctx),
-        runtime.tenant_objects(db, ctx),
-        runtime.knowledge,
-        runtime.jobs,
-        audit,
-        provide_dlp_service(request, db, ctx, audit),
-    )
 
 
 async def document_read(
@@ -143,19 +118,11 @@ class UploadForm(msgspec.Struct):
     acl: str | None = None
 
 
-_DEPENDENCIES = {
-    **TENANT_DEPENDENCIES,
-    **AUDIT_DEPENDENCIES,
-    "documents": Provide(provide_documents, sync_to_thread=False),
-}
-
-
 class DocumentController(Controller):
     path = "/v1/documents"
     tags = ["documents"]
     security = SECURED
     guards = [requires_tenant]
-    dependencies = _DEPENDENCIES
 
     @post(
         "/",
@@ -269,7 +236,6 @@ class JobController(Controller):
     tags = ["documents"]
     security = SECURED
     guards = [requires_tenant]
-    dependencies = _DEPENDENCIES
 
     @get(
         "/{job_id:uuid}",
@@ -287,7 +253,6 @@ class SearchController(Controller):
     tags = ["search"]
     security = SECURED
     guards = [requires_tenant]
-    dependencies = _DEPENDENCIES
 
     @post(
         "/",

@@ -4,34 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
-from litestar import Controller, Request, delete, get, patch, post
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deps import CONTROL_DEPENDENCIES, get_runtime
-from audit.deps import operator_origin
 from kernel.api import SECURED, Limit, Offset, next_offset, problem_responses
 from kernel.guards import requires_operator
+from kernel.settings import Settings
 from tenants.models import Tenant
-from tenants.repositories import TenantRepository
 from tenants.schemas import TenantCreate, TenantPage, TenantRead, TenantStatus, TenantUpdate
 from tenants.services import TenantService
-
-
-def provide_tenant_service(
-    request: Request[Any, Any, Any], control_db: NamedDependency[AsyncSession]
-) -> TenantService:
-    runtime = get_runtime(request)
-    return TenantService(
-        TenantRepository(control_db),
-        runtime.registry,
-        runtime.keyring,
-        operator_origin(request),
-        runtime.system,
-    )
 
 
 def tenant_read(tenant: Tenant) -> TenantRead:
@@ -54,10 +37,7 @@ class TenantController(Controller):
     tags = ["operator"]
     security = SECURED
     guards = [requires_operator]
-    dependencies = {
-        **CONTROL_DEPENDENCIES,
-        "tenants": Provide(provide_tenant_service, sync_to_thread=False),
-    }
+    # ``tenants`` works in the control plane's unit of work (``control_db``).
 
     @post("/", responses=problem_responses(409, 422), summary="Create a tenant pinned to a region")
     async def create_tenant(
@@ -102,9 +82,9 @@ class TenantController(Controller):
     )
     async def delete_tenant(
         self,
-        request: Request[Any, Any, Any],
         tenants: NamedDependency[TenantService],
+        settings: NamedDependency[Settings],
         tenant_id: FromPath[uuid.UUID],
     ) -> TenantRead:
-        grace = timedelta(seconds=get_runtime(request).settings.keys.shred_grace_seconds)
+        grace = timedelta(seconds=settings.keys.shred_grace_seconds)
         return tenant_read(await tenants.delete(tenant_id, grace))

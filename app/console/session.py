@@ -15,7 +15,7 @@ from litestar import Request
 from litestar.params import FromPath
 
 from app.console.adapters import ConsoleApi
-from app.deps import get_runtime
+from app.dependencies import get_runtime
 from auth import apikeys
 from auth.middleware import SESSION_COOKIE
 from kernel.errors import AppError

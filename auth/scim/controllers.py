@@ -10,17 +10,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, Response, delete, get, patch, post, put
+from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from scim2_models import Context, ResourceType, Schema
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deps import TENANT_DEPENDENCIES, get_runtime
-from audit.deps import AUDIT_DEPENDENCIES
-from audit.services import AuditLog
 from auth.middleware import EXCLUDE_FROM_AUTH
-from auth.repositories import ScimTokenRepository
 from auth.scim.deps import SCIM_DEPENDENCIES, scim_base_url
 from auth.scim.errors import ScimResourceNotFound
 from auth.scim.http import SCIM_EXCEPTION_HANDLERS, scim_response
@@ -48,6 +43,7 @@ from auth.scim.services import (
 )
 from kernel.api import SECURED, problem_responses
 from kernel.guards import requires_role
+from kernel.settings import Settings
 from kernel.tenancy import Role, TenantContext
 
 SCIM_BASE = "/scim/v2/{tenant:str}"
@@ -112,16 +108,16 @@ class ScimDiscoveryController(_ScimController):
 
     @get("/ServiceProviderConfig")
     async def service_provider_config(
-        self, request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
+        self, ctx: NamedDependency[TenantContext], settings: NamedDependency[Settings]
     ) -> Response[bytes]:
-        config = service_provider_config(scim_base_url(request, ctx))
+        config = service_provider_config(scim_base_url(settings, ctx))
         return scim_response(dump(config, Context.RESOURCE_QUERY_RESPONSE))
 
     @get("/ResourceTypes")
     async def list_resource_types(
-        self, request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
+        self, ctx: NamedDependency[TenantContext], settings: NamedDependency[Settings]
     ) -> Response[bytes]:
-        items = resource_types(scim_base_url(request, ctx))
+        items = resource_types(scim_base_url(settings, ctx))
         return scim_response(
             list_response(ResourceType, items, total=len(items), start_index=1, parameters=None)
         )
@@ -129,20 +125,20 @@ class ScimDiscoveryController(_ScimController):
     @get("/ResourceTypes/{resource_type_id:str}")
     async def get_resource_type(
         self,
-        request: Request[Any, Any, Any],
         ctx: NamedDependency[TenantContext],
+        settings: NamedDependency[Settings],
         resource_type_id: FromPath[str],
     ) -> Response[bytes]:
-        for item in resource_types(scim_base_url(request, ctx)):
+        for item in resource_types(scim_base_url(settings, ctx)):
             if item.id == resource_type_id:
                 return scim_response(dump(item, Context.RESOURCE_QUERY_RESPONSE))
         raise ScimResourceNotFound("resource type")
 
     @get("/Schemas")
     async def list_schemas(
-        self, request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
+        self, ctx: NamedDependency[TenantContext], settings: NamedDependency[Settings]
     ) -> Response[bytes]:
-        items = schemas(scim_base_url(request, ctx))
+        items = schemas(scim_base_url(settings, ctx))
         return scim_response(
             list_response(Schema, items, total=len(items), start_index=1, parameters=None)
         )
@@ -150,11 +146,11 @@ class ScimDiscoveryController(_ScimController):
     @get("/Schemas/{schema_id:str}")
     async def get_schema(
         self,
-        request: Request[Any, Any, Any],
         ctx: NamedDependency[TenantContext],
+        settings: NamedDependency[Settings],
         schema_id: FromPath[str],
     ) -> Response[bytes]:
-        for item in schemas(scim_base_url(request, ctx)):
+        for item in schemas(scim_base_url(settings, ctx)):
             if item.id == schema_id:
                 return scim_response(dump(item, Context.RESOURCE_QUERY_RESPONSE))
         raise ScimResourceNotFound("schema")
@@ -166,13 +162,13 @@ class ScimUserController(_ScimController):
     @post("/", status_code=201)
     async def create_user(
         self,
-        users: NamedDependency[ScimUserService],
+        scim_users: NamedDependency[ScimUserService],
         data: Body,
         attributes: Attributes = None,
         excluded_attributes: ExcludedAttributes = None,
     ) -> Response[bytes]:
         parameters = parse_response_parameters(ScimUser, attributes, excluded_attributes)
-        user = await users.create(data)
+        user = await scim_users.create(data)
         return _resource_response(
             user, Context.RESOURCE_CREATION_RESPONSE, parameters, status_code=201
         )
@@ -180,7 +176,7 @@ class ScimUserController(_ScimController):
     @get("/")
     async def list_users(
         self,
-        users: NamedDependency[ScimUserService],
+        scim_users: NamedDependency[ScimUserService],
         scim_filter: Filter = None,
         start_index: StartIndex = None,
         count: Count = None,
@@ -201,26 +197,26 @@ class ScimUserController(_ScimController):
                 excludedAttributes=excluded_attributes,
             ),
         )
-        return _page_response(ScimUser, await users.search(request, request), request)
+        return _page_response(ScimUser, await scim_users.search(request, request), request)
 
     @post("/.search", status_code=200)
     async def search_users(
-        self, users: NamedDependency[ScimUserService], data: Body
+        self, scim_users: NamedDependency[ScimUserService], data: Body
     ) -> Response[bytes]:
         request = parse_search(ScimUser, data)
-        return _page_response(ScimUser, await users.search(request, request), request)
+        return _page_response(ScimUser, await scim_users.search(request, request), request)
 
     @get("/{user_id:str}")
     async def get_user(
         self,
-        users: NamedDependency[ScimUserService],
+        scim_users: NamedDependency[ScimUserService],
         user_id: FromPath[str],
         attributes: Attributes = None,
         excluded_attributes: ExcludedAttributes = None,
         if_none_match: IfNoneMatch = None,
     ) -> Response[bytes]:
         parameters = parse_response_parameters(ScimUser, attributes, excluded_attributes)
-        row, user = await users.read(user_id)
+        row, user = await scim_users.read(user_id)
         if not_modified(if_none_match, row.version):
             return Response(content=b"", status_code=304, headers={"ETag": etag(row.version)})
         return _resource_response(user, Context.RESOURCE_QUERY_RESPONSE, parameters)
@@ -228,7 +224,7 @@ class ScimUserController(_ScimController):
     @put("/{user_id:str}")
     async def replace_user(
         self,
-        users: NamedDependency[ScimUserService],
+        scim_users: NamedDependency[ScimUserService],
         user_id: FromPath[str],
         data: Body,
         if_match: IfMatch = None,
@@ -236,13 +232,13 @@ class ScimUserController(_ScimController):
         excluded_attributes: ExcludedAttributes = None,
     ) -> Response[bytes]:
         parameters = parse_response_parameters(ScimUser, attributes, excluded_attributes)
-        user = await users.replace(user_id, data, if_match)
+        user = await scim_users.replace(user_id, data, if_match)
         return _resource_response(user, Context.RESOURCE_REPLACEMENT_RESPONSE, parameters)
 
     @patch("/{user_id:str}")
     async def patch_user(
         self,
-        users: NamedDependency[ScimUserService],
+        scim_users: NamedDependency[ScimUserService],
         user_id: FromPath[str],
         data: Body,
         if_match: IfMatch = None,
@@ -250,17 +246,17 @@ class ScimUserController(_ScimController):
         excluded_attributes: ExcludedAttributes = None,
     ) -> Response[bytes]:
         parameters = parse_response_parameters(ScimUser, attributes, excluded_attributes)
-        user = await users.patch(user_id, data, if_match)
+        user = await scim_users.patch(user_id, data, if_match)
         return _resource_response(user, Context.RESOURCE_PATCH_RESPONSE, parameters)
 
     @delete("/{user_id:str}", status_code=204)
     async def delete_user(
         self,
-        users: NamedDependency[ScimUserService],
+        scim_users: NamedDependency[ScimUserService],
         user_id: FromPath[str],
         if_match: IfMatch = None,
     ) -> None:
-        await users.delete(user_id, if_match)
+        await scim_users.delete(user_id, if_match)
 
 
 class ScimGroupController(_ScimController):
@@ -269,13 +265,13 @@ class ScimGroupController(_ScimController):
     @post("/", status_code=201)
     async def create_group(
         self,
-        groups: NamedDependency[ScimGroupService],
+        scim_groups: NamedDependency[ScimGroupService],
         data: Body,
         attributes: Attributes = None,
         excluded_attributes: ExcludedAttributes = None,
     ) -> Response[bytes]:
         parameters = parse_response_parameters(ScimGroup, attributes, excluded_attributes)
-        group = await groups.create(data)
+        group = await scim_groups.create(data)
         return _resource_response(
             group, Context.RESOURCE_CREATION_RESPONSE, parameters, status_code=201
         )
@@ -283,7 +279,7 @@ class ScimGroupController(_ScimController):
     @get("/")
     async def list_groups(
         self,
-        groups: NamedDependency[ScimGroupService],
+        scim_groups: NamedDependency[ScimGroupService],
         scim_filter: Filter = None,
         start_index: StartIndex = None,
         count: Count = None,
@@ -304,26 +300,26 @@ class ScimGroupController(_ScimController):
                 excludedAttributes=excluded_attributes,
             ),
         )
-        return _page_response(ScimGroup, await groups.search(request, request), request)
+        return _page_response(ScimGroup, await scim_groups.search(request, request), request)
 
     @post("/.search", status_code=200)
     async def search_groups(
-        self, groups: NamedDependency[ScimGroupService], data: Body
+        self, scim_groups: NamedDependency[ScimGroupService], data: Body
     ) -> Response[bytes]:
         request = parse_search(ScimGroup, data)
-        return _page_response(ScimGroup, await groups.search(request, request), request)
+        return _page_response(ScimGroup, await scim_groups.search(request, request), request)
 
     @get("/{group_id:str}")
     async def get_group(
         self,
-        groups: NamedDependency[ScimGroupService],
+        scim_groups: NamedDependency[ScimGroupService],
         group_id: FromPath[str],
         attributes: Attributes = None,
         excluded_attributes: ExcludedAttributes = None,
         if_none_match: IfNoneMatch = None,
     ) -> Response[bytes]:
         parameters = parse_response_parameters(ScimGroup, attributes, excluded_attributes)
-        row, group = await groups.read(group_id, parameters)
+        row, group = await scim_groups.read(group_id, parameters)
         if not_modified(if_none_match, row.version):
             return Response(content=b"", status_code=304, headers={"ETag": etag(row.version)})
         return _resource_response(group, Context.RESOURCE_QUERY_RESPONSE, parameters)
@@ -331,7 +327,7 @@ class ScimGroupController(_ScimController):
     @put("/{group_id:str}")
     async def replace_group(
         self,
-        groups: NamedDependency[ScimGroupService],
+        scim_groups: NamedDependency[ScimGroupService],
         group_id: FromPath[str],
         data: Body,
         if_match: IfMatch = None,
@@ -339,13 +335,13 @@ class ScimGroupController(_ScimController):
         excluded_attributes: ExcludedAttributes = None,
     ) -> Response[bytes]:
         parameters = parse_response_parameters(ScimGroup, attributes, excluded_attributes)
-        group = await groups.replace(group_id, data, if_match)
+        group = await scim_groups.replace(group_id, data, if_match)
         return _resource_response(group, Context.RESOURCE_REPLACEMENT_RESPONSE, parameters)
 
     @patch("/{group_id:str}")
     async def patch_group(
         self,
-        groups: NamedDependency[ScimGroupService],
+        scim_groups: NamedDependency[ScimGroupService],
         group_id: FromPath[str],
         data: Body,
         if_match: IfMatch = None,
@@ -353,17 +349,17 @@ class ScimGroupController(_ScimController):
         excluded_attributes: ExcludedAttributes = None,
     ) -> Response[bytes]:
         parameters = parse_response_parameters(ScimGroup, attributes, excluded_attributes)
-        group = await groups.patch(group_id, data, if_match)
+        group = await scim_groups.patch(group_id, data, if_match)
         return _resource_response(group, Context.RESOURCE_PATCH_RESPONSE, parameters)
 
     @delete("/{group_id:str}", status_code=204)
     async def delete_group(
         self,
-        groups: NamedDependency[ScimGroupService],
+        scim_groups: NamedDependency[ScimGroupService],
         group_id: FromPath[str],
         if_match: IfMatch = None,
     ) -> None:
-        await groups.delete(group_id, if_match)
+        await scim_groups.delete(group_id, if_match)
 
 
 class ScimRootSearchController(_ScimController):
@@ -377,25 +373,11 @@ class ScimRootSearchController(_ScimController):
         return _page_response(AnyScimResource, await search.search(request), request)
 
 
-def provide_scim_tokens(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    ctx: NamedDependency[TenantContext],
-    audit: NamedDependency[AuditLog],
-) -> ScimTokenService:
-    return ScimTokenService(ScimTokenRepository(db, ctx), get_runtime(request).pepper, audit)
-
-
 class AdminScimTokenController(Controller):
     path = "/v1/admin/scim-token"
     tags = ["tenant admin"]
     security = SECURED
     guards = [requires_role(Role.TENANT_ADMIN)]
-    dependencies = {
-        **TENANT_DEPENDENCIES,
-        **AUDIT_DEPENDENCIES,
-        "tokens": Provide(provide_scim_tokens, sync_to_thread=False),
-    }
 
     @post(
         "/",
@@ -406,8 +388,10 @@ class AdminScimTokenController(Controller):
             "stop working. The IdP uses it on /scim/v2/{tenant-slug}."
         ),
     )
-    async def issue_scim_token(self, tokens: NamedDependency[ScimTokenService]) -> ScimTokenIssued:
-        issued = await tokens.issue()
+    async def issue_scim_token(
+        self, scim_tokens: NamedDependency[ScimTokenService]
+    ) -> ScimTokenIssued:
+        issued = await scim_tokens.issue()
         return ScimTokenIssued(
             id=issued.row.id,
             token=issued.token,

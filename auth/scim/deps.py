@@ -1,6 +1,7 @@
 """Request-scoped dependencies of the SCIM routes: the IdP's context (from its SCIM token, not
-the bearer middleware), the tenant's unit of work (key-gated), the audit log acting as ``scim``
-and the services."""
+the bearer middleware) and the audit log acting as ``scim``. They replace the app's ``ctx`` and
+``audit`` on these routes, so the tenant's unit of work (``db``, key-gated) and the SCIM services
+the composition root provides (``scim_users``, ``scim_groups``) are the IdP's."""
 
 from __future__ import annotations
 
@@ -12,33 +13,35 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deps import get_runtime, provide_tenant_session
 from audit.pseudonyms import SCIM_SUBJECT
 from audit.services import AuditLog
 from auth.scim.authentication import ScimAuthenticator
 from auth.scim.services import ScimGroupService, ScimSearchService, ScimUserService
+from auth.services import AuthenticationService
 from kernel.observability import ensure_request_id
+from kernel.settings import Settings
 from kernel.tenancy import TenantContext
 
 
 async def provide_scim_context(
-    request: Request[Any, Any, Any], tenant: FromPath[str]
+    request: Request[Any, Any, Any],
+    tenant: FromPath[str],
+    authenticator: NamedDependency[AuthenticationService],
 ) -> TenantContext:
-    runtime = get_runtime(request)
-    ctx = await ScimAuthenticator(runtime.authenticator).authenticate(
+    ctx = await ScimAuthenticator(authenticator).authenticate(
         request.headers.get("authorization"), tenant
     )
     structlog.contextvars.bind_contextvars(tenant_id=str(ctx.tenant_id), principal="scim")
     return ctx
 
 
-def scim_base_url(request: Request[Any, Any, Any], ctx: TenantContext) -> str:
+def scim_base_url(settings: Settings, ctx: TenantContext) -> str:
     """The tenant's SCIM base URL, under the deployment's public URL (meta.location, $ref).
 
     (A plain function, not a dependency: Litestar resolves the dependencies of one level
     concurrently, and the unit of work must be entered alone, in the request's own context.)
     """
-    public_url = get_runtime(request).settings.identity.public_url.rstrip("/")
+    public_url = settings.identity.public_url.rstrip("/")
     return f"{public_url}/scim/v2/{ctx.tenant_slug}"
 
 
@@ -50,35 +53,14 @@ def provide_scim_audit(
     return AuditLog(db, ctx, subject=SCIM_SUBJECT, request_id=ensure_request_id(request.scope))
 
 
-def provide_scim_users(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    ctx: NamedDependency[TenantContext],
-    audit: NamedDependency[AuditLog],
-) -> ScimUserService:
-    return ScimUserService(db, ctx, audit, scim_base_url(request, ctx))
-
-
-def provide_scim_groups(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    ctx: NamedDependency[TenantContext],
-    audit: NamedDependency[AuditLog],
-) -> ScimGroupService:
-    return ScimGroupService(db, ctx, audit, scim_base_url(request, ctx))
-
-
 def provide_scim_search(
-    users: NamedDependency[ScimUserService], groups: NamedDependency[ScimGroupService]
+    scim_users: NamedDependency[ScimUserService], scim_groups: NamedDependency[ScimGroupService]
 ) -> ScimSearchService:
-    return ScimSearchService(users, groups)
+    return ScimSearchService(scim_users, scim_groups)
 
 
 SCIM_DEPENDENCIES = {
     "ctx": Provide(provide_scim_context),
-    "db": Provide(provide_tenant_session),
     "audit": Provide(provide_scim_audit, sync_to_thread=False),
-    "users": Provide(provide_scim_users, sync_to_thread=False),
-    "groups": Provide(provide_scim_groups, sync_to_thread=False),
     "search": Provide(provide_scim_search, sync_to_thread=False),
 }

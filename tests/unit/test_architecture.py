@@ -58,6 +58,25 @@ def imported(tree: ast.Module) -> Iterator[tuple[str, str | None]]:
                 yield node.module, alias.name
 
 
+def test_nothing_imports_the_composition_root() -> None:
+    """``app`` composes the packages (it reads the runtime and provides each route's services
+    by name); no package below it imports it. Tests and benchmarks may."""
+    offenders = []
+    for path in sorted(ROOT.rglob("*.py")):
+        relative = path.relative_to(ROOT)
+        if relative.parts[0] in ("app", "tests", "bench") or any(
+            part.startswith(".") for part in relative.parts
+        ):
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        offenders += [
+            f"{relative}: {module}"
+            for module, _ in imported(tree)
+            if module == "app" or module.startswith("app.")
+        ]
+    assert offenders == []
+
+
 def test_only_auth_builds_tenant_contexts() -> None:
     offenders = [
         str(path)

@@ -17,7 +17,7 @@ from app.console.controllers._base import (
     url,
 )
 from app.console.session import PREFIX, ConsoleUser, tenant_of
-from app.deps import get_runtime
+from app.dependencies import get_runtime
 from auth.middleware import SESSION_COOKIE
 from auth.sso import enabled_sign_in_methods
 
