@@ -22,13 +22,13 @@ from audit.schemas import (
     AuditCheckpoint,
     AuditEventPage,
     AuditEventRead,
-    AuditOutcome,
     AuditVerification,
     ExportFormat,
 )
 from audit.services import AuditExporter, AuditService
 from audit.signing import CheckpointSigner
 from kernel.api import SECURED, Limit, problem_responses
+from kernel.audit_events import AuditOutcome
 from kernel.guards import requires_role
 from kernel.tenancy import Role, TenantContext
 

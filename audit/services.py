@@ -42,8 +42,9 @@ from audit.repositories import (
     AuditSubjectRepository,
     EventFilter,
 )
-from audit.schemas import AuditAction, AuditOutcome, ExportFormat, ResourceType
+from audit.schemas import ExportFormat
 from audit.signing import CheckpointSigner
+from kernel.audit_events import AuditAction, AuditOutcome, ResourceType
 from kernel.db import utcnow
 from kernel.tenancy import TenantContext
 from residency.database import after_end

@@ -10,7 +10,6 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth.errors import NotASession
 from auth.middleware import ACCEPT_SESSION_COOKIE, SESSION_COOKIE
@@ -45,6 +44,7 @@ from auth.services import (
 )
 from auth.sso import RoleMappingService, SessionService
 from kernel.api import SECURED, SESSION_SECURED, Limit, Offset, next_offset, problem_responses
+from kernel.audit_events import AuditAction, ResourceType
 from kernel.guards import requires_operator, requires_role, requires_tenant
 from kernel.tenancy import Role, TenantContext
 

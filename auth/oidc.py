@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.schemas import AuditAction, AuditOutcome, ResourceType
 from audit.services import AuditLog
 from auth.adapters.oidc import (
     OidcClient,
@@ -38,6 +37,7 @@ from auth.context import system_context
 from auth.models import IdentityProvider, User
 from auth.repositories import IdentityProviderRepository, UserRepository
 from auth.sso import IssuedSession, Provisioner, SessionService, SsoIdentity, record_login
+from kernel.audit_events import AuditAction, AuditOutcome, ResourceType
 from kernel.egress import EgressPolicy, EgressRefused
 from kernel.errors import InvalidInput, NotFound, ServiceUnavailable, Unauthenticated
 from kernel.settings import IdentitySettings as IdentityConfig

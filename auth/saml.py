@@ -43,7 +43,6 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from audit.pseudonyms import SYSTEM_SUBJECT, user_subject
-from audit.schemas import AuditAction, AuditOutcome, ResourceType
 from audit.services import AuditLog, AuditOrigin
 from auth.adapters.saml import (
     IdentityProviderSettings,
@@ -79,6 +78,7 @@ from auth.repositories import IdentityProviderRepository, SamlAssertionRepositor
 from auth.schemas import DEFAULT_SAML_ATTRIBUTES, Email
 from auth.services import AuthenticationService, normalize_email
 from auth.sso import Provisioner, SessionService, SsoIdentity, record_login
+from kernel.audit_events import AuditAction, AuditOutcome, ResourceType
 from kernel.db import utcnow
 from kernel.errors import Unauthenticated
 from kernel.settings import IdentitySettings

@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from audit.schemas import AuditAction, ResourceType
 from auth.adapters.saml import MetadataProblem, MetadataRejected, parse_idp_metadata
 from auth.errors import (
     SamlConfigInvalid,
@@ -48,6 +47,7 @@ from auth.errors import (
 from auth.saml import SAML_KIND, SamlConfig, SamlConfigService
 from auth.schemas import DEFAULT_SAML_ATTRIBUTES, SamlEntityId, SamlUrl
 from kernel.adapters.egress_http import EgressFetcher, EgressUnavailable
+from kernel.audit_events import AuditAction, ResourceType
 from kernel.egress import EgressPolicy, EgressRefused
 from residency.registry import RegionRegistry
 

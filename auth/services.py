@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog, AuditOrigin
 from auth import apikeys
 from auth.context import system_context, user_context, with_epoch
@@ -40,6 +39,7 @@ from auth.repositories import (
     UserRepository,
 )
 from auth.sso import deactivate_user, effective_roles
+from kernel.audit_events import AuditAction, ResourceType
 from kernel.db import utcnow
 from kernel.tenancy import AuthMethod, OperatorPrincipal, Principal, TenantContext, TenantRoute
 from residency.database import Database

@@ -19,7 +19,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from audit.pseudonyms import SYSTEM_SUBJECT
-from audit.schemas import AuditAction, AuditOutcome, ResourceType
 from audit.services import AuditLog, AuditOrigin
 from auth import apikeys
 from auth.errors import InvalidCredentials
@@ -32,6 +31,7 @@ from auth.repositories import (
     SessionRepository,
     UserRepository,
 )
+from kernel.audit_events import AuditAction, AuditOutcome, ResourceType
 from kernel.db import utcnow
 from kernel.tenancy import Role, TenantContext
 from residency.registry import RegionRegistry

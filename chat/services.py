@@ -38,7 +38,6 @@ from prometheus_client import Histogram
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from audit.canon import canonical_json
-from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from chat.debug.services import raw_content_until, raw_log
 from chat.gate import (
@@ -85,6 +84,7 @@ from gateway.services import (
     estimate_tokens,
 )
 from gateway.services import PreparedCall as Admission
+from kernel.audit_events import AuditAction, ResourceType
 from kernel.epochs import EpochCache
 from kernel.tenancy import TenantContext
 from keys.services import Keyring, TenantKeys

@@ -9,13 +9,13 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from compliance.errors import SarExportUnavailable, SarNotFound
 from compliance.retention import RetentionService
 from compliance.schemas import RetentionPolicy, SarAccepted, SarCreate, SarRead
 from compliance.services import SarService
 from kernel.api import SECURED, problem_responses
+from kernel.audit_events import AuditAction, ResourceType
 from kernel.errors import InvalidInput
 from kernel.guards import requires_role, requires_tenant
 from kernel.jobs.runner import JobRunner

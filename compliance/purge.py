@@ -10,9 +10,9 @@ import uuid
 from datetime import datetime
 
 from audit.pseudonyms import SYSTEM_SUBJECT
-from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditOrigin
 from auth.repositories import purge_identity
+from kernel.audit_events import AuditAction, ResourceType
 from kernel.db import utcnow
 from kernel.tenancy import SystemAuthority, TenantRoute
 from keys.services import Keyring

@@ -17,10 +17,10 @@ import msgspec
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from compliance.repositories import RetentionRepository
 from compliance.schemas import RetentionPolicy, RetentionSweep
+from kernel.audit_events import AuditAction, ResourceType
 from kernel.db import utcnow
 from kernel.tenancy import SystemAuthority, TenantContext, TenantRoute
 from residency.database import Database

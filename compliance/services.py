@@ -32,7 +32,6 @@ from audit import pseudonyms
 from audit.canon import versioned
 from audit.models import AuditEvent
 from audit.repositories import AuditSubjectRepository
-from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from audit.signing import CheckpointSigner
 from auth.models import ApiKey, UserSession
@@ -43,6 +42,7 @@ from compliance.models import SarRequest
 from compliance.repositories import SarRepository, SubjectDataRepository
 from compliance.retention import RetentionService
 from gateway.models import RateWindow, UsageCounter, UsageRecord
+from kernel.audit_events import AuditAction, ResourceType
 from kernel.db import utcnow
 from kernel.jobs.models import Job
 from kernel.jobs.repositories import JobRepository

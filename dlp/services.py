@@ -29,7 +29,6 @@ from functools import lru_cache
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from dlp import injection
 from dlp.errors import PersonalDataBlocked, PromptInjectionRefused
@@ -47,6 +46,7 @@ from dlp.policies import (
 from dlp.ports import DetectionRequest, Detector, Finding, Rewriter
 from dlp.repositories import DlpPolicyRepository
 from dlp.transform import PseudonymVault, normalise, replacement
+from kernel.audit_events import AuditAction, ResourceType
 from kernel.epochs import EpochCache
 from kernel.tenancy import TenantContext
 from residency.registry import RegionRegistry

@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from gateway.errors import ByoModelNotFound
 from gateway.fleet import TIERS
@@ -27,6 +26,7 @@ from gateway.schemas import (
     UsageReport,
 )
 from gateway.services import GatewayService
+from kernel.audit_events import AuditAction, ResourceType
 from kernel.egress import EgressRefused
 from kernel.errors import InvalidInput
 from kernel.tenancy import TenantContext

@@ -17,7 +17,6 @@ from collections.abc import Collection
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from gateway.adapters.base import ModelMessage
 from gateway.errors import BatchNotFound, UnknownModel
@@ -25,6 +24,7 @@ from gateway.models import Batch, BatchItem
 from gateway.repositories import BatchRepository
 from gateway.schemas import BatchCreate, BatchItemRead, BatchRead
 from gateway.services import Caller, GatewayRequest, GatewayService
+from kernel.audit_events import AuditAction, ResourceType
 from kernel.db import utcnow
 from kernel.errors import AppError, InvalidInput
 from kernel.jobs.models import Job

@@ -37,7 +37,6 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from audit import pseudonyms
-from audit.schemas import AuditAction, AuditOutcome, ResourceType
 from audit.services import AuditLog, PendingEvent, subject_of
 from gateway import metrics
 from gateway.adapters.base import TokenUsage
@@ -49,6 +48,7 @@ from gateway.repositories import (
     UsageRepository,
 )
 from gateway.requests import Caller, PreparedCall
+from kernel.audit_events import AuditAction, AuditOutcome, ResourceType
 from kernel.settings import GatewaySettings
 from kernel.tenancy import TenantContext
 from residency.errors import DatabaseUnavailable

@@ -10,8 +10,8 @@ from litestar import Controller, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from audit.services import AuditLog
 from kernel.api import SECURED, problem_responses
+from kernel.audit_events import AuditRecorder
 from kernel.guards import requires_role
 from kernel.tenancy import Role, TenantContext
 from keys.kms import KeyRef
@@ -56,7 +56,7 @@ class KmsController(Controller):
         self,
         tenant_keys: NamedDependency[TenantKeys],
         ctx: NamedDependency[TenantContext],
-        key_admin_audit: NamedDependency[AuditLog],
+        key_admin_audit: NamedDependency[AuditRecorder],
         data: JSONBody[KmsConfigUpdate],
     ) -> KmsConfigRead:
         ref = KeyRef(
@@ -80,7 +80,7 @@ class KmsController(Controller):
         self,
         tenant_keys: NamedDependency[TenantKeys],
         ctx: NamedDependency[TenantContext],
-        key_admin_audit: NamedDependency[AuditLog],
+        key_admin_audit: NamedDependency[AuditRecorder],
     ) -> KmsRotated:
         status, rewrapped = await tenant_keys.rotate(key_admin_audit)
         return KmsRotated(config=kms_read(status, ctx), rewrapped=rewrapped)

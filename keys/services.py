@@ -24,8 +24,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.schemas import AuditAction, ResourceType
-from audit.services import AuditLog
+from kernel.audit_events import AuditAction, AuditRecorder, ResourceType
 from kernel.epochs import EpochCache
 from kernel.settings import KeysSettings, Settings
 from kernel.tenancy import TenantContext
@@ -320,7 +319,7 @@ class TenantKeys:
             versions=await self.keys.count(),
         )
 
-    async def configure(self, new: KeyRef, audit: AuditLog) -> tuple[KmsStatus, int]:
+    async def configure(self, new: KeyRef, audit: AuditRecorder) -> tuple[KmsStatus, int]:
         """Switch to another KMS key after a real round trip; re-wrap every DEK under it."""
         self._forget_rows()
         plane = self.keyring.registry.region(self.ctx.region)
@@ -356,7 +355,7 @@ class TenantKeys:
         )
         return status, rewrapped
 
-    async def rotate(self, audit: AuditLog) -> tuple[KmsStatus, int]:
+    async def rotate(self, audit: AuditRecorder) -> tuple[KmsStatus, int]:
         """A new DEK version for new data; older versions stay to open older data."""
         self._forget_rows()
         config = await self._config()

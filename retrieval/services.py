@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from dlp.services import (
     DlpEngine,
@@ -25,6 +24,7 @@ from dlp.services import (
     load_policy,
     record_ingest_trips,
 )
+from kernel.audit_events import AuditAction, ResourceType
 from kernel.errors import Forbidden, NotFound
 from kernel.jobs.models import Job
 from kernel.jobs.repositories import JobRepository

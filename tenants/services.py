@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditOrigin
+from kernel.audit_events import AuditAction, ResourceType
 from kernel.db import utcnow
 from kernel.tenancy import SystemAuthority, TenantRoute
 from keys.services import Keyring

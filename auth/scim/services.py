@@ -28,7 +28,6 @@ from scim2_models import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from auth import apikeys
 from auth.models import Group, ScimToken, User
@@ -66,6 +65,7 @@ from auth.scim.resources import (
     parse_resource,
 )
 from auth.sso import deactivate_user
+from kernel.audit_events import AuditAction, ResourceType
 from kernel.db import utcnow
 from kernel.tenancy import TenantContext
 

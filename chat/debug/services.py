@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from chat.debug.errors import RawContentDebugNotAllowed
 from chat.debug.models import DebugSwitchRow
 from chat.debug.schemas import RawContentSwitchBody, RawContentSwitchOut
+from kernel.audit_events import AuditAction, ResourceType
 from kernel.db import utcnow
 from kernel.repositories import TenantPolicyRows
 from kernel.tenancy import TenantContext

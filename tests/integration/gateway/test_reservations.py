@@ -9,11 +9,11 @@ import uuid
 from datetime import UTC, datetime
 
 from app.runtime import Runtime
-from audit.schemas import AuditAction, ResourceType
 from audit.services import AuditLog
 from gateway.adapters.base import ModelMessage, TokenUsage
 from gateway.repositories import CounterRepository
 from gateway.services import Caller, GatewayRequest, Settlement
+from kernel.audit_events import AuditAction, ResourceType
 from tests.support.deployments import Deployment
 from tests.support.gateway import CHAT, Peers, ask, gateway_settings
 from tests.support.http import assert_problem

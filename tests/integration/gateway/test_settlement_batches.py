@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from app.main import create_app
 from app.runtime import Runtime
 from audit.models import AuditEvent
-from audit.schemas import AuditAction
 from gateway.models import UsageCounter, UsageRecord
+from kernel.audit_events import AuditAction
 from tests.support.deployments import Deployment
 from tests.support.gateway import CHAT, Peers, ask, gateway_settings
 from tests.support.tenants import Api, TenantHandle, context_of
