@@ -1,4 +1,5 @@
-"""Record: what an answer leaves behind, in the request's closing transaction.
+"""Record: what an answer leaves behind, in the writing transaction that answered it (the
+first for an answer without a model, the closing one after a model).
 
 - The session: the question and the answer as messages (``open_session`` starts one, titled
   with the question as DLP left it; ``remember`` appends the turn);
