@@ -6,8 +6,9 @@ supported by it (its numbers and names in the cited text, no flipped negation, e
 words or meaning). A sentence that repeats the prompt's own structure — the ``<source>`` markup,
 its attributes, the system prompt — fails too, whatever it cites.
 
-What happens on a failure is the chat service's (``ChatService._generate`` and ``_relay``): one
-revision that names the failing sentences, then the cited extractive answer
+The chat pipeline runs it only through its verify stage (``chat.stages.verify``). What happens
+on a failure is the generate stage's and the pipeline's (``generate.revise``, ``pipeline._relay``):
+one revision that names the failing sentences, then the cited extractive answer
 (``mode_reason: "ungrounded_generation"``), or an abstention when extraction finds nothing.
 A tenant's policy may only tighten the gate (``ChatPolicyBody.min_support`` starts at the
 default threshold).

@@ -1,9 +1,9 @@
 """The orchestration patterns, as small bounded pieces the chat service composes.
 
-- chain: retrieve → compose → generate → gate (``ChatService`` runs it; the default path);
+- chain: retrieve → compose → generate → gate (``chat.pipeline`` runs it; the default path);
 - branch: the gateway's router picks the tier; the chat service branches to "nothing found" and
   to extractive answers without a model call;
-- loop: ``ChatService._recover`` — when the answer gate (``chat.gate``) refuses a sentence,
+- loop: ``chat.stages.generate.revise`` — when the answer gate (``chat.gate``) refuses a sentence,
   one revision that names the failing sentences, then the cited extractive answer;
 - parallel: ``subquestions`` + ``fan_out`` — a multi-part question is retrieved per part
   concurrently and the results fused (reciprocal rank); the reduce step (the one answer over all

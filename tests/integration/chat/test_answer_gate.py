@@ -15,7 +15,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from app.main import create_app
-from chat.services import NOTHING_FOUND
+from chat.stages.deliver import NOTHING_FOUND
 from gateway.services import estimate_tokens
 from tests.peers.llm_peer import LlmPeer, Reply
 from tests.support.chat import chat_settings, sse_events

@@ -1,0 +1,3 @@
+"""The stages of one chat answer, in the order ``chat.pipeline`` runs them: guard, cache,
+retrieve, generate, verify, deliver, record (docs/ARCHITECTURE.md, "The path of a chat
+request")."""
