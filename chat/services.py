@@ -58,6 +58,11 @@ class ChatService:
             policies=policies if policies is not None else EpochCache(),
         )
 
+    @property
+    def registry(self) -> RegionRegistry:
+        """The deployment's region registry (the model names it serves, for the routes)."""
+        return self.deps.registry
+
     async def answer(
         self, request: ChatRequest, *, history: list[dict[str, str]] | None = None
     ) -> ChatResponse:
