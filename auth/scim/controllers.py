@@ -34,8 +34,8 @@ from auth.scim.resources import (
 )
 from auth.scim.schemas import ScimTokenIssued
 from auth.scim.services import (
-    Page,
     ScimGroupService,
+    ScimPage,
     ScimSearchService,
     ScimTokenService,
     ScimUserService,
@@ -81,7 +81,7 @@ def _resource_response(
     )
 
 
-def _page_response(model: Any, page: Page, parameters: Any) -> Response[bytes]:
+def _page_response(model: Any, page: ScimPage, parameters: Any) -> Response[bytes]:
     return scim_response(
         list_response(
             model,

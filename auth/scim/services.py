@@ -111,7 +111,7 @@ class ScimTokenService:
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
+class ScimPage:
     total: int
     start_index: int
     resources: list[Any]
@@ -250,12 +250,12 @@ class _Collection(Generic[R]):
 
     async def search(
         self, request: SearchRequest[Any], parameters: ResponseParameters[Any] | None
-    ) -> Page:
+    ) -> ScimPage:
         offset, limit = page_bounds(request)
         total, resources = await self.query(
             request, request.filter, offset=offset, limit=limit, full=self.full(parameters)
         )
-        return Page(total=total, start_index=offset + 1, resources=resources)
+        return ScimPage(total=total, start_index=offset + 1, resources=resources)
 
     def full(self, parameters: ResponseParameters[Any] | None) -> bool:
         return True
@@ -613,7 +613,7 @@ class ScimSearchService:
     def __init__(self, users: ScimUserService, groups: ScimGroupService) -> None:
         self.collections: list[_Collection[Any]] = [users, groups]
 
-    async def search(self, request: SearchRequest[Any]) -> Page:
+    async def search(self, request: SearchRequest[Any]) -> ScimPage:
         offset, limit = page_bounds(request)
         total, resources = 0, list[Any]()
         if request.sort_by is None:
@@ -642,7 +642,7 @@ class ScimSearchService:
                 total += count
                 merged += page
             resources = request.sort(merged)[offset : offset + limit]
-        return Page(total=total, start_index=offset + 1, resources=resources)
+        return ScimPage(total=total, start_index=offset + 1, resources=resources)
 
     @staticmethod
     def _bound(collection: _Collection[Any], request: SearchRequest[Any]) -> ScimFilter[Any] | None:

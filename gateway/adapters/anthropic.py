@@ -33,14 +33,14 @@ from kernel.egress import EgressPolicy
 ANTHROPIC_VERSION = "2023-06-01"
 
 
-class _Shape(BaseModel):
+class _AnthropicShape(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 Tokens = Annotated[int, Field(ge=0)]
 
 
-class _Block(_Shape):
+class _Block(_AnthropicShape):
     """A content block (or a streamed block delta): ``text``/``text_delta`` carry their text."""
 
     type: str
@@ -53,42 +53,42 @@ class _Block(_Shape):
         return self
 
 
-class _Usage(_Shape):
+class _Usage(_AnthropicShape):
     input_tokens: Tokens
     output_tokens: Tokens
 
 
-class _Message(_Shape):
+class _Message(_AnthropicShape):
     content: list[_Block]
     stop_reason: str | None = None
     usage: _Usage | None = None
 
 
-class _StartUsage(_Shape):
+class _StartUsage(_AnthropicShape):
     input_tokens: Tokens = 0
 
 
-class _StartMessage(_Shape):
+class _StartMessage(_AnthropicShape):
     usage: _StartUsage | None = None
 
 
-class _MessageStart(_Shape):
+class _MessageStart(_AnthropicShape):
     message: _StartMessage
 
 
-class _BlockDelta(_Shape):
+class _BlockDelta(_AnthropicShape):
     delta: _Block
 
 
-class _StopDelta(_Shape):
+class _StopDelta(_AnthropicShape):
     stop_reason: str | None = None
 
 
-class _OutputUsage(_Shape):
+class _OutputUsage(_AnthropicShape):
     output_tokens: Tokens
 
 
-class _MessageDelta(_Shape):
+class _MessageDelta(_AnthropicShape):
     delta: _StopDelta
     usage: _OutputUsage | None = None
 

@@ -31,14 +31,14 @@ from gateway.adapters.http import ProviderHttp
 from kernel.egress import EgressPolicy
 
 
-class _Shape(BaseModel):
+class _OpenAiShape(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 Tokens = Annotated[int, Field(ge=0)]
 
 
-class OpenAIUsage(_Shape):
+class OpenAIUsage(_OpenAiShape):
     prompt_tokens: Tokens
     completion_tokens: Tokens
 
@@ -46,16 +46,16 @@ class OpenAIUsage(_Shape):
         return TokenUsage(self.prompt_tokens, self.completion_tokens)
 
 
-class OpenAIMessage(_Shape):
+class OpenAIMessage(_OpenAiShape):
     content: str | None  # present, possibly null
 
 
-class OpenAIChoice(_Shape):
+class OpenAIChoice(_OpenAiShape):
     message: OpenAIMessage
     finish_reason: str | None = None
 
 
-class OpenAICompletion(_Shape):
+class OpenAICompletion(_OpenAiShape):
     choices: list[OpenAIChoice] = Field(min_length=1)
     usage: OpenAIUsage | None = None
 
@@ -68,16 +68,16 @@ class OpenAICompletion(_Shape):
         )
 
 
-class OpenAIDelta(_Shape):
+class OpenAIDelta(_OpenAiShape):
     content: str | None = None
 
 
-class OpenAIChunkChoice(_Shape):
+class OpenAIChunkChoice(_OpenAiShape):
     delta: OpenAIDelta | None = None
     finish_reason: str | None = None
 
 
-class OpenAIChunk(_Shape):
+class OpenAIChunk(_OpenAiShape):
     """One streamed chunk; the last may carry only ``usage`` (and no choice), and a server that
     fails mid-stream sends ``{"error": ...}`` instead."""
 
