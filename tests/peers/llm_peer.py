@@ -266,13 +266,19 @@ class RunningPeer(Generic[P]):
     """Serve a peer with uvicorn in a thread on 127.0.0.1 (``with RunningPeer(peer) as p:``)."""
 
     def __init__(self, peer: P) -> None:
-        peer.port = free_port()
+        # The socket is bound here and handed to uvicorn: a port picked, closed and bound again
+        # later could be taken in between by another server of the suite.
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        peer.port = int(self.socket.getsockname()[1])
         self.peer = peer
         config = uvicorn.Config(
             peer, host="127.0.0.1", port=peer.port, log_level="warning", lifespan="off"
         )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
+        )
 
     def __enter__(self) -> P:
         self.thread.start()
@@ -286,6 +292,7 @@ class RunningPeer(Generic[P]):
     def __exit__(self, *_: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.socket.close()
 
 
 def main() -> None:
