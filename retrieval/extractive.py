@@ -203,13 +203,13 @@ def score(
         for n in range(1, len(sources) + 1)
         if figures - set(_DIGITS.findall(_THOUSANDS.sub("", sources[n - 1])))
     }
-    profile = Question.of(question, asked, weight, _ASKING)
+    profile = Question.of(question, asked, weight, _ASKING) if ranked else None
     rows, scored = [], []
     for i, ((n, sentence), sentence_terms, coverage, cosine) in enumerate(
         zip(pool, terms, coverages, cosines, strict=True)
     ):
         novel = bool(sentence_terms - asked)
-        if ranked:
+        if profile is not None:
             rows.append(
                 features(
                     profile,
