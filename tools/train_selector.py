@@ -143,7 +143,9 @@ def fit(
 def top1(
     data: list[tuple[int, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]],
     weights: NDArray[np.float64] | None,
-) -> float:
+) -> float | None:
+    if not data:
+        return None  # a sample too small to hold an article out
     right = 0.0
     for _, rows, y, hand in data:
         right += y[int(np.argmax(hand if weights is None else rows @ weights))]
