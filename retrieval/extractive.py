@@ -44,6 +44,7 @@ from retrieval.selector import (
     Question,
     Selector,
     features,
+    numbers,
     selector,
 )
 from retrieval.text import root, word_set
@@ -66,8 +67,6 @@ FOLLOW_SHARE = 0.85
 _LIST_QUESTION = re.compile(
     r"^\s*(list|name|enumerate)\b|\b(which|what) (are|were) (the )?\w+s\b|\ball (the )?\w+s\b", re.I
 )
-_DIGITS = re.compile(r"\d+")
-_THOUSANDS = re.compile(r"(?<=\d)[,\u202f\u00a0](?=\d{3}\b)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +141,35 @@ def candidates(sources: Sequence[str]) -> list[tuple[int, str]]:
     return found
 
 
+def _windows(
+    pool: Sequence[tuple[int, str]],
+    cosines: Sequence[float],
+    embedder: Embedder,
+    asked_vector: np.ndarray,
+) -> list[tuple[float, float]]:
+    """Each sentence's cosine to the question when read with the sentence before it and with
+    the one after it in its chunk ("All three lacked tentacles" says what the fossils of the
+    sentence before lacked); a sentence with no such neighbour keeps its own cosine."""
+    before = [
+        f"{pool[i - 1][1]} {s}" if i and pool[i - 1][0] == n else None
+        for i, (n, s) in enumerate(pool)
+    ]
+    after = [
+        f"{s} {pool[i + 1][1]}" if i + 1 < len(pool) and pool[i + 1][0] == n else None
+        for i, (n, s) in enumerate(pool)
+    ]
+    texts = list(dict.fromkeys(t for t in (*before, *after) if t is not None))
+    said = (
+        dict(zip(texts, (embedder.embed(texts) @ asked_vector).tolist(), strict=True))
+        if texts
+        else {}
+    )
+    return [
+        (said[b] if b else c, said[a] if a else c)
+        for b, a, c in zip(before, after, cosines, strict=True)
+    ]
+
+
 def score(
     question: str,
     sources: Sequence[str],
@@ -185,6 +213,7 @@ def score(
         nears.append(covered(terms[i] | near))
         coverages.append((1 - NEIGHBOURS) * owns[-1] + NEIGHBOURS * nears[-1])
     cosines = [0.0] * len(pool)
+    windows = [(0.0, 0.0)] * len(pool)
     if embedder is not None:
         order = sorted(range(len(pool)), key=lambda i: -coverages[i])[: embed_top or len(pool)]
         texts = [pool[i][1] for i in order]
@@ -195,14 +224,12 @@ def score(
             asked_vector, sentence_vectors = np.asarray(question_vector), embedder.embed(texts)
         for i, cosine in zip(order, sentence_vectors @ asked_vector, strict=True):
             cosines[i] = float(cosine)
+        if ranked:
+            windows = _windows(pool, cosines, embedder, asked_vector)
     # A number the question names ("505 million years ago") is what its answer is about: a
     # chunk that never says it answers another question ("2000" is said by "2,000").
     figures = {t for t in asked if t.isdigit()}
-    unanchored = {
-        n
-        for n in range(1, len(sources) + 1)
-        if figures - set(_DIGITS.findall(_THOUSANDS.sub("", sources[n - 1])))
-    }
+    unanchored = {n for n in range(1, len(sources) + 1) if figures - numbers(sources[n - 1])}
     profile = Question.of(question, asked, weight, _ASKING) if ranked else None
     rows, scored = [], []
     for i, ((n, sentence), sentence_terms, coverage, cosine) in enumerate(
@@ -218,6 +245,7 @@ def score(
                     own=owns[i],
                     near=nears[i],
                     cosine=cosine,
+                    windows=windows[i],
                     novel=novel,
                     unanchored=n in unanchored,
                     search_rank=n - 1,

@@ -6,13 +6,14 @@ it measured (how much of the question's specific vocabulary the sentence and its
 hold, its embedding's cosine to the question, the chunk's search rank, ...) into one feature
 row per sentence, and ranks the rows with weights read from ``assets/sentence-selector.json``.
 
-The weights are a conditional logit (a softmax over the sentences of one retrieval, the one
-that holds the answer as the target) fitted by ``tools/train_selector.py`` on questions of the
-SQuAD v1.1 *training* set (CC BY-SA 4.0; its articles are not among the benchmark's, which come
-from the development set), each asked against its own paragraph and the four paragraphs of the
-same article that share most words with it. The file records the data, the seed and the held-out
-top-1 accuracy next to the hand-weighted score's. The ranker only orders sentences: whether any
-of them answers (abstention) is still the evidence test of ``retrieval.extractive``.
+The weights are a conditional logit (a softmax over the sentences of one retrieval, those that
+hold the answer as the target) fitted by ``tools/train_selector.py`` on what the ranker ranks in
+the product: retrievals of the real search. Articles of the SQuAD v1.1 *training* set (CC BY-SA
+4.0; the benchmark's come from the development set) are laid out into corpora as the answer
+benchmark's is, ingested into an embedded server through the API, and each question's chunks
+come from ``POST /v1/search``. The file records the data, the seed and the held-out top-1
+accuracy next to the hand-weighted score's. The ranker only orders sentences: whether any of
+them answers (abstention) is still the evidence test of ``retrieval.extractive``.
 """
 
 from __future__ import annotations
@@ -43,13 +44,15 @@ HOW_MUCH = re.compile(
 )
 WHEN = re.compile(r"^\s*(when|what (year|date|day|month|century))\b", re.I)
 WHO = re.compile(r"^\s*(who|whom|whose|which (person|company|country|city))\b", re.I)
-_WHERE = re.compile(r"^\s*where\b|\bwhere\b", re.I)
+_WHERE = re.compile(r"\bwhere\b", re.I)
 _WHY = re.compile(r"\bwhy\b", re.I)
 DIGIT = re.compile(r"\d")
 NAME_INSIDE = re.compile(r"\s[A-Z][a-z]")
 _YEAR = re.compile(r"\b1\d{3}\b|\b20\d{2}\b")
 _PERCENT = re.compile(r"%|\bper ?cent\b", re.I)
 _WORD = re.compile(r"[a-z0-9]+")
+_DIGITS = re.compile(r"\d+")
+_THOUSANDS = re.compile(r"(?<=\d)[,\u202f\u00a0](?=\d{3}\b)")
 
 QUESTION_KINDS = ("how_much", "when", "who", "where", "why", "other")
 SENTENCE_HOLDS = ("digit", "name", "year", "percent")
@@ -57,6 +60,9 @@ FEATURES = (
     "coverage_own",  # the question's rarity-weighted terms the sentence holds
     "coverage_near",  # the same with its neighbours in the chunk
     "cosine",  # MiniLM cosine of the sentence to the question
+    "cosine_before",  # the same of the sentence read with the one before it in its chunk
+    "cosine_after",  # the same of the sentence read with the one after it
+    "cosine_best",  # the highest of the three
     "novel",  # it says something besides the question's own words
     "unanchored",  # its chunk never says a number the question names
     "bigrams",  # share of the question's word pairs it holds in order
@@ -65,9 +71,17 @@ FEATURES = (
     "length",  # log of its length in words
     "search_rank",  # its chunk's place in the search, over five
     "unasked",  # share of its words that the question does not use
+    "figures_held",  # share of the numbers the question names ("in 1966") that it says
+    "figures_none",  # the question names numbers and it says none of them
     *SENTENCE_HOLDS,
     *(f"{kind}*{holds}" for kind in QUESTION_KINDS for holds in SENTENCE_HOLDS),
 )
+
+
+def numbers(text: str) -> set[str]:
+    """The whole numbers a text says, thousands separators read ("2,000" says 2000, not 000;
+    "1,400" does not say 400)."""
+    return set(_DIGITS.findall(_THOUSANDS.sub("", text)))
 
 
 def question_kind(question: str) -> str:
@@ -75,7 +89,7 @@ def question_kind(question: str) -> str:
         return "how_much"
     if WHEN.match(question):
         return "when"
-    if WHO.match(question) or question.lstrip().lower().startswith("who"):
+    if WHO.match(question):
         return "who"
     if _WHERE.search(question):
         return "where"
@@ -98,6 +112,7 @@ class Question:
     pairs: frozenset[tuple[str, str]]  # its word pairs that hold one of those terms
     rarest: frozenset[str]  # its terms of the highest weight
     shaping: frozenset[str]  # the words that shape a question without naming its topic
+    figures: frozenset[str]  # the numbers it names
 
     @classmethod
     def of(
@@ -117,6 +132,7 @@ class Question:
             ),
             rarest=frozenset(t for t, w in weight.items() if top and w == top),
             shaping=frozenset(root(w) for w in shaping),
+            figures=frozenset(numbers(question)),
         )
 
 
@@ -128,11 +144,13 @@ def features(
     own: float,
     near: float,
     cosine: float,
+    windows: tuple[float, float],
     novel: bool,
     unanchored: bool,
     search_rank: int,
 ) -> list[float]:
-    """One row in the order of ``FEATURES``; ``held``: the sentence's terms."""
+    """One row in the order of ``FEATURES``; ``held``: the sentence's terms; ``windows``: the
+    cosines of the sentence read with the one before it and with the one after it."""
     words = _roots(sentence)
     pairs = set(itertools.pairwise(words))
     places = [k for k, w in enumerate(words) if w in question.asked]
@@ -144,10 +162,13 @@ def features(
         1.0 if _PERCENT.search(sentence) else 0.0,
     ]
     kinds = [1.0 if question.kind == kind else 0.0 for kind in QUESTION_KINDS]
+    said = question.figures & numbers(sentence) if question.figures else frozenset()
     return [
         own,
         near,
         cosine,
+        *windows,
+        max(cosine, *windows),
         float(novel),
         float(unanchored),
         len(question.pairs & pairs) / max(1, len(question.pairs)),
@@ -156,6 +177,8 @@ def features(
         math.log(1 + len(words)) / 4,
         search_rank / 5,
         len(set(words) - question.asked - question.shaping) / max(1, len(words)),
+        len(said) / len(question.figures) if question.figures else 0.0,
+        1.0 if question.figures and not said else 0.0,
         *holds,
         *(k * h for k in kinds for h in holds),
     ]

@@ -124,8 +124,9 @@ def _contains(haystack: str, needle: str) -> bool:
     return f" {needle} " in f" {haystack} "
 
 
-def _short_answers(qa: dict[str, Any], doc_norm: str) -> list[str]:
-    """Gold spans that agree with the most given one, if at least two annotators agree on it.
+def _short_answers(qa: dict[str, Any], doc_norm: str, agreeing: int = 2) -> list[str]:
+    """Gold spans that agree with the most given one, if at least ``agreeing`` annotators agree
+    on it (SQuAD's training set has one annotator a question).
 
     Agreeing means one normalised span contains the other as whole words ('Three' / 'Three
     additional species'). Kept are the agreeing spans of at most MAX_ANSWER_WORDS words that
@@ -138,7 +139,7 @@ def _short_answers(qa: dict[str, Any], doc_norm: str) -> list[str]:
     def agrees(norm: str) -> bool:
         return bool(norm) and (_contains(top, norm) or _contains(norm, top))
 
-    if sum(agrees(normalize(t)) for t in texts) < 2:
+    if sum(agrees(normalize(t)) for t in texts) < agreeing:
         return []
     seen: set[str] = set()
     out: list[str] = []
@@ -167,7 +168,16 @@ def load_squad(wheel: Path) -> list[dict[str, Any]]:
     return data
 
 
-def build(articles: list[dict[str, Any]]) -> dict[str, Any]:
+def build(
+    articles: list[dict[str, Any]],
+    *,
+    per_article_answerable: int = PER_ARTICLE_ANSWERABLE,
+    answerable_questions: int = N_ANSWERABLE,
+    agreeing: int = 2,
+) -> dict[str, Any]:
+    """The set from ``articles``. The keywords serve ``tools/train_selector.py``, which builds
+    its training corpora the same way from the training set (more answerable questions, each
+    with one annotator's answer)."""
     rng = random.Random(SEED)
     order = list(range(len(articles)))
     rng.shuffle(order)
@@ -236,7 +246,8 @@ def build(articles: list[dict[str, Any]]) -> dict[str, Any]:
         cands = [
             qa
             for qa in answerable.get(ai, [])
-            if _specific(qa["question"]) and _short_answers(qa, doc_norms[qa["document_id"]])
+            if _specific(qa["question"])
+            and _short_answers(qa, doc_norms[qa["document_id"]], agreeing)
         ]
         rng.shuffle(cands)
         picked: dict[tuple[str, str], dict[str, Any]] = {}
@@ -244,16 +255,16 @@ def build(articles: list[dict[str, Any]]) -> dict[str, Any]:
             # one question per (document, answer): SQuAD often asks the same thing twice
             key = (
                 qa["document_id"],
-                normalize(_short_answers(qa, doc_norms[qa["document_id"]])[0]),
+                normalize(_short_answers(qa, doc_norms[qa["document_id"]], agreeing)[0]),
             )
-            if len(picked) < PER_ARTICLE_ANSWERABLE and key not in picked:
+            if len(picked) < per_article_answerable and key not in picked:
                 picked[key] = qa
         for qa in picked.values():
             questions_a.append(
                 {
                     "id": qa["id"],
                     "question": qa["question"].strip(),
-                    "answers": _short_answers(qa, doc_norms[qa["document_id"]]),
+                    "answers": _short_answers(qa, doc_norms[qa["document_id"]], agreeing),
                     "document_id": qa["document_id"],
                     "answerable": True,
                 }
@@ -275,7 +286,7 @@ def build(articles: list[dict[str, Any]]) -> dict[str, Any]:
                 }
             )
 
-    questions = rng.sample(questions_a, min(N_ANSWERABLE, len(questions_a)))
+    questions = rng.sample(questions_a, min(answerable_questions, len(questions_a)))
     questions += rng.sample(questions_u, min(N_UNANSWERABLE, len(questions_u)))
     rng.shuffle(questions)
     return {"documents": documents, "questions": questions}
