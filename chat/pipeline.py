@@ -42,6 +42,7 @@ from chat.stages.generate import Draft, Generated
 from chat.turn import ChatDeps, ChatTurn, Unit
 from dlp.errors import PersonalDataBlocked
 from gateway.services import GatewayStream
+from kernel.errors import ServiceUnavailable
 
 
 async def answer(
@@ -133,7 +134,22 @@ async def _prepare(
 
 async def _relay(deps: ChatDeps, turn: ChatTurn, opened: GatewayStream) -> AsyncIterator[ChatEvent]:
     """The stream's events: ``meta``, then each sentence as outbound DLP and the gate pass it,
-    then the citations and ``done`` once the answer is recorded."""
+    then the citations and ``done`` once the answer is recorded. An outage while the answer is
+    recorded (database, KMS) ends the stream with an ``error`` event, as a JSON answer's 503;
+    a revision's model call is settled in the background whenever the answer's closing
+    transaction did not commit (the stream's own call settles itself, ``GatewayService``)."""
+    try:
+        async for event in _relayed(deps, turn, opened):
+            yield event
+    except ServiceUnavailable as outage:
+        yield deliver.outage(outage)
+    finally:
+        record.settle_detached(deps, turn)
+
+
+async def _relayed(
+    deps: ChatDeps, turn: ChatTurn, opened: GatewayStream
+) -> AsyncIterator[ChatEvent]:
     yield deliver.opening(turn, opened)
     verifier = verify.Verifier(deps, turn)
     relay = generate.Relay(turn, opened, verifier)
@@ -152,9 +168,6 @@ async def _relay(deps: ChatDeps, turn: ChatTurn, opened: GatewayStream) -> Async
         else:
             assert relay.refused is not None
             verify.refused(relay.refused)
-            # The first prompt is composed once more (its ``compose_prompt`` span), as it
-            # always was here; the revision fits its own.
-            generate.messages(deps, turn)
             try:
                 revised = await generate.revise(deps, turn, relay.generation, relay.refused)
             except PersonalDataBlocked as blocked:
@@ -195,14 +208,17 @@ async def _finish(deps: ChatDeps, turn: ChatTurn, generated: Generated) -> ChatR
             response = await _extractive(
                 deps, unit, turn, turn.mode_reason, revisions=generated.revisions
             )
-            await record.settle(deps, unit, turn)
-            turn.unsettled.clear()
-            return response
-        response = deliver.generative(turn, draft.generation, draft.grounding, generated.revisions)
-        await record.complete(deps, unit, turn, response)
+        else:
+            response = deliver.generative(
+                turn, draft.generation, draft.grounding, generated.revisions
+            )
+            await record.complete(deps, unit, turn, response)
         await record.settle(deps, unit, turn)
+    # Settled once the closing transaction has committed; until then a failure leaves them to
+    # ``record.settle_detached``.
     turn.unsettled.clear()
-    verify.sample(deps, turn, response)
+    if draft is not None:
+        verify.sample(deps, turn, response)
     return response
 
 
@@ -223,8 +239,8 @@ async def _no_model(
     text: str,
     reason: str,
 ) -> ChatResponse:
-    """An abstention without sources, remembered in the session (with an audit log of its own
-    on the same transaction)."""
+    """An abstention without sources, remembered in the session (its audit event in the same
+    transaction)."""
     response = deliver.abstention(row.id, text, reason)
-    await record.remember(deps, sessions, row, turn, response, deps.audit_log(unit.session))
+    await record.remember(deps, sessions, row, turn, response, unit.audit)
     return response

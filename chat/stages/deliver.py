@@ -41,6 +41,7 @@ from dlp.errors import PersonalDataBlocked
 from dlp.services import DlpScanner
 from dlp.transform import PseudonymVault
 from gateway.services import GatewayStream
+from kernel.errors import ServiceUnavailable
 from retrieval.extractive import Extract, extract, render
 from retrieval.grounding import CITATION, Grounding, sentences
 from retrieval.prompt import SYSTEM_PROMPT
@@ -276,6 +277,15 @@ def token(text: str) -> ChatEvent:
 def blocked(refusal: PersonalDataBlocked) -> ChatEvent:
     """The answer holds personal data the tenant's policy blocks: the stream stops here."""
     return ChatEvent("error", {"code": refusal.code, "detail": refusal.detail})
+
+
+def outage(error: ServiceUnavailable) -> ChatEvent:
+    """Something the answer is recorded in (database, KMS) failed after the stream began: the
+    stream's ``error`` event in place of the JSON answer's 503 (nothing of the answer was
+    recorded; the question may be sent again)."""
+    return ChatEvent(
+        "error", {"code": error.code, "detail": error.detail, "retry_after": error.retry_after}
+    )
 
 
 def broken(error_code: str | None) -> ChatEvent:
