@@ -23,9 +23,9 @@ fleet; ``generative:<model>`` for each local model that is installed):
 - ``latency``: p50/p99 of the whole request.
 
 Generative modes run on a deterministic subset (``--generative-questions``, the same share of
-unanswerable questions): a local model takes seconds per answer on two cores. ``make bench``
-also streams and asks in the default mode on subsets (``--stream-questions``,
-``--default-questions``) to fit its time.
+unanswerable questions): a local model takes seconds per answer on two cores. The streamed and
+default modes ask every question unless ``--stream-questions`` / ``--default-questions`` say
+fewer.
 
     python -m bench.answers [--questions 280] [--generative-questions 30] [--models smollm2 ...]
 """
