@@ -10,8 +10,9 @@ import asyncio
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,6 +28,30 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
 
     async def embed_async(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TokenVectors:
+    """A text's contextual token vectors as the encoder read them (its special tokens left
+    out), unit length, float16, with each token's character span in the text."""
+
+    vectors: NDArray[np.float16]  # (tokens, dimension)
+    spans: NDArray[np.int32]  # (tokens, 2): start and end offsets in the text
+
+    def within(self, start: int, end: int) -> NDArray[np.float32] | None:
+        """The vectors of the tokens inside ``text[start:end]``; ``None`` when the encoder did
+        not read that far (a text longer than its window)."""
+        if not len(self.spans) or end > self.spans[-1, 1]:
+            return None
+        inside = (self.spans[:, 0] >= start) & (self.spans[:, 1] <= end)
+        return self.vectors[inside].astype(np.float32)
+
+
+@runtime_checkable
+class TokenEmbedder(Protocol):
+    """An embedder that also gives the contextual vector of each token of a text."""
+
+    def embed_tokens(self, texts: Sequence[str]) -> list[TokenVectors]: ...
 
 
 class BaseEmbedder:
@@ -60,44 +85,82 @@ def l2_normalize(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
     return normalised
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _Recent(Generic[_K, _V]):
+    """A least-recently-used map of at most ``size`` entries, safe across threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[_K, _V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_compute(
+        self, keys: Sequence[_K], compute: Callable[[list[int]], Sequence[_V]]
+    ) -> list[_V]:
+        """The value of each key, computing those missing together (``compute`` gets their
+        places in ``keys``)."""
+        found: dict[int, _V] = {}
+        with self._lock:
+            for i, key in enumerate(keys):
+                value = self._entries.get(key)
+                if value is not None:
+                    self._entries.move_to_end(key)
+                    found[i] = value
+        missing = [i for i in range(len(keys)) if i not in found]
+        if missing:
+            computed = compute(missing)
+            with self._lock:
+                for i, value in zip(missing, computed, strict=True):
+                    found[i] = value
+                    self._entries[keys[i]] = value
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return [found[i] for i in range(len(keys))]
+
+
 class SentenceVectors:
     """Embeddings of the sentences of retrieved chunks, kept in memory (least recently used
     first out) so that a chunk retrieved again costs no model time: the evidence test and the
-    answer gate embed a few of its sentences on every request that retrieves it.
+    answer gate embed a few of its sentences on every request that retrieves it. The token
+    vectors of whole chunks, which the extractive answer's ranker reads, are kept the same way
+    (fewer of them: ``token_size`` texts, ~150 KB each for a chunk of 200 tokens, ~75 MB at
+    most).
 
     Entries are keyed by tenant and a SHA-256 of the text (no text is kept), so one tenant can
     never tell, by timing, which sentences another's requests have embedded."""
 
-    def __init__(self, embedder: Embedder, *, size: int = 20_000) -> None:
+    def __init__(self, embedder: Embedder, *, size: int = 20_000, token_size: int = 512) -> None:
         self.embedder = embedder
         self.size = size
-        self._vectors: OrderedDict[tuple[str, bytes], NDArray[np.float32]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._vectors: _Recent[tuple[str, bytes], NDArray[np.float32]] = _Recent(size)
+        self._tokens: _Recent[tuple[str, bytes], TokenVectors] = _Recent(token_size)
 
-    def for_tenant(self, tenant_id: str) -> Embedder:
+    def for_tenant(self, tenant_id: str) -> _TenantVectors:
         return _TenantVectors(self, tenant_id)
 
     def embed(self, tenant_id: str, texts: Sequence[str]) -> NDArray[np.float32]:
-        keys = [(tenant_id, hashlib.sha256(t.encode()).digest()) for t in texts]
-        found: dict[int, NDArray[np.float32]] = {}
-        with self._lock:
-            for i, key in enumerate(keys):
-                vector = self._vectors.get(key)
-                if vector is not None:
-                    self._vectors.move_to_end(key)
-                    found[i] = vector
-        missing = [i for i in range(len(texts)) if i not in found]
-        if missing:
-            computed = self.embedder.embed([texts[i] for i in missing])
-            with self._lock:
-                for i, vector in zip(missing, computed, strict=True):
-                    found[i] = vector
-                    self._vectors[keys[i]] = vector
-                while len(self._vectors) > self.size:
-                    self._vectors.popitem(last=False)
         if not texts:
             return np.zeros((0, self.embedder.dimension), dtype=np.float32)
-        return np.stack([found[i] for i in range(len(texts))])
+
+        def compute(missing: list[int]) -> list[NDArray[np.float32]]:
+            return list(self.embedder.embed([texts[i] for i in missing]))
+
+        return np.stack(self._vectors.get_or_compute(_keys(tenant_id, texts), compute))
+
+    def embed_tokens(self, tenant_id: str, texts: Sequence[str]) -> list[TokenVectors]:
+        inner = self.embedder
+        if not isinstance(inner, TokenEmbedder):
+            raise TypeError(f"{inner.model_id} gives no token vectors")
+        return self._tokens.get_or_compute(
+            _keys(tenant_id, texts), lambda missing: inner.embed_tokens([texts[i] for i in missing])
+        )
+
+
+def _keys(tenant_id: str, texts: Sequence[str]) -> list[tuple[str, bytes]]:
+    return [(tenant_id, hashlib.sha256(t.encode()).digest()) for t in texts]
 
 
 class _TenantVectors(BaseEmbedder):
@@ -109,3 +172,6 @@ class _TenantVectors(BaseEmbedder):
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         return self.cache.embed(self.tenant_id, texts)
+
+    def embed_tokens(self, texts: Sequence[str]) -> list[TokenVectors]:
+        return self.cache.embed_tokens(self.tenant_id, texts)

@@ -11,10 +11,11 @@ search. A question word the retrieved text does not hold is read as the one word
 it is one slip from (a typo: "innnate", "whit"), and a chunk that never says a number the
 question names ("505 million years ago") scores half. Which sentence is quoted first is the
 learned ranker's choice (``retrieval.selector``: a linear model over these same measures and a
-few more, fitted on the SQuAD training set), which tells the sentence that holds the asked fact
-from an on-topic rival better than this hand-weighted score; at most two more of its chunk
-follow (four from any chunk for a list question), each only if it scores close to the best and
-adds words of its own. A sentence appears once.
+few more, among them a token-by-token alignment of the sentence, read in its chunk, to the
+question's terms; fitted on the SQuAD training set), which tells the sentence that holds the
+asked fact from an on-topic rival better than this hand-weighted score; at most two more of its
+chunk follow (four from any chunk for a list question), each only if it scores close to the
+best and adds words of its own. A sentence appears once.
 
 The evidence test (``answerable``) decides abstention from what the retrieved text says, not
 from the top hit's similarity: on-topic distractors score high on similarity yet leave the
@@ -32,8 +33,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from numpy.typing import NDArray
 
-from retrieval.embeddings import Embedder
+from retrieval.embeddings import Embedder, TokenEmbedder
 from retrieval.grounding import content_words, plain, sentences
 from retrieval.selector import (
     DIGIT,
@@ -64,6 +66,7 @@ MIN_COVERAGE = 0.2
 SURE_COVERAGE = 0.8
 # Further sentences: within this share of the best score.
 FOLLOW_SHARE = 0.85
+_RUN = re.compile(r"[^\W_]+")  # a word: a run of letters and digits
 _LIST_QUESTION = re.compile(
     r"^\s*(list|name|enumerate)\b|\b(which|what) (are|were) (the )?\w+s\b|\ball (the )?\w+s\b", re.I
 )
@@ -170,6 +173,54 @@ def _windows(
     ]
 
 
+def _aligned(
+    question: str,
+    weight: dict[str, float],
+    pool: Sequence[tuple[int, str]],
+    sources: Sequence[str],
+    embedder: TokenEmbedder,
+) -> list[tuple[float, float]]:
+    """How closely each sentence's tokens match the question's terms, token by token (the
+    late interaction of ColBERT, on MiniLM's contextual token vectors): for each term, the mean
+    over its tokens of the best cosine to any token of the sentence, then the mean over terms,
+    plain and weighted by rarity. The sentence's tokens are read in their whole chunk, so that
+    "All three apparently lacked tentacles" carries what the sentence before it is about, and a
+    paraphrase ("French" for "France") matches closer than an unrelated word."""
+    read = [" ".join(text.split()) for text in sources]
+    asked, *chunks = embedder.embed_tokens([question, *read])
+    terms: dict[str, list[int]] = {}
+    for word in _RUN.finditer(question):
+        term = root(word.group().casefold())
+        if term in weight:
+            inside = (asked.spans[:, 0] >= word.start()) & (asked.spans[:, 1] <= word.end())
+            terms.setdefault(term, []).extend(np.flatnonzero(inside).tolist())
+    terms = {t: places for t, places in terms.items() if places}
+    if not terms:
+        return [(0.0, 0.0)] * len(pool)
+    vectors = asked.vectors.astype(np.float32)
+    total = sum(weight[t] for t in terms)
+    found: list[NDArray[np.float32] | None] = []
+    for n, sentence in pool:
+        start = read[n - 1].find(sentence)
+        found.append(chunks[n - 1].within(start, start + len(sentence)) if start >= 0 else None)
+    alone = [i for i, tokens in enumerate(found) if tokens is None or not len(tokens)]
+    if alone:  # past the encoder's window, or not found verbatim: read on its own
+        read_alone = embedder.embed_tokens([plain(pool[i][1]) for i in alone])
+        for i, own in zip(alone, read_alone, strict=True):
+            found[i] = own.vectors.astype(np.float32)
+    aligned = []
+    for sentence_vectors in found:
+        if sentence_vectors is None or not len(sentence_vectors):
+            aligned.append((0.0, 0.0))
+            continue
+        best = (vectors @ sentence_vectors.T).max(axis=1)
+        per = {t: float(best[places].mean()) for t, places in terms.items()}
+        aligned.append(
+            (sum(per.values()) / len(per), sum(weight[t] * v for t, v in per.items()) / total)
+        )
+    return aligned
+
+
 def score(
     question: str,
     sources: Sequence[str],
@@ -214,6 +265,7 @@ def score(
         coverages.append((1 - NEIGHBOURS) * owns[-1] + NEIGHBOURS * nears[-1])
     cosines = [0.0] * len(pool)
     windows = [(0.0, 0.0)] * len(pool)
+    aligned = [(0.0, 0.0)] * len(pool)
     if embedder is not None:
         order = sorted(range(len(pool)), key=lambda i: -coverages[i])[: embed_top or len(pool)]
         texts = [pool[i][1] for i in order]
@@ -226,6 +278,8 @@ def score(
             cosines[i] = float(cosine)
         if ranked:
             windows = _windows(pool, cosines, embedder, asked_vector)
+            if isinstance(embedder, TokenEmbedder):
+                aligned = _aligned(question, weight, pool, sources, embedder)
     # A number the question names ("505 million years ago") is what its answer is about: a
     # chunk that never says it answers another question ("2000" is said by "2,000").
     figures = {t for t in asked if t.isdigit()}
@@ -246,6 +300,7 @@ def score(
                     near=nears[i],
                     cosine=cosine,
                     windows=windows[i],
+                    aligned=aligned[i],
                     novel=novel,
                     unanchored=n in unanchored,
                     search_rank=n - 1,

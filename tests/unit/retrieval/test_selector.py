@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from retrieval.adapters.minilm import OnnxMiniLMEmbedder
 from retrieval.extractive import extract, score
-from retrieval.selector import FEATURES, WEIGHTS, load, selector
+from retrieval.selector import FEATURES, WEIGHTS, Selector, load, selector
 
 RIVALS = json.loads(
     (Path(__file__).parents[2] / "fixtures" / "answers" / "rival-sentences.json").read_text()
@@ -48,3 +49,31 @@ def test_weights_fitted_for_other_features_are_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(stale))
     with pytest.raises(RuntimeError, match="other features"):
         load(path)
+
+
+def _aligned(question: str, sources: list[str]) -> dict[str, float]:
+    """Each sentence's token alignment to the question, as the ranker reads it."""
+    blank = Selector(np.zeros(len(FEATURES)))
+    scored = score(question, sources, OnnxMiniLMEmbedder(), ranked=True, ranker=blank)
+    return {e.text: e.features[FEATURES.index("aligned")] for e in scored}
+
+
+def test_a_sentence_is_read_with_what_its_chunk_said_before_it() -> None:
+    question = "What did the fossils found in the Burgess Shale lack?"
+    found = "Three species of fossils were found in the Burgess Shale of Canada."
+    lacked = "All three apparently lacked tentacles but had many comb rows."
+    in_its_chunk = _aligned(question, [f"{found} {lacked}"])[lacked]
+    on_its_own = _aligned(question, [found, lacked])[lacked]
+    assert in_its_chunk > on_its_own + 0.1
+
+
+def test_a_word_of_the_asked_meaning_aligns_closer_than_a_rival_word() -> None:
+    aligned = _aligned(
+        "Which canal takes the Rhine water through France?",
+        [
+            "On the French side, the Grand Canal d'Alsace takes the water.",
+            "On the Swiss side, the Linth Canal takes the water.",
+        ],
+    )
+    french, swiss = aligned.values()
+    assert french > swiss + 0.05
