@@ -138,7 +138,11 @@ class SentenceVectors:
         self._vectors: _Recent[tuple[str, bytes], NDArray[np.float32]] = _Recent(size)
         self._tokens: _Recent[tuple[str, bytes], TokenVectors] = _Recent(token_size)
 
-    def for_tenant(self, tenant_id: str) -> _TenantVectors:
+    def for_tenant(self, tenant_id: str) -> Embedder:
+        """The cache as one tenant's embedder; it gives token vectors only when the model
+        does (the ranker then reads its token alignment, else it does without)."""
+        if isinstance(self.embedder, TokenEmbedder):
+            return _TenantTokenVectors(self, tenant_id)
         return _TenantVectors(self, tenant_id)
 
     def embed(self, tenant_id: str, texts: Sequence[str]) -> NDArray[np.float32]:
@@ -173,5 +177,7 @@ class _TenantVectors(BaseEmbedder):
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         return self.cache.embed(self.tenant_id, texts)
 
+
+class _TenantTokenVectors(_TenantVectors):
     def embed_tokens(self, texts: Sequence[str]) -> list[TokenVectors]:
         return self.cache.embed_tokens(self.tenant_id, texts)

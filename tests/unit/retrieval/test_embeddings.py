@@ -125,6 +125,7 @@ def test_token_vectors_are_reused_per_tenant_only_and_evicted_oldest_first() -> 
     counting = CountingEmbedder()
     cache = SentenceVectors(counting, token_size=2)
     a, b = cache.for_tenant("a"), cache.for_tenant("b")
+    assert isinstance(a, TokenEmbedder) and isinstance(b, TokenEmbedder)
     hotels, meals = a.embed_tokens(["Hotels up to 180 euros.", "Meals up to 40 euros."])
     again = a.embed_tokens(["Meals up to 40 euros."])[0]
     np.testing.assert_array_equal(again.vectors, meals.vectors)
@@ -134,3 +135,27 @@ def test_token_vectors_are_reused_per_tenant_only_and_evicted_oldest_first() -> 
     a.embed_tokens(["Hotels up to 180 euros."])  # tenant a's hotels went when b's came in
     assert counting.texts[-1] == "Hotels up to 180 euros." and len(counting.texts) == 4
     assert hotels.spans.tolist() == a.embed_tokens(["Hotels up to 180 euros."])[0].spans.tolist()
+
+
+class WordsOnly:
+    """An embedder that gives sentence vectors but no token vectors."""
+
+    model_id = EMBEDDER.model_id
+    dimension = EMBEDDER.dimension
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        return EMBEDDER.embed(texts)
+
+    async def embed_async(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        return self.embed(texts)
+
+
+def test_a_model_without_token_vectors_still_answers_extractively() -> None:
+    from retrieval.extractive import extract
+
+    tenant = SentenceVectors(WordsOnly()).for_tenant("a")
+    assert not isinstance(tenant, TokenEmbedder)
+    assert isinstance(SentenceVectors(EMBEDDER).for_tenant("a"), TokenEmbedder)
+    policy = ["Hotels are reimbursed up to 180 euros a night in Paris.", "Meals: 40 euros a day."]
+    found = extract("What is the hotel limit per night in Paris?", policy, tenant)
+    assert found and "180 euros" in found[0].text
